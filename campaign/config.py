@@ -1,0 +1,314 @@
+"""Settings: TOML file + environment + command line, in that order of precedence (lowest first).
+
+`load_settings()` is the one way to build a `Settings`; everything below it is plain,
+frozen data with named defaults. Secrets (gateway password, push password) never
+appear in `repr()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from campaign.errors import ConfigError
+
+DEFAULT_GATEWAY_URL = "http://send.18sms.com/msg"
+SIMULATOR = "simulator"
+DEFAULT_MAX_BATCH = 50_000
+DEFAULT_MIN_BATCH = 1
+DEFAULT_RATE = 20.0
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_DB_FILE = "campaign.db"
+DEFAULT_RECEIVER_HOST = "127.0.0.1"
+DEFAULT_RECEIVER_PORT = 8080
+DEFAULT_OPTOUT_KEYWORDS: tuple[str, ...] = ("T", "TD", "R", "退订", "取消")
+BLACKLIST_STATUSES: tuple[str, ...] = ("MBBLACK", "DB:0141", "MA:0001", "MX:0013")
+
+ENV_CONFIG = "CAMPAIGN_CONFIG"
+ENV_DB = "CAMPAIGN_DB"
+ENV_GATEWAY = "CAMPAIGN_GATEWAY"
+ENV_ACCOUNT = "CAMPAIGN_ACCOUNT"
+ENV_PASSWORD = "CAMPAIGN_PASSWORD"
+
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """A daily window of China time; `end` may be before `start` (overnight)."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    url: str = DEFAULT_GATEWAY_URL
+    account: str = ""
+    password: str = field(default="", repr=False)
+    product: str = ""
+    extno: str = ""
+    needstatus: bool = True
+    max_batch: int = DEFAULT_MAX_BATCH
+    min_batch: int = DEFAULT_MIN_BATCH
+    rate: float = DEFAULT_RATE
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class ComplianceSettings:
+    signature: str = ""
+    optout_text: str = ""
+    send_window: SendWindow | None = None
+    sensitive_words: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    host: str = DEFAULT_RECEIVER_HOST
+    port: int = DEFAULT_RECEIVER_PORT
+    receiver: str = ""
+    pswd: str = field(default="", repr=False)
+    optout_keywords: tuple[str, ...] = DEFAULT_OPTOUT_KEYWORDS
+    suppress_blacklisted: bool = False  # blacklist report statuses put the number on the list
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    log: Path | None = None
+    lock: Path | None = None
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    name: str
+    contacts: str  # a path or a glob, resolved against the config folder
+    template: str
+    inbox: Path | None = None
+    export: Path | None = None
+    send_at: time | None = None
+    not_after: time | None = None
+    max_per_day: int | None = None
+    send_window: SendWindow | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    gateway: GatewaySettings = GatewaySettings()
+    compliance: ComplianceSettings = ComplianceSettings()
+    receiver: ReceiverSettings = ReceiverSettings()
+    store_url: str = f"sqlite:///{DEFAULT_DB_FILE}"
+    run: RunSettings = RunSettings()
+    jobs: tuple[JobSettings, ...] = ()
+    config_path: Path | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths of the config file are relative to."""
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+
+def parse_window(value: str, key: str = "send_window") -> SendWindow:
+    match = _WINDOW.match(value)
+    if not match:
+        raise ConfigError(f"{key} must look like 08:00-21:00, not {value!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    return SendWindow(_clock(h1, m1, key, value), _clock(h2, m2, key, value))
+
+
+def parse_clock(value: str, key: str) -> time:
+    match = _CLOCK.match(value)
+    if not match:
+        raise ConfigError(f"{key} must be a China time of day like 09:00, not {value!r}")
+    return _clock(int(match.group(1)), int(match.group(2)), key, value)
+
+
+def _clock(hour: int, minute: int, key: str, value: str) -> time:
+    if hour == 24 and minute == 0:
+        return time(23, 59, 59, 999999)
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise ConfigError(f"{key}: {value!r} is not a time of day")
+    return time(hour, minute)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(
+    config: Path | str | None = None,
+    *,
+    db: str | None = None,
+    gateway: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: defaults < config file < environment < these arguments."""
+    env = os.environ if env is None else env
+    path = Path(config) if config else (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
+    data = read_toml(path) if path else {}
+    base = path.resolve().parent if path else Path.cwd()
+    settings = _from_toml(data, base, path.resolve() if path else None)
+    gw_env = {
+        "url": env.get(ENV_GATEWAY),
+        "account": env.get(ENV_ACCOUNT),
+        "password": env.get(ENV_PASSWORD),
+    }
+    gw_changes = {k: v for k, v in gw_env.items() if v}
+    if gateway:
+        gw_changes["url"] = gateway
+    store_url = db or env.get(ENV_DB) or settings.store_url
+    return replace(
+        settings,
+        gateway=replace(settings.gateway, **gw_changes),
+        store_url=normalize_store_url(store_url, base),
+    )
+
+
+def normalize_store_url(url: str, base: Path) -> str:
+    """Accept a SQLAlchemy URL or a bare file path; make relative SQLite paths absolute."""
+    if "://" not in url:
+        return f"sqlite:///{(base / url).resolve()}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and rest != ":memory:":
+            return f"sqlite:///{(base / rest).resolve()}"
+    return url
+
+
+def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
+    known = {"gateway", "compliance", "receiver", "store", "run", "job"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown section(s) in the config file: {', '.join(unknown)}")
+    gateway = _section(GatewaySettings, data.get("gateway", {}), "gateway")
+    compliance_raw = dict(_table(data, "compliance"))
+    window = compliance_raw.pop("send_window", None)
+    words = compliance_raw.pop("sensitive_words", None)
+    compliance = _section(ComplianceSettings, compliance_raw, "compliance")
+    compliance = replace(
+        compliance,
+        send_window=parse_window(_str(window, "compliance.send_window")) if window else None,
+        sensitive_words=base / _str(words, "compliance.sensitive_words") if words else None,
+    )
+    receiver_raw = dict(_table(data, "receiver"))
+    keywords = receiver_raw.pop("optout_keywords", None)
+    receiver = _section(ReceiverSettings, receiver_raw, "receiver")
+    if keywords is not None:
+        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+            raise ConfigError("receiver.optout_keywords must be a list of strings")
+        receiver = replace(receiver, optout_keywords=tuple(keywords))
+    store = _table(data, "store")
+    store_url = _str(store.get("url", f"sqlite:///{DEFAULT_DB_FILE}"), "store.url")
+    run_raw = _table(data, "run")
+    run = RunSettings(
+        log=base / _str(run_raw["log"], "run.log") if run_raw.get("log") else None,
+        lock=base / _str(run_raw["lock"], "run.lock") if run_raw.get("lock") else None,
+    )
+    jobs = tuple(_job(raw, base, i) for i, raw in enumerate(data.get("job", []), start=1))
+    return Settings(
+        gateway, compliance, receiver, normalize_store_url(store_url, base), run, jobs, path
+    )
+
+
+def _job(raw: Any, base: Path, number: int) -> JobSettings:
+    where = f"[[job]] #{number}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    for key in ("name", "contacts", "template"):
+        if not raw.get(key):
+            raise ConfigError(f"{where} needs a {key!r}")
+    allowed = {f.name for f in fields(JobSettings)}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    template = _str(raw["template"], f"{where}.template")
+    template_path = base / template
+    max_per_day = raw.get("max_per_day")
+    if max_per_day is not None and (not isinstance(max_per_day, int) or max_per_day < 1):
+        raise ConfigError(f"{where}.max_per_day must be a positive whole number")
+    return JobSettings(
+        name=_str(raw["name"], f"{where}.name"),
+        contacts=str(base / _str(raw["contacts"], f"{where}.contacts")),
+        template=str(template_path) if template_path.exists() else template,
+        inbox=base / raw["inbox"] if raw.get("inbox") else None,
+        export=base / raw["export"] if raw.get("export") else None,
+        send_at=parse_clock(raw["send_at"], f"{where}.send_at") if raw.get("send_at") else None,
+        not_after=(
+            parse_clock(raw["not_after"], f"{where}.not_after") if raw.get("not_after") else None
+        ),
+        max_per_day=max_per_day,
+        send_window=(
+            parse_window(raw["send_window"], f"{where}.send_window")
+            if raw.get("send_window")
+            else None
+        ),
+    )
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _section(cls: type, raw: Any, name: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    allowed = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown key {name}.{key} in the config file")
+        default = getattr(cls(), key)
+        values[key] = _coerce(value, default, f"{name}.{key}")
+    return cls(**values)
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{key} must be a whole number >= 0")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{key} must be a number >= 0")
+        return float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # account = 003547 written without quotes loses nothing but zeros
+    return _str(value, key)
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string")
+    return value

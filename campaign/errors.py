@@ -1,0 +1,69 @@
+"""The one error tree of the project and the exit codes of SPEC.
+
+    CampaignError                 anything the user should see as "Error: ..." (exit 1)
+    ├── UsageError                a wrong combination of options (exit 2)
+    ├── InputError                bad input, nothing sent (exit 3)
+    │   ├── ConfigError           a config file or setting that cannot be used
+    │   ├── ContactsError         a contact file that cannot be read or used
+    │   ├── TemplateError         a template that cannot be rendered
+    │   ├── StoreError            a store that does not open or is too new
+    │   └── NotFoundError         a campaign id or name that does not exist
+    └── GatewayStop               the gateway or the account stopped the run (exit 4)
+
+Row-level problems are never exceptions: they become an outcome and a reason.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of SPEC.md."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    BAD_INPUT = 3
+    GATEWAY_STOP = 4
+    PARTIAL = 5  # finished, but some batches are unknown or rejected
+
+
+class CampaignError(Exception):
+    """Base of every error meant for the user; `str(error)` is the message."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+
+class UsageError(CampaignError):
+    exit_code = ExitCode.USAGE
+
+
+class InputError(CampaignError):
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ConfigError(InputError):
+    pass
+
+
+class ContactsError(InputError):
+    pass
+
+
+class TemplateError(InputError):
+    pass
+
+
+class StoreError(InputError):
+    pass
+
+
+class NotFoundError(InputError):
+    pass
+
+
+class GatewayStop(CampaignError):
+    """The gateway or the account stopped the run: resumable later."""
+
+    exit_code = ExitCode.GATEWAY_STOP

@@ -1,0 +1,119 @@
+"""Open a store: one `Engine` per URL, tables created on first use, schema version checked."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from campaign.errors import StoreError
+from campaign.store.schema import SCHEMA_VERSION, meta, metadata
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# version -> the step that upgrades a store of that version to version + 1
+UPGRADES: dict[int, Callable[[Connection], None]] = {}
+
+
+def open_store(url: str, *, create: bool = True) -> Engine:
+    """Return an engine for `url`, with the schema created or upgraded to SCHEMA_VERSION.
+
+    Raises StoreError when the store does not open or was written by a newer version.
+    """
+    engine = _create_engine(url)
+    try:
+        with engine.begin() as conn:
+            version = _stored_version(conn)
+            if version is None and create:
+                metadata.create_all(conn)
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif version is not None:
+                _check_and_upgrade(conn, version)
+            elif not create:
+                raise StoreError(f"no campaign store at {safe_url(url)}")
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"the store {safe_url(url)} does not open: {_first_line(exc)}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable store URL>"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(
+                url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
+            return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise StoreError(f"the store URL {safe_url(url)} is not usable: {exc}") from None
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, issue BEGIN, so that writes take the lock at once.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut, not just a crash
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _stored_version(conn: Connection) -> int | None:
+    if not conn.dialect.has_table(conn, "meta"):
+        return None
+    value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        raise StoreError(f"the store has an unreadable schema version {value!r}") from None
+
+
+def _check_and_upgrade(conn: Connection, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store was written by a newer version of campaign (schema {version}, "
+            f"this version knows {SCHEMA_VERSION}); upgrade campaign to use it"
+        )
+    while version < SCHEMA_VERSION:
+        UPGRADES[version](conn)
+        version += 1
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version)))
+    metadata.create_all(conn)  # tables added without changes to existing ones
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = ["OperationalError", "is_sqlite", "open_store", "safe_url"]

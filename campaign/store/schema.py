@@ -1,0 +1,174 @@
+"""Tables of the store. Times are timezone-aware UTC unless the column says otherwise.
+
+Schema changes: bump SCHEMA_VERSION and add an upgrade step in `engine.UPGRADES`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    # planned | sending | stopped | finished   (stopped = resumable)
+    Column("state", String(16), nullable=False),
+    Column("stop_reason", Text),
+    Column("template", Text, nullable=False),
+    Column("settings", Text, nullable=False),  # JSON: the settings the plan was made with
+    Column("columns", Text, nullable=False),  # JSON list: original column names, input order
+    Column("files", Text, nullable=False),  # JSON list of {source, rows, blank_rows, ...}
+    Column("content_key", String(128)),  # content hash of the contact file (campaign run)
+    Column("job", Text),  # [[job]] name for `campaign run`
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_campaigns_name", "name"),
+    Index("ix_campaigns_job_key", "job", "content_key"),
+)
+
+# One row per input row, in input order (row_no 0..n-1): every row ends in one outcome.
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("campaign_id", Integer, nullable=False),
+    Column("row_no", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_row", Integer, nullable=False),
+    Column("cells", Text, nullable=False),  # JSON list aligned with campaigns.columns
+    Column("mobile", String(16)),  # normalized 11-digit mobile, or NULL
+    Column("carrier", String(32)),
+    # plan outcome: ready | invalid | duplicate | suppressed | unsent
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text),
+    Column("message", Text),
+    Column("segments", Integer),
+    Column("batch_id", String(32)),
+    PrimaryKeyConstraint("campaign_id", "row_no"),
+    Index("ix_recipients_batch", "campaign_id", "batch_id"),
+    Index("ix_recipients_mobile", "mobile"),
+)
+
+# One row per request to the gateway.
+batches = Table(
+    "batches",
+    metadata,
+    Column("campaign_id", Integer, nullable=False),
+    Column("batch_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),  # sending order
+    Column("text", Text, nullable=False),
+    Column("segments", Integer, nullable=False),  # billed parts of `text`, per mobile
+    Column("size", Integer, nullable=False),  # number of mobiles
+    Column("mobiles", Text, nullable=False),  # comma-separated, as sent
+    # pending | sending | accepted | rejected | unknown | unsent
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("msgid", String(64)),
+    Column("submit_code", String(16)),
+    Column("detail", Text),  # the meaning of the code, or why the result is unknown
+    Column("claimed_by", String(64)),  # workers.id of the run that set state=sending
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("answered_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("campaign_id", "batch_id"),
+    Index("ix_batches_state", "campaign_id", "state", "seq"),
+    Index("ix_batches_msgid", "msgid"),
+)
+
+# A running send/resume process; its batches in `sending` are orphaned once it is dead.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("campaign_id", Integer, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+# Delivery reports, pushed or imported; matched to recipients by (msgid, mobile) when read.
+reports = Table(
+    "reports",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("msgid", String(64), nullable=False),
+    Column("mobile", String(32), nullable=False),
+    Column("status", String(64), nullable=False),
+    Column("report_time", String(32), nullable=False),  # ISO 8601, China time (+08:00)
+    Column("raw_time", String(32)),  # as it arrived
+    Column("origin", Text, nullable=False),  # "push" or the imported file's name
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("msgid", "mobile", "status", "report_time", name="uq_reports_identity"),
+    Index("ix_reports_msgid_mobile", "msgid", "mobile"),
+)
+
+# Inbound (MO) pushes as received, one row per part.
+inbound_parts = Table(
+    "inbound_parts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("mobile", String(32), nullable=False),
+    Column("destcode", String(32)),
+    Column("mo_time", String(32)),  # ISO 8601, China time
+    Column("msg", Text, nullable=False),
+    Column("ems_id", String(32)),  # emshead id when isems=1
+    Column("ems_total", Integer),
+    Column("ems_no", Integer),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("mobile", "ems_id", "ems_no", "mo_time", "msg", name="uq_inbound_parts"),
+)
+
+# Inbound messages, whole (long ones reassembled once every part is in).
+inbound = Table(
+    "inbound",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("mobile", String(32), nullable=False),
+    Column("destcode", String(32)),
+    Column("mo_time", String(32)),
+    Column("msg", Text, nullable=False),
+    Column("is_optout", Boolean, nullable=False, default=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_inbound_mobile", "mobile"),
+)
+
+# Numbers never to be sent to again.
+suppression = Table(
+    "suppression",
+    metadata,
+    Column("mobile", String(16), primary_key=True),
+    Column("reason", Text, nullable=False),  # optout reply | blacklist status | manual | import
+    Column("detail", Text),  # the reply text, the report status, the file name
+    Column("added_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,56 @@
+"""Shared fixtures: real SQLite files, the real PostgreSQL (a fresh schema per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from campaign.config import normalize_store_url
+
+PG_URL = os.environ.get("CAMPAIGN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """URL of a fresh SQLite store file in the test's folder."""
+    return f"sqlite:///{tmp_path / 'campaign.db'}"
+
+
+def _pg_reachable() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh schema in the test PostgreSQL; dropped afterwards.
+
+    Skips only outside CI: in CI (CI set) an unreachable PostgreSQL fails the test.
+    """
+    problem = _pg_reachable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_URL} is not reachable in CI: {problem}")
+        pytest.skip(f"PostgreSQL not reachable: {problem}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    yield normalize_store_url(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", os.getcwd())
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request) -> str:
+    """Both stores, one after the other: the same code must work on each."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
