@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from campaign.errors import NotFoundError
+from campaign.store import open_store
+from campaign.store.results import (
+    OUTCOMES,
+    RESULT_COLUMNS,
+    campaign_header,
+    iter_results,
+    outcome_breakdown,
+    outcome_counts,
+    report_status_breakdown,
+    report_status_counts,
+    reports_per_hour,
+    segment_totals,
+    unmatched_reports,
+)
+from tests.support.store_rows import (
+    COLUMNS,
+    Row,
+    add_batch,
+    add_campaign,
+    add_recipients,
+    add_reports,
+    every_outcome_campaign,
+)
+
+
+@pytest.fixture
+def engine(store_url):
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
+
+
+def all_results(engine, cid, **kw) -> pd.DataFrame:
+    return pd.concat(list(iter_results(engine, cid, **kw)), ignore_index=True)
+
+
+def test_every_outcome_row_by_row(engine):
+    cid = every_outcome_campaign(engine)
+    frame = all_results(engine, cid)
+    assert list(frame.columns) == COLUMNS + list(RESULT_COLUMNS)
+    assert frame["outcome"].tolist() == [
+        "delivered", "failed", "pending", "rejected", "unknown", "unsent",
+        "invalid", "duplicate", "suppressed", "unsent",
+    ]  # fmt: skip
+    assert frame["name"].tolist()[:3] == ["=SUM(A1)", "+86 luck", "@x"]
+    assert frame["source_row"].tolist() == list(range(2, 12))
+    by = frame.set_index("name")
+
+    delivered = by.loc["=SUM(A1)"]
+    assert delivered["dlr_status"] == "DELIVRD"
+    assert delivered["report_time"] == "2026-11-25T10:05:00+08:00"  # the latest report
+    assert delivered["reason"] == ""
+    assert delivered["msgid"] == "M1" and delivered["submit_code"] == "0"
+    assert delivered["dlr_description"] == "delivered"
+
+    failed = by.loc["+86 luck"]
+    assert failed["dlr_status"] == "UNDELIV"  # first non-DELIVRD by time, not by arrival
+    assert failed["report_time"] == "2026-11-25T11:03:00+08:00"
+    assert "UNDELIV" in failed["reason"]
+
+    pending = by.loc["@x"]
+    assert pending["dlr_status"] == "" and pending["report_time"] == ""
+    assert "no delivery report" in pending["reason"]
+
+    rejected = by.loc["-1"]
+    assert rejected["submit_code"] == "105" and "105" in rejected["reason"]
+    assert "sensitive" in rejected["reason"]
+
+    assert "ReadTimeout" in by.loc["张三", "reason"]
+    assert by.loc["李四", "reason"] == "not sent: the run stopped (quota exhausted)"
+    assert by.loc["李四", "msgid"] == ""
+    assert by.loc["王五", "reason"] == "not a mobile number: 12345"
+    assert by.loc["王五", "normalized_mobile"] == ""
+    assert by.loc["孙八", "reason"] == "below the minimum group size"
+    assert (frame.loc[frame["outcome"] != "delivered", "reason"] != "").all()
+
+
+def test_chunks_keep_input_order_and_cover_every_row(engine):
+    cid = every_outcome_campaign(engine)
+    chunks = list(iter_results(engine, cid, chunk_rows=3))
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    whole = pd.concat(chunks, ignore_index=True)
+    assert whole.equals(all_results(engine, cid))
+
+
+def test_chinese_reasons_keep_english_outcomes(engine):
+    cid = every_outcome_campaign(engine)
+    frame = all_results(engine, cid, lang="zh")
+    assert frame.loc[2, "outcome"] == "pending"
+    assert frame.loc[2, "reason"] == "网关已接收，尚无状态报告"
+    assert frame.loc[0, "dlr_description"] == "成功"
+    assert frame.loc[5, "reason"] == "未发送：运行已停止（quota exhausted）"
+
+
+def test_counts(engine):
+    cid = every_outcome_campaign(engine)
+    counts = outcome_counts(engine, cid)
+    assert list(counts) == list(OUTCOMES)
+    assert counts == {
+        "delivered": 1, "failed": 1, "pending": 1, "rejected": 1, "unknown": 1,
+        "invalid": 1, "duplicate": 1, "suppressed": 1, "unsent": 2,
+    }  # fmt: skip
+    assert report_status_counts(engine, cid) == {"DELIVRD": 1, "UNDELIV": 1}
+    assert unmatched_reports(engine, cid) == 1  # M1 report for a number not in that batch
+    assert unmatched_reports(engine) == 2  # ... plus the one with a msgid nobody issued
+
+
+def test_figures_for_the_summary(engine):
+    cid = every_outcome_campaign(engine)
+    totals = segment_totals(engine, cid)
+    assert (totals.billed, totals.accepted_rows) == (3, 3)
+    assert totals.planned == 6  # ready rows only (1 segment each in the recipients rows)
+    carriers = outcome_breakdown(engine, cid, "carrier").set_index("carrier")
+    assert carriers.loc["China Mobile", "rows"] == 6
+    assert carriers.loc["China Mobile", "delivery_rate"] == pytest.approx(1 / 3)
+    assert carriers.loc["", "invalid"] == 1
+    assert pd.isna(carriers.loc["China Unicom", "delivery_rate"])
+    sources = outcome_breakdown(engine, cid, "source").set_index("source")
+    assert sources["rows"].to_dict() == {"contacts.xlsx:Sheet1": 8, "more.csv": 2}
+    statuses = report_status_breakdown(engine, cid)
+    assert statuses["status"].tolist() == ["DELIVRD", "UNDELIV"]
+    assert statuses["share"].sum() == pytest.approx(1.0)
+    hours = reports_per_hour(engine, cid)
+    assert hours.to_dict("records") == [
+        {"hour": "2026-11-25 10:00", "reports": 4, "delivered": 3},
+        {"hour": "2026-11-25 11:00", "reports": 1, "delivered": 0},
+    ]
+
+
+def test_campaigns_do_not_leak_into_each_other(engine):
+    first = every_outcome_campaign(engine)
+    second = add_campaign(engine, ["手机"], name="other")
+    add_recipients(engine, second, [Row(["13800000001"], mobile="13800000001", batch_id="b1")])
+    add_batch(engine, second, "b1", "accepted", ["13800000001"], msgid="M2", submit_code="0")
+    add_reports(engine, [("M2", "13800000001", "REJECT", "2026-11-25T12:00:00+08:00")])
+    assert outcome_counts(engine, second)["failed"] == 1
+    assert outcome_counts(engine, first)["delivered"] == 1
+    frame = all_results(engine, second)
+    assert list(frame.columns) == ["手机", *RESULT_COLUMNS]
+    assert frame.loc[0, "dlr_status"] == "REJECT"
+
+
+def test_unsent_batch_of_a_campaign_not_stopped(engine):
+    cid = add_campaign(engine, ["phone"])
+    add_recipients(engine, cid, [Row(["13800000001"], mobile="13800000001", batch_id="b1")])
+    add_batch(engine, cid, "b1", "sending", ["13800000001"])
+    frame = all_results(engine, cid)
+    assert frame.loc[0, "outcome"] == "unsent"
+    assert frame.loc[0, "reason"] == "not sent yet"
+
+
+def test_original_column_named_like_a_result_column(engine):
+    cid = add_campaign(engine, ["outcome", "phone"])
+    add_recipients(engine, cid, [Row(["vip", "1"], outcome="invalid", reason="bad number")])
+    frame = all_results(engine, cid)
+    assert list(frame.columns) == ["outcome", "phone", *RESULT_COLUMNS]
+    assert frame.iloc[0, 0] == "vip"
+    assert frame.iloc[0, 2 + RESULT_COLUMNS.index("outcome")] == "invalid"
+
+
+def test_campaign_without_rows_and_missing_campaign(engine):
+    cid = add_campaign(engine, ["phone"])
+    assert list(iter_results(engine, cid)) == []
+    assert outcome_counts(engine, cid) == dict.fromkeys(OUTCOMES, 0)
+    assert reports_per_hour(engine, cid).empty
+    with pytest.raises(NotFoundError):
+        campaign_header(engine, 999)
+    with pytest.raises(NotFoundError):
+        list(iter_results(engine, 999))
