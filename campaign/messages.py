@@ -1,0 +1,299 @@
+"""Message texts: template parsing and rendering, compliance, segments, sensitive words.
+
+Pure and vectorized: a template is parsed once into literal parts and column references,
+then rendered over whole DataFrame columns. Lengths, segments and sensitive words are
+computed once per distinct text, never per row.
+
+Template syntax (SPEC "Templates"): `{column}` inserts the cell of that column,
+`{column|fallback}` uses the fallback when the cell is empty, `{{` and `}}` are literal
+braces.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from campaign.errors import ConfigError, TemplateError
+
+MAX_LENGTH = 536  # UTF-16 code units one request may carry (8 parts of 67)
+SINGLE_LENGTH = 70  # a text up to this long is one part
+PART_LENGTH = 67  # longer texts are billed per part of this many units
+
+# An argument of `-t` that looks like a file name: one word ending in a usual extension.
+_PATH_LIKE = re.compile(r"^[^\s{}|]+\.(txt|text|tpl|tmpl|template|md|j2|msg|sms)$", re.IGNORECASE)
+_SIGNATURE = r"^【[^【】]+】"
+_ASTRAL = "[\U00010000-\U0010ffff]"  # characters outside the BMP: two UTF-16 units each
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    column: str
+    fallback: str | None  # None: an empty cell makes the row invalid
+    position: int  # 1-based character position of its "{" in the template
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    text: pd.Series  # the rendered text of each row (holes left empty where `missing`)
+    missing: pd.Series  # the first column whose cell is empty without fallback, "" if none
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template: literal strings and placeholders, in order."""
+
+    source: str
+    parts: tuple[str | Placeholder, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        return cls(text, tuple(_parse_parts(text)))
+
+    @property
+    def placeholders(self) -> list[Placeholder]:
+        return [part for part in self.parts if isinstance(part, Placeholder)]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the template uses, each once, in order of first use."""
+        return list(dict.fromkeys(p.column for p in self.placeholders))
+
+    def check_columns(self, columns: Sequence[str]) -> None:
+        """TemplateError when a placeholder names a column that `columns` lacks."""
+        available = set(columns)
+        unknown = [c for c in self.columns if c not in available]
+        if unknown:
+            names = ", ".join(unknown)
+            word = "column" if len(unknown) == 1 else "columns"
+            raise TemplateError(
+                f"the template uses {word} {names} that the contact list does not have; "
+                f"columns available: {', '.join(columns) or '(none)'}"
+            )
+
+    def render(self, frame: pd.DataFrame) -> RenderResult:
+        """Render every row of `frame` at once (whole-column concatenation)."""
+        index = frame.index
+        text = pd.Series("", index=index, dtype="str")
+        missing = pd.Series("", index=index, dtype="str")
+        cleaned: dict[str, tuple[pd.Series, pd.Series]] = {}
+        for part in self.parts:
+            if isinstance(part, str):
+                text = text + part
+                continue
+            if part.column not in cleaned:
+                values = _cells(frame[part.column])
+                cleaned[part.column] = (values, values == "")
+            values, empty = cleaned[part.column]
+            if part.fallback is not None:
+                values = values.where(~empty, part.fallback)
+            else:
+                missing = missing.where((missing != "") | ~empty, part.column)
+            text = text + values
+        return RenderResult(text, missing)
+
+
+def _cells(column: pd.Series) -> pd.Series:
+    return column.fillna("").astype("str").str.strip()
+
+
+def _parse_parts(text: str) -> list[str | Placeholder]:
+    parts: list[str | Placeholder] = []
+    literal: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char in "{}" and text.startswith(char * 2, i):
+            literal.append(char)
+            i += 2
+        elif char == "{":
+            end = _closing(text, i)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(_placeholder(text[i + 1 : end], i + 1))
+            i = end + 1
+        elif char == "}":
+            raise TemplateError(
+                f"unbalanced brace in the template: '}}' at position {i + 1} has no opening "
+                "'{' (write '}}' for a literal brace)"
+            )
+        else:
+            literal.append(char)
+            i += 1
+    if literal:
+        parts.append("".join(literal))
+    return parts
+
+
+def _closing(text: str, start: int) -> int:
+    end = text.find("}", start + 1)
+    inner_open = text.find("{", start + 1)
+    if end == -1 or (inner_open != -1 and inner_open < end):
+        raise TemplateError(
+            f"unbalanced brace in the template: '{{' at position {start + 1} is not closed "
+            "(write '{{' for a literal brace)"
+        )
+    return end
+
+
+def _placeholder(inner: str, position: int) -> Placeholder:
+    name, bar, fallback = inner.partition("|")
+    name = name.strip()
+    if not name:
+        raise TemplateError(
+            f"empty placeholder at position {position} of the template: write {{column}}, "
+            "or '{{' for a literal brace"
+        )
+    return Placeholder(name, fallback if bar else None, position)
+
+
+def load_template(arg: str, base: Path | None = None) -> str:
+    """The template text: the file `arg` names if it exists, else `arg` itself (inline).
+
+    A single word that looks like a file name but names no file is an error, not a
+    one-word message.
+    """
+    path = Path(arg)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    is_file = "\n" not in arg and len(arg) < 4096 and _is_file(path)
+    if is_file:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise TemplateError(f"template file {arg} cannot be read: {exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise TemplateError(f"template file {arg} is not UTF-8 text") from None
+    elif _PATH_LIKE.match(arg.strip()):
+        raise TemplateError(f"template file {arg} does not exist")
+    else:
+        text = arg
+    text = text.strip()
+    if not text:
+        raise TemplateError(f"the template {'file ' + arg + ' ' if is_file else ''}is empty")
+    return text
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def apply_compliance(texts: pd.Series, signature: str = "", optout_text: str = "") -> pd.Series:
+    """Prefix `signature` where a text carries no 【…】 signature yet; append `optout_text`
+    where a text does not end with it. Empty settings add nothing."""
+    result = texts
+    if signature:
+        unsigned = ~result.str.contains(_SIGNATURE, regex=True)
+        result = result.where(~unsigned, signature + result)
+    if optout_text:
+        lacking = ~result.str.endswith(optout_text)
+        result = result.where(~lacking, result + optout_text)
+    return result
+
+
+def utf16_length(text: str) -> int:
+    """Length as the gateway counts it: UTF-16 code units (an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def count_segments(text: str) -> int:
+    """Billed parts: 1 up to 70 units, else ceil(n / 67); 0 for an empty text."""
+    return int(segments_for_lengths(np.array([utf16_length(text)]))[0])
+
+
+def utf16_lengths(texts: pd.Series) -> np.ndarray:
+    """UTF-16 length of each text (vectorized: characters + astral characters)."""
+    texts = texts.astype("str")
+    return (texts.str.len() + texts.str.count(_ASTRAL)).to_numpy(dtype=np.int64)
+
+
+def segments_for_lengths(lengths: np.ndarray) -> np.ndarray:
+    lengths = np.asarray(lengths, dtype=np.int64)
+    parts = np.where(lengths <= SINGLE_LENGTH, 1, -(-lengths // PART_LENGTH))
+    return np.where(lengths == 0, 0, parts).astype(np.int64)
+
+
+def segment_counts(texts: pd.Series) -> pd.Series:
+    """Billed parts of each text, computed once per distinct text."""
+    codes, uniques = pd.factorize(texts.astype("str"), sort=False)
+    per_text = segments_for_lengths(utf16_lengths(pd.Series(uniques)))
+    return pd.Series(per_text[codes], index=texts.index, dtype=np.int64)
+
+
+class SensitiveWords:
+    """A list of words no message may contain (ASCII letters matched case-insensitively)."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        import ahocorasick
+
+        self._automaton = ahocorasick.Automaton()
+        self.words: list[str] = []
+        for raw in words:
+            word = raw.strip()
+            key = word.translate(_ASCII_LOWER)
+            if word and key not in self._automaton:
+                self._automaton.add_word(key, word)
+                self.words.append(word)
+        if self.words:
+            self._automaton.make_automaton()
+
+    @classmethod
+    def load(cls, path: Path) -> SensitiveWords:
+        """One word a line, UTF-8; blank lines and surrounding whitespace ignored."""
+        try:
+            text = Path(path).read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            raise ConfigError(f"sensitive words file {path} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"sensitive words file {path} cannot be read: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"sensitive words file {path} is not UTF-8 text") from None
+        return cls(text.splitlines())
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def first_match(self, text: str) -> str | None:
+        """The word that ends first in `text`, or None."""
+        if not self.words:
+            return None
+        for _end, word in self._automaton.iter(text.translate(_ASCII_LOWER)):
+            return word
+        return None
+
+    def first_matches(self, texts: Sequence[str]) -> list[str | None]:
+        """`first_match` of each text, in one pass of the automaton over all of them."""
+        result: list[str | None] = [None] * len(texts)
+        if not self.words or not len(texts):
+            return result
+        # Words are single lines, so none can match across the "\n" that joins the texts.
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        ends = np.cumsum(lengths + 1) - 1  # index of the separator after each text
+        joined = "\n".join(texts).translate(_ASCII_LOWER)
+        for end, word in self._automaton.iter(joined):
+            which = int(np.searchsorted(ends, end))
+            if result[which] is None:
+                result[which] = word
+        return result
+
+
+def describe_length(length: int) -> str:
+    return (
+        f"message too long: {length} characters, more than the {MAX_LENGTH} "
+        f"({math.ceil(MAX_LENGTH / PART_LENGTH)} parts) one message may have"
+    )

@@ -1,0 +1,224 @@
+"""Templates, compliance, segments and sensitive words (campaign.messages)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from campaign.errors import ConfigError, TemplateError
+from campaign.messages import (
+    MAX_LENGTH,
+    Placeholder,
+    SensitiveWords,
+    Template,
+    apply_compliance,
+    count_segments,
+    load_template,
+    segment_counts,
+    utf16_length,
+    utf16_lengths,
+)
+
+
+def frame(**columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(values, dtype="str") for name, values in columns.items()})
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def test_parse_placeholders_fallbacks_and_literal_braces():
+    template = Template.parse("{姓名|尊敬的会员}您好{{VIP}}，积分{ 积分 }分{城市|}")
+    assert template.placeholders == [
+        Placeholder("姓名", "尊敬的会员", 1),
+        Placeholder("积分", None, 23),
+        Placeholder("城市", "", 30),
+    ]
+    assert template.parts[1] == "您好{VIP}，积分"
+    assert template.columns == ["姓名", "积分", "城市"]
+
+
+def test_plain_text_has_no_placeholders():
+    template = Template.parse("双十一全场五折")
+    assert template.placeholders == []
+    assert template.parts == ("双十一全场五折",)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("您好{姓名", "'{' at position 3 is not closed"),
+        ("您好}姓名", "'}' at position 3 has no opening"),
+        ("a{b{c}}", "'{' at position 2 is not closed"),
+        ("a{}", "empty placeholder at position 2"),
+        ("a{ |x}", "empty placeholder at position 2"),
+    ],
+)
+def test_unbalanced_braces_name_the_position(text, fragment):
+    with pytest.raises(TemplateError, match="position") as info:
+        Template.parse(text)
+    assert fragment in str(info.value)
+
+
+def test_missing_column_lists_available_columns():
+    template = Template.parse("{姓名}您好，{积分}分{等级}")
+    template.check_columns(["姓名", "积分", "等级"])
+    with pytest.raises(TemplateError) as info:
+        template.check_columns(["姓名", "手机号码", "城市"])
+    message = str(info.value)
+    assert "columns 积分, 等级" in message
+    assert "columns available: 姓名, 手机号码, 城市" in message
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def test_render_concatenates_whole_columns():
+    data = frame(
+        姓名=["张三", " ", "李四", ""], 积分=["10", "20", " ", "5"], 城市=["", "北京", "上海", ""]
+    )
+    result = Template.parse("{姓名|会员}您好，积分{积分}分{城市|}。").render(data)
+    assert result.text.tolist() == [
+        "张三您好，积分10分。",
+        "会员您好，积分20分北京。",
+        "李四您好，积分分上海。",
+        "会员您好，积分5分。",
+    ]
+    assert result.missing.tolist() == ["", "", "积分", ""]
+
+
+def test_render_missing_names_the_first_empty_column():
+    data = frame(a=["", "x", "x"], b=["", "", "y"])
+    result = Template.parse("{a}{b}{a}").render(data)
+    assert result.missing.tolist() == ["a", "b", ""]
+
+
+def test_render_values_are_stripped_and_nan_is_empty():
+    data = pd.DataFrame({"名": [" 王五 ", None]}, dtype=object)
+    result = Template.parse("[{名|?}]").render(data)
+    assert result.text.tolist() == ["[王五]", "[?]"]
+
+
+def test_render_keeps_the_index():
+    data = frame(a=["1", "2", "3"]).iloc[[2, 0]]
+    result = Template.parse("x{a}").render(data)
+    assert result.text.to_dict() == {2: "x3", 0: "x1"}
+
+
+def test_render_without_placeholders_gives_the_same_text():
+    result = Template.parse("通知{{}}").render(frame(a=["1", "2"]))
+    assert result.text.tolist() == ["通知{}", "通知{}"]
+    assert result.missing.tolist() == ["", ""]
+
+
+# --- load_template -----------------------------------------------------------------------
+
+
+def test_load_template_from_file_or_inline(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("\ufeff{姓名}您好\n", encoding="utf-8")
+    assert load_template(str(path)) == "{姓名}您好"
+    assert load_template("t.txt", base=tmp_path) == "{姓名}您好"
+    assert load_template("{姓名}您好，今天上新") == "{姓名}您好，今天上新"
+    assert load_template("hello world.txt is inline") == "hello world.txt is inline"
+
+
+def test_load_template_errors(tmp_path):
+    with pytest.raises(TemplateError, match=r"template file x\.txt does not exist"):
+        load_template("x.txt", base=tmp_path)
+    (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
+    with pytest.raises(TemplateError, match="empty"):
+        load_template(str(tmp_path / "empty.txt"))
+    (tmp_path / "gbk.txt").write_bytes("您好".encode("gbk"))
+    with pytest.raises(TemplateError, match="not UTF-8"):
+        load_template(str(tmp_path / "gbk.txt"))
+
+
+# --- compliance --------------------------------------------------------------------------
+
+
+def test_signature_added_only_without_one():
+    texts = pd.Series(["【品牌】您好", "【别家】您好", "您好【品牌】", "您好"], dtype="str")
+    assert apply_compliance(texts, "【品牌】", "").tolist() == [
+        "【品牌】您好",
+        "【别家】您好",
+        "【品牌】您好【品牌】",
+        "【品牌】您好",
+    ]
+
+
+def test_optout_appended_only_when_missing():
+    texts = pd.Series(["您好", "您好回T退订", "回T退订您好"], dtype="str")
+    assert apply_compliance(texts, "", "回T退订").tolist() == [
+        "您好回T退订",
+        "您好回T退订",
+        "回T退订您好回T退订",
+    ]
+
+
+def test_no_compliance_settings_change_nothing():
+    texts = pd.Series(["您好", ""], dtype="str")
+    assert apply_compliance(texts).tolist() == ["您好", ""]
+
+
+def test_both_compliance_parts():
+    texts = pd.Series(["您好"], dtype="str")
+    assert apply_compliance(texts, "【品牌】", "回T退订").tolist() == ["【品牌】您好回T退订"]
+
+
+# --- segments ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("length", "segments"),
+    [(1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (160, 3), (201, 3), (202, 4), (536, 8)],
+)
+def test_segments(length, segments):
+    assert count_segments("短" * length) == segments
+    assert segment_counts(pd.Series(["a" * length])).tolist() == [segments]
+
+
+def test_emoji_counts_two_units():
+    assert utf16_length("😀") == 2
+    assert utf16_length("a😀中") == 4
+    assert count_segments("😀" * 35) == 1
+    assert count_segments("😀" * 35 + "a") == 2
+    assert utf16_lengths(pd.Series(["😀😀", "中文", ""])).tolist() == [4, 2, 0]
+
+
+def test_empty_text_has_no_segments():
+    assert count_segments("") == 0
+    assert MAX_LENGTH == 536
+
+
+def test_segment_counts_keeps_index_and_dedupes():
+    texts = pd.Series(["a" * 71, "b", "a" * 71], index=[5, 6, 7])
+    assert segment_counts(texts).to_dict() == {5: 2, 6: 1, 7: 2}
+
+
+# --- sensitive words ---------------------------------------------------------------------
+
+
+def test_sensitive_words_from_file(tmp_path):
+    words = [f"违禁词{i:04d}" for i in range(5000)] + ["", "  发票  ", "VIP", "赌博"]
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(words) + "\n\n", encoding="utf-8")
+    sensitive = SensitiveWords.load(path)
+    assert len(sensitive) == 5003
+    assert sensitive.first_match("代开发票，请联系") == "发票"
+    assert sensitive.first_match("尊贵的vip会员") == "VIP"
+    assert sensitive.first_match("这里含有违禁词4321哦") == "违禁词4321"
+    assert sensitive.first_match("一条干净的短信") is None
+    texts = ["干净", "违禁词0001和赌博", "", "赌博", "发票\n赌博", "票发"]
+    assert sensitive.first_matches(texts) == [None, "违禁词0001", None, "赌博", "发票", None]
+
+
+def test_words_never_match_across_texts():
+    sensitive = SensitiveWords(["发票"])
+    assert sensitive.first_matches(["代开发", "票据"]) == [None, None]
+    assert SensitiveWords([]).first_matches(["发票"]) == [None]
+
+
+def test_missing_words_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        SensitiveWords.load(tmp_path / "nope.txt")
