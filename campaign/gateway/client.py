@@ -1,0 +1,216 @@
+"""GatewayClient: the one module that talks HTTP to the gateway (and imports requests).
+
+It never raises for gateway behaviour; it classifies every outcome:
+
+* `Accepted(msgid, response_time)` — code 0;
+* `Refused(code, info)` — a non-zero code, `.action` says what to do;
+* `Ambiguous(reason)` — the request may have reached the gateway but no valid answer came
+  back (read timeout, reset after sending, HTTP error page, garbage): never resend blindly;
+* `NotSent(reason)` — nothing left this machine (connect failure, DNS, bad URL): safe to retry.
+
+One `requests.Session` with a keep-alive pool sized for a sender thread pool, no automatic
+retries. The password travels only in the POST body: never in the URL, a log, a `repr` or
+a reason text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.retry import Retry
+
+from campaign.config import GatewaySettings
+from campaign.gateway.protocol import (
+    Accepted,
+    Ambiguous,
+    BalanceResult,
+    Balances,
+    NotSent,
+    Refused,
+    SubmitResult,
+    parse_balance_response,
+    parse_submit_response,
+)
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "POOL_SIZE",
+    "Accepted",
+    "Ambiguous",
+    "BalanceResult",
+    "Balances",
+    "GatewayClient",
+    "NotSent",
+    "Refused",
+    "SubmitResult",
+    "make_session",
+]
+
+CONNECT_TIMEOUT = 5.0
+POOL_SIZE = 32
+SEND_PATH = "HttpBatchSendSM"
+BALANCE_PATH = "QueryBalance"
+_R = TypeVar("_R", Accepted, Refused, Ambiguous, NotSent, Balances)
+_NOT_SENT_ERRORS = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+)
+
+
+def make_session(pool_size: int = POOL_SIZE) -> requests.Session:
+    """A keep-alive session without automatic retries (a retry could send a batch twice)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=pool_size,
+        max_retries=Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class GatewayClient:
+    """Send batches and query balances; thread-safe for a pool sharing one client."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        session: requests.Session | None = None,
+        *,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
+        self._settings = settings
+        self._owns_session = session is None
+        self._session = session if session is not None else make_session(pool_size)
+        if self._owns_session:
+            # Reading proxies/netrc from the environment on every request is slow; do it once.
+            self._session.trust_env = False
+            proxies = requests.utils.get_environ_proxies(settings.url or "http://localhost")
+            self._session.proxies.update(proxies)
+        base = settings.url.rstrip("/")
+        self._send_url = f"{base}/{SEND_PATH}"
+        self._balance_url = f"{base}/{BALANCE_PATH}"
+        self._timeout = (CONNECT_TIMEOUT, settings.timeout or None)
+        self._needstatus = "true" if settings.needstatus else "false"
+
+    def __repr__(self) -> str:
+        return f"GatewayClient(url={self._settings.url!r}, account={self._settings.account!r})"
+
+    @property
+    def settings(self) -> GatewaySettings:
+        return self._settings
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ calls
+
+    def send_batch(self, mobiles: Sequence[str], text: str) -> SubmitResult:
+        """POST one batch; never raises for gateway answers, only classifies them."""
+        form = {
+            "account": self._settings.account,
+            "pswd": self._settings.password,
+            "mobile": ",".join(mobiles),
+            "msg": text,
+            "needstatus": self._needstatus,
+            "product": self._settings.product,
+            "extno": self._settings.extno,
+        }
+        answer = self._post(self._send_url, form)
+        if isinstance(answer, NotSent | Ambiguous):
+            return answer
+        status, body = answer
+        return self._scrub(parse_submit_response(status, body, self._settings.needstatus))
+
+    def query_balance(self) -> BalanceResult:
+        """Balance per product: `Balances(products)` or Refused/Ambiguous/NotSent."""
+        form = {"account": self._settings.account, "pswd": self._settings.password}
+        answer = self._post(self._balance_url, form)
+        if isinstance(answer, NotSent | Ambiguous):
+            return answer
+        status, body = answer
+        return self._scrub(parse_balance_response(status, body))
+
+    # ------------------------------------------------------------------ internals
+
+    def _post(self, url: str, form: dict[str, str]) -> tuple[int, str] | NotSent | Ambiguous:
+        try:
+            response = self._session.post(url, data=form, timeout=self._timeout)
+            try:
+                body = response.content.decode("utf-8", errors="replace")
+            finally:
+                response.close()
+        except Exception as exc:  # every failure is classified, none escapes
+            return self._scrub(classify_exception(exc))
+        return response.status_code, body
+
+    def _scrub(self, result: _R) -> _R:
+        """Make sure the password never travels in a reason text."""
+        secret = self._settings.password
+        reason = getattr(result, "reason", None)
+        if secret and isinstance(result, Ambiguous | NotSent) and reason and secret in reason:
+            return type(result)(reason.replace(secret, "***"))  # type: ignore[return-value]
+        return result
+
+
+def classify_exception(exc: BaseException) -> NotSent | Ambiguous:
+    """NotSent when the failure happened before anything was sent, else Ambiguous."""
+    name = type(exc).__name__
+    if isinstance(exc, requests.ConnectTimeout):
+        return NotSent(f"could not connect to the gateway (connect timeout): {_cause(exc)}")
+    if isinstance(exc, _NOT_SENT_ERRORS):
+        return NotSent(f"invalid gateway URL ({name})")
+    if isinstance(exc, requests.ConnectionError) and _failed_to_connect(exc):
+        return NotSent(f"could not connect to the gateway: {_cause(exc)}")
+    if isinstance(exc, requests.ReadTimeout):
+        return Ambiguous("no answer from the gateway before the timeout; it may have been sent")
+    return Ambiguous(
+        f"the connection failed after sending ({name}: {_cause(exc)}); it may have been sent"
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its args, causes, contexts and urllib3 `reason`s (no cycles)."""
+    seen: list[BaseException] = []
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
+        stack.extend(item.args)
+    return seen
+
+
+def _failed_to_connect(exc: BaseException) -> bool:
+    return any(isinstance(e, NewConnectionError | ConnectTimeoutError) for e in _chain(exc))
+
+
+def _cause(exc: BaseException) -> str:
+    """A short human reason: the innermost meaningful message, without URLs."""
+    for item in reversed(_chain(exc)):
+        if isinstance(item, NewConnectionError):
+            text = str(item)
+            # urllib3: "<conn>: Failed to establish a new connection: [Errno 111] ..."
+            return text.split(": ", 1)[1] if ": " in text else text
+        if isinstance(item, ConnectTimeoutError):
+            return "connect timed out"
+    for item in _chain(exc)[1:]:
+        if isinstance(item, OSError | ConnectionError) and str(item):
+            return type(item).__name__
+    return type(exc).__name__
