@@ -1,0 +1,595 @@
+"""The send loop: claims, pacing, retries and at-most-once bookkeeping.
+
+One thread (the caller's) does all store work and scheduling; a thread pool only does
+HTTP. For every request: claim (committed) -> POST -> record the result (committed, in
+groups). A batch is claimed only when a pool slot and a rate token are free, so a crash
+leaves at most `concurrency` batches `sending` (they become `unknown` at the next start).
+
+What the gateway says decides what happens (protocol.Action, never bare codes):
+
+    Accepted      -> accepted (msgid)
+    RETRY_LATER   -> released to pending, back off with jitter, rate cut (recovers slowly)
+    NotSent       -> released to pending, back off; too many in a row: stop (unreachable)
+    Ambiguous     -> unknown, never resent by itself
+    STOP_RUN      -> released, the run stops (in-flight requests finish), resumable
+    WAIT_WINDOW   -> released, wait (or stop with no_wait)
+    REFUSE_BATCH / UNKNOWN_CODE -> rejected with the code and its meaning
+
+Library code: never prints; progress and log lines go to `on_progress(ProgressEvent)`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from campaign.config import SendWindow, Settings
+from campaign.errors import ExitCode
+from campaign.gateway.protocol import (
+    Accepted,
+    Action,
+    Ambiguous,
+    BalanceResult,
+    Balances,
+    NotSent,
+    Refused,
+    SubmitResult,
+)
+from campaign.store.batches import (
+    BatchResult,
+    ClaimedBatch,
+    batch_figures,
+    claim_batches,
+    record_results,
+    reset_unknown,
+    segments_needed,
+)
+from campaign.store.campaigns import get_campaign, set_state
+from campaign.store.workers import (
+    HEARTBEAT_SECONDS,
+    STALE_AFTER_SECONDS,
+    Heartbeat,
+    recover_orphans,
+)
+from campaign.timeutil import china_now
+
+DEFAULT_CONCURRENCY = 8
+INTERRUPTED = "interrupted by the user"
+
+
+class SendClient(Protocol):
+    def send_batch(self, mobiles: Any, text: str) -> SubmitResult: ...
+    def query_balance(self) -> BalanceResult: ...
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """Knobs of the loop; the defaults suit the real gateway, tests make them quick."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    retry_base: float = 0.5  # first back-off after 103/104 or a failed connect (seconds)
+    retry_cap: float = 20.0
+    max_busy: int = 15  # RETRY_LATER answers in a row without an acceptance: stop the run
+    max_unreachable: int = 5  # failed connects in a row: stop the run ("gateway unreachable")
+    rate_cut: float = 0.7  # the rate after a RETRY_LATER, as a share of the current one
+    rate_recover: float = 1.05  # and back up by this factor ...
+    recover_every: int = 20  # ... every this many acceptances
+    min_rate: float = 0.2
+    wait_step: float = 1.0  # sleep step while waiting for a window (stop is honoured)
+    window_retry: float = 60.0  # after 110 without a configured window: try again after this
+    stale_after: float = STALE_AFTER_SECONDS
+    heartbeat: float = HEARTBEAT_SECONDS
+    progress_every: float = 0.25
+    clock: Callable[[], datetime] = china_now
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A progress tick (`kind` "progress") or a line for the log ("info"/"warning")."""
+
+    kind: str
+    message: str = ""
+    requests_done: int = 0
+    requests_total: int = 0
+    recipients_sent: int = 0
+    recipients_total: int = 0
+    rate: float = 0.0  # requests per second in this run
+    eta: float | None = None  # seconds
+
+
+@dataclass
+class SendReport:
+    campaign_id: int
+    state: str
+    stop_reason: str | None
+    batches: dict[str, dict[str, int]]  # state -> batches / recipients / segments
+    requests_sent: int = 0  # requests that left in this run
+    elapsed: float = 0.0
+    interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        return self.batches.get(state, {}).get("batches", 0)
+
+    @property
+    def requests(self) -> int:
+        return sum(f["batches"] for f in self.batches.values())
+
+    @property
+    def recipients(self) -> int:
+        return sum(f["recipients"] for f in self.batches.values())
+
+    @property
+    def segments(self) -> int:
+        return sum(f["segments"] for f in self.batches.values())
+
+    @property
+    def rate(self) -> float:
+        return self.requests_sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.UNEXPECTED
+        if self.state == "stopped":
+            return ExitCode.GATEWAY_STOP
+        if self.count("unknown") or self.count("rejected"):
+            return ExitCode.PARTIAL
+        return ExitCode.OK
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "state": self.state,
+            "stop_reason": self.stop_reason,
+            "recipients": self.recipients,
+            "requests": self.requests,
+            "segments": self.segments,
+            "batches": {s: f["batches"] for s, f in self.batches.items()},
+            "unknown": self.count("unknown"),
+            "rejected": self.count("rejected"),
+            "requests_sent": self.requests_sent,
+        }
+
+
+class RateLimiter:
+    """Token bucket: `rate` tokens per second (0 = unlimited), at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._tokens = float(self.burst)
+        self._last = time.monotonic()
+
+    def _refill(self, now: float) -> None:
+        if self.rate > 0:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def available(self) -> int:
+        if self.rate <= 0:
+            return 1 << 30
+        self._refill(time.monotonic())
+        return int(self._tokens)
+
+    def wait_time(self) -> float:
+        """Seconds until one token is there (0 when there is one)."""
+        if self.rate <= 0:
+            return 0.0
+        self._refill(time.monotonic())
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+    def take(self) -> None:
+        if self.rate > 0:
+            self._tokens -= 1
+
+    def set_rate(self, rate: float) -> None:
+        self._refill(time.monotonic())
+        self.rate = rate
+
+
+def send_campaign(
+    engine: Engine,
+    campaign_id: int,
+    client: SendClient,
+    settings: Settings,
+    *,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    stop: threading.Event | None = None,
+    no_wait: bool = False,
+    resend_unknown: bool = False,
+    force: bool = False,
+    policy: SendPolicy | None = None,
+) -> SendReport:
+    """Send what is pending of a campaign; return what became of it (never raises for
+    gateway behaviour: a stop is `state == "stopped"` with `stop_reason`)."""
+    policy = policy or SendPolicy()
+    emit = on_progress or (lambda _event: None)
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    record = get_campaign(engine, str(campaign_id))
+    warnings: list[str] = []
+
+    def log(message: str, kind: str = "info") -> None:
+        if kind == "warning":
+            warnings.append(message)
+        emit(ProgressEvent(kind, message))
+
+    orphans = recover_orphans(engine, record.id, stale_after=policy.stale_after)
+    if orphans:
+        log(
+            f"{orphans} request(s) were in flight when an earlier run stopped: marked unknown "
+            "(they may or may not have been sent; `resume --resend-unknown` sends them again)",
+            "warning",
+        )
+    if resend_unknown:
+        again = reset_unknown(engine, record.id)
+        log(f"{again} unknown request(s) will be sent again")
+    need = segments_needed(engine, record.id)
+    stop_reason: str | None = None
+    sent = 0
+    interrupted = False
+    if need or batch_figures(engine, record.id)["pending"]["batches"]:
+        stop_reason = _window_stop(settings.compliance.send_window, policy, no_wait)
+        if stop_reason is None:
+            stop_reason = _check_balance(client, settings, need, force, log)
+        if stop_reason is None:
+            set_state(engine, record.id, "sending")
+            loop = _SendLoop(engine, record.id, client, settings, policy, emit, stop, no_wait)
+            with Heartbeat(engine, record.id, interval=policy.heartbeat) as beat:
+                loop.run(beat.worker_id)
+            stop_reason, sent = loop.stop_reason, loop.sent
+            if stop_reason is None and stop.is_set():
+                stop_reason, interrupted = INTERRUPTED, True
+    figures = batch_figures(engine, record.id)
+    state = _final_state(figures, stop_reason)
+    if state != "sending":
+        set_state(engine, record.id, state, reason=stop_reason)
+    return SendReport(
+        record.id,
+        state,
+        stop_reason,
+        figures,
+        requests_sent=sent,
+        elapsed=time.monotonic() - started,
+        interrupted=interrupted,
+        warnings=warnings,
+    )
+
+
+def _final_state(figures: dict[str, dict[str, int]], stop_reason: str | None) -> str:
+    if figures["pending"]["batches"] and stop_reason is not None:
+        return "stopped"
+    if figures["pending"]["batches"] or figures["sending"]["batches"]:
+        return "stopped" if stop_reason else "sending"  # other workers are still at it
+    return "finished"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _window_stop(window: SendWindow | None, policy: SendPolicy, no_wait: bool) -> str | None:
+    """With no_wait: the stop reason when now is outside the send window."""
+    if window is None or not no_wait:
+        return None
+    now = policy.clock()
+    if window.contains(now.time()):
+        return None
+    return outside_window_message(window, now)
+
+
+def outside_window_message(window: SendWindow, now: datetime) -> str:
+    opens = _next_opening(window, now)
+    wait_for = opens - now
+    hours, rest = divmod(int(wait_for.total_seconds()) // 60, 60)
+    return (
+        f"outside the send window {window} (China time); it opens at {opens:%Y-%m-%d %H:%M} "
+        f"(in {hours} h {rest} min); resume then"
+    )
+
+
+def _next_opening(window: SendWindow, now: datetime) -> datetime:
+    opening = now.replace(
+        hour=window.start.hour, minute=window.start.minute, second=0, microsecond=0
+    )
+    return opening if opening > now else opening + timedelta(days=1)
+
+
+def _check_balance(
+    client: SendClient,
+    settings: Settings,
+    need: int,
+    force: bool,
+    log: Callable[[str, str], None],
+) -> str | None:
+    """The stop reason when the balance is too low (unless force); warnings otherwise."""
+    result = client.query_balance()
+    if isinstance(result, Refused) and result.action is Action.STOP_RUN:
+        return f"the gateway refused the balance query: {result.reason}"
+    if not isinstance(result, Balances):
+        reason = result.reason if hasattr(result, "reason") else str(result)
+        log(f"the balance could not be read ({reason}); sending anyway", "warning")
+        return None
+    product = settings.gateway.product
+    if not product and len(result.products) == 1:
+        product = next(iter(result.products))
+    if product not in result.products:
+        listed = ", ".join(result.products) or "none"
+        log(
+            f"balance not checked: set gateway.product (products of the account: {listed})",
+            "warning",
+        )
+        return None
+    balance = result.products[product]
+    if balance >= need:
+        return None
+    message = (
+        f"the balance of product {product} is {balance} segments, but {need} billed segments "
+        "are still to send"
+    )
+    if force:
+        log(f"{message}; sending anyway (--force)", "warning")
+        return None
+    return f"{message}; top up the account, or use --force"
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class _SendLoop:
+    def __init__(
+        self,
+        engine: Engine,
+        campaign_id: int,
+        client: SendClient,
+        settings: Settings,
+        policy: SendPolicy,
+        emit: Callable[[ProgressEvent], None],
+        stop: threading.Event,
+        no_wait: bool,
+    ) -> None:
+        self.engine, self.campaign_id, self.client = engine, campaign_id, client
+        self.policy, self.emit, self.stop, self.no_wait = policy, emit, stop, no_wait
+        self.window = settings.compliance.send_window
+        self.configured_rate = settings.gateway.rate
+        burst = max(1, min(policy.concurrency, int(self.configured_rate // 10) or 1))
+        self.limiter = RateLimiter(self.configured_rate, burst)
+        self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
+        self.stop_reason: str | None = None
+        self.sent = 0
+        self.busy = 0  # RETRY_LATER in a row
+        self.unreachable = 0  # NotSent in a row
+        self.hold_until = 0.0  # monotonic: no claims before (back-off, 110)
+        self.last_cut = 0.0
+        self.accepted_since_cut = 0
+        self.recent: deque[float] = deque()
+        self.waiting_window = False
+        self.last_progress = 0.0
+        self.started = time.monotonic()
+        figures = batch_figures(engine, campaign_id)
+        self.total = sum(f["batches"] for f in figures.values())
+        self.recipients_total = sum(f["recipients"] for f in figures.values())
+        self.done = sum(figures[s]["batches"] for s in ("accepted", "rejected", "unknown"))
+        self.recipients_sent = figures["accepted"]["recipients"]
+
+    # -- the loop
+
+    def run(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+        with ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="send") as pool:
+            self.pool = pool
+            while self._step():
+                pass
+        self._progress(force=True)
+
+    def _step(self) -> bool:
+        """One turn: collect answers, maybe claim and submit; False when the run is over."""
+        self._collect()
+        if self.stop_reason is not None or self.stop.is_set():
+            if not self.in_flight:
+                return False
+            self._wait_some(self.policy.wait_step)
+            return True
+        delay = self._delay()
+        if delay > 0:
+            self._wait_some(min(delay, self.policy.wait_step))
+            return True
+        free = self.policy.concurrency - len(self.in_flight)
+        if free <= 0:
+            self._wait_some(self.policy.wait_step)
+            return True
+        claimed = claim_batches(
+            self.engine, self.campaign_id, self.worker_id, min(free, self.limiter.available())
+        )
+        if not claimed:
+            if not self.in_flight:
+                return False
+            self._wait_some(self.policy.wait_step)
+            return True
+        for batch in claimed:
+            self.limiter.take()
+            self._note_sent()
+            self.in_flight[self.pool.submit(self.client.send_batch, batch.mobiles, batch.text)] = (
+                batch
+            )
+            self.sent += 1
+        return True
+
+    def _wait_some(self, timeout: float) -> None:
+        if self.in_flight:
+            wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            self.stop.wait(timeout)
+
+    def _delay(self) -> float:
+        """Seconds before the next claim may happen (0: now)."""
+        now = time.monotonic()
+        if self.hold_until > now:
+            return self.hold_until - now
+        if self.window is not None and not self.window.contains(self.policy.clock().time()):
+            message = outside_window_message(self.window, self.policy.clock())
+            if self.no_wait:
+                self.stop_reason = message
+                return self.policy.wait_step
+            if not self.waiting_window:
+                self.waiting_window = True
+                self.emit(ProgressEvent("info", f"waiting: {message}"))
+            return self.policy.wait_step
+        self.waiting_window = False
+        return self.limiter.wait_time()
+
+    # -- answers
+
+    def _collect(self) -> None:
+        finished = [f for f in self.in_flight if f.done()]
+        if not finished:
+            return
+        results = [self._handle(self.in_flight.pop(f), _result_of(f)) for f in finished]
+        record_results(self.engine, self.campaign_id, self.worker_id, results)
+        self._progress()
+
+    def _handle(self, batch: ClaimedBatch, result: SubmitResult) -> BatchResult:
+        if isinstance(result, Accepted):
+            self._accepted(batch)
+            return BatchResult(batch.batch_id, "accepted", result.msgid, result.code)
+        if isinstance(result, Ambiguous):
+            self.done += 1
+            return BatchResult(batch.batch_id, "unknown", detail=result.reason)
+        if isinstance(result, NotSent):
+            self._unreachable(result.reason)
+            return BatchResult(batch.batch_id, "pending", detail=f"not sent: {result.reason}")
+        return self._refused(batch, result)
+
+    def _accepted(self, batch: ClaimedBatch) -> None:
+        self.done += 1
+        self.recipients_sent += batch.size
+        self.busy = self.unreachable = 0
+        self.accepted_since_cut += 1
+        limited = self.limiter.rate > 0
+        target = self.configured_rate if self.configured_rate > 0 else float("inf")
+        if (
+            limited
+            and self.limiter.rate < target
+            and (self.accepted_since_cut >= self.policy.recover_every)
+        ):
+            self.accepted_since_cut = 0
+            self.limiter.set_rate(min(target, self.limiter.rate * self.policy.rate_recover))
+
+    def _refused(self, batch: ClaimedBatch, result: Refused) -> BatchResult:
+        action = result.action
+        if action is Action.RETRY_LATER:
+            self._busy(result.reason)
+            return BatchResult(
+                batch.batch_id,
+                "pending",
+                submit_code=result.code,
+                detail=f"retried after {result.reason}",
+            )
+        if action is Action.STOP_RUN:
+            self.stop_reason = self.stop_reason or result.reason
+            return BatchResult(
+                batch.batch_id, "pending", submit_code=result.code, detail=result.reason
+            )
+        if action is Action.WAIT_WINDOW:
+            self._wait_window(result.reason)
+            return BatchResult(
+                batch.batch_id, "pending", submit_code=result.code, detail=result.reason
+            )
+        self.done += 1
+        self.busy = 0
+        detail = f"{result.info.en} ({result.info.zh})"
+        return BatchResult(batch.batch_id, "rejected", submit_code=result.code, detail=detail)
+
+    def _busy(self, reason: str) -> None:
+        self.busy += 1
+        if self.busy > self.policy.max_busy:
+            self.stop_reason = self.stop_reason or (
+                f"the gateway kept refusing for now ({self.busy} times in a row; last: {reason})"
+            )
+            return
+        self._back_off(self.busy)
+        now = time.monotonic()
+        if now - self.last_cut >= 1.0:  # one cut per burst of refusals, not one per request
+            self.last_cut = now
+            current = self.limiter.rate if self.limiter.rate > 0 else self._recent_rate()
+            new_rate = max(self.policy.min_rate, current * self.policy.rate_cut)
+            self.limiter.set_rate(new_rate)
+            self.accepted_since_cut = 0
+            self.emit(ProgressEvent("info", f"{reason}: backing off, rate now {new_rate:.1f}/s"))
+
+    def _unreachable(self, reason: str) -> None:
+        self.unreachable += 1
+        if self.unreachable > self.policy.max_unreachable:
+            self.stop_reason = self.stop_reason or f"gateway unreachable: {reason}"
+            return
+        self._back_off(self.unreachable)
+        self.emit(ProgressEvent("warning", f"{reason}; trying again"))
+
+    def _wait_window(self, reason: str) -> None:
+        if self.no_wait:
+            self.stop_reason = self.stop_reason or f"{reason}; resume later"
+            return
+        self.hold_until = max(self.hold_until, time.monotonic() + self.policy.window_retry)
+        self.emit(
+            ProgressEvent(
+                "info", f"{reason}: waiting {self.policy.window_retry:.0f} s before trying again"
+            )
+        )
+
+    def _back_off(self, attempt: int) -> None:
+        delay = min(self.policy.retry_cap, self.policy.retry_base * 2 ** (attempt - 1))
+        delay *= random.uniform(0.5, 1.5)
+        self.hold_until = max(self.hold_until, time.monotonic() + delay)
+
+    def _note_sent(self) -> None:
+        now = time.monotonic()
+        self.recent.append(now)
+        while self.recent[0] < now - 2.0:
+            self.recent.popleft()
+
+    def _recent_rate(self) -> float:
+        horizon = time.monotonic() - 2.0
+        while self.recent and self.recent[0] < horizon:
+            self.recent.popleft()
+        return max(self.policy.min_rate, len(self.recent) / 2.0)
+
+    # -- progress
+
+    def _progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_progress < self.policy.progress_every:
+            return
+        self.last_progress = now
+        elapsed = now - self.started
+        rate = self.sent / elapsed if elapsed > 0 else 0.0
+        left = self.total - self.done
+        self.emit(
+            ProgressEvent(
+                "progress",
+                requests_done=self.done,
+                requests_total=self.total,
+                recipients_sent=self.recipients_sent,
+                recipients_total=self.recipients_total,
+                rate=rate,
+                eta=left / rate if rate > 0 else None,
+            )
+        )
+
+
+def _result_of(future: Future[SubmitResult]) -> SubmitResult:
+    """The client never raises; should it, the request may have left: unknown."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return Ambiguous(
+            f"the send failed unexpectedly ({type(exc).__name__}); it may have been sent"
+        )

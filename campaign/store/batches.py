@@ -1,0 +1,201 @@
+"""Batch queries: at-most-once claims and results.
+
+A batch is claimed (`pending` -> `sending`, claimed_by, attempts+1, submitted_at) and that
+is committed BEFORE its request leaves; its result is committed after:
+
+    pending -> sending -> accepted | rejected | unknown
+                       -> pending   (released: the gateway said "not sent", e.g. 103/104)
+
+The claim is a compare-and-set (`... WHERE state = 'pending'`, rowcount checked). On
+PostgreSQL the candidates are selected `FOR UPDATE SKIP LOCKED` so that several workers
+share a campaign's batches without waiting on each other; on SQLite every write
+transaction is `BEGIN IMMEDIATE` (store/engine.py), which serializes the claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select, update
+
+from campaign.store.schema import batches
+from campaign.timeutil import utcnow
+
+BATCH_STATES = ("pending", "sending", "accepted", "rejected", "unknown")
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    campaign_id: int
+    batch_id: str
+    seq: int
+    text: str
+    segments: int
+    size: int
+    mobiles: tuple[str, ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one claimed batch; `state` is accepted | rejected | unknown | pending."""
+
+    batch_id: str
+    state: str
+    msgid: str | None = None
+    submit_code: str | None = None
+    detail: str | None = None
+
+
+def claim_batches(
+    engine: Engine, campaign_id: int, worker_id: str, limit: int
+) -> list[ClaimedBatch]:
+    """Claim up to `limit` pending batches (lowest seq first) for `worker_id`, committed."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    claimed: list[ClaimedBatch] = []
+    with engine.begin() as conn:
+        candidates = conn.execute(
+            select(
+                batches.c.batch_id,
+                batches.c.seq,
+                batches.c.text,
+                batches.c.segments,
+                batches.c.size,
+                batches.c.mobiles,
+                batches.c.attempts,
+            )
+            .where(batches.c.campaign_id == campaign_id, batches.c.state == "pending")
+            .order_by(batches.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in candidates:
+            done = conn.execute(
+                update(batches)
+                .where(
+                    batches.c.campaign_id == campaign_id,
+                    batches.c.batch_id == row.batch_id,
+                    batches.c.state == "pending",
+                )
+                .values(
+                    state="sending",
+                    claimed_by=worker_id,
+                    attempts=batches.c.attempts + 1,
+                    submitted_at=now,
+                    answered_at=None,
+                )
+            ).rowcount
+            if done == 1:
+                claimed.append(
+                    ClaimedBatch(
+                        campaign_id,
+                        row.batch_id,
+                        int(row.seq),
+                        row.text,
+                        int(row.segments),
+                        int(row.size),
+                        tuple(row.mobiles.split(",")) if row.mobiles else (),
+                        int(row.attempts) + 1,
+                    )
+                )
+    return claimed
+
+
+def record_results(
+    engine: Engine, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
+) -> int:
+    """Commit the results of batches this worker claimed; return how many were recorded.
+
+    A result is written only while the batch is still this worker's (`sending`, or
+    `unknown` if another run took it for an orphan meanwhile: the real answer is better).
+    """
+    if not results:
+        return 0
+    now = utcnow()
+    written = 0
+    with engine.begin() as conn:
+        for result in results:
+            values: dict[str, object] = {
+                "state": result.state,
+                "msgid": result.msgid,
+                "submit_code": result.submit_code,
+                "detail": result.detail,
+                "answered_at": now,
+            }
+            if result.state == "pending":  # released: not sent, anyone may claim it again
+                values.update(msgid=None, claimed_by=None, answered_at=None)
+            written += conn.execute(
+                update(batches)
+                .where(
+                    batches.c.campaign_id == campaign_id,
+                    batches.c.batch_id == result.batch_id,
+                    batches.c.claimed_by == worker_id,
+                    batches.c.state.in_(("sending", "unknown")),
+                )
+                .values(**values)
+            ).rowcount
+    return written
+
+
+def reset_unknown(engine: Engine, campaign_id: int) -> int:
+    """`resume --resend-unknown`: unknown -> pending (once, by this call); return how many."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(batches)
+            .where(batches.c.campaign_id == campaign_id, batches.c.state == "unknown")
+            .values(
+                state="pending",
+                claimed_by=None,
+                detail="resent after an unknown result: " + func.coalesce(batches.c.detail, ""),
+            )
+        ).rowcount
+
+
+def batch_state_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
+    """Number of batches per state (every state present, zero when none)."""
+    counts = dict.fromkeys(BATCH_STATES, 0)
+    with engine.connect() as conn:
+        for state, number in conn.execute(
+            select(batches.c.state, func.count())
+            .where(batches.c.campaign_id == campaign_id)
+            .group_by(batches.c.state)
+        ):
+            counts[state] = int(number)
+    return counts
+
+
+def batch_figures(engine: Engine, campaign_id: int) -> dict[str, dict[str, int]]:
+    """Per batch state: `batches`, `recipients` (mobiles), `segments` (billed)."""
+    figures = {s: {"batches": 0, "recipients": 0, "segments": 0} for s in BATCH_STATES}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                batches.c.state,
+                func.count(),
+                func.coalesce(func.sum(batches.c.size), 0),
+                func.coalesce(func.sum(batches.c.size * batches.c.segments), 0),
+            )
+            .where(batches.c.campaign_id == campaign_id)
+            .group_by(batches.c.state)
+        )
+        for state, count, size, segments in rows:
+            figures[state] = {
+                "batches": int(count),
+                "recipients": int(size),
+                "segments": int(segments),
+            }
+    return figures
+
+
+def segments_needed(engine: Engine, campaign_id: int, states: Iterable[str] = ("pending",)) -> int:
+    """Billed segments of the batches in `states` (what sending them will cost)."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(func.coalesce(func.sum(batches.c.size * batches.c.segments), 0)).where(
+                batches.c.campaign_id == campaign_id, batches.c.state.in_(tuple(states))
+            )
+        ).scalar_one()
+    return int(value)

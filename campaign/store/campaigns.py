@@ -1,0 +1,296 @@
+"""Campaign queries: create a campaign from a plan, find it by id or name, move its state.
+
+`create_campaign` writes the campaign, every input row (`recipients`) and every request
+(`batches`) in one transaction, with chunked bulk inserts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from campaign.errors import NotFoundError
+from campaign.store.schema import batches, campaigns, recipients
+from campaign.timeutil import CHINA, utcnow
+
+if TYPE_CHECKING:
+    from campaign.config import Settings
+    from campaign.plan import Plan
+
+CHUNK_ROWS = 20_000
+STATES = ("planned", "sending", "stopped", "finished")
+_SECRET_KEYS = frozenset({"password", "pswd"})
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    id: int
+    name: str
+    state: str
+    stop_reason: str | None
+    template: str
+    settings: dict[str, Any]
+    columns: list[str]
+    files: list[dict[str, Any]]
+    content_key: str | None
+    job: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def brief(self) -> dict[str, Any]:
+        """The fields a listing shows (JSON-ready)."""
+        return {
+            "campaign_id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "stop_reason": self.stop_reason,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+def default_campaign_name(paths: Sequence[Path | str], now: datetime | None = None) -> str:
+    """The first contact file's stem and the China time, e.g. "vip 2026-01-31 09:05"."""
+    moment = (now or utcnow()).astimezone(CHINA)
+    stem = Path(paths[0]).stem if paths else "campaign"
+    return f"{stem} {moment:%Y-%m-%d %H:%M}"
+
+
+def settings_snapshot(settings: Settings) -> dict[str, Any]:
+    """The settings a plan was made with, JSON-ready, without any password."""
+    return _jsonable(dataclasses.asdict(settings))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items() if k not in _SECRET_KEYS}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path | time):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def create_campaign(
+    engine: Engine,
+    plan: Plan,
+    *,
+    name: str,
+    settings_snapshot: dict[str, Any],
+    content_key: str | None = None,
+    job: str | None = None,
+) -> int:
+    """Store the campaign (state "planned"), its rows and its batches; return its id."""
+    snapshot = _jsonable(settings_snapshot)  # drops any password that slipped in
+    contacts = plan.contacts
+    files = [_file_dict(f) for f in contacts.files]
+    with engine.begin() as conn:
+        campaign_id = conn.execute(
+            insert(campaigns)
+            .values(
+                name=name,
+                state="planned",
+                template=plan.template,
+                settings=json.dumps(snapshot, ensure_ascii=False),
+                columns=json.dumps(list(contacts.columns), ensure_ascii=False),
+                files=json.dumps(files, ensure_ascii=False),
+                content_key=content_key,
+                job=job,
+                created_at=utcnow(),
+            )
+            .returning(campaigns.c.id)
+        ).scalar_one()
+        for chunk in _recipient_chunks(campaign_id, plan):
+            conn.execute(insert(recipients), chunk)
+        for chunk in _batch_chunks(campaign_id, plan):
+            conn.execute(insert(batches), chunk)
+    return int(campaign_id)
+
+
+def _file_dict(summary: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(summary):
+        return _jsonable(dataclasses.asdict(summary))  # type: ignore[arg-type]
+    return _jsonable(dict(summary))
+
+
+def _recipient_chunks(campaign_id: int, plan: Plan) -> Iterator[list[dict[str, Any]]]:
+    frame, rows = plan.contacts.frame, plan.rows
+    total = len(frame)
+    columns = list(plan.contacts.columns)
+    for start in range(0, total, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, total)
+        part = frame.iloc[start:stop]
+        plan_part = rows.iloc[start:stop]
+        cell_rows = zip(*(part[c].tolist() for c in columns), strict=True) if columns else None
+        cells = (
+            [json.dumps(list(r), ensure_ascii=False) for r in cell_rows]
+            if cell_rows is not None
+            else ["[]"] * (stop - start)
+        )
+        values = zip(
+            range(start, stop),
+            part["_source"].tolist(),
+            part["_source_row"].tolist(),
+            cells,
+            plan_part["normalized_mobile"].tolist(),
+            plan_part["carrier"].tolist(),
+            plan_part["outcome"].tolist(),
+            plan_part["reason"].tolist(),
+            plan_part["message"].tolist(),
+            plan_part["segments"].tolist(),
+            plan_part["batch_id"].tolist(),
+            strict=True,
+        )
+        yield [
+            {
+                "campaign_id": campaign_id,
+                "row_no": row_no,
+                "source": source,
+                "source_row": int(source_row),
+                "cells": cell,
+                "mobile": mobile or None,
+                "carrier": carrier or None,
+                "outcome": outcome,
+                "reason": reason or None,
+                "message": message or None,
+                "segments": int(segments or 0),
+                "batch_id": batch_id or None,
+            }
+            for (
+                row_no,
+                source,
+                source_row,
+                cell,
+                mobile,
+                carrier,
+                outcome,
+                reason,
+                message,
+                segments,
+                batch_id,
+            ) in values
+        ]
+
+
+def _batch_chunks(campaign_id: int, plan: Plan) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for batch in plan.batches:
+        chunk.append(
+            {
+                "campaign_id": campaign_id,
+                "batch_id": batch.batch_id,
+                "seq": batch.seq,
+                "text": batch.text,
+                "segments": batch.segments,
+                "size": len(batch.mobiles),
+                "mobiles": ",".join(batch.mobiles),
+                "state": "pending",
+                "attempts": 0,
+            }
+        )
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def get_campaign(engine: Engine, ref: str | int) -> CampaignRecord:
+    """A campaign by numeric id, or by name (the most recent one with that name)."""
+    text = str(ref).strip()
+    with engine.connect() as conn:
+        row = None
+        if text.isdigit():
+            row = conn.execute(select(campaigns).where(campaigns.c.id == int(text))).first()
+        if row is None:
+            row = conn.execute(
+                select(campaigns)
+                .where(campaigns.c.name == text)
+                .order_by(campaigns.c.id.desc())
+                .limit(1)
+            ).first()
+    if row is None:
+        raise NotFoundError(
+            f"no campaign {text!r} in the store (give the id that `campaign send` printed, "
+            "or a name; `campaign status` lists them)"
+        )
+    return _record(row._mapping)
+
+
+def list_campaigns(engine: Engine) -> list[CampaignRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(campaigns).order_by(campaigns.c.id)).all()
+    return [_record(r._mapping) for r in rows]
+
+
+def set_state(
+    engine: Engine | Connection, campaign_id: int, state: str, *, reason: str | None = None
+) -> None:
+    """Move a campaign to `state`; "sending" stamps started_at once, "finished" finished_at."""
+    if state not in STATES:
+        raise ValueError(f"unknown campaign state {state!r}")
+    values: dict[str, Any] = {"state": state, "stop_reason": reason}
+    now = utcnow()
+    if state == "sending":
+        values["started_at"] = func.coalesce(campaigns.c.started_at, now)
+    if state == "finished":
+        values["finished_at"] = now
+    statement = update(campaigns).where(campaigns.c.id == campaign_id).values(**values)
+    if isinstance(engine, Connection):
+        engine.execute(statement)
+        return
+    with engine.begin() as conn:
+        conn.execute(statement)
+
+
+def campaign_totals(engine: Engine, campaign_id: int) -> dict[str, int]:
+    """`recipients` (rows in a batch), `requests` (batches), `segments` (billed in all)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(batches.c.size), 0),
+                func.coalesce(func.sum(batches.c.size * batches.c.segments), 0),
+            ).where(batches.c.campaign_id == campaign_id)
+        ).one()
+    return {"recipients": int(row[1]), "requests": int(row[0]), "segments": int(row[2])}
+
+
+def _record(row: Any) -> CampaignRecord:
+    return CampaignRecord(
+        id=int(row["id"]),
+        name=row["name"],
+        state=row["state"],
+        stop_reason=row["stop_reason"],
+        template=row["template"],
+        settings=json.loads(row["settings"]),
+        columns=json.loads(row["columns"]),
+        files=json.loads(row["files"]),
+        content_key=row["content_key"],
+        job=row["job"],
+        created_at=_aware(row["created_at"]),
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]),
+    )
+
+
+def _aware(moment: Any) -> Any:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -1,0 +1,174 @@
+"""Workers: the running send/resume processes, and what happens to batches they left behind.
+
+A worker registers (uuid, host, pid), beats every few seconds, and unregisters at the end.
+Batches found in `sending` whose worker is dead are orphans: the request may or may not
+have left, so they become `unknown` and are never resent without an explicit flag.
+A worker is dead when it is gone from the table, when it ran on this host and its pid
+is not alive, or when its heartbeat is older than `stale_after` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from campaign.store.schema import batches, workers
+from campaign.timeutil import utcnow
+
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    heartbeat_at: datetime
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def register_worker(engine: Engine, campaign_id: int) -> str:
+    """Add this process as a worker of `campaign_id`; return its id."""
+    worker_id = uuid.uuid4().hex
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(workers).values(
+                id=worker_id,
+                campaign_id=campaign_id,
+                host=this_host(),
+                pid=os.getpid(),
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+    return worker_id
+
+
+def heartbeat(engine: Engine, worker_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=utcnow()))
+
+
+def unregister_worker(engine: Engine, worker_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(workers).where(workers.c.id == worker_id))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def is_dead(worker: WorkerInfo | None, *, now: datetime, stale_after: float) -> bool:
+    if worker is None:
+        return True
+    beat = worker.heartbeat_at
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    if worker.host == this_host() and not pid_alive(worker.pid):
+        return True
+    return now - beat > timedelta(seconds=stale_after)
+
+
+def recover_orphans(
+    engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
+) -> int:
+    """Mark `unknown` the batches left in `sending` by dead workers; return how many."""
+    now = utcnow()
+    with engine.begin() as conn:
+        claimers = conn.execute(
+            select(batches.c.claimed_by)
+            .where(batches.c.campaign_id == campaign_id, batches.c.state == "sending")
+            .distinct()
+        ).scalars()
+        claimers = [c for c in claimers]
+        if not claimers:
+            return 0
+        rows = conn.execute(select(workers).where(workers.c.id.in_([c for c in claimers if c])))
+        known = {r.id: WorkerInfo(r.id, r.host, int(r.pid), r.heartbeat_at) for r in rows}
+        recovered = 0
+        for claimer in claimers:
+            worker = known.get(claimer) if claimer else None
+            if not is_dead(worker, now=now, stale_after=stale_after):
+                continue
+            recovered += conn.execute(
+                update(batches)
+                .where(
+                    batches.c.campaign_id == campaign_id,
+                    batches.c.state == "sending",
+                    _claimed_by(claimer),
+                )
+                .values(state="unknown", detail=_orphan_detail(claimer, worker), answered_at=now)
+            ).rowcount
+            if worker is not None:
+                conn.execute(delete(workers).where(workers.c.id == worker.id))
+    return recovered
+
+
+def _claimed_by(claimer: str | None) -> Any:
+    if claimer is None:
+        return batches.c.claimed_by.is_(None)
+    return batches.c.claimed_by == claimer
+
+
+def _orphan_detail(claimer: str | None, worker: WorkerInfo | None) -> str:
+    run = f"run {claimer[:8]}" if claimer else "an earlier run"
+    where = f" (pid {worker.pid} on {worker.host})" if worker else ""
+    return f"in flight when {run}{where} stopped; may or may not have been sent"
+
+
+class Heartbeat:
+    """Registers a worker and beats in a daemon thread until closed (a context manager)."""
+
+    def __init__(
+        self, engine: Engine, campaign_id: int, *, interval: float = HEARTBEAT_SECONDS
+    ) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._done = threading.Event()
+        self.worker_id = register_worker(engine, campaign_id)
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                heartbeat(self._engine, self.worker_id)
+            except Exception:  # a missed beat is not fatal; the next one retries
+                continue
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+        unregister_worker(self._engine, self.worker_id)
+
+    def __enter__(self) -> Heartbeat:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
