@@ -162,7 +162,12 @@ class GatewayClient:
         """Make sure the password never travels in a reason text."""
         secret = self._settings.password
         reason = getattr(result, "reason", None)
-        if secret and isinstance(result, Ambiguous | NotSent) and reason and secret in reason:
+        if (
+            len(secret) >= 4
+            and isinstance(result, Ambiguous | NotSent)
+            and reason
+            and secret in reason
+        ):
             return type(result)(reason.replace(secret, "***"))  # type: ignore[return-value]
         return result
 

@@ -1,0 +1,90 @@
+"""`campaign balance` and `campaign simulator`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaign.cli.app import app
+from campaign.cli.common import (
+    ConfigOption,
+    GatewayOption,
+    JsonOption,
+    handle_errors,
+    info,
+    print_json,
+    settings_from,
+)
+from campaign.errors import ConfigError, GatewayStop
+from campaign.gateway.protocol import Balances, NotSent, Refused
+
+
+@app.command("balance")
+@handle_errors
+def balance(
+    config: ConfigOption = None,
+    gateway: GatewayOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Query the gateway balance (remaining billed messages) per product."""
+    from campaign.gateway.client import GatewayClient
+    from campaign.gateway.runtime import open_gateway
+
+    settings = settings_from(config, gateway=gateway).gateway
+    with open_gateway(settings) as resolved, GatewayClient(resolved) as client:
+        result = client.query_balance()
+    if isinstance(result, Refused):
+        raise GatewayStop(f"the gateway refused the balance query: {result.reason}")
+    if isinstance(result, NotSent):
+        raise GatewayStop(f"cannot reach the gateway at {settings.url}: {result.reason}")
+    if not isinstance(result, Balances):
+        raise GatewayStop(f"no valid balance from the gateway at {settings.url}: {result.reason}")
+    if json_output:
+        print_json({"products": result.products})
+        return
+    if not result.products:
+        typer.echo("no products on this account")
+    for product, amount in result.products.items():
+        typer.echo(f"product {product}: {amount}")
+
+
+SimConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Simulator TOML file (keys: see campaign.gateway.simconfig)."),
+]
+
+
+@app.command("simulator")
+@handle_errors
+def simulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    config: SimConfigOption = None,
+    push_url: Annotated[
+        str | None, typer.Option("--push-url", help="Where delivery reports are pushed.")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Append every send request as a JSON line.")
+    ] = None,
+) -> None:
+    """Run the built-in gateway simulator until Ctrl-C."""
+    from campaign.gateway.simconfig import DEMO_PASSWORD, SimulatorSettings, make_settings
+    from campaign.gateway.simulator import Simulator, load_simulator_settings, run_simulator
+
+    settings = load_simulator_settings(config) if config else SimulatorSettings()
+    if push_url is not None:
+        settings = make_settings(settings, push_url=push_url)
+
+    def announce(sim: Simulator) -> None:
+        account = sim.settings.accounts[0]
+        secret = f", password {account.password}" if account.password == DEMO_PASSWORD else ""
+        info(f"gateway simulator at {sim.url} (account {account.name}{secret})")
+        info(f"delivery reports pushed to {settings.push_url or '(nowhere: no --push-url)'}")
+        info("press Ctrl-C to stop")
+
+    try:
+        run_simulator(settings, host=host, port=port, log_path=log, on_start=announce)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
