@@ -1,0 +1,136 @@
+"""Delivery reports in the store: kept as they came, exact repeats stored once.
+
+A report is identified by (msgid, mobile, status, report_time) — `report_time` is the
+canonical ISO string of `campaign.reports.parse_report_time`, so a pushed report and the
+same report imported from a file are one row. Reports are not joined at insert time (one
+may arrive before its msgid is recorded, or carry a msgid this system never issued):
+matching to recipients by (msgid, mobile) happens when they are read.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from campaign.store.schema import batches, recipients, reports
+from campaign.timeutil import utcnow
+
+# (msgid, mobile, status, report_time, raw_time, origin)
+ReportRow = tuple[str, str, str, str, str | None, str]
+REPORT_COLUMNS = ("msgid", "mobile", "status", "report_time", "raw_time", "origin")
+_MSGID_CHUNK = 500
+
+
+def insert_reports(
+    conn: Connection, rows: Sequence[ReportRow], received_at: datetime | None = None
+) -> int:
+    """Insert reports inside the caller's transaction; returns how many were new.
+
+    An exact repeat (same msgid, mobile, status, report_time) changes nothing.
+    """
+    if not rows:
+        return 0
+    stamp = _bind_time(conn, received_at or utcnow())
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {reports.name} ({', '.join(REPORT_COLUMNS)}, received_at) "
+        f"VALUES ({', '.join([mark] * (len(REPORT_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"
+    )
+    params = [(*row, stamp) for row in rows]
+    if conn.dialect.name == "postgresql":
+        return _insert_postgres(conn, sql, params)
+    result = conn.exec_driver_sql(sql, params)
+    return max(result.rowcount, 0)
+
+
+def _insert_postgres(conn: Connection, sql: str, params: list[tuple]) -> int:
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+        return max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+
+
+def insert_report_frame(
+    conn: Connection, frame: pd.DataFrame, received_at: datetime | None = None
+) -> int:
+    """Bulk form of `insert_reports` for an imported file (columns REPORT_COLUMNS)."""
+    if frame.empty:
+        return 0
+    if conn.dialect.name == "postgresql":
+        return _copy_postgres(conn, frame[list(REPORT_COLUMNS)], received_at or utcnow())
+    columns = [frame[c].to_numpy(dtype=object) for c in REPORT_COLUMNS]
+    return insert_reports(conn, list(zip(*columns, strict=True)), received_at)
+
+
+def _copy_postgres(conn: Connection, frame: pd.DataFrame, received_at: datetime) -> int:
+    """COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
+    cols = ", ".join(REPORT_COLUMNS)
+    dbapi = conn.connection.driver_connection
+    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS report_import "
+            "(msgid text, mobile text, status text, report_time text, raw_time text, "
+            "origin text) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE report_import")
+        buffer = io.StringIO()
+        frame.to_csv(buffer, header=False, index=False)
+        with cursor.copy(f"COPY report_import ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(buffer.getvalue())
+        cursor.execute(
+            f"INSERT INTO {reports.name} ({cols}, received_at) "
+            f"SELECT {cols}, %s FROM report_import ON CONFLICT DO NOTHING",
+            (received_at,),
+        )
+        return max(cursor.rowcount, 0)
+
+
+def _bind_time(conn: Connection, moment: datetime) -> object:
+    """The value the driver needs for a DateTime column (SQLite stores text)."""
+    column_type = reports.c.received_at.type.dialect_impl(conn.dialect)
+    processor = column_type.bind_processor(conn.dialect)
+    return processor(moment) if processor else moment
+
+
+def matched_pairs(conn: Connection, msgids: Iterable[str]) -> pd.DataFrame:
+    """(msgid, mobile) of the recipients sent in the batches with these msgids."""
+    wanted = sorted(set(msgids))
+    parts = []
+    for start in range(0, len(wanted), _MSGID_CHUNK):
+        chunk = wanted[start : start + _MSGID_CHUNK]
+        query = (
+            sa.select(batches.c.msgid, recipients.c.mobile)
+            .join(
+                recipients,
+                sa.and_(
+                    recipients.c.campaign_id == batches.c.campaign_id,
+                    recipients.c.batch_id == batches.c.batch_id,
+                ),
+            )
+            .where(batches.c.msgid.in_(chunk))
+        )
+        parts.append(pd.DataFrame(conn.execute(query).all(), columns=["msgid", "mobile"]))
+    if not parts:
+        return pd.DataFrame({"msgid": [], "mobile": []}, dtype=object)
+    return pd.concat(parts, ignore_index=True)
+
+
+def count_unmatched(conn: Connection, msgids: pd.Series, mobiles: pd.Series) -> int:
+    """How many of these reports match no recipient of a batch with that msgid."""
+    if msgids.empty:
+        return 0
+    known = matched_pairs(conn, msgids.unique())
+    keys = pd.MultiIndex.from_arrays([msgids.to_numpy(), mobiles.to_numpy()])
+    known_keys = pd.MultiIndex.from_frame(known)
+    return int((~keys.isin(known_keys)).sum())
+
+
+def count_reports(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(reports)).scalar_one())
