@@ -1,0 +1,250 @@
+"""The send loop against the real simulator over loopback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, time
+
+import pytest
+
+from campaign.config import ComplianceSettings, SendWindow, Settings
+from campaign.errors import ExitCode
+from campaign.gateway.client import GatewayClient
+from campaign.gateway.protocol import Balances, NotSent
+from campaign.sender import ProgressEvent, RateLimiter, SendPolicy, send_campaign
+from campaign.store import open_store
+from campaign.store.batches import batch_state_counts
+from campaign.store.campaigns import create_campaign, get_campaign
+from campaign.timeutil import CHINA
+from tests.support.simulator import gateway_settings, running_simulator
+from tests.test_store_campaigns import fake_plan
+
+QUICK = SendPolicy(concurrency=4, retry_base=0.01, retry_cap=0.05, wait_step=0.05, heartbeat=0.5)
+
+
+@pytest.fixture
+def engine(store_url):
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sim():
+    with running_simulator() as sim:
+        yield sim
+
+
+def _settings(sim, **gateway) -> Settings:
+    gateway.setdefault("rate", 0.0)
+    return Settings(gateway=gateway_settings(sim, **gateway))
+
+
+def _campaign(engine, n=31, per_batch=3, name="spring") -> int:
+    return create_campaign(engine, fake_plan(n, per_batch), name=name, settings_snapshot={})
+
+
+def _send(engine, cid, sim, settings=None, **kwargs):
+    settings = settings or _settings(sim)
+    kwargs.setdefault("policy", QUICK)
+    with GatewayClient(settings.gateway) as client:
+        return send_campaign(engine, cid, client, settings, **kwargs)
+
+
+def _taken(sim) -> Counter[str]:
+    """How many times the simulator took each mobile (code 0)."""
+    return Counter(m for r in sim.received() if r.sent for m in r.mobiles)
+
+
+def _all_mobiles(n=31) -> set[str]:
+    return {f"139{i:08d}" for i in range(n) if i != 1}
+
+
+def test_everything_is_sent_exactly_once(engine, sim):
+    cid = _campaign(engine)
+    events: list[ProgressEvent] = []
+    report = _send(engine, cid, sim, on_progress=events.append)
+    assert report.state == "finished" and report.exit_code is ExitCode.OK
+    assert report.count("accepted") == 10 and report.requests_sent == 10
+    assert (report.recipients, report.requests, report.segments) == (30, 10, 30)
+    taken = _taken(sim)
+    assert set(taken) == _all_mobiles() and set(taken.values()) == {1}
+    assert get_campaign(engine, str(cid)).state == "finished"
+    last = [e for e in events if e.kind == "progress"][-1]
+    assert (last.requests_done, last.requests_total, last.recipients_sent) == (10, 10, 30)
+
+
+def test_busy_and_too_fast_storms_end_with_everyone_once(engine, sim):
+    cid = _campaign(engine)
+    sim.inject_busy(4)
+    sim.inject_too_fast(4)
+    events: list[ProgressEvent] = []
+    report = _send(engine, cid, sim, _settings(sim, rate=200.0), on_progress=events.append)
+    assert report.state == "finished" and report.exit_code is ExitCode.OK
+    assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles()
+    assert any("backing off, rate now" in e.message for e in events)  # the rate adapted
+
+
+def test_quota_exhausted_half_way_then_resume(engine, sim):
+    cid = _campaign(engine)
+    product = sim.settings.accounts[0].default
+    sim.set_quota(product, 15)
+    report = _send(engine, cid, sim, force=True)
+    assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
+    assert "no quota left" in (report.stop_reason or "")
+    assert report.count("accepted") == 5 and report.count("pending") == 5
+    assert get_campaign(engine, str(cid)).stop_reason == report.stop_reason
+    sim.top_up(product, 1000)
+    again = _send(engine, cid, sim)
+    assert again.state == "finished" and again.exit_code is ExitCode.OK
+    assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles()
+
+
+def test_low_balance_stops_before_sending_unless_forced(engine, sim):
+    cid = _campaign(engine)
+    sim.set_quota(sim.settings.accounts[0].default, 10)
+    report = _send(engine, cid, sim)
+    assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
+    assert "is 10 segments, but 30 billed segments" in (report.stop_reason or "")
+    assert sim.received() == []
+
+
+def test_dropped_connection_is_unknown_and_resent_only_on_request(engine, sim):
+    cid = _campaign(engine, n=7, per_batch=2)  # 3 batches
+    sim.inject_drop(1)
+    report = _send(engine, cid, sim, policy=replace(QUICK, concurrency=1))
+    assert report.state == "finished" and report.exit_code is ExitCode.PARTIAL
+    assert report.count("unknown") == 1
+    first = sim.received()[0].mobiles
+    assert _taken(sim)[first[0]] == 1
+    again = _send(engine, cid, sim)  # a plain resume does not resend it
+    assert again.count("unknown") == 1 and len(sim.received()) == 3
+    resent = _send(engine, cid, sim, resend_unknown=True)
+    assert resent.exit_code is ExitCode.OK and resent.count("accepted") == 3
+    assert _taken(sim)[first[0]] == 2  # sent once more, as asked
+    assert len(sim.received()) == 4
+
+
+def test_stop_code_stops_the_run_and_rejection_is_data(engine, sim):
+    cid = _campaign(engine)
+    sim.inject_code("107")
+    sim.inject_code("117")
+    report = _send(engine, cid, sim, policy=replace(QUICK, concurrency=1))
+    assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
+    assert "IP authentication failed" in (report.stop_reason or "")
+    assert report.count("rejected") == 1 and report.count("pending") == 9
+    final = _send(engine, cid, sim)
+    assert final.state == "finished" and final.exit_code is ExitCode.PARTIAL
+    assert final.count("rejected") == 1 and final.count("accepted") == 9
+
+
+def test_unreachable_gateway_stops_with_nothing_sent(engine):
+    cid = _campaign(engine)
+    settings = Settings(
+        gateway=replace(
+            Settings().gateway, url="http://127.0.0.1:9/msg", account="a", password="p", rate=0.0
+        )
+    )
+    with GatewayClient(settings.gateway) as client:
+        report = send_campaign(engine, cid, client, settings, policy=QUICK)
+    assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
+    assert "gateway unreachable" in (report.stop_reason or "")
+    assert batch_state_counts(engine, cid)["pending"] == 10
+
+
+def test_outside_the_window_with_no_wait_stops_at_once(engine, sim):
+    cid = _campaign(engine)
+    settings = replace(
+        _settings(sim),
+        compliance=ComplianceSettings(send_window=SendWindow(time(8), time(21))),
+    )
+    late = SendPolicy(clock=lambda: datetime(2026, 3, 1, 22, 30, tzinfo=CHINA))
+    report = _send(engine, cid, sim, settings, no_wait=True, policy=late)
+    assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
+    assert "opens at 2026-03-02 08:00" in (report.stop_reason or "")
+    assert sim.received() == []
+
+
+def test_waiting_for_the_window_honours_stop(engine, sim):
+    cid = _campaign(engine)
+    settings = replace(
+        _settings(sim),
+        compliance=ComplianceSettings(send_window=SendWindow(time(8), time(21))),
+    )
+    stop = threading.Event()
+    events: list[ProgressEvent] = []
+
+    def on_progress(event: ProgressEvent) -> None:
+        events.append(event)
+        if event.message.startswith("waiting"):
+            stop.set()
+
+    late = replace(QUICK, clock=lambda: datetime(2026, 3, 1, 22, 30, tzinfo=CHINA))
+    report = _send(engine, cid, sim, settings, policy=late, stop=stop, on_progress=on_progress)
+    assert report.state == "stopped" and report.interrupted
+    assert sim.received() == []
+
+
+def test_rate_limit_paces_requests(engine, sim):
+    cid = _campaign(engine, n=41, per_batch=1)  # 40 requests
+    report = _send(engine, cid, sim, _settings(sim, rate=40.0))
+    assert report.state == "finished"
+    assert report.elapsed >= 0.7  # 40 requests at 40/s: about one second, not a burst
+
+
+def test_two_workers_share_a_campaign_without_double_sends(store_url, sim):
+    setup = open_store(store_url)
+    cid = _campaign(setup, n=121, per_batch=2)
+    setup.dispose()
+    reports = []
+
+    def worker() -> None:
+        engine = open_store(store_url)
+        try:
+            reports.append(_send(engine, cid, sim, _settings(sim, rate=300.0)))
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = _taken(sim)
+    assert set(taken) == _all_mobiles(121) and set(taken.values()) == {1}
+    assert sum(r.requests_sent for r in reports) == 60
+    assert all(r.requests_sent > 0 for r in reports)
+
+
+def test_unreadable_balance_is_a_warning(engine):
+    class Client:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, ...]] = []
+
+        def query_balance(self):
+            return NotSent("no route")
+
+        def send_batch(self, mobiles, text):
+            from campaign.gateway.protocol import Accepted
+
+            self.sent.append(tuple(mobiles))
+            return Accepted(str(len(self.sent)), "20260101000000")
+
+    cid = _campaign(engine)
+    client = Client()
+    report = send_campaign(engine, cid, client, Settings(), policy=QUICK)
+    assert report.state == "finished" and len(client.sent) == 10
+    assert any("balance could not be read" in w for w in report.warnings)
+    assert isinstance(Balances(), Balances)
+
+
+def test_rate_limiter_tokens():
+    limiter = RateLimiter(0)
+    assert limiter.wait_time() == 0 and limiter.available() > 1000
+    limiter = RateLimiter(10, burst=2)
+    assert limiter.available() == 2
+    limiter.take()
+    limiter.take()
+    assert 0 < limiter.wait_time() <= 0.1
