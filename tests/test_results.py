@@ -8,7 +8,6 @@ from campaign.store import open_store
 from campaign.store.results import (
     OUTCOMES,
     RESULT_COLUMNS,
-    campaign_header,
     iter_results,
     outcome_breakdown,
     outcome_counts,
@@ -169,7 +168,5 @@ def test_campaign_without_rows_and_missing_campaign(engine):
     assert list(iter_results(engine, cid)) == []
     assert outcome_counts(engine, cid) == dict.fromkeys(OUTCOMES, 0)
     assert reports_per_hour(engine, cid).empty
-    with pytest.raises(NotFoundError):
-        campaign_header(engine, 999)
     with pytest.raises(NotFoundError):
         list(iter_results(engine, 999))

@@ -30,20 +30,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import CTE, Engine, Select, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from campaign.errors import NotFoundError, UsageError
-from campaign.store.schema import batches, campaigns, recipients, reports
-
-try:  # the gateway engineer's tables; a stand-in until that module is committed
-    from campaign.gateway.protocol import report_status_info, submit_code_info
-except ImportError:  # pragma: no cover - transitional
-    from campaign.store._protocol_standin import report_status_info, submit_code_info
+from campaign.errors import UsageError
+from campaign.gateway.protocol import report_status_info, submit_code_info
+from campaign.store.campaigns import CampaignRecord, get_campaign
+from campaign.store.schema import batches, recipients, reports
 
 DELIVERED_STATUS = "DELIVRD"
 
@@ -112,46 +107,6 @@ _REASONS: dict[str, dict[str, str]] = {
         "unsent_yet": "尚未发送",
     },
 }
-
-
-@dataclass(frozen=True)
-class CampaignHeader:
-    """What the read side needs of a `campaigns` row."""
-
-    id: int
-    name: str
-    state: str
-    stop_reason: str | None
-    template: str
-    settings: dict[str, Any]
-    columns: list[str]
-    files: list[dict[str, Any]]
-    created_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-def campaign_header(engine: Engine, campaign_id: int) -> CampaignHeader:
-    """The campaign row, JSON fields decoded; NotFoundError when there is none."""
-    with engine.connect() as conn:
-        row = (
-            conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).mappings().first()
-        )
-    if row is None:
-        raise NotFoundError(f"no campaign with id {campaign_id}")
-    return CampaignHeader(
-        id=row["id"],
-        name=row["name"],
-        state=row["state"],
-        stop_reason=row["stop_reason"],
-        template=row["template"],
-        settings=_json(row["settings"], {}),
-        columns=[str(c) for c in _json(row["columns"], [])],
-        files=_json(row["files"], []),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +234,7 @@ def iter_results(
     _check_lang(lang)
     if chunk_rows < 1:
         raise UsageError("chunk_rows must be at least 1")
-    header = campaign_header(engine, campaign_id)
+    header = get_campaign(engine, campaign_id)
     with engine.connect() as conn:
         top = conn.execute(
             select(func.max(recipients.c.row_no)).where(recipients.c.campaign_id == campaign_id)
@@ -299,7 +254,7 @@ def empty_results(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({**{c: [] for c in columns}, **{c: [] for c in RESULT_COLUMNS}})
 
 
-def _result_frame(raw: pd.DataFrame, header: CampaignHeader, lang: str) -> pd.DataFrame:
+def _result_frame(raw: pd.DataFrame, header: CampaignRecord, lang: str) -> pd.DataFrame:
     cells = _cells_frame(raw["cells"], header.columns, raw.index)
     out = pd.DataFrame(index=raw.index)
     out["source"] = _text(raw["source"])
@@ -332,7 +287,7 @@ def _cells_frame(cells: pd.Series, columns: list[str], index: pd.Index) -> pd.Da
     return frame
 
 
-def _reasons(raw: pd.DataFrame, header: CampaignHeader, lang: str) -> pd.Series:
+def _reasons(raw: pd.DataFrame, header: CampaignRecord, lang: str) -> pd.Series:
     words = _REASONS[lang]
     outcome = raw["outcome"]
     reason = _text(raw["plan_reason"])
@@ -410,15 +365,6 @@ def _text(series: pd.Series) -> pd.Series:
 def _check_lang(lang: str) -> None:
     if lang not in LANGS:
         raise UsageError(f"unknown language {lang!r}; use en or zh")
-
-
-def _json(text: str | None, default: Any) -> Any:
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
 
 
 # ---------------------------------------------------------------------------------------------
