@@ -71,7 +71,9 @@ class PushReceiver:
         return f"{self.url}/mo"
 
     def start(self) -> PushReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -92,7 +94,7 @@ class PushReceiver:
             self._failures.extend([status] * count)
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every request: {"method", "path", "params", "status"} (answered status)."""
+        """Every request: {"method", "path", "params", "status", "query", "body"}."""
         with self._lock:
             return list(self._requests)
 
@@ -118,11 +120,18 @@ class PushReceiver:
     def _ok(self, path: str) -> int:
         return sum(1 for r in self._requests if r["path"] == path and r["status"] == 200)
 
-    def _record(self, method: str, path: str, params: dict[str, str]) -> int:
+    def _record(self, method: str, path: str, params: dict[str, str], query: str, body: str) -> int:
         with self._lock:
             status = self._failures.pop(0) if self._failures else 200
             self._requests.append(
-                {"method": method, "path": path, "params": params, "status": status}
+                {
+                    "method": method,
+                    "path": path,
+                    "params": params,
+                    "status": status,
+                    "query": query,
+                    "body": body,
+                }
             )
             self._lock.notify_all()
             return status
@@ -145,7 +154,7 @@ class PushReceiver:
                 parts = urlsplit(self.path)
                 params = dict(parse_qsl(parts.query, keep_blank_values=True))
                 params.update(parse_qsl(body, keep_blank_values=True))
-                status = receiver._record(self.command, parts.path, params)
+                status = receiver._record(self.command, parts.path, params, parts.query, body)
                 data = b"OK" if status == 200 else b"error"
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
