@@ -1,0 +1,365 @@
+"""`campaign send`, `campaign resume`, `campaign status`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import Engine
+
+from campaign.cli.app import app
+from campaign.cli.common import (
+    ConfigOption,
+    DbOption,
+    GatewayOption,
+    JsonOption,
+    fail,
+    handle_errors,
+    info,
+    is_terminal,
+    print_json,
+    settings_from,
+)
+from campaign.cli.send_progress import progress_reporter
+from campaign.config import Settings
+from campaign.errors import ExitCode
+from campaign.sender import SendReport, send_campaign
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NoWaitOption = Annotated[
+    bool,
+    typer.Option("--no-wait", help="Outside the send window, stop at once (exit 4, resumable)."),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Send even when the balance looks too low.")
+]
+CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).", show_default=False)]
+
+
+@app.command("send")
+@handle_errors
+def send(
+    contacts: Annotated[list[Path], typer.Argument(help="Contact files (xlsx, xls, csv).")],
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="Template file, or the text itself.")
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of the workbooks.")] = None,
+    header_row: Annotated[
+        int | None, typer.Option("--header-row", help="Row number of the header (1-based).")
+    ] = None,
+    mobile_column: Annotated[
+        str | None, typer.Option("--mobile-column", help="Header of the mobile column.")
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    gateway: GatewayOption = None,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+    no_wait: NoWaitOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Plan the campaign, store it and send it; prints the campaign id."""
+    from campaign.gateway.runtime import require_account
+    from campaign.store import open_store
+    from campaign.store.campaigns import create_campaign, default_campaign_name, settings_snapshot
+
+    settings = settings_from(config, db, gateway)
+    require_account(settings.gateway)
+    engine = open_store(settings.store_url)
+    try:
+        plan = _make_plan(engine, settings, contacts, template, sheet, header_row, mobile_column)
+        figures = plan.summary()
+        if is_terminal() and not yes and not _confirm(figures):
+            info("nothing stored, nothing sent")
+            return
+        campaign_id = create_campaign(
+            engine,
+            plan,
+            name=name or default_campaign_name(contacts),
+            settings_snapshot=settings_snapshot(settings),
+        )
+        info(
+            f"campaign {campaign_id}: {figures['recipients']} recipients in "
+            f"{figures['requests']} requests, {figures['segments']} billed segments"
+        )
+        report = _run(engine, campaign_id, settings, no_wait=no_wait, force=force)
+        _finish(engine, report, json_output)
+    finally:
+        engine.dispose()
+
+
+@app.command("resume")
+@handle_errors
+def resume(
+    campaign: CampaignArg,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option("--resend-unknown", help="Also send the requests whose result is unknown."),
+    ] = False,
+    no_wait: NoWaitOption = False,
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    gateway: GatewayOption = None,
+) -> None:
+    """Send what a stopped or failed run left unsent."""
+    from campaign.gateway.runtime import require_account
+    from campaign.store import open_store
+    from campaign.store.campaigns import get_campaign
+
+    settings = settings_from(config, db, gateway)
+    require_account(settings.gateway)
+    engine = open_store(settings.store_url, create=False)
+    try:
+        record = get_campaign(engine, campaign)
+        report = _run(
+            engine,
+            record.id,
+            settings,
+            no_wait=no_wait,
+            force=force,
+            resend_unknown=resend_unknown,
+        )
+        _finish(engine, report, json_output)
+    finally:
+        engine.dispose()
+
+
+@app.command("status")
+@handle_errors
+def status(
+    campaign: Annotated[
+        str | None, typer.Argument(help="Campaign id or name; all campaigns when omitted.")
+    ] = None,
+    json_output: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Progress and delivery figures of one campaign, or a list of all."""
+    from campaign.store import open_store
+
+    settings = settings_from(config, db)
+    engine = open_store(settings.store_url, create=False)
+    try:
+        if campaign is None:
+            _list_status(engine, json_output)
+        else:
+            _one_status(engine, campaign, json_output)
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- send / resume
+
+
+def _make_plan(
+    engine: Engine,
+    settings: Settings,
+    paths: list[Path],
+    template: str,
+    sheet: str | None,
+    header_row: int | None,
+    mobile_column: str | None,
+) -> Any:
+    from campaign.contacts import read_contacts
+    from campaign.messages import load_template
+    from campaign.plan import make_plan, plan_options
+    from campaign.store.suppression import suppressed_set
+
+    contacts = read_contacts(paths, sheet=sheet, header_row=header_row, mobile_column=mobile_column)
+    text = load_template(template)
+    return make_plan(contacts, text, plan_options(settings), suppressed_set(engine))
+
+
+def _confirm(figures: dict[str, Any]) -> bool:
+    question = (
+        f"Send {figures['recipients']} recipients in {figures['requests']} requests "
+        f"({figures['segments']} billed segments)?"
+    )
+    return typer.confirm(question, default=False, err=True)
+
+
+def _run(
+    engine: Engine,
+    campaign_id: int,
+    settings: Settings,
+    *,
+    no_wait: bool,
+    force: bool,
+    resend_unknown: bool = False,
+) -> SendReport:
+    """Send in a thread; Ctrl-C (or SIGTERM) asks it to stop after the requests in flight."""
+    from dataclasses import replace
+
+    from campaign.gateway.client import GatewayClient
+    from campaign.gateway.runtime import open_gateway
+
+    stop = threading.Event()
+    with (
+        open_gateway(settings.gateway) as resolved,
+        GatewayClient(resolved) as client,
+        progress_reporter() as on_progress,
+    ):
+        run_settings = replace(settings, gateway=resolved)
+
+        def work() -> SendReport:
+            return send_campaign(
+                engine,
+                campaign_id,
+                client,
+                run_settings,
+                on_progress=on_progress,
+                stop=stop,
+                no_wait=no_wait,
+                resend_unknown=resend_unknown,
+                force=force,
+            )
+
+        return _in_thread(work, stop)
+
+
+def _in_thread(work: Callable[[], SendReport], stop: threading.Event) -> SendReport:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["report"] = work()
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="campaign-send")
+    with _stop_on_signals(stop):
+        thread.start()
+        while thread.is_alive():
+            try:
+                thread.join(0.2)
+            except KeyboardInterrupt:
+                if not stop.is_set():
+                    info("stopping after the requests in flight ...")
+                stop.set()
+    if "error" in box:
+        raise box["error"]
+    return box["report"]
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finish(engine: Engine, report: SendReport, json_output: bool) -> None:
+    from campaign.store.results import outcome_counts
+
+    outcomes = outcome_counts(engine, report.campaign_id)
+    summary = {"campaign_id": report.campaign_id, "outcomes": outcomes, **report.summary()}
+    if json_output:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    for warning in report.warnings:
+        info(f"warning: {warning}")
+    code = report.exit_code
+    cid = report.campaign_id
+    if code is ExitCode.GATEWAY_STOP:
+        fail(
+            f"{report.stop_reason}; campaign {cid} stopped: `campaign resume {cid}` sends the rest",
+            code,
+        )
+    elif code is ExitCode.UNEXPECTED:
+        fail(f"interrupted; campaign {cid} stopped: `campaign resume {cid}` sends the rest", code)
+    elif code is ExitCode.PARTIAL:
+        fail(
+            f"campaign {cid} finished, but {report.count('unknown')} request(s) have an unknown "
+            f"result and {report.count('rejected')} were rejected (see `campaign export {cid}`; "
+            f"`campaign resume {cid} --resend-unknown` sends the unknown ones again)",
+            code,
+        )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    typer.echo(f"campaign {summary['campaign_id']}: {summary['state']}")
+    if summary.get("stop_reason"):
+        typer.echo(f"  stopped: {summary['stop_reason']}")
+    typer.echo(
+        f"  {summary['recipients']} recipients, {summary['requests']} requests, "
+        f"{summary['segments']} billed segments"
+    )
+    typer.echo("  outcomes: " + _counts(summary["outcomes"]))
+    typer.echo("  requests: " + _counts(summary["batches"]))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    shown = [f"{key} {value}" for key, value in counts.items() if value]
+    return ", ".join(shown) or "none"
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
+    from campaign.store.batches import batch_figures
+    from campaign.store.campaigns import get_campaign
+    from campaign.store.results import outcome_counts, report_status_counts, unmatched_reports
+
+    record = get_campaign(engine, ref)
+    figures = batch_figures(engine, record.id)
+    data = {
+        **record.brief(),
+        "outcomes": outcome_counts(engine, record.id),
+        "reports": report_status_counts(engine, record.id),
+        "unmatched_reports": unmatched_reports(engine, record.id),
+        "batches": {state: f["batches"] for state, f in figures.items()},
+        "recipients": sum(f["recipients"] for f in figures.values()),
+        "requests": sum(f["batches"] for f in figures.values()),
+        "segments": sum(f["segments"] for f in figures.values()),
+    }
+    if json_output:
+        print_json(data)
+        return
+    typer.echo(f"campaign {record.id} {record.name!r}: {record.state}")
+    if record.stop_reason:
+        typer.echo(f"  stopped: {record.stop_reason}")
+    typer.echo(
+        f"  {data['recipients']} recipients, {data['requests']} requests, "
+        f"{data['segments']} billed segments"
+    )
+    typer.echo("  outcomes: " + _counts(data["outcomes"]))
+    typer.echo("  requests: " + _counts(data["batches"]))
+    typer.echo("  reports: " + _counts(data["reports"]))
+    typer.echo(f"  unmatched reports: {data['unmatched_reports']}")
+
+
+def _list_status(engine: Engine, json_output: bool) -> None:
+    from campaign.store.batches import batch_state_counts
+    from campaign.store.campaigns import list_campaigns
+
+    rows = []
+    for record in list_campaigns(engine):
+        rows.append({**record.brief(), "batches": batch_state_counts(engine, record.id)})
+    if json_output:
+        print_json({"campaigns": rows})
+        return
+    if not rows:
+        typer.echo("no campaigns in the store")
+    for row in rows:
+        done = sum(row["batches"][s] for s in ("accepted", "rejected", "unknown"))
+        total = sum(row["batches"].values())
+        typer.echo(
+            f"{row['campaign_id']:>5}  {row['state']:<9} {done}/{total} requests  "
+            f"{row['created_at'][:16]}  {row['name']}"
+        )
