@@ -164,8 +164,13 @@ def load_settings(
     db: str | None = None,
     gateway: str | None = None,
     env: Mapping[str, str] | None = None,
+    store_beside_config: bool = False,
 ) -> Settings:
-    """Build the settings: defaults < config file < environment < these arguments."""
+    """Build the settings: defaults < config file < environment < these arguments.
+
+    The default store is `campaign.db` in the current folder, or beside the config file
+    when `store_beside_config` (the `campaign run` form).
+    """
     env = os.environ if env is None else env
     path = Path(config) if config else (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
     data = read_toml(path) if path else {}
@@ -179,7 +184,9 @@ def load_settings(
     gw_changes = {k: v for k, v in gw_env.items() if v}
     if gateway:
         gw_changes["url"] = gateway
-    store_url = db or env.get(ENV_DB) or settings.store_url
+    default_base = base if store_beside_config else Path.cwd()
+    default_store = f"sqlite:///{(default_base / DEFAULT_DB_FILE).resolve()}"
+    store_url = db or env.get(ENV_DB) or _file_store_url(data, base) or default_store
     return replace(
         settings,
         gateway=replace(settings.gateway, **gw_changes),
@@ -222,8 +229,7 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
         if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
             raise ConfigError("receiver.optout_keywords must be a list of strings")
         receiver = replace(receiver, optout_keywords=tuple(keywords))
-    store = _table(data, "store")
-    store_url = _str(store.get("url", f"sqlite:///{DEFAULT_DB_FILE}"), "store.url")
+    store_url = _file_store_url(data, base) or f"sqlite:///{DEFAULT_DB_FILE}"
     run_raw = _table(data, "run")
     run = RunSettings(
         log=base / _str(run_raw["log"], "run.log") if run_raw.get("log") else None,
@@ -233,6 +239,16 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     return Settings(
         gateway, compliance, receiver, normalize_store_url(store_url, base), run, jobs, path
     )
+
+
+def _file_store_url(data: dict[str, Any], base: Path) -> str | None:
+    store = _table(data, "store")
+    unknown = sorted(set(store) - {"url"})
+    if unknown:
+        raise ConfigError(f"unknown key store.{unknown[0]} in the config file")
+    if not store.get("url"):
+        return None
+    return normalize_store_url(_str(store["url"], "store.url"), base)
 
 
 def _job(raw: Any, base: Path, number: int) -> JobSettings:

@@ -124,3 +124,13 @@ def test_store_url_forms(tmp_path):
     assert normalize_store_url("postgres://a@b/c", tmp_path) == "postgresql+psycopg://a@b/c"
     assert normalize_store_url("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
     assert isinstance(Settings(), Settings)
+
+
+def test_default_store_is_here_or_beside_config_for_run(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    config = write(tmp_path / "c.toml", "[gateway]\nrate = 1\n")
+    assert load_settings(config, env={}).store_url == f"sqlite:///{work / 'campaign.db'}"
+    beside = load_settings(config, env={}, store_beside_config=True)
+    assert beside.store_url == f"sqlite:///{tmp_path / 'campaign.db'}"
