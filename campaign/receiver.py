@@ -31,6 +31,7 @@ import uvicorn
 from sqlalchemy import Connection, Engine
 
 from campaign.config import BLACKLIST_STATUSES, Settings
+from campaign.errors import ConfigError
 from campaign.phones import normalize_mobile
 from campaign.reports import OptoutMatcher, parse_report_time
 from campaign.store import open_store, suppression
@@ -420,9 +421,7 @@ class Receiver:
         self._own_engine = engine is None and store
         self.engine = open_store(settings.store_url) if self._own_engine else engine
         self.app = ReceiverApp(settings, self.engine, store=store)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(_config(self.app, self.host, self.port))
         self._thread = threading.Thread(target=self._serve, name="receiver", daemon=True)
@@ -480,15 +479,38 @@ def serve_app(
     settings: Settings, host: str | None, port: int | None, *, store: bool = True
 ) -> None:
     """`serve`, with `store=False` for the benchmark baseline (answers without storing)."""
-    engine = open_store(settings.store_url) if store else None
-    app = ReceiverApp(settings, engine, store=store)
     host = host or settings.receiver.host
     port = settings.receiver.port if port is None else port
-    app.start()
+    sock = listen(host, port)
+    engine = None
     try:
-        log.info("receiving on http://%s:%d (/dlr, /mo, /healthz)", host, port)
-        uvicorn.Server(_config(app, host, port)).run()
+        engine = open_store(settings.store_url) if store else None
+        app = ReceiverApp(settings, engine, store=store)
+        app.start()
+        try:
+            bound = sock.getsockname()
+            log.info("receiving on http://%s:%d (/dlr, /mo, /healthz)", bound[0], bound[1])
+            uvicorn.Server(_config(app, host, port)).run(sockets=[sock])
+        finally:
+            app.close()
     finally:
-        app.close()
+        sock.close()
         if engine is not None:
             engine.dispose()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound socket for uvicorn; ConfigError (exit 3) when the address cannot be used."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _type, _proto, _name, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock

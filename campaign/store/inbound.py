@@ -57,7 +57,7 @@ def store_inbound(
     if conn.dialect.name == "postgresql" and part.ems_id:
         key = zlib.crc32(f"{part.mobile}|{part.ems_id}|{part.ems_total}".encode())
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-    new = _insert_ignore(conn, inbound_parts, [_part_row(part, now)])
+    new = _insert_ignore(conn, inbound_parts, _part_row(part, now))
     if not new:
         return InboundResult(False, None, False)
     text = part.msg if not part.ems_id else _completed_text(conn, part, now)
@@ -117,15 +117,14 @@ def _completed_text(conn: Connection, part: InboundPart, now: datetime) -> str |
     return "".join(texts[n] for n in range(1, part.ems_total + 1))
 
 
-def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict]) -> int:
-    if not rows:
-        return 0
+def _insert_ignore(conn: Connection, table: sa.Table, row: dict) -> bool:
+    """Insert one row unless an equal one is there; True when it was new."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = conn.execute(insert(table).on_conflict_do_nothing(), rows)
-    return max(result.rowcount, 0)
+    statement = insert(table).values(row).on_conflict_do_nothing().returning(table.c.id)
+    return conn.execute(statement).first() is not None
 
 
 def inbound_messages(conn: Connection, mobile: str | None = None) -> list[dict]:

@@ -1,0 +1,46 @@
+"""`campaign serve`: the HTTP receiver for pushed delivery reports and inbound messages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from campaign.cli.app import app
+from campaign.cli.common import ConfigOption, DbOption, handle_errors, info, settings_from
+
+
+@app.command("serve")
+@handle_errors
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on [default: receiver.host, 127.0.0.1].", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port to listen on [default: receiver.port, 8080].",
+            show_default=False,
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Run the HTTP receiver for pushed delivery reports (/dlr) and replies (/mo) until Ctrl-C.
+
+    Every push is answered 200 OK only once it is durably stored.
+    """
+    from campaign.receiver import serve as run_receiver
+    from campaign.store.engine import safe_url
+
+    settings = settings_from(config, db)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    info(f"store {safe_url(settings.store_url)}")
+    info("press Ctrl-C to stop")
+    run_receiver(settings, host, port)
