@@ -48,6 +48,7 @@ campaigns = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    Column("exported_at", DateTime(timezone=True)),  # last export by `campaign run`
     Index("ix_campaigns_name", "name"),
     Index("ix_campaigns_job_key", "job", "content_key"),
 )
