@@ -1,0 +1,325 @@
+"""The input edge: contact files -> one ContactList (every cell text, with where it came from).
+
+For each CSV file and each visible sheet of a workbook (or just `sheet`): find the header row
+(a caption such as "2024年VIP客户名单" above it is skipped), name the columns (unique), skip
+and count blank rows, and find the mobile column (by header name, else by content). Several
+files become one frame over the union of their columns, in first-seen order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from campaign.errors import ContactsError
+from campaign.phones import normalize_mobiles
+from campaign.tabular import Grid, read_grids
+
+RESERVED_COLUMNS = ("_source", "_source_row", "_mobile_raw")
+HEADER_SCAN_ROWS = 10  # the header is among the first this many non-blank rows
+CONTENT_SAMPLE_ROWS = 1000  # rows sampled per column to find the mobile column by content
+MIN_MOBILE_SHARE = 0.5  # ... where at least this share of non-empty cells are mobiles
+
+# Mobile column headers, most specific first (compared after _header_key).
+MOBILE_HEADERS = (
+    "手机号码",
+    "手机号",
+    "手机",
+    "移动电话",
+    "mobile number",
+    "mobile phone",
+    "mobile",
+    "cellphone",
+    "cell phone",
+    "cell",
+    "msisdn",
+    "联系电话",
+    "电话号码",
+    "phone number",
+    "phone",
+    "telephone",
+    "tel",
+    "电话",
+    "联系方式",
+    "号码",
+)
+# Failing an exact name, a header containing one of these (e.g. "客户手机", "手机(必填)").
+MOBILE_HEADER_PARTS = ("手机", "mobile", "cellphone", "移动电话", "联系电话", "电话", "phone")
+
+_BLANK = r"^[\s\p{Z}\x{200b}-\x{200d}\x{2060}\x{feff}]*$"
+_STR = pd.StringDtype("pyarrow", na_value=float("nan"))
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    source: str  # "contacts.xlsx:Sheet1" for a sheet of a workbook, "contacts.csv" for CSV
+    rows: int  # input rows (blank rows excluded)
+    blank_rows: int
+    mobile_column: str  # header of the column the mobiles came from
+    path: str  # the path as given
+
+
+@dataclass(frozen=True, eq=False)
+class ContactList:
+    frame: pd.DataFrame  # original columns (text, "" if empty) + RESERVED_COLUMNS
+    columns: list[str]  # the original column names, in order (no reserved columns)
+    files: list[FileSummary]
+
+
+def read_contacts(
+    paths: Sequence[Path | str],
+    *,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    mobile_column: str | None = None,
+) -> ContactList:
+    """Read contact files (.xlsx/.xls/... workbooks, .csv) into one ContactList.
+
+    `sheet` limits workbooks to that sheet; `header_row` (1-based, as a spreadsheet shows it)
+    fixes the header row; `mobile_column` names the mobile column. Raises ContactsError for a
+    file that cannot be used, naming it.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    if not paths:
+        raise ContactsError("no contact files given")
+    if header_row is not None and header_row < 1:
+        raise ContactsError(f"header row must be 1 or more, not {header_row}")
+    frames: list[pd.DataFrame] = []
+    files: list[FileSummary] = []
+    for path in paths:
+        grids = read_grids(path, sheet)
+        used = [grid for grid in grids if sheet is not None or _has_cells(grid)]
+        if not used:
+            raise ContactsError(f"contact file {path} has no data: every sheet is empty")
+        for grid in used:
+            frame, summary = _read_grid(grid, str(path), header_row, mobile_column)
+            frames.append(frame)
+            files.append(summary)
+    return _combine(frames, files)
+
+
+# --- one grid (a CSV file or a sheet) ---------------------------------------------------------
+
+
+def _read_grid(
+    grid: Grid, path: str, header_row: int | None, mobile_column: str | None
+) -> tuple[pd.DataFrame, FileSummary]:
+    header_at, has_header = _header_position(grid, header_row)
+    names = _column_names(grid, header_at if has_header else None)
+    first_data = header_at + 1 if has_header else header_at
+    data = [column.slice(first_data) for column in grid.columns]
+    blank = _blank_rows(data)
+    keep = pc.invert(blank)
+    data = [column.filter(keep) for column in data]
+    row_numbers = np.flatnonzero(~blank.to_numpy(zero_copy_only=False)) + first_data + 1
+    kept = [
+        (name or f"column_{_letter(i)}", column)  # a column with data but no header: its letter
+        for i, (name, column) in enumerate(zip(names, data, strict=True))
+        if name or _has_text(column)
+    ]
+    columns = dict(zip(_unique([n for n, _ in kept]), (c for _, c in kept), strict=True))
+    if not row_numbers.size:
+        raise ContactsError(f"no contact rows in {grid.where}: nothing below the header")
+    mobile = _mobile_column(grid, columns, mobile_column)
+    frame = pd.DataFrame({name: _to_series(column) for name, column in columns.items()})
+    frame["_source"] = pd.Series(grid.source, index=frame.index, dtype=_STR)
+    frame["_source_row"] = row_numbers.astype(np.int64)
+    frame["_mobile_raw"] = frame[mobile]
+    blank_count = int(pc.sum(blank).as_py() or 0)
+    summary = FileSummary(grid.source, len(frame), blank_count, mobile, path)
+    return frame, summary
+
+
+def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
+    """(0-based index of the header row, whether it is a header at all)."""
+    if header_row is not None:
+        if header_row > grid.height:
+            raise ContactsError(
+                f"header row {header_row} is past the end of {grid.where} ({grid.height} rows)"
+            )
+        return header_row - 1, True
+    candidates = _first_nonblank_rows(grid, HEADER_SCAN_ROWS)
+    if not candidates:
+        raise ContactsError(f"no contact rows in {grid.where}: it is empty")
+    for index, cells in candidates:
+        if any(_mobile_header_rank(cell) is not None for cell in cells):
+            return index, True
+    width = max(_filled(cells) for _, cells in candidates)
+    needed = max(min(2, width), math.ceil(width / 2))
+    index, cells = next((i, c) for i, c in candidates if _filled(c) >= needed)
+    has_header = not normalize_mobiles(pd.Series(cells, dtype=object))["valid"].any()
+    return index, has_header  # a row holding a mobile is data: the file has no header
+
+
+def _first_nonblank_rows(grid: Grid, count: int) -> list[tuple[int, list[str]]]:
+    found: list[tuple[int, list[str]]] = []
+    start, chunk = 0, 64
+    while len(found) < count and start < grid.height:
+        for offset, cells in enumerate(grid.rows(start, start + chunk)):
+            if _filled(cells):
+                found.append((start + offset, cells))
+        start += chunk
+    return found[:count]
+
+
+def _filled(cells: Sequence[str]) -> int:
+    return sum(1 for cell in cells if cell.strip())
+
+
+def _column_names(grid: Grid, header_at: int | None) -> list[str]:
+    if header_at is None:
+        return [""] * len(grid.columns)
+    return [_clean_header(cell) for cell in grid.rows(header_at, header_at + 1)[0]]
+
+
+def _clean_header(cell: str) -> str:
+    return re.sub(r"\s+", " ", cell.replace("\ufeff", "").replace("\u200b", "")).strip()
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Make names unique: a repeated "电话" becomes "电话_2", "电话_3", ..."""
+    taken = set(RESERVED_COLUMNS)
+    unique = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def _letter(index: int) -> str:
+    """0 -> "A", 25 -> "Z", 26 -> "AA": a column as a spreadsheet names it."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _blank_rows(columns: list[pa.Array]) -> pa.Array:
+    """Rows whose every cell is empty or whitespace (checked column by column on the rows
+    still in doubt, so a typical file costs one pass over its first column)."""
+    if not columns:
+        return pa.array([], pa.bool_())
+    doubt = pc.indices_nonzero(pc.match_substring_regex(columns[0], _BLANK))
+    for column in columns[1:]:
+        if not len(doubt):
+            break
+        doubt = doubt.filter(pc.match_substring_regex(column.take(doubt), _BLANK))
+    blank = np.zeros(len(columns[0]), dtype=bool)
+    blank[doubt.to_numpy()] = True
+    return pa.array(blank)
+
+
+def _has_text(column: pa.Array) -> bool:
+    """Whether any cell holds something other than whitespace (first rows looked at first)."""
+    for part in (column.slice(0, 1000), column):
+        if len(part) and not pc.all(pc.match_substring_regex(part, _BLANK)).as_py():
+            return True
+    return False
+
+
+def _has_cells(grid: Grid) -> bool:
+    return any(_has_text(column) for column in grid.columns)
+
+
+def _to_series(column: pa.Array) -> pd.Series:
+    return pd.Series(pd.array(column, dtype=_STR))
+
+
+# --- the mobile column ------------------------------------------------------------------------
+
+
+def _header_key(name: str) -> str:
+    """Headers compared without case, width, spaces, punctuation: "Mobile-Phone" ~ "mobilephone"."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", name).lower())
+
+
+_EXACT = {_header_key(name): rank for rank, name in enumerate(MOBILE_HEADERS)}
+_PARTS = [_header_key(part) for part in MOBILE_HEADER_PARTS]
+
+
+def _mobile_header_rank(name: str) -> int | None:
+    """Rank of a header as a mobile column header (lower is more specific), None if not one."""
+    key = _header_key(name)
+    if not key:
+        return None
+    if key in _EXACT:
+        return _EXACT[key]
+    for rank, part in enumerate(_PARTS):
+        if part in key:
+            return len(_EXACT) + rank
+    return None
+
+
+def _mobile_column(grid: Grid, columns: dict[str, pa.Array], wanted: str | None) -> str:
+    if wanted is not None:
+        return _named_column(grid, list(columns), wanted)
+    by_header = [
+        (rank, position, name)
+        for position, (name, column) in enumerate(columns.items())
+        if (rank := _mobile_header_rank(name)) is not None and _has_text(column)
+    ]
+    if by_header:
+        return min(by_header)[2]
+    by_content = _mobile_column_by_content(columns)
+    if by_content is not None:
+        return by_content
+    raise ContactsError(
+        f"no mobile column in {grid.where}; columns found: {', '.join(columns) or '(none)'}; "
+        "use --mobile-column"
+    )
+
+
+def _named_column(grid: Grid, names: list[str], wanted: str) -> str:
+    if wanted in names:
+        return wanted
+    matches = [name for name in names if _header_key(name) == _header_key(wanted)]
+    if matches:
+        return matches[0]
+    raise ContactsError(
+        f"no column '{wanted}' in {grid.where}; columns found: {', '.join(names) or '(none)'}"
+    )
+
+
+def _mobile_column_by_content(columns: dict[str, pa.Array]) -> str | None:
+    best: tuple[float, str] | None = None
+    for name, column in columns.items():
+        sample = column.slice(0, CONTENT_SAMPLE_ROWS)
+        sample = sample.filter(pc.invert(pc.match_substring_regex(sample, _BLANK)))
+        if not len(sample):
+            continue
+        share = float(normalize_mobiles(_to_series(sample))["valid"].mean())
+        if share >= MIN_MOBILE_SHARE and (best is None or share > best[0]):
+            best = (share, name)
+    return best[1] if best else None
+
+
+# --- several files ----------------------------------------------------------------------------
+
+
+def _combine(frames: list[pd.DataFrame], files: list[FileSummary]) -> ContactList:
+    columns: list[str] = []
+    for frame in frames:
+        columns.extend(c for c in frame.columns if c not in RESERVED_COLUMNS and c not in columns)
+    if len(frames) == 1:
+        combined = frames[0]
+    else:
+        combined = pd.concat(frames, ignore_index=True, sort=False)
+        combined[columns] = combined[columns].fillna("")
+    combined = combined[[*columns, *RESERVED_COLUMNS]].reset_index(drop=True)
+    return ContactList(combined, columns, files)

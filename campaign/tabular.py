@@ -1,0 +1,231 @@
+"""Spreadsheet and CSV files as grids of text cells, exactly as a spreadsheet program shows them.
+
+The low level of reading contact (or report) files: no headers, no meaning, just every cell
+as text, row i of a grid being row i+1 of the file. Workbooks (.xlsx .xlsm .xlsb .xls .ods)
+are read with python-calamine; numbers become their shown text (13900210021.0 ->
+"13900210021"), dates ISO text. CSV is read with pyarrow (every column a string, nothing
+ever converted to a number), in UTF-8, UTF-8 with a BOM, UTF-16 with a BOM, or GB18030/GBK.
+Problems with a whole file raise `ContactsError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+from campaign.errors import ContactsError
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+_MAX_CSV_COLUMNS = 4096
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One table of text cells: a CSV file or one sheet of a workbook."""
+
+    source: str  # "name.xlsx:Sheet1" or "name.csv" (file name, not the full path)
+    where: str  # for messages: "dir/name.xlsx (sheet 'Sheet1')" or "dir/name.csv"
+    columns: list[pa.Array]  # pa.string() arrays of equal length, never null
+
+    @property
+    def height(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def rows(self, start: int, stop: int) -> list[list[str]]:
+        """Rows start..stop-1 (0-based) as Python lists: for looking at a file's first rows."""
+        stop = min(stop, self.height)
+        if start >= stop:
+            return []
+        heads = [column.slice(start, stop - start).to_pylist() for column in self.columns]
+        return [list(row) for row in zip(*heads, strict=True)]
+
+
+def read_grids(path: Path | str, sheet: str | None = None) -> list[Grid]:
+    """The grids of one file: each visible worksheet of a workbook (or just `sheet`), or the
+    CSV. Raises ContactsError for a missing, unreadable, empty, corrupt or unsupported file."""
+    file = Path(path)
+    data = _read_bytes(file, str(path))
+    suffix = file.suffix.lower()
+    if suffix in WORKBOOK_SUFFIXES or data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+        return _workbook_grids(file, str(path), data, sheet)
+    if suffix in TEXT_SUFFIXES:
+        return [_csv_grid(file, str(path), data)]
+    kinds = ", ".join(WORKBOOK_SUFFIXES + TEXT_SUFFIXES)
+    raise ContactsError(
+        f"cannot read {path}: unsupported file type '{file.suffix or '(none)'}'; use one of {kinds}"
+    )
+
+
+def _read_bytes(file: Path, shown: str) -> bytes:
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ContactsError(f"contact file not found: {shown}") from None
+    except IsADirectoryError:
+        raise ContactsError(f"cannot read {shown}: it is a folder, not a file") from None
+    except PermissionError:
+        raise ContactsError(f"cannot read {shown}: permission denied") from None
+    except OSError as exc:
+        raise ContactsError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if not data or data.isspace():
+        raise ContactsError(f"contact file {shown} is empty")
+    return data
+
+
+# --- workbooks --------------------------------------------------------------------------------
+
+
+def _workbook_grids(file: Path, shown: str, data: bytes, sheet: str | None) -> list[Grid]:
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except Exception as exc:  # calamine raises many kinds (zip, xml, cfb, ...)
+        raise ContactsError(_corrupt_workbook_message(shown, data, exc)) from None
+    with workbook:
+        if sheet is not None:
+            if sheet not in workbook.sheet_names:
+                names = ", ".join(repr(name) for name in workbook.sheet_names)
+                raise ContactsError(f"no sheet '{sheet}' in {shown}; its sheets are: {names}")
+            names = [sheet]
+        else:
+            names = [
+                meta.name
+                for meta in workbook.sheets_metadata
+                if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet
+            ]
+        return [_sheet_grid(workbook, file.name, shown, name) for name in names]
+
+
+def _sheet_grid(workbook: CalamineWorkbook, file_name: str, shown: str, name: str) -> Grid:
+    try:
+        rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except Exception as exc:
+        raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
+    columns = [pa.array(_texts(column), pa.string()) for column in zip(*rows, strict=True)]
+    return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", columns)
+
+
+def _texts(cells: Sequence[object]) -> list[str]:
+    """Cells as shown text; strings pass through, whole numbers take the short way."""
+    return [
+        cell
+        if type(cell) is str
+        else str(int(cell))
+        if type(cell) is float and cell.is_integer() and -1e15 < cell < 1e15
+        else cell_text(cell)
+        for cell in cells
+    ]
+
+
+def cell_text(cell: object) -> str:
+    """A workbook cell as a spreadsheet shows it in General format."""
+    if cell is None or cell == "":
+        return ""
+    if isinstance(cell, bool):
+        return "TRUE" if cell else "FALSE"
+    if isinstance(cell, float):
+        if cell.is_integer() and abs(cell) < 1e21:
+            return str(int(cell))
+        return f"{cell:.15g}"  # Excel shows 15 significant digits
+    if isinstance(cell, dt.datetime):
+        if cell.time() == dt.time(0):
+            return cell.date().isoformat()
+        return cell.isoformat(sep=" ", timespec="seconds" if not cell.microsecond else "auto")
+    if isinstance(cell, dt.date | dt.time):
+        return cell.isoformat()
+    return str(cell)
+
+
+def _corrupt_workbook_message(shown: str, data: bytes, exc: Exception) -> str:
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<table", b"<?xml")):
+        what = "it is an HTML/XML page saved with a spreadsheet name; save it as .xlsx or .csv"
+    elif data.startswith(_ZIP_MAGIC):
+        what = f"the workbook is damaged or truncated ({exc})"
+    elif data.startswith(_OLE_MAGIC):
+        what = f"the old-style workbook is damaged or password-protected ({exc})"
+    else:
+        what = "it is not an Excel workbook (perhaps a text file renamed); save it as .xlsx or .csv"
+    return f"cannot read {shown} as a workbook: {what}"
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
+    text_bytes = _as_utf8(shown, data)
+    delimiter = _delimiter(file, text_bytes)
+    try:
+        columns = _csv_columns_fast(text_bytes, delimiter)
+    except pa.ArrowInvalid:  # ragged rows (e.g. a title line without commas): the careful way
+        columns = _csv_columns_careful(shown, text_bytes, delimiter)
+    return Grid(file.name, shown, columns)
+
+
+def _as_utf8(shown: str, data: bytes) -> bytes:
+    """The file's text as UTF-8 bytes (BOM removed): UTF-8, UTF-16 with a BOM, or GB18030."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        data = _decode(shown, data, "utf-16").encode("utf-8")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = _decode(shown, data, "gb18030").encode("utf-8")
+    if b"\x00" in data[:65536]:
+        raise ContactsError(f"cannot read {shown}: it is a binary file, not CSV text")
+    return data
+
+
+def _decode(shown: str, data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        raise ContactsError(
+            f"cannot read {shown}: it is neither UTF-8 nor GBK text; save it as CSV UTF-8"
+        ) from None
+
+
+def _delimiter(file: Path, data: bytes) -> str:
+    if file.suffix.lower() == ".tsv":
+        return "\t"
+    head = data[:65536]
+    if head.count(b",") == 0 and head.count(b"\t") > 0:
+        return "\t"
+    return ","
+
+
+def _csv_columns_fast(data: bytes, delimiter: str) -> list[pa.Array]:
+    table = pa_csv.read_csv(
+        pa.BufferReader(data),
+        read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=b'"' in data, ignore_empty_lines=False
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={f"f{i}": pa.string() for i in range(_MAX_CSV_COLUMNS)},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return [column.combine_chunks() for column in table.columns]
+
+
+def _csv_columns_careful(shown: str, data: bytes, delimiter: str) -> list[pa.Array]:
+    text = io.StringIO(data.decode("utf-8"), newline="")
+    try:
+        rows = list(csv.reader(text, delimiter=delimiter))
+    except csv.Error as exc:
+        raise ContactsError(f"cannot read {shown} as CSV: {exc}") from None
+    return [pa.array(column, pa.string()) for column in itertools.zip_longest(*rows, fillvalue="")]
