@@ -1,0 +1,65 @@
+"""`campaign export CAMPAIGN -o FILE`: the result spreadsheet of a campaign."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaign.cli.app import app
+from campaign.cli.common import (
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    handle_errors,
+    print_json,
+    settings_from,
+)
+
+
+class Lang(StrEnum):
+    en = "en"
+    zh = "zh"
+
+
+@app.command("export")
+@handle_errors
+def export(
+    campaign: Annotated[str, typer.Argument(help="Campaign id (or name).", show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write: .xlsx (with summary sheets) or .csv.",
+            show_default=False,
+        ),
+    ],
+    lang: Annotated[
+        Lang, typer.Option("--lang", help="Language of reasons and descriptions.")
+    ] = Lang.en,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Write the result spreadsheet of a campaign: one row per input row, with its outcome."""
+    from campaign.export import export_campaign, output_format
+    from campaign.store import open_store
+    from campaign.store.campaigns import get_campaign
+
+    output_format(out)  # a wrong extension is refused before the store is opened
+    settings = settings_from(config, db=db)
+    engine = open_store(settings.store_url, create=False)
+    try:
+        record = get_campaign(engine, campaign)
+        summary = export_campaign(engine, record.id, out, lang=lang.value)
+    finally:
+        engine.dispose()
+    if json_output:
+        print_json(summary.to_json())
+        return
+    counts = ", ".join(f"{o} {n}" for o, n in summary.outcomes.items() if n)
+    typer.echo(str(summary.path))
+    typer.echo(f"{summary.rows} rows of campaign {record.id} ({record.name}): {counts or 'none'}")

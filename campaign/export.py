@@ -1,0 +1,315 @@
+"""The output edge: a campaign's result spreadsheet, `.xlsx` (xlsxwriter) or `.csv`.
+
+`.xlsx`: sheet `results` (one row per input row, in input order: the original columns, then
+the result columns of SPEC), continued on `results_2`, `results_3`, ... past
+`max_rows_per_sheet` rows, then `summary` and the breakdown sheets (export_summary.py).
+Streamed: rows come from `iter_results` a chunk at a time and go straight to the
+worksheet's row file (constant_memory), so memory does not grow with the campaign.
+
+`.csv`: the results only, UTF-8 with a BOM (Excel then reads Chinese right); cells that a
+spreadsheet would take for a formula get a leading `'` (OWASP's advice for CSV injection).
+
+The file appears under its name only when complete: it is written to a temporary file in
+the same folder and renamed over the target; on any error the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+from xlsxwriter.exceptions import XlsxWriterException
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
+
+from campaign.errors import InputError, UsageError
+from campaign.export_summary import Formats, SummaryInputs, write_summary_sheets
+from campaign.store.campaigns import CampaignRecord, get_campaign
+from campaign.store.results import (
+    DEFAULT_CHUNK_ROWS,
+    LANGS,
+    OUTCOMES,
+    RESULT_COLUMNS,
+    empty_results,
+    iter_results,
+)
+from campaign.store.schema import recipients
+from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
+
+EXTENSIONS = (".xlsx", ".csv")
+MAX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header row
+RESULTS_SHEET = "results"
+ZIP64_ROWS = 2_000_000  # beyond this many rows the workbook may pass 4 GB before compression
+NUMERIC_RESULT_COLUMNS = ("source_row", "segments")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = r"^[=+\-@\t\r]"
+WIDTH_SAMPLE_ROWS = 2_000
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    rows: int  # result rows written (= input rows of the campaign)
+    outcomes: dict[str, int]  # outcome -> rows, every SPEC outcome present
+    sheets: list[str] = field(default_factory=list)  # sheet names (.xlsx), in order
+    format: str = "xlsx"
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": str(self.path), "rows": self.rows, "outcomes": self.outcomes}
+
+
+def export_campaign(
+    engine: Engine,
+    campaign_id: int,
+    out: Path,
+    *,
+    lang: str = "en",
+    max_rows_per_sheet: int = MAX_SHEET_ROWS,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    fast: bool = True,
+) -> ExportSummary:
+    """Write the result spreadsheet of a campaign to `out` (.xlsx or .csv), atomically.
+
+    `fast=False` writes cells through xlsxwriter's public API instead of whole rows of XML
+    (same file content; for comparison).
+    """
+    out = Path(out)
+    kind = output_format(out)
+    if lang not in LANGS:
+        raise UsageError(f"unknown language {lang!r}; use en or zh")
+    if not 1 <= max_rows_per_sheet <= MAX_SHEET_ROWS:
+        raise UsageError(f"max_rows_per_sheet must be between 1 and {MAX_SHEET_ROWS}")
+    campaign = get_campaign(engine, campaign_id)
+    with atomic_output(out) as partial:
+        if kind == "csv":
+            tally = _write_csv(engine, campaign, partial, lang, chunk_rows)
+            sheets: list[str] = []
+        else:
+            tally, sheets = _write_xlsx(
+                engine, campaign, partial, lang, max_rows_per_sheet, chunk_rows, fast
+            )
+    return ExportSummary(out, tally.rows, tally.outcome_counts(), sheets, kind)
+
+
+def output_format(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise InputError(f"{out}: unsupported extension; use .xlsx or .csv")
+    return suffix[1:]
+
+
+@contextmanager
+def atomic_output(out: Path) -> Iterator[Path]:
+    """A temporary path beside `out`, renamed onto `out` if the block succeeds, else removed."""
+    folder = out.parent
+    if out.is_dir():
+        raise InputError(f"{out} is a folder; give a file name ending in .xlsx or .csv")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {out}: the folder {folder} does not exist")
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".part")
+    except OSError as exc:
+        raise InputError(f"cannot write to the folder {folder}: {exc.strerror}") from None
+    os.close(handle)
+    partial = Path(name)
+    try:
+        yield partial
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Tallies while streaming.
+
+
+@dataclass
+class _Tally:
+    rows: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, chunk: pd.DataFrame, outcome_pos: int) -> None:
+        self.rows += len(chunk)
+        for outcome, n in chunk.iloc[:, outcome_pos].value_counts().items():
+            self.outcomes[str(outcome)] = self.outcomes.get(str(outcome), 0) + int(n)
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts = {o: self.outcomes.get(o, 0) for o in OUTCOMES}
+        counts.update({o: n for o, n in self.outcomes.items() if o not in counts})
+        return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV.
+
+
+def _write_csv(
+    engine: Engine, campaign: CampaignRecord, path: Path, lang: str, chunk_rows: int
+) -> _Tally:
+    tally = _Tally()
+    outcome_pos = len(campaign.columns) + RESULT_COLUMNS.index("outcome")
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        header = True
+        for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
+            tally.add(chunk, outcome_pos)
+            neutralise_formulas(chunk).to_csv(handle, header=header, index=False)
+            header = False
+        if header:  # no rows: the header alone
+            neutralise_formulas(empty_results(campaign.columns)).to_csv(handle, index=False)
+    return tally
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells (and headers) starting like a formula get a leading `'`; numbers stay."""
+    columns = {}
+    for pos in range(frame.shape[1]):
+        column = frame.iloc[:, pos]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            text = column.astype(object).where(column.notna(), "").astype(str)
+            risky = text.str.match(_FORMULA_START)
+            column = text.where(~risky, "'" + text)
+        columns[pos] = column
+    safe = pd.DataFrame(columns, index=frame.index)
+    safe.columns = [_neutral(str(name)) for name in frame.columns]
+    return safe
+
+
+def _neutral(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+# ---------------------------------------------------------------------------------------------
+# XLSX.
+
+
+def _write_xlsx(
+    engine: Engine,
+    campaign: CampaignRecord,
+    path: Path,
+    lang: str,
+    max_rows: int,
+    chunk_rows: int,
+    fast: bool,
+) -> tuple[_Tally, list[str]]:
+    book = Workbook(
+        str(path),
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+            "use_zip64": _row_count(engine, campaign.id) > ZIP64_ROWS,
+        },
+    )
+    try:
+        formats = Formats(book)
+        sheets = _ResultSheets(book, formats, campaign.columns, max_rows, fast)
+        tally = _Tally()
+        outcome_pos = len(campaign.columns) + RESULT_COLUMNS.index("outcome")
+        for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
+            tally.add(chunk, outcome_pos)
+            sheets.write(chunk)
+        names = sheets.finish()
+        inputs = SummaryInputs(
+            campaign, tally.outcome_counts(), tally.rows, _store_url(engine), lang
+        )
+        names += write_summary_sheets(book, formats, engine, inputs)
+    except BaseException:
+        with suppress(Exception):
+            book.close()  # releases its temporary row files; the partial file is removed
+        raise
+    try:
+        book.close()
+    except (XlsxWriterException, OSError) as exc:
+        raise InputError(f"cannot write {path.name}: {exc}") from None
+    return tally, names
+
+
+class _ResultSheets:
+    """`results`, `results_2`, ...: a header row each, at most `max_rows` data rows each."""
+
+    def __init__(
+        self, book: Workbook, formats: Formats, columns: list[str], max_rows: int, fast: bool
+    ) -> None:
+        self._book, self._formats = book, formats
+        self._headers = [*columns, *RESULT_COLUMNS]
+        self._numeric = {len(columns) + RESULT_COLUMNS.index(c) for c in NUMERIC_RESULT_COLUMNS}
+        self._max_rows, self._fast = max_rows, fast
+        self._widths: list[int] | None = None
+        self._sheet: Worksheet | None = None
+        self._rows = 0  # data rows in the current sheet
+        self._names: list[str] = []
+
+    def write(self, chunk: pd.DataFrame) -> None:
+        if self._widths is None:
+            self._widths = _column_widths(self._headers, chunk.head(WIDTH_SAMPLE_ROWS))
+        while len(chunk):
+            if self._sheet is None or self._rows == self._max_rows:
+                self._next_sheet()
+            assert self._sheet is not None
+            part = chunk.iloc[: self._max_rows - self._rows]
+            chunk = chunk.iloc[len(part) :]
+            if self._fast and fast_path_available(self._sheet):
+                write_rows_xml(self._sheet, part, self._rows + 1, self._numeric)
+            else:
+                write_rows_cells(self._sheet, part, self._rows + 1, self._numeric)
+            self._rows += len(part)
+
+    def finish(self) -> list[str]:
+        if self._sheet is None:
+            self._next_sheet()
+        self._close_sheet()
+        return list(self._names)
+
+    def _next_sheet(self) -> None:
+        self._close_sheet()
+        name = RESULTS_SHEET if not self._names else f"{RESULTS_SHEET}_{len(self._names) + 1}"
+        sheet = self._book.add_worksheet(name)
+        widths = self._widths or _column_widths(self._headers, None)
+        for col, width in enumerate(widths):
+            sheet.set_column(col, col, width)
+        for col, title in enumerate(self._headers):
+            sheet.write_string(0, col, title, self._formats.header)
+        sheet.freeze_panes(1, 0)
+        self._sheet, self._rows = sheet, 0
+        self._names.append(name)
+
+    def _close_sheet(self) -> None:
+        if self._sheet is not None:
+            self._sheet.autofilter(0, 0, max(self._rows, 1), len(self._headers) - 1)
+
+
+def _column_widths(headers: list[str], sample: pd.DataFrame | None) -> list[int]:
+    """Widths from the header and a sample of values (CJK characters count double)."""
+    widths = []
+    for pos, title in enumerate(headers):
+        width = _display_width(pd.Series([title])).iloc[0] + 2
+        if sample is not None and len(sample):
+            values = sample.iloc[:, pos].astype(object).where(sample.iloc[:, pos].notna(), "")
+            width = max(width, int(_display_width(values.astype(str)).quantile(0.9)) + 2)
+        widths.append(min(max(width, 8), 60))
+    return widths
+
+
+def _display_width(text: pd.Series) -> pd.Series:
+    return text.str.len() + text.str.count(r"[^\x00-\x7f]")
+
+
+def _row_count(engine: Engine, campaign_id: int) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).where(recipients.c.campaign_id == campaign_id)
+        return int(conn.execute(query).scalar() or 0)
+
+
+def _store_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)

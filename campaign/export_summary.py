@@ -1,0 +1,406 @@
+"""The summary and breakdown sheets of the result workbook (xlsxwriter, native charts).
+
+Sheets: `summary` (campaign settings, outcomes with rates, billed segments, delivery rate,
+a chart of outcomes and one of failure statuses), `by status`, `by carrier`, `by source`,
+`by hour`. Every sheet is written top to bottom (the workbook is in constant_memory mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
+
+from campaign.store.campaigns import CampaignRecord
+from campaign.store.engine import safe_url
+from campaign.store.results import (
+    DELIVERED_STATUS,
+    OUTCOMES,
+    outcome_breakdown,
+    report_status_breakdown,
+    reports_per_hour,
+    segment_totals,
+    unmatched_reports,
+)
+from campaign.timeutil import CHINA, utcnow
+
+SUMMARY_SHEET = "summary"
+STATUS_SHEET = "by status"
+CARRIER_SHEET = "by carrier"
+SOURCE_SHEET = "by source"
+HOUR_SHEET = "by hour"
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Campaign results",
+        "campaign": "Campaign",
+        "id": "Campaign id",
+        "name": "Name",
+        "state": "State",
+        "stop_reason": "Stop reason",
+        "template": "Template",
+        "signature": "Signature",
+        "optout_text": "Opt-out text",
+        "created": "Created (China time)",
+        "started": "Started (China time)",
+        "finished": "Finished (China time)",
+        "exported": "Exported (China time)",
+        "store": "Store",
+        "rows": "Input rows",
+        "outcome": "Outcome",
+        "count": "Rows",
+        "share": "Share of rows",
+        "meaning": "Meaning",
+        "total": "Total",
+        "sending": "Sending and delivery",
+        "accepted_rows": "Recipients accepted by the gateway",
+        "billed": "Billed segments (accepted)",
+        "planned": "Segments planned",
+        "delivered": "Delivered",
+        "delivery_rate": "Delivery rate (of accepted)",
+        "failed_rate": "Failed (of accepted)",
+        "pending_rate": "No report yet (of accepted)",
+        "unmatched": "Reports matching no recipient of this campaign",
+        "status": "Status",
+        "description": "Description",
+        "recipients": "Recipients",
+        "carrier": "Carrier",
+        "source": "Source",
+        "hour": "Hour (China time)",
+        "reports": "Reports",
+        "delivered_reports": "DELIVRD reports",
+        "chart_outcomes": "Outcomes",
+        "chart_failures": "Failure statuses",
+        "chart_hours": "Delivery reports per hour",
+        "none": "(none)",
+    },
+    "zh": {
+        "title": "群发结果",
+        "campaign": "活动",
+        "id": "活动编号",
+        "name": "名称",
+        "state": "状态",
+        "stop_reason": "停止原因",
+        "template": "模板",
+        "signature": "签名",
+        "optout_text": "退订提示",
+        "created": "创建时间（北京时间）",
+        "started": "开始时间（北京时间）",
+        "finished": "结束时间（北京时间）",
+        "exported": "导出时间（北京时间）",
+        "store": "数据库",
+        "rows": "输入行数",
+        "outcome": "结果",
+        "count": "行数",
+        "share": "占比",
+        "meaning": "说明",
+        "total": "合计",
+        "sending": "发送与送达",
+        "accepted_rows": "网关已接收的号码",
+        "billed": "计费条数（已接收）",
+        "planned": "计划条数",
+        "delivered": "已送达",
+        "delivery_rate": "送达率（占已接收）",
+        "failed_rate": "失败（占已接收）",
+        "pending_rate": "尚无状态报告（占已接收）",
+        "unmatched": "无法匹配本活动号码的状态报告",
+        "status": "状态码",
+        "description": "说明",
+        "recipients": "号码数",
+        "carrier": "运营商",
+        "source": "来源",
+        "hour": "小时（北京时间）",
+        "reports": "状态报告数",
+        "delivered_reports": "DELIVRD 报告数",
+        "chart_outcomes": "结果分布",
+        "chart_failures": "失败状态",
+        "chart_hours": "每小时状态报告",
+        "none": "（无）",
+    },
+}
+
+OUTCOME_MEANINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "delivered": "delivery report DELIVRD",
+        "failed": "a delivery report other than DELIVRD",
+        "pending": "accepted by the gateway, no report yet",
+        "rejected": "the gateway refused the request",
+        "unknown": "may or may not have reached the gateway; not resent",
+        "invalid": "number, template or length problem",
+        "duplicate": "the same number earlier in this campaign",
+        "suppressed": "opted out or blacklisted",
+        "unsent": "valid, not sent",
+    },
+    "zh": {
+        "delivered": "状态报告为 DELIVRD",
+        "failed": "状态报告不是 DELIVRD",
+        "pending": "网关已接收，尚无状态报告",
+        "rejected": "网关拒绝了请求",
+        "unknown": "不确定是否到达网关；未重发",
+        "invalid": "号码、模板或长度有误",
+        "duplicate": "本活动中前面已有相同号码",
+        "suppressed": "已退订或在黑名单中",
+        "unsent": "有效，但未发送",
+    },
+}
+
+
+class Formats:
+    """The few cell formats of the workbook, created once."""
+
+    def __init__(self, book: Workbook) -> None:
+        self.header = book.add_format(
+            {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": False}
+        )
+        self.title = book.add_format({"bold": True, "font_size": 14})
+        self.section = book.add_format({"bold": True, "font_size": 12, "bottom": 1})
+        self.label = book.add_format({"bold": True})
+        self.count = book.add_format({"num_format": "#,##0"})
+        self.count_bold = book.add_format({"num_format": "#,##0", "bold": True})
+        self.percent = book.add_format({"num_format": "0.0%"})
+        self.wrap = book.add_format({"text_wrap": True, "valign": "top"})
+
+
+@dataclass(frozen=True)
+class SummaryInputs:
+    campaign: CampaignRecord
+    outcomes: dict[str, int]
+    rows: int
+    store_url: str
+    lang: str
+
+
+def write_summary_sheets(
+    book: Workbook, formats: Formats, engine: Engine, inputs: SummaryInputs
+) -> list[str]:
+    """Add the summary and breakdown sheets; return their names in order."""
+    cid, lang = inputs.campaign.id, inputs.lang
+    statuses = report_status_breakdown(engine, cid, lang=lang)
+    summary = book.add_worksheet(SUMMARY_SHEET)
+    status_sheet = book.add_worksheet(STATUS_SHEET)
+    failures = _write_status_sheet(status_sheet, formats, statuses, lang)
+    _write_summary(summary, book, formats, engine, inputs, failures)
+    for by, name in (("carrier", CARRIER_SHEET), ("source", SOURCE_SHEET)):
+        _write_breakdown(
+            book.add_worksheet(name), formats, outcome_breakdown(engine, cid, by), lang
+        )
+    _write_hours(book.add_worksheet(HOUR_SHEET), book, formats, reports_per_hour(engine, cid), lang)
+    return [SUMMARY_SHEET, STATUS_SHEET, CARRIER_SHEET, SOURCE_SHEET, HOUR_SHEET]
+
+
+def _write_summary(
+    sheet: Worksheet,
+    book: Workbook,
+    formats: Formats,
+    engine: Engine,
+    inputs: SummaryInputs,
+    failures: int,
+) -> None:
+    words, campaign = LABELS[inputs.lang], inputs.campaign
+    sheet.set_column(0, 0, 44)
+    sheet.set_column(1, 1, 18)
+    sheet.set_column(2, 2, 14)
+    sheet.set_column(3, 3, 48)
+    sheet.write_string(0, 0, f"{words['title']}: {campaign.name}", formats.title)
+    sheet.write_string(2, 0, words["campaign"], formats.section)
+    settings = [
+        ("id", campaign.id),
+        ("name", campaign.name),
+        ("state", campaign.state),
+        ("stop_reason", campaign.stop_reason or ""),
+        ("template", campaign.template),
+        ("signature", _setting(campaign.settings, "signature")),
+        ("optout_text", _setting(campaign.settings, "optout_text")),
+        ("created", _china(campaign.created_at)),
+        ("started", _china(campaign.started_at)),
+        ("finished", _china(campaign.finished_at)),
+        ("exported", _china(utcnow())),
+        ("store", safe_url(inputs.store_url)),
+        ("rows", inputs.rows),
+    ]
+    row = 3
+    for key, value in settings:
+        sheet.write_string(row, 0, words[key], formats.label)
+        _write_value(sheet, row, 1, value, formats.count)
+        row += 1
+
+    row += 1
+    sheet.write_string(row, 0, words["outcome"], formats.header)
+    sheet.write_string(row, 1, words["count"], formats.header)
+    sheet.write_string(row, 2, words["share"], formats.header)
+    sheet.write_string(row, 3, words["meaning"], formats.header)
+    first_outcome = row + 1
+    total = inputs.rows
+    for outcome in OUTCOMES:
+        row += 1
+        count = inputs.outcomes.get(outcome, 0)
+        sheet.write_string(row, 0, outcome)
+        sheet.write_number(row, 1, count, formats.count)
+        sheet.write_number(row, 2, count / total if total else 0.0, formats.percent)
+        sheet.write_string(row, 3, OUTCOME_MEANINGS[inputs.lang][outcome])
+    last_outcome = row
+    row += 1
+    sheet.write_string(row, 0, words["total"], formats.label)
+    sheet.write_number(row, 1, total, formats.count_bold)
+
+    row += 2
+    sheet.write_string(row, 0, words["sending"], formats.section)
+    totals = segment_totals(engine, campaign.id)
+    accepted = totals.accepted_rows
+    outcomes = inputs.outcomes
+    figures: list[tuple[str, float | int | None, Any]] = [
+        ("accepted_rows", accepted, formats.count),
+        ("billed", totals.billed, formats.count),
+        ("planned", totals.planned, formats.count),
+        ("delivered", outcomes.get("delivered", 0), formats.count),
+        ("delivery_rate", _rate(outcomes.get("delivered", 0), accepted), formats.percent),
+        ("failed_rate", _rate(outcomes.get("failed", 0), accepted), formats.percent),
+        ("pending_rate", _rate(outcomes.get("pending", 0), accepted), formats.percent),
+        ("unmatched", unmatched_reports(engine, campaign.id), formats.count),
+    ]
+    for key, value, fmt in figures:
+        row += 1
+        sheet.write_string(row, 0, words[key], formats.label)
+        if value is None:
+            sheet.write_string(row, 1, "-")
+        else:
+            sheet.write_number(row, 1, value, fmt)
+
+    chart = book.add_chart({"type": "column"})
+    chart.add_series(
+        {
+            "name": words["chart_outcomes"],
+            "categories": [SUMMARY_SHEET, first_outcome, 0, last_outcome, 0],
+            "values": [SUMMARY_SHEET, first_outcome, 1, last_outcome, 1],
+            "data_labels": {"value": True},
+        }
+    )
+    chart.set_title({"name": words["chart_outcomes"]})
+    chart.set_legend({"none": True})
+    sheet.insert_chart(2, 5, chart, {"x_scale": 1.3, "y_scale": 1.2})
+    if failures:
+        bar = book.add_chart({"type": "bar"})
+        bar.add_series(
+            {
+                "name": words["chart_failures"],
+                "categories": [STATUS_SHEET, 1 + _delivered_rows, 0, failures + _delivered_rows, 0],
+                "values": [STATUS_SHEET, 1 + _delivered_rows, 2, failures + _delivered_rows, 2],
+                "data_labels": {"value": True},
+            }
+        )
+        bar.set_title({"name": words["chart_failures"]})
+        bar.set_legend({"none": True})
+        bar.set_y_axis({"reverse": True})
+        sheet.insert_chart(22, 5, bar, {"x_scale": 1.3, "y_scale": 1.2})
+
+
+_delivered_rows = 1  # the `by status` sheet lists DELIVRD first (one row, possibly zero)
+
+
+def _write_status_sheet(
+    sheet: Worksheet, formats: Formats, statuses: pd.DataFrame, lang: str
+) -> int:
+    """DELIVRD first, then the failure statuses, most frequent first; return their number."""
+    words = LABELS[lang]
+    delivered = statuses[statuses["status"] == DELIVERED_STATUS]
+    failed = statuses[statuses["status"] != DELIVERED_STATUS]
+    if delivered.empty:
+        delivered = pd.DataFrame(
+            {"status": [DELIVERED_STATUS], "description": [""], "recipients": [0], "share": [0.0]}
+        )
+    ordered = pd.concat([delivered, failed], ignore_index=True)
+    headers = [words["status"], words["description"], words["recipients"], words["share"]]
+    _table_header(sheet, formats, headers, [16, 60, 14, 12], len(ordered))
+    for row, record in enumerate(ordered.itertuples(index=False), start=1):
+        sheet.write_string(row, 0, str(record.status))
+        sheet.write_string(row, 1, str(record.description))
+        sheet.write_number(row, 2, int(record.recipients), formats.count)
+        sheet.write_number(row, 3, float(record.share), formats.percent)
+    return len(failed)
+
+
+def _write_breakdown(sheet: Worksheet, formats: Formats, frame: pd.DataFrame, lang: str) -> None:
+    words = LABELS[lang]
+    key = frame.columns[0]
+    headers = [words[key], words["count"], *OUTCOMES, words["delivery_rate"]]
+    widths = [30, 10, *[11] * len(OUTCOMES), 16]
+    _table_header(sheet, formats, headers, widths, len(frame))
+    for row, record in enumerate(frame.itertuples(index=False, name=None), start=1):
+        sheet.write_string(row, 0, str(record[0]) or words["none"])
+        for col, value in enumerate(record[1:-1], start=1):
+            sheet.write_number(row, col, int(value), formats.count)
+        rate = record[-1]
+        if pd.notna(rate):
+            sheet.write_number(row, len(record) - 1, float(rate), formats.percent)
+
+
+def _write_hours(
+    sheet: Worksheet, book: Workbook, formats: Formats, frame: pd.DataFrame, lang: str
+) -> None:
+    words = LABELS[lang]
+    headers = [words["hour"], words["reports"], words["delivered_reports"]]
+    _table_header(sheet, formats, headers, [20, 12, 16], len(frame))
+    for row, record in enumerate(frame.itertuples(index=False), start=1):
+        sheet.write_string(row, 0, str(record.hour))
+        sheet.write_number(row, 1, int(record.reports), formats.count)
+        sheet.write_number(row, 2, int(record.delivered), formats.count)
+    if frame.empty:
+        return
+    chart = book.add_chart({"type": "line"})
+    for col, name in ((1, words["reports"]), (2, words["delivered_reports"])):
+        chart.add_series(
+            {
+                "name": name,
+                "categories": [HOUR_SHEET, 1, 0, len(frame), 0],
+                "values": [HOUR_SHEET, 1, col, len(frame), col],
+            }
+        )
+    chart.set_title({"name": words["chart_hours"]})
+    sheet.insert_chart(1, 4, chart, {"x_scale": 1.4, "y_scale": 1.2})
+
+
+def _table_header(
+    sheet: Worksheet, formats: Formats, headers: list[str], widths: list[int], rows: int
+) -> None:
+    for col, width in enumerate(widths):
+        sheet.set_column(col, col, width)
+    for col, title in enumerate(headers):
+        sheet.write_string(0, col, title, formats.header)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(rows, 1), len(headers) - 1)
+
+
+def _write_value(sheet: Worksheet, row: int, col: int, value: Any, number_format: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        text = "" if value is None else str(value)
+        if text:
+            sheet.write_string(row, col, text)
+    else:
+        sheet.write_number(row, col, value, number_format)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _china(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(CHINA):%Y-%m-%d %H:%M:%S}"
+
+
+def _setting(settings: dict[str, Any], key: str) -> str:
+    """A setting by key, at the top of the snapshot or one section down."""
+    if key in settings and settings[key] is not None:
+        return str(settings[key])
+    for section in settings.values():
+        if isinstance(section, dict) and section.get(key) is not None:
+            return str(section[key])
+    return ""
