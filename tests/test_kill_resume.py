@@ -1,0 +1,130 @@
+"""SIGKILL a sending process mid-campaign, then resume: nobody is texted twice.
+
+The sender runs as a real subprocess (`python -m campaign resume ...`) against the
+simulator in this process, slowed by a rate limit and answer delays so that requests are
+in flight when the kill lands. Afterwards the simulator's log is the truth of what was
+received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from campaign.cli import app
+from campaign.store import open_store
+from campaign.store.schema import batches
+from tests.support.simulator import running_simulator
+from tests.test_store_campaigns import fake_plan
+
+REQUESTS = 100
+KILL_AFTER = 25
+
+
+def _stored_campaign(url: str) -> int:
+    from campaign.store.campaigns import create_campaign
+
+    engine = open_store(url)
+    try:
+        plan = fake_plan(REQUESTS * 2 + 1, 2)  # 200 recipients, 2 a request
+        return create_campaign(engine, plan, name="kill me", settings_snapshot={})
+    finally:
+        engine.dispose()
+
+
+def _batch_states(url: str, cid: int) -> dict[str, tuple[str, tuple[str, ...]]]:
+    engine = open_store(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(batches.c.batch_id, batches.c.state, batches.c.mobiles).where(
+                    batches.c.campaign_id == cid
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {r.batch_id: (r.state, tuple(r.mobiles.split(","))) for r in rows}
+
+
+def _taken(sim) -> Counter[str]:
+    return Counter(m for r in sim.received() if r.sent for m in r.mobiles)
+
+
+def test_sigkill_mid_campaign_then_resume(store_url, tmp_path):
+    cid = _stored_campaign(store_url)
+    config = tmp_path / "slow.toml"
+    config.write_text("[gateway]\nrate = 25\n")
+    with running_simulator() as sim:
+        sim.inject_delay(10_000, seconds=0.25)  # every answer comes late: requests in flight
+        env = {
+            **os.environ,
+            "CAMPAIGN_ACCOUNT": sim.account,
+            "CAMPAIGN_PASSWORD": sim.password,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "campaign",
+            "resume",
+            str(cid),
+            "--db",
+            store_url,
+            "--gateway",
+            sim.url,
+            "--config",
+            str(config),
+        ]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(sim.received()) < KILL_AFTER and time.monotonic() < deadline:
+                assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+                time.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait(10)
+            process.stderr.close()  # type: ignore[union-attr]
+        assert process.returncode == -signal.SIGKILL
+
+        at_kill = _batch_states(store_url, cid)
+        taken = _taken(sim)
+        state_of = {m: state for state, mobiles in at_kill.values() for m in mobiles}
+        # at most once, at the moment of the kill: whatever the gateway took is recorded
+        # as accepted or still `sending` in the store, never `pending`
+        assert {state_of[m] for m in taken} <= {"accepted", "sending"}
+        in_flight = {b for b, (state, _) in at_kill.items() if state == "sending"}
+        assert 0 < len(in_flight) <= 8
+        assert any(state == "pending" for state, _ in at_kill.values())
+
+        sim.clear_faults()
+        result = CliRunner().invoke(
+            app,
+            ["resume", str(cid), "--db", store_url, "--gateway", sim.url, "--json"],
+            env={"CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password},
+        )
+        assert result.exit_code == 5, result.output  # the in-flight ones are unknown
+        data = json.loads(result.stdout)
+        assert data["state"] == "finished" and data["unknown"] == len(in_flight)
+        assert "in flight" in result.stderr
+
+        final = _batch_states(store_url, cid)
+        taken = _taken(sim)
+        assert all(n == 1 for n in taken.values())  # nobody twice
+        for batch_id, (state, mobiles) in final.items():
+            if batch_id in in_flight:
+                assert state == "unknown"
+                assert all(taken[m] <= 1 for m in mobiles)  # sent at most once
+            else:
+                assert state == "accepted"
+                assert all(taken[m] == 1 for m in mobiles)  # sent exactly once
+        assert data["outcomes"]["unknown"] == 2 * len(in_flight)
