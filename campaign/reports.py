@@ -5,18 +5,28 @@
   Excel date cells) -> one canonical ISO 8601 string in China time, so that the pushed and
   the exported form of one report are equal ("2026-11-25T10:02:00+08:00").
 - `OptoutMatcher`: is a whole inbound message an opt-out keyword?
-- `import_report_files`: `campaign reports import FILE...` (see `campaign.report_files`).
+- `import_report_files`: `campaign reports import FILE...` (reading and checking the
+  files: `campaign.report_files`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from campaign.config import BLACKLIST_STATUSES
+from campaign.errors import InputError
+from campaign.store import suppression
+from campaign.store.inbound import BLACKLIST_REASON
+from campaign.store.reports import count_unmatched, insert_report_frame
 
 CHINA_OFFSET = timezone(timedelta(hours=8))
 EXCEL_EPOCH = datetime(1899, 12, 30)
@@ -27,7 +37,7 @@ _TIME = re.compile(
       | (?P<yyyymmddhhmm>\d{12})
       | (?P<yyyymmddhhmmss>\d{14})
       | (?P<y>\d{4})[-/.](?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})
-        (?:[ T]+|T)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?
+        (?:(?:[ T]+|T)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?)?
       | (?P<serial>\d{5}(?:\.\d+)?)
     )\s*(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?\s*$""",
     re.X | re.I,
@@ -66,8 +76,8 @@ def _moment(match: re.Match[str]) -> datetime:
         int(match.group("y")),
         int(match.group("mo")),
         int(match.group("d")),
-        int(match.group("h")),
-        int(match.group("mi")),
+        int(match.group("h") or 0),
+        int(match.group("mi") or 0),
         int(match.group("s") or 0),
     )
 
@@ -128,3 +138,66 @@ class OptoutMatcher:
 
     def __call__(self, message: str) -> bool:
         return fold_text(message) in self.keywords
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What importing one report file did (SPEC `reports import --json` keys + details)."""
+
+    source: str
+    imported: int  # reports stored for the first time
+    repeated: int  # reports already stored (pushed, imported before, or twice in the file)
+    malformed: int  # rows that are not a report (see malformed_rows)
+    unmatched: int  # reports of this file whose (msgid, mobile) is no recipient (yet)
+    malformed_rows: tuple[tuple[int, str], ...] = ()  # (row as a spreadsheet shows it, reason)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "imported": self.imported,
+            "repeated": self.repeated,
+            "malformed": self.malformed,
+            "unmatched": self.unmatched,
+        }
+
+
+def import_report_files(
+    engine: Engine, paths: Sequence[Path | str], *, suppress_blacklisted: bool = False
+) -> list[ImportSummary]:
+    """Import report files, each in one transaction; idempotent (a second import of the same
+    file only counts `repeated`). InputError (exit 3) for a missing or unusable file,
+    checked for every file before anything is imported."""
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise InputError(f"report file not found: {', '.join(missing)}")
+    return [
+        import_report_file(engine, path, suppress_blacklisted=suppress_blacklisted)
+        for path in paths
+    ]
+
+
+def import_report_file(
+    engine: Engine, path: Path | str, *, suppress_blacklisted: bool = False
+) -> ImportSummary:
+    from campaign.report_files import read_report_file
+
+    read = read_report_file(path)
+    valid = read.valid
+    with engine.begin() as conn:
+        new = insert_report_frame(conn, valid)
+        unmatched = count_unmatched(conn, valid["msgid"], valid["mobile"])
+        if suppress_blacklisted:
+            _suppress_blacklisted(conn, valid)
+    rows = tuple(
+        zip(read.malformed["row"].tolist(), read.malformed["reason"].tolist(), strict=True)
+    )
+    return ImportSummary(read.source, new, len(valid) - new, len(rows), unmatched, rows)
+
+
+def _suppress_blacklisted(conn: Connection, valid: pd.DataFrame) -> None:
+    listed = valid[valid["status"].isin(BLACKLIST_STATUSES)]
+    for status, group in listed.groupby("status"):
+        suppression.add_in(conn, group["mobile"], BLACKLIST_REASON, f"report status {status}")
