@@ -145,7 +145,8 @@ def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
     if header_row is not None:
         if header_row > grid.height:
             raise ContactsError(
-                f"header row {header_row} is past the end of {grid.where} ({grid.height} rows)"
+                f"header row {header_row} is past the end of {grid.where}: "
+                f"it has {grid.height} rows"
             )
         return header_row - 1, True
     candidates = _first_nonblank_rows(grid, HEADER_SCAN_ROWS)

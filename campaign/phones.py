@@ -58,7 +58,7 @@ _FULLWIDTH = {chr(0xFF10 + d): str(d) for d in range(10)} | {
 }
 # RE2 syntax: \p{Z} is every Unicode space separator (NBSP, U+3000, thin spaces, ...).
 _WHITESPACE = r"[\s\p{Z}\x{200b}-\x{200d}\x{2060}\x{feff}]+"
-_SCIENTIFIC = r"^\+?(?P<lead>[0-9])\.?(?P<fraction>[0-9]*)[eE]\+?(?P<exponent>[0-9]{1,2})$"
+_SCIENTIFIC = r"^\+?(?P<lead>[0-9])(?:\.(?P<fraction>[0-9]*))?[eE]\+?(?P<exponent>[0-9]{1,2})$"
 _EXCEL_DECIMALS = r"^(\+?[0-9]+)\.0+$"
 _SEPARATORS = r"[-.()]"
 _COUNTRY_PREFIX = r"^(?:\+86|0086|86)([0-9]{11})$"
@@ -168,8 +168,9 @@ def _reasons(
     stripped: pa.Array, candidate: pa.Array, lost_digits: pa.Array, several: pa.Array
 ) -> pa.Array:
     """Why each candidate is not a valid mobile, first matching rule wins; "" when valid."""
-    length = pc.cast(pc.utf8_length(candidate), pa.string())
-    first_odd = pc.struct_field(pc.extract_regex(candidate, r"(?P<c>[^0-9])"), 0)
+    national = pc.replace_substring_regex(candidate, r"^(?:\+86|0086)", "")
+    length = pc.cast(pc.utf8_length(national), pa.string())
+    first_odd = pc.struct_field(pc.extract_regex(national, r"(?P<c>[^0-9])"), 0)
     rules = [
         (pc.equal(candidate, ""), REASON_EMPTY),
         (
@@ -180,11 +181,11 @@ def _reasons(
         (several, REASON_SEVERAL),
         (pc.match_substring_regex(candidate, r"^(?:\+|00)(?:[1-7]|8[0-57-9]|9)"), REASON_FOREIGN),
         (
-            pc.match_substring_regex(candidate, r"[^0-9]"),
+            pc.match_substring_regex(national, r"[^0-9]"),
             _concat("contains characters other than digits (", first_odd, ")"),
         ),
         (pc.invert(pc.equal(length, "11")), _concat("wrong length: ", length, " digits")),
-        (pc.invert(pc.match_substring_regex(candidate, VALID_MOBILE)), REASON_NOT_MAINLAND),
+        (pc.invert(pc.match_substring_regex(national, VALID_MOBILE)), REASON_NOT_MAINLAND),
     ]
     reason: pa.Array = pa.repeat("", len(candidate))
     for mask, text in reversed(rules):  # earlier rules overwrite later ones
