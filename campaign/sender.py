@@ -48,10 +48,9 @@ from campaign.store.batches import (
     BatchResult,
     ClaimedBatch,
     batch_figures,
-    claim_batches,
-    record_results,
     reset_unknown,
     segments_needed,
+    settle_and_claim,
 )
 from campaign.store.campaigns import get_campaign, set_state
 from campaign.store.workers import (
@@ -62,7 +61,7 @@ from campaign.store.workers import (
 )
 from campaign.timeutil import china_now
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 16
 INTERRUPTED = "interrupted by the user"
 
 
@@ -392,36 +391,35 @@ class _SendLoop:
         self._progress(force=True)
 
     def _step(self) -> bool:
-        """One turn: collect answers, maybe claim and submit; False when the run is over."""
-        self._collect()
-        if self.stop_reason is not None or self.stop.is_set():
-            if not self.in_flight:
-                return False
-            self._wait_some(self.policy.wait_step)
-            return True
-        delay = self._delay()
-        if delay > 0:
-            self._wait_some(min(delay, self.policy.wait_step))
-            return True
+        """One turn: take answers, record them and claim more in one transaction, submit.
+
+        False when the run is over (stopping and nothing in flight, or nothing left).
+        """
+        results = self._collect()
+        halting = self.stop_reason is not None or self.stop.is_set()
+        delay = self.policy.wait_step if halting else self._delay()
+        halting = self.stop_reason is not None or self.stop.is_set()  # the window may stop it
         free = self.policy.concurrency - len(self.in_flight)
-        if free <= 0:
-            self._wait_some(self.policy.wait_step)
-            return True
-        claimed = claim_batches(
-            self.engine, self.campaign_id, self.worker_id, min(free, self.limiter.available())
-        )
-        if not claimed:
-            if not self.in_flight:
-                return False
-            self._wait_some(self.policy.wait_step)
-            return True
+        limit = min(free, self.limiter.available()) if not halting and delay <= 0 else 0
+        claimed: list[ClaimedBatch] = []
+        if results or limit > 0:
+            claimed = settle_and_claim(
+                self.engine, self.campaign_id, self.worker_id, results, limit
+            )
+        if results:
+            self._progress()
         for batch in claimed:
             self.limiter.take()
             self._note_sent()
-            self.in_flight[self.pool.submit(self.client.send_batch, batch.mobiles, batch.text)] = (
-                batch
-            )
+            future = self.pool.submit(self.client.send_batch, batch.mobiles, batch.text)
+            self.in_flight[future] = batch
             self.sent += 1
+        if claimed:
+            return True
+        if not self.in_flight and (halting or limit > 0):
+            return False  # stopping with nothing in flight, or nothing left to claim
+        wait_for = delay if 0 < delay < self.policy.wait_step else self.policy.wait_step
+        self._wait_some(wait_for)
         return True
 
     def _wait_some(self, timeout: float) -> None:
@@ -449,13 +447,9 @@ class _SendLoop:
 
     # -- answers
 
-    def _collect(self) -> None:
+    def _collect(self) -> list[BatchResult]:
         finished = [f for f in self.in_flight if f.done()]
-        if not finished:
-            return
-        results = [self._handle(self.in_flight.pop(f), _result_of(f)) for f in finished]
-        record_results(self.engine, self.campaign_id, self.worker_id, results)
-        self._progress()
+        return [self._handle(self.in_flight.pop(f), _result_of(f)) for f in finished]
 
     def _handle(self, batch: ClaimedBatch, result: SubmitResult) -> BatchResult:
         if isinstance(result, Accepted):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from campaign.store.schema import batches
 from campaign.timeutil import utcnow
@@ -52,56 +52,7 @@ def claim_batches(
     engine: Engine, campaign_id: int, worker_id: str, limit: int
 ) -> list[ClaimedBatch]:
     """Claim up to `limit` pending batches (lowest seq first) for `worker_id`, committed."""
-    if limit <= 0:
-        return []
-    now = utcnow()
-    claimed: list[ClaimedBatch] = []
-    with engine.begin() as conn:
-        candidates = conn.execute(
-            select(
-                batches.c.batch_id,
-                batches.c.seq,
-                batches.c.text,
-                batches.c.segments,
-                batches.c.size,
-                batches.c.mobiles,
-                batches.c.attempts,
-            )
-            .where(batches.c.campaign_id == campaign_id, batches.c.state == "pending")
-            .order_by(batches.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for row in candidates:
-            done = conn.execute(
-                update(batches)
-                .where(
-                    batches.c.campaign_id == campaign_id,
-                    batches.c.batch_id == row.batch_id,
-                    batches.c.state == "pending",
-                )
-                .values(
-                    state="sending",
-                    claimed_by=worker_id,
-                    attempts=batches.c.attempts + 1,
-                    submitted_at=now,
-                    answered_at=None,
-                )
-            ).rowcount
-            if done == 1:
-                claimed.append(
-                    ClaimedBatch(
-                        campaign_id,
-                        row.batch_id,
-                        int(row.seq),
-                        row.text,
-                        int(row.segments),
-                        int(row.size),
-                        tuple(row.mobiles.split(",")) if row.mobiles else (),
-                        int(row.attempts) + 1,
-                    )
-                )
-    return claimed
+    return settle_and_claim(engine, campaign_id, worker_id, (), limit)
 
 
 def record_results(
@@ -114,29 +65,139 @@ def record_results(
     """
     if not results:
         return 0
-    now = utcnow()
-    written = 0
     with engine.begin() as conn:
-        for result in results:
-            values: dict[str, object] = {
-                "state": result.state,
-                "msgid": result.msgid,
-                "submit_code": result.submit_code,
-                "detail": result.detail,
-                "answered_at": now,
-            }
-            if result.state == "pending":  # released: not sent, anyone may claim it again
-                values.update(msgid=None, claimed_by=None, answered_at=None)
-            written += conn.execute(
-                update(batches)
-                .where(
-                    batches.c.campaign_id == campaign_id,
-                    batches.c.batch_id == result.batch_id,
-                    batches.c.claimed_by == worker_id,
-                    batches.c.state.in_(("sending", "unknown")),
-                )
-                .values(**values)
-            ).rowcount
+        return _record(conn, campaign_id, worker_id, results)
+
+
+def settle_and_claim(
+    engine: Engine,
+    campaign_id: int,
+    worker_id: str,
+    results: Sequence[BatchResult],
+    limit: int,
+) -> list[ClaimedBatch]:
+    """Record `results` and claim up to `limit` more, in one committed transaction.
+
+    The claims are committed when this returns, before any of their requests leaves.
+    """
+    if not results and limit <= 0:
+        return []
+    with engine.begin() as conn:
+        _record(conn, campaign_id, worker_id, results)
+        return _claim(conn, campaign_id, worker_id, limit) if limit > 0 else []
+
+
+def _claim(conn: Connection, campaign_id: int, worker_id: str, limit: int) -> list[ClaimedBatch]:
+    candidates = conn.execute(
+        select(
+            batches.c.batch_id,
+            batches.c.seq,
+            batches.c.text,
+            batches.c.segments,
+            batches.c.size,
+            batches.c.mobiles,
+            batches.c.attempts,
+        )
+        .where(batches.c.campaign_id == campaign_id, batches.c.state == "pending")
+        .order_by(batches.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not candidates:
+        return []
+    won = set(
+        conn.execute(
+            update(batches)
+            .where(
+                batches.c.campaign_id == campaign_id,
+                batches.c.batch_id.in_([row.batch_id for row in candidates]),
+                batches.c.state == "pending",  # compare-and-set: only what is still pending
+            )
+            .values(
+                state="sending",
+                claimed_by=worker_id,
+                attempts=batches.c.attempts + 1,
+                submitted_at=utcnow(),
+                answered_at=None,
+            )
+            .returning(batches.c.batch_id)
+        ).scalars()
+    )
+    return [
+        ClaimedBatch(
+            campaign_id,
+            row.batch_id,
+            int(row.seq),
+            row.text,
+            int(row.segments),
+            int(row.size),
+            tuple(row.mobiles.split(",")) if row.mobiles else (),
+            int(row.attempts) + 1,
+        )
+        for row in candidates
+        if row.batch_id in won
+    ]
+
+
+_MINE = (
+    (batches.c.campaign_id == bindparam("cid"))
+    & (batches.c.batch_id == bindparam("bid"))
+    & (batches.c.claimed_by == bindparam("worker"))
+    & ((batches.c.state == "sending") | (batches.c.state == "unknown"))
+)
+_SETTLE = (
+    update(batches)
+    .where(_MINE)
+    .values(
+        state=bindparam("new_state"),
+        msgid=bindparam("new_msgid"),
+        submit_code=bindparam("new_code"),
+        detail=bindparam("new_detail"),
+        answered_at=bindparam("now"),
+    )
+)
+_RELEASE = (  # not sent: back to pending, anyone may claim it again
+    update(batches)
+    .where(_MINE)
+    .values(
+        state="pending",
+        msgid=None,
+        claimed_by=None,
+        answered_at=None,
+        submit_code=bindparam("new_code"),
+        detail=bindparam("new_detail"),
+    )
+)
+
+
+def _record(
+    conn: Connection, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
+) -> int:
+    """Write results with one executemany per kind (final, released)."""
+    now = utcnow()
+    params = [
+        {
+            "cid": campaign_id,
+            "bid": r.batch_id,
+            "worker": worker_id,
+            "new_state": r.state,
+            "new_msgid": r.msgid,
+            "new_code": r.submit_code,
+            "new_detail": r.detail,
+            "now": now,
+        }
+        for r in results
+    ]
+    final = [p for p in params if p["new_state"] != "pending"]
+    released = [
+        {k: v for k, v in p.items() if k not in ("new_state", "new_msgid", "now")}
+        for p in params
+        if p["new_state"] == "pending"
+    ]
+    written = 0
+    for statement, rows in ((_SETTLE, final), (_RELEASE, released)):
+        if rows:
+            written += conn.execute(statement, rows).rowcount
     return written
 
 
