@@ -19,11 +19,13 @@ import hmac
 import logging
 import queue
 import re
+import signal
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -490,13 +492,23 @@ def serve_app(
         try:
             bound = sock.getsockname()
             log.info("receiving on http://%s:%d (/dlr, /mo, /healthz)", bound[0], bound[1])
-            uvicorn.Server(_config(app, host, port)).run(sockets=[sock])
+            _ForegroundServer(_config(app, host, port)).run(sockets=[sock])
         finally:
             app.close()
     finally:
         sock.close()
         if engine is not None:
             engine.dispose()
+
+
+class _ForegroundServer(uvicorn.Server):
+    """SIGINT/SIGTERM stop gracefully (answering in-flight pushes, committing what is
+    queued) and the command then ends normally, exit 0, instead of dying by the signal."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
 
 
 def listen(host: str, port: int) -> socket.socket:
