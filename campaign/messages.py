@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from campaign.errors import ConfigError, TemplateError
 
@@ -79,29 +81,56 @@ class Template:
             )
 
     def render(self, frame: pd.DataFrame) -> RenderResult:
-        """Render every row of `frame` at once (whole-column concatenation)."""
-        index = frame.index
-        text = pd.Series("", index=index, dtype="str")
-        missing = pd.Series("", index=index, dtype="str")
-        cleaned: dict[str, tuple[pd.Series, pd.Series]] = {}
+        """Render every row of `frame` at once (whole-column operations in Arrow)."""
+        n = len(frame)
+        pieces: list[pa.Array | pa.Scalar] = []
+        missing: pa.Array = pa.nulls(n, pa.large_string())
+        cells: dict[str, tuple[pa.Array, pa.Array]] = {}
         for part in self.parts:
             if isinstance(part, str):
-                text = text + part
+                pieces.append(text_scalar(part))
                 continue
-            if part.column not in cleaned:
-                values = _cells(frame[part.column])
-                cleaned[part.column] = (values, values == "")
-            values, empty = cleaned[part.column]
-            if part.fallback is not None:
-                values = values.where(~empty, part.fallback)
-            else:
-                missing = missing.where((missing != "") | ~empty, part.column)
-            text = text + values
-        return RenderResult(text, missing)
+            if part.column not in cells:
+                values = to_arrow(frame[part.column])
+                values = pc.utf8_trim_whitespace(pc.fill_null(values, text_scalar("")))
+                cells[part.column] = (values, pc.equal(values, text_scalar("")))
+            values, empty = cells[part.column]
+            if part.fallback:  # values are "" where empty: append the fallback there only
+                pieces.append(values)
+                values = pc.if_else(empty, text_scalar(part.fallback), text_scalar(""))
+            elif part.fallback is None:
+                missing = pc.if_else(
+                    pc.and_(empty, pc.is_null(missing)), text_scalar(part.column), missing
+                )
+            pieces.append(values)
+        if not self.placeholders:
+            text = pa.array([self.literal_text()] * n, pa.large_string())
+        else:
+            text = pc.binary_join_element_wise(*pieces, text_scalar(""))
+        missing = pc.fill_null(missing, text_scalar(""))
+        return RenderResult(to_series(text, frame.index), to_series(missing, frame.index))
+
+    def literal_text(self) -> str:
+        """The template's literal parts joined (its whole text when it has no placeholders)."""
+        return "".join(part for part in self.parts if isinstance(part, str))
 
 
-def _cells(column: pd.Series) -> pd.Series:
-    return column.fillna("").astype("str").str.strip()
+def to_arrow(values: pd.Series | Sequence[str]) -> pa.Array:
+    """A text column as an Arrow large_string array (no copy when it already is one)."""
+    if isinstance(values, pd.Series) and not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype("str")
+    array = pa.array(values)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string()) if array.type != pa.large_string() else array
+
+
+def text_scalar(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def to_series(array: pa.Array, index: pd.Index | None = None) -> pd.Series:
+    return pd.Series(array, dtype="str", index=index)
 
 
 def _parse_parts(text: str) -> list[str | Placeholder]:
@@ -194,14 +223,17 @@ def _is_file(path: Path) -> bool:
 def apply_compliance(texts: pd.Series, signature: str = "", optout_text: str = "") -> pd.Series:
     """Prefix `signature` where a text carries no 【…】 signature yet; append `optout_text`
     where a text does not end with it. Empty settings add nothing."""
-    result = texts
-    if signature:
-        unsigned = ~result.str.contains(_SIGNATURE, regex=True)
-        result = result.where(~unsigned, signature + result)
+    if not signature and not optout_text:
+        return texts
+    result = to_arrow(texts)
+    pieces = [result]
+    if signature:  # string if_else of two scalars is cheap; of whole texts it is not
+        signed = pc.match_substring_regex(result, _SIGNATURE)
+        pieces.insert(0, pc.if_else(signed, text_scalar(""), text_scalar(signature)))
     if optout_text:
-        lacking = ~result.str.endswith(optout_text)
-        result = result.where(~lacking, result + optout_text)
-    return result
+        ends = pc.ends_with(result, optout_text)
+        pieces.append(pc.if_else(ends, text_scalar(""), text_scalar(optout_text)))
+    return to_series(pc.binary_join_element_wise(*pieces, text_scalar("")), texts.index)
 
 
 def utf16_length(text: str) -> int:
@@ -214,10 +246,11 @@ def count_segments(text: str) -> int:
     return int(segments_for_lengths(np.array([utf16_length(text)]))[0])
 
 
-def utf16_lengths(texts: pd.Series) -> np.ndarray:
+def utf16_lengths(texts: pd.Series | pa.Array) -> np.ndarray:
     """UTF-16 length of each text (vectorized: characters + astral characters)."""
-    texts = texts.astype("str")
-    return (texts.str.len() + texts.str.count(_ASTRAL)).to_numpy(dtype=np.int64)
+    array = texts if isinstance(texts, pa.Array) else to_arrow(texts)
+    units = pc.add(pc.utf8_length(array), pc.count_substring_regex(array, _ASTRAL))
+    return units.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def segments_for_lengths(lengths: np.ndarray) -> np.ndarray:
@@ -229,7 +262,7 @@ def segments_for_lengths(lengths: np.ndarray) -> np.ndarray:
 def segment_counts(texts: pd.Series) -> pd.Series:
     """Billed parts of each text, computed once per distinct text."""
     codes, uniques = pd.factorize(texts.astype("str"), sort=False)
-    per_text = segments_for_lengths(utf16_lengths(pd.Series(uniques)))
+    per_text = segments_for_lengths(utf16_lengths(pd.Series(uniques, dtype="str")))
     return pd.Series(per_text[codes], index=texts.index, dtype=np.int64)
 
 
@@ -272,20 +305,25 @@ class SensitiveWords:
         """The word that ends first in `text`, or None."""
         if not self.words:
             return None
-        for _end, word in self._automaton.iter(text.translate(_ASCII_LOWER)):
+        for _end, word in self._automaton.iter(text.translate(_ASCII_LOWER)):  # short text
             return word
         return None
 
-    def first_matches(self, texts: Sequence[str]) -> list[str | None]:
+    def first_matches(self, texts: Sequence[str] | pd.Series | pa.Array) -> list[str | None]:
         """`first_match` of each text, in one pass of the automaton over all of them."""
-        result: list[str | None] = [None] * len(texts)
-        if not self.words or not len(texts):
+        array = texts if isinstance(texts, pa.Array) else to_arrow(pd.Series(texts, dtype="str"))
+        result: list[str | None] = [None] * len(array)
+        if not self.words or not len(array):
             return result
         # Words are single lines, so none can match across the "\n" that joins the texts.
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        lowered = pc.fill_null(pc.ascii_lower(array), text_scalar(""))
+        lengths = pc.utf8_length(lowered).to_numpy(zero_copy_only=False).astype(np.int64)
         ends = np.cumsum(lengths + 1) - 1  # index of the separator after each text
-        joined = "\n".join(texts).translate(_ASCII_LOWER)
-        for end, word in self._automaton.iter(joined):
+        offsets = pa.array([0, len(lowered)], pa.int64())
+        joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, lowered), text_scalar("\n"))[
+            0
+        ]
+        for end, word in self._automaton.iter(joined.as_py()):
             which = int(np.searchsorted(ends, end))
             if result[which] is None:
                 result[which] = word

@@ -1,0 +1,409 @@
+"""The plan: every contact row gets an outcome, every recipient a message and a batch.
+
+Pure and vectorized. The checks, in order of precedence (a row gets the first that applies):
+
+1. `invalid`    the mobile cannot be normalized (reason from `phones`)
+2. `duplicate`  the same number on an earlier row (of any file); the first one is kept
+3. `suppressed` the number is on the suppression list
+4. `invalid`    an empty cell without fallback, an empty or too long text, a sensitive word
+5. `unsent`     fewer recipients with this text than the account's minimum group size
+6. `ready`      everything else: grouped by identical text into requests of <= max_batch
+
+Batches are numbered "b000001", ... in sending order: groups in order of their first row,
+each group split into equal chunks (sizes differ by at most one) of at most max_batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from campaign.config import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, Settings
+from campaign.contacts import ContactList
+from campaign.errors import InputError
+from campaign.messages import (
+    MAX_LENGTH,
+    SensitiveWords,
+    Template,
+    apply_compliance,
+    describe_length,
+    segments_for_lengths,
+    text_scalar,
+    to_arrow,
+    to_series,
+    utf16_lengths,
+)
+from campaign.phones import carriers, normalize_mobiles
+
+OUTCOMES = (
+    "ready",
+    "delivered",
+    "failed",
+    "pending",
+    "rejected",
+    "unknown",
+    "invalid",
+    "duplicate",
+    "suppressed",
+    "unsent",
+)
+PLAN_OUTCOMES = ("ready", "invalid", "duplicate", "suppressed", "unsent")
+ROW_COLUMNS = (
+    "normalized_mobile",
+    "carrier",
+    "outcome",
+    "reason",
+    "message",
+    "segments",
+    "batch_id",
+)
+SUPPRESSED_REASON = "on the suppression list"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    signature: str = ""
+    optout_text: str = ""
+    sensitive_words: SensitiveWords | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    min_batch: int = DEFAULT_MIN_BATCH
+
+
+def plan_options(settings: Settings) -> PlanOptions:
+    """The plan options that the settings describe (reads the sensitive-word file)."""
+    compliance, gateway = settings.compliance, settings.gateway
+    words = compliance.sensitive_words
+    return PlanOptions(
+        signature=compliance.signature,
+        optout_text=compliance.optout_text,
+        sensitive_words=SensitiveWords.load(words) if words else None,
+        max_batch=max(1, gateway.max_batch),
+        min_batch=max(1, gateway.min_batch),
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str  # deterministic: "b000001", "b000002", ... in sending order
+    seq: int
+    text: str
+    segments: int  # per mobile
+    mobiles: tuple[str, ...]
+    rows: tuple[int, ...]  # row_no of each mobile, same order
+
+
+class Batches(Sequence[Batch]):
+    """The plan's batches, built on demand from arrays (cheap for a million of them)."""
+
+    def __init__(
+        self,
+        order: np.ndarray,
+        starts: np.ndarray,
+        group_of: np.ndarray,
+        texts: pa.Array,
+        segments: np.ndarray,
+        mobiles: np.ndarray,
+    ) -> None:
+        self._order = order  # row numbers of all ready recipients, batch after batch
+        self._starts = starts  # len(batches) + 1 offsets into `_order`
+        self._group_of = group_of  # batch -> text group
+        self._texts = texts  # text group -> text
+        self._segments = segments  # text group -> segments
+        self._mobiles = mobiles  # row number -> normalized mobile
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> Batch: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Batch]: ...
+    def __getitem__(self, index: int | slice) -> Batch | list[Batch]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("batch index out of range")
+        rows = self._order[self._starts[index] : self._starts[index + 1]]
+        group = int(self._group_of[index])
+        return Batch(
+            batch_id=batch_id(index + 1),
+            seq=index + 1,
+            text=self._texts[group].as_py(),
+            segments=int(self._segments[group]),
+            mobiles=tuple(self._mobiles[rows].tolist()),
+            rows=tuple(rows.tolist()),
+        )
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def sizes(self) -> np.ndarray:
+        """Number of mobiles of each batch."""
+        return np.diff(self._starts)
+
+    def __repr__(self) -> str:
+        return f"<Batches: {len(self)} requests>"
+
+
+def batch_id(seq: int) -> str:
+    return f"b{seq:06d}"
+
+
+def batch_ids(count: int) -> np.ndarray:
+    """batch_id(1), ..., batch_id(count) as an object array (built in Arrow, not per item)."""
+    numbers = pc.cast(pa.array(np.arange(1, count + 1)), pa.string())
+    padded = pc.utf8_lpad(numbers, width=6, padding="0")
+    return pc.binary_join_element_wise("b", padded, "").to_numpy(zero_copy_only=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    contacts: ContactList
+    rows: pd.DataFrame  # aligned with contacts.frame; columns ROW_COLUMNS
+    batches: Batches
+    template: str
+    options: PlanOptions = field(default_factory=PlanOptions)
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts = self.rows["outcome"].value_counts()
+        return {outcome: int(counts.get(outcome, 0)) for outcome in PLAN_OUTCOMES}
+
+    def summary(self) -> dict[str, Any]:
+        """The `plan --json` object of SPEC."""
+        ready = self.rows["outcome"] == "ready"
+        sizes = self.batches.sizes()
+        return {
+            "rows": len(self.rows),
+            "blank_rows": sum(f.blank_rows for f in self.contacts.files),
+            "outcomes": self.outcome_counts(),
+            "recipients": int(ready.sum()),
+            "requests": len(self.batches),
+            "segments": int(self.rows["segments"][ready].sum()),
+            "files": [
+                {"source": f.source, "rows": f.rows, "blank_rows": f.blank_rows}
+                for f in self.contacts.files
+            ],
+            "largest_batch": int(sizes.max()) if len(sizes) else 0,
+            "smallest_batch": int(sizes.min()) if len(sizes) else 0,
+        }
+
+
+def make_plan(
+    contacts: ContactList,
+    template_text: str,
+    options: PlanOptions | None = None,
+    suppressed: AbstractSet[str] = frozenset(),
+) -> Plan:
+    """Decide every row's outcome and build the batches (see the module docstring)."""
+    options = options or PlanOptions()
+    template = Template.parse(template_text)
+    template.check_columns(contacts.columns)
+    frame = contacts.frame
+    if len(frame) == 0:
+        raise InputError("no rows to plan: the contact list has no rows")
+    state = _RowState(len(frame))
+    mobiles = _check_mobiles(frame, state)
+    _check_duplicates(frame, mobiles, state)
+    _check_suppressed(mobiles, suppressed, state)
+    _render(frame, template, options, state)
+    _refuse_if_nothing_valid(state)
+    batches = _batch(state, mobiles.to_numpy(dtype=object), options)
+    rows = pd.DataFrame(
+        {
+            "normalized_mobile": mobiles,
+            "carrier": state.carrier,
+            "outcome": state.outcome,
+            "reason": state.reason,
+            "message": _messages(state, frame.index),
+            "segments": state.segments,
+            "batch_id": state.batch_id,
+        },
+        index=frame.index,
+    )
+    return Plan(contacts, rows, batches, template_text, options)
+
+
+class _RowState:
+    """Per-row columns under construction (numpy object arrays, filled by masks)."""
+
+    def __init__(self, n: int) -> None:
+        self.outcome = np.full(n, "ready", dtype=object)
+        self.reason = np.full(n, "", dtype=object)
+        self.carrier = np.full(n, "", dtype=object)
+        self.segments = np.zeros(n, dtype=np.int64)
+        self.batch_id = np.full(n, "", dtype=object)
+        self.text_group = np.full(n, -1, dtype=np.int64)  # code of the distinct final text
+        self.texts: pa.Array = pa.array([], pa.large_string())  # code -> distinct text
+        self.text_segments = np.zeros(0, dtype=np.int64)
+
+    def set(self, mask: np.ndarray, outcome: str, reason: Any) -> None:
+        self.outcome[mask] = outcome
+        self.reason[mask] = reason
+
+    def ready(self) -> np.ndarray:
+        return self.outcome == "ready"
+
+
+def _check_mobiles(frame: pd.DataFrame, state: _RowState) -> pd.Series:
+    normalized = normalize_mobiles(frame["_mobile_raw"])
+    valid = normalized["valid"].to_numpy(dtype=bool)
+    if not valid.all():
+        state.set(~valid, "invalid", normalized["reason"].to_numpy(dtype=object)[~valid])
+    mobiles = normalized["mobile"]
+    if valid.any():
+        state.carrier[valid] = carriers(mobiles[valid]).to_numpy(dtype=object)
+    return mobiles
+
+
+def _check_duplicates(frame: pd.DataFrame, mobiles: pd.Series, state: _RowState) -> None:
+    valid = np.flatnonzero(state.ready())
+    if not len(valid):
+        return
+    encoded = pc.dictionary_encode(to_arrow(mobiles).take(pa.array(valid)))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # codes are numbered in order of first appearance: a row is a first occurrence exactly
+    # when its code exceeds every code before it
+    running_max = np.maximum.accumulate(codes)
+    is_first = np.ones(len(codes), dtype=bool)
+    is_first[1:] = codes[1:] > running_max[:-1]
+    if is_first.all():
+        return
+    first_row = valid[is_first][codes]  # row of the first occurrence of each row's number
+    is_dup = ~is_first
+    dup_rows, original = valid[is_dup], first_row[is_dup]
+    taken = pa.array(original)
+    sources = to_arrow(frame["_source"]).take(taken)
+    lines = pc.cast(pa.array(frame["_source_row"].to_numpy()).take(taken), pa.large_string())
+    reasons = pc.binary_join_element_wise(
+        text_scalar("same number as "), sources, text_scalar(" row "), lines, text_scalar("")
+    )
+    state.set(dup_rows, "duplicate", reasons.to_numpy(zero_copy_only=False))
+
+
+def _check_suppressed(mobiles: pd.Series, suppressed: AbstractSet[str], state: _RowState) -> None:
+    if not suppressed:
+        return
+    candidates = np.flatnonzero(state.ready())
+    listed = pa.array(list(suppressed), pa.large_string())
+    hit = pc.is_in(to_arrow(mobiles).take(pa.array(candidates)), value_set=listed)
+    hit_rows = candidates[hit.to_numpy(zero_copy_only=False)]
+    state.set(hit_rows, "suppressed", SUPPRESSED_REASON)
+
+
+def _render(
+    frame: pd.DataFrame, template: Template, options: PlanOptions, state: _RowState
+) -> None:
+    ready = state.ready()
+    if not ready.any():
+        return
+    # Rendering every row is cheaper than selecting the ready ones from the frame first.
+    rendered = template.render(frame[template.columns])
+    missing = to_arrow(rendered.missing)
+    has_hole = ready & pc.not_equal(missing, "").to_numpy(zero_copy_only=False)
+    if has_hole.any():
+        reasons = pc.binary_join_element_wise(
+            text_scalar("empty value in column "), missing, text_scalar("")
+        )
+        reasons = reasons.filter(pa.array(has_hole)).to_numpy(zero_copy_only=False)
+        state.set(has_hole, "invalid", reasons)
+        ready &= ~has_hole
+    rows = np.flatnonzero(ready)
+    texts = to_arrow(rendered.text).filter(pa.array(ready))
+    texts = to_arrow(apply_compliance(to_series(texts), options.signature, options.optout_text))
+    # distinct texts, numbered in order of first appearance (32-bit offsets hash faster)
+    encoded = pc.dictionary_encode(texts.cast(pa.string()))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    state.texts = encoded.dictionary.cast(pa.large_string())
+    lengths = utf16_lengths(state.texts)
+    state.text_segments = segments_for_lengths(lengths)
+    state.text_group[rows] = codes
+    state.segments[rows] = state.text_segments[codes]
+    problems = _text_problems(state.texts, lengths, options.sensitive_words)
+    bad = problems[codes] != ""
+    state.set(rows[bad], "invalid", problems[codes][bad])
+
+
+def _text_problems(
+    texts: pa.Array, lengths: np.ndarray, words: SensitiveWords | None
+) -> np.ndarray:
+    """Per distinct text: why it cannot be sent, or ""."""
+    problems = np.full(len(texts), "", dtype=object)
+    if words is not None and len(words):
+        found = np.asarray(words.first_matches(texts), dtype=object)
+        has = found != None  # noqa: E711 (element-wise)
+        problems[has] = "message contains the sensitive word " + found[has]
+    for i in np.flatnonzero(lengths > MAX_LENGTH):
+        problems[i] = describe_length(int(lengths[i]))
+    problems[lengths == 0] = "message is empty"
+    return problems
+
+
+def _messages(state: _RowState, index: pd.Index) -> pd.Series:
+    """Each row's text ("" where none), gathered from the distinct texts in one take."""
+    choices = pa.concat_arrays([pa.array([""], pa.large_string()), state.texts])
+    return to_series(pc.take(choices, pa.array(state.text_group + 1)), index)
+
+
+def _refuse_if_nothing_valid(state: _RowState) -> None:
+    if not (state.outcome == "invalid").all():
+        return
+    counts = pd.Series(state.reason).value_counts()
+    shown = [f"{n} {reason}" for reason, n in counts.head(5).items()]
+    more = f", and {len(counts) - 5} other reasons" if len(counts) > 5 else ""
+    raise InputError(
+        f"no valid recipients: all {len(state.outcome)} rows are invalid ({'; '.join(shown)}{more})"
+    )
+
+
+def _batch(state: _RowState, mobiles: np.ndarray, options: PlanOptions) -> Batches:
+    ready = np.flatnonzero(state.ready())
+    groups = state.text_group[ready]
+    # stable sort: groups in order of first appearance (factorize order), rows in input order
+    order = np.argsort(groups, kind="stable")
+    ready, groups = ready[order], groups[order]
+    sizes = np.bincount(groups, minlength=len(state.texts))
+    too_small = sizes < options.min_batch
+    if too_small.any():
+        small_rows = too_small[groups]
+        reason_of = np.full(len(sizes), "", dtype=object)
+        for n in np.unique(sizes[too_small & (sizes > 0)]):  # one reason per distinct size
+            reason_of[sizes == n] = _below_minimum(int(n), options.min_batch)
+        state.set(ready[small_rows], "unsent", reason_of[groups[small_rows]])
+        ready, groups = ready[~small_rows], groups[~small_rows]
+        sizes = np.where(too_small, 0, sizes)
+    starts, group_of = _chunk_offsets(sizes, options.max_batch)
+    batch_of_row = np.repeat(np.arange(len(group_of)), np.diff(starts))
+    if len(batch_of_row):
+        state.batch_id[ready] = batch_ids(len(group_of))[batch_of_row]
+    return Batches(ready, starts, group_of, state.texts, state.text_segments, mobiles)
+
+
+def _below_minimum(count: int, min_batch: int) -> str:
+    return (
+        f"only {count} recipient{'s' if count != 1 else ''} with this text, below the minimum "
+        f"group size {min_batch} (the gateway would refuse it with 108)"
+    )
+
+
+def _chunk_offsets(sizes: np.ndarray, max_batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split each group into ceil(size / max_batch) equal chunks; offsets and group per chunk."""
+    chunks = -(-sizes // max_batch)
+    group_of = np.repeat(np.arange(len(sizes)), chunks)
+    # chunk k (0-based) of a group of size s split in c: size s // c, +1 for the first s % c
+    first_chunk = np.cumsum(chunks) - chunks
+    k = np.arange(len(group_of)) - first_chunk[group_of]
+    c = chunks[group_of]
+    s = sizes[group_of]
+    chunk_sizes = s // np.maximum(c, 1) + (k < s % np.maximum(c, 1))
+    starts = np.concatenate([[0], np.cumsum(chunk_sizes)]).astype(np.int64)
+    return starts, group_of
