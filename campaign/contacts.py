@@ -188,16 +188,21 @@ def _clean_header(cell: str) -> str:
 
 
 def _unique(names: list[str]) -> list[str]:
-    """Make names unique: a repeated "电话" becomes "电话_2", "电话_3", ..."""
-    taken = set(RESERVED_COLUMNS)
+    """Make names unique: a repeated "电话" becomes "电话_2", "电话_3", ... (never a name that
+    another header already has, nor a reserved column)."""
+    taken = set(RESERVED_COLUMNS) | set(names)
+    seen: set[str] = set()
     unique = []
     for name in names:
-        candidate, n = name, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{name}_{n}"
-        taken.add(candidate)
-        unique.append(candidate)
+        if name in seen or name in RESERVED_COLUMNS:
+            n, candidate = 2, f"{name}_2"
+            while candidate in taken:
+                n += 1
+                candidate = f"{name}_{n}"
+            taken.add(candidate)
+            name = candidate
+        seen.add(name)
+        unique.append(name)
     return unique
 
 
