@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from campaign.cli import app
+from campaign.sender import DEFAULT_CONCURRENCY
 from campaign.store import open_store
 from campaign.store.schema import batches
 from tests.support.simulator import running_simulator
@@ -103,7 +104,7 @@ def test_sigkill_mid_campaign_then_resume(store_url, tmp_path):
         # as accepted or still `sending` in the store, never `pending`
         assert {state_of[m] for m in taken} <= {"accepted", "sending"}
         in_flight = {b for b, (state, _) in at_kill.items() if state == "sending"}
-        assert 0 < len(in_flight) <= 8
+        assert 0 < len(in_flight) <= DEFAULT_CONCURRENCY
         assert any(state == "pending" for state, _ in at_kill.values())
 
         sim.clear_faults()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -112,9 +112,9 @@ def create_campaign(
             .returning(campaigns.c.id)
         ).scalar_one()
         for chunk in _recipient_chunks(campaign_id, plan):
-            conn.execute(insert(recipients), chunk)
+            bulk_insert(conn, recipients.name, RECIPIENT_COLUMNS, chunk)
         for chunk in _batch_chunks(campaign_id, plan):
-            conn.execute(insert(batches), chunk)
+            bulk_insert(conn, batches.name, BATCH_COLUMNS, chunk)
     return int(campaign_id)
 
 
@@ -124,80 +124,103 @@ def _file_dict(summary: Any) -> dict[str, Any]:
     return _jsonable(dict(summary))
 
 
-def _recipient_chunks(campaign_id: int, plan: Plan) -> Iterator[list[dict[str, Any]]]:
+RECIPIENT_COLUMNS = (
+    "campaign_id",
+    "row_no",
+    "source",
+    "source_row",
+    "cells",
+    "mobile",
+    "carrier",
+    "outcome",
+    "reason",
+    "message",
+    "segments",
+    "batch_id",
+)
+BATCH_COLUMNS = (
+    "campaign_id",
+    "batch_id",
+    "seq",
+    "text",
+    "segments",
+    "size",
+    "mobiles",
+    "state",
+    "attempts",
+)
+_CELLS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def bulk_insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Insert plain tuples fast: COPY on PostgreSQL, executemany on SQLite (same transaction)."""
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
+
+
+def _recipient_chunks(campaign_id: int, plan: Plan) -> Iterator[list[tuple[Any, ...]]]:
     frame, rows = plan.contacts.frame, plan.rows
     total = len(frame)
     columns = list(plan.contacts.columns)
+    encode = _CELLS.encode
     for start in range(0, total, CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, total)
         part = frame.iloc[start:stop]
         plan_part = rows.iloc[start:stop]
-        cell_rows = zip(*(part[c].tolist() for c in columns), strict=True) if columns else None
-        cells = (
-            [json.dumps(list(r), ensure_ascii=False) for r in cell_rows]
-            if cell_rows is not None
-            else ["[]"] * (stop - start)
+        if columns:
+            cells = [
+                encode(list(r)) for r in zip(*(part[c].tolist() for c in columns), strict=True)
+            ]
+        else:
+            cells = ["[]"] * (stop - start)
+        yield list(
+            zip(
+                [campaign_id] * (stop - start),
+                range(start, stop),
+                part["_source"].tolist(),
+                part["_source_row"].astype("int64").tolist(),
+                cells,
+                _nulls(plan_part["normalized_mobile"]),
+                _nulls(plan_part["carrier"]),
+                plan_part["outcome"].tolist(),
+                _nulls(plan_part["reason"]),
+                _nulls(plan_part["message"]),
+                plan_part["segments"].fillna(0).astype("int64").tolist(),
+                _nulls(plan_part["batch_id"]),
+                strict=True,
+            )
         )
-        values = zip(
-            range(start, stop),
-            part["_source"].tolist(),
-            part["_source_row"].tolist(),
-            cells,
-            plan_part["normalized_mobile"].tolist(),
-            plan_part["carrier"].tolist(),
-            plan_part["outcome"].tolist(),
-            plan_part["reason"].tolist(),
-            plan_part["message"].tolist(),
-            plan_part["segments"].tolist(),
-            plan_part["batch_id"].tolist(),
-            strict=True,
-        )
-        yield [
-            {
-                "campaign_id": campaign_id,
-                "row_no": row_no,
-                "source": source,
-                "source_row": int(source_row),
-                "cells": cell,
-                "mobile": mobile or None,
-                "carrier": carrier or None,
-                "outcome": outcome,
-                "reason": reason or None,
-                "message": message or None,
-                "segments": int(segments or 0),
-                "batch_id": batch_id or None,
-            }
-            for (
-                row_no,
-                source,
-                source_row,
-                cell,
-                mobile,
-                carrier,
-                outcome,
-                reason,
-                message,
-                segments,
-                batch_id,
-            ) in values
-        ]
 
 
-def _batch_chunks(campaign_id: int, plan: Plan) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def _nulls(column: Any) -> list[Any]:
+    """Text values with "" (and missing) as NULL."""
+    return [value or None for value in column.tolist()]
+
+
+def _batch_chunks(campaign_id: int, plan: Plan) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
     for batch in plan.batches:
         chunk.append(
-            {
-                "campaign_id": campaign_id,
-                "batch_id": batch.batch_id,
-                "seq": batch.seq,
-                "text": batch.text,
-                "segments": batch.segments,
-                "size": len(batch.mobiles),
-                "mobiles": ",".join(batch.mobiles),
-                "state": "pending",
-                "attempts": 0,
-            }
+            (
+                campaign_id,
+                batch.batch_id,
+                batch.seq,
+                batch.text,
+                batch.segments,
+                len(batch.mobiles),
+                ",".join(batch.mobiles),
+                "pending",
+                0,
+            )
         )
         if len(chunk) >= CHUNK_ROWS:
             yield chunk
