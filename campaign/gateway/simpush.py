@@ -21,6 +21,7 @@ from datetime import datetime
 import httpx
 
 from campaign.gateway.simconfig import SimulatorSettings
+from campaign.gateway.simhttp import RawHttpPool
 from campaign.timeutil import CHINA
 
 MAX_BACKOFF = 5.0
@@ -81,6 +82,7 @@ class Pusher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_ReportJob | _Push] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._raw = RawHttpPool()
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._mo_ids = itertools.count(1)
@@ -105,6 +107,7 @@ class Pusher:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
+        await self._raw.close()
         with self._cond:
             self._pending = 0
             self._cond.notify_all()
@@ -224,6 +227,8 @@ class Pusher:
             self._done()
 
     async def _send_once(self, push: _Push, method: str) -> bool:
+        if push.url.startswith("http://"):
+            return await self._raw.request(method, push.url, push.params) == 200
         assert self._client is not None
         try:
             if method.upper() == "POST":

@@ -43,6 +43,10 @@ def gateway_settings(sim: Simulator, **changes: Any) -> GatewaySettings:
     return replace(base, **changes)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops concurrent connects for a second
+
+
 class PushReceiver:
     """A tiny HTTP server on loopback recording every push (GET query or POST form).
 
@@ -53,7 +57,7 @@ class PushReceiver:
         self._lock = threading.Condition()
         self._requests: list[dict[str, Any]] = []
         self._failures: list[int] = []
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -142,6 +146,8 @@ class PushReceiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = 2.0
+            disable_nagle_algorithm = True
+            wbufsize = -1  # one write per response (flushed by handle_one_request)
 
             def do_GET(self) -> None:
                 self._handle("")
