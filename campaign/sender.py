@@ -166,7 +166,7 @@ class RateLimiter:
     def __init__(self, rate: float, burst: int = 1) -> None:
         self.rate = rate
         self.burst = max(1, burst)
-        self._tokens = float(self.burst)
+        self._tokens = 1.0  # start without a burst
         self._last = time.monotonic()
 
     def _refill(self, now: float) -> None:
