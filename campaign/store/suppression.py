@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, create_engine, delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from campaign.errors import StoreError
+from campaign.store.engine import safe_url
 from campaign.store.schema import suppression
 
 # Rows per INSERT statement: well below SQLite's 32766 bound variables (4 per row).
@@ -97,6 +102,34 @@ def entries(engine: Engine, mobiles: Sequence[str] | None = None) -> list[dict[s
 def count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(suppression)).scalar_one())
+
+
+def read_suppressed(url: str) -> set[str]:
+    """The suppression list of the store at `url`, touching nothing: no store file or table
+    is created (a SQLite file that does not exist is an empty list), nothing is written."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"the store URL {safe_url(url)} is not usable") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:" or not Path(database).is_file():
+            return set()
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise StoreError(f"the store URL {safe_url(url)} is not usable: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(suppression.name):
+                return set()
+            return set(conn.execute(select(suppression.c.mobile)).scalars())
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        detail = first[0] if first else type(exc).__name__
+        raise StoreError(f"the store {safe_url(url)} does not open: {detail}") from None
+    finally:
+        engine.dispose()
 
 
 def _insert_for(conn: Connection) -> postgresql.Insert | sqlite.Insert:

@@ -1,0 +1,108 @@
+"""`campaign plan`: the dry run. Reads, validates, renders and batches; sends and stores nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from campaign.cli.app import app
+from campaign.cli.common import (
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    handle_errors,
+    info,
+    print_json,
+    settings_from,
+)
+
+ContactsArg = Annotated[
+    list[str], typer.Argument(help="Contact files (xlsx, xls, csv).", show_default=False)
+]
+TemplateOption = Annotated[
+    str,
+    typer.Option("--template", "-t", help="Template file, or the text itself.", show_default=False),
+]
+SheetOption = Annotated[
+    str | None, typer.Option("--sheet", help="Sheet of the workbooks.", show_default=False)
+]
+HeaderRowOption = Annotated[
+    int | None,
+    typer.Option("--header-row", help="Row number of the header (1-based).", show_default=False),
+]
+MobileColumnOption = Annotated[
+    str | None,
+    typer.Option("--mobile-column", help="Header of the mobile column.", show_default=False),
+]
+
+
+@app.command("plan")
+@handle_errors
+def plan(
+    contacts: ContactsArg,
+    template: TemplateOption,
+    sheet: SheetOption = None,
+    header_row: HeaderRowOption = None,
+    mobile_column: MobileColumnOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Campaign name (shown only).", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the per-row preview (.xlsx or .csv).", show_default=False
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Dry run: counts by outcome, billed segments and batches; sends and stores nothing."""
+    from campaign.contacts import read_contacts
+    from campaign.messages import load_template
+    from campaign.plan import make_plan, plan_options
+    from campaign.store.suppression import read_suppressed
+
+    settings = settings_from(config, db)
+    text = load_template(template)
+    options = plan_options(settings)
+    found = read_contacts(
+        [Path(p) for p in contacts], sheet=sheet, header_row=header_row, mobile_column=mobile_column
+    )
+    result = make_plan(found, text, options, read_suppressed(settings.store_url))
+    summary = result.summary()
+    if name:
+        summary["name"] = name
+    if out is not None:
+        from campaign.plan_preview import write_preview
+
+        write_preview(result, out)
+        summary["preview"] = str(out)
+    if json_output:
+        print_json(summary)
+        return
+    typer.echo(human_summary(summary))
+    if out is not None:
+        info(f"preview written to {out}")
+
+
+def human_summary(summary: dict[str, Any]) -> str:
+    lines = [f"Plan{' ' + summary['name'] if summary.get('name') else ''} (nothing sent)"]
+    for file in summary["files"]:
+        blank = f", {file['blank_rows']} blank skipped" if file["blank_rows"] else ""
+        lines.append(f"  {file['source']}: {file['rows']} rows{blank}")
+    lines.append(f"rows: {summary['rows']}")
+    width = max(len(k) for k in summary["outcomes"])
+    for outcome, count in summary["outcomes"].items():
+        lines.append(f"  {outcome:<{width}}  {count}")
+    lines.append(f"recipients: {summary['recipients']}")
+    lines.append(f"requests: {summary['requests']}")
+    lines.append(f"billed segments: {summary['segments']}")
+    if summary["requests"]:
+        lines.append(
+            f"largest batch: {summary['largest_batch']}, "
+            f"smallest batch: {summary['smallest_batch']}"
+        )
+    return "\n".join(lines)
