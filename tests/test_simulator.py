@@ -98,6 +98,23 @@ def test_pushes_are_given_up_after_the_last_retry() -> None:
         assert sim.pusher.given_up == 1 and sim.pusher.pushed == 0
 
 
+def test_batched_report_form(receiver: PushReceiver) -> None:
+    mobiles = [f"139{n:08d}" for n in range(5)]
+    with running_simulator(
+        push_url=receiver.dlr_url, push_batch=2, push_receiver="admin", report_mix=ALL_DELIVERED
+    ) as sim:
+        accepted = send(sim, mobiles, "hi")
+        assert sim.wait_reports_pushed(5)
+        assert sim.pusher.pushed == 5
+    pushes = receiver.reports()
+    assert sorted(len(p["report"].split("||")) for p in pushes) == [1, 2, 2]
+    assert all(p["receiver"] == "admin" for p in pushes)
+    items = [item.split(",") for p in pushes for item in p["report"].split("||")]
+    assert sorted(i[2] for i in items) == mobiles
+    assert {(i[0], i[3]) for i in items} == {(accepted.msgid, "DELIVRD")}
+    assert all(re.fullmatch(r"\d{10}", i[1]) for i in items)
+
+
 def test_no_reports_without_needstatus(receiver: PushReceiver) -> None:
     with running_simulator(push_url=receiver.dlr_url) as sim:
         accepted = send(sim, [A], "hi", needstatus=False)
@@ -228,6 +245,19 @@ def test_settings_from_toml(tmp_path: Path) -> None:
     path.write_text("nonsense = 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="nonsense"):
         load_simulator_settings(path)
+    path.write_text('report_delay = "soon"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="report_delay"):
+        load_simulator_settings(path)
+    path.write_text("[simulator]\nrate_limit = 5\nkeep_log = false\n", encoding="utf-8")
+    settings = load_simulator_settings(path)
+    assert settings.rate_limit == 5.0 and settings.keep_log is False
+
+
+def test_keep_log_off_keeps_nothing_in_memory(tmp_path: Path) -> None:
+    with running_simulator(keep_log=False, log_path=tmp_path / "log.jsonl") as sim:
+        send(sim, [A], "hi")
+        assert sim.received() == []
+    assert len((tmp_path / "log.jsonl").read_text(encoding="utf-8").splitlines()) == 1
 
 
 def test_empty_product_bills_the_default_product() -> None:

@@ -74,6 +74,7 @@ def simulator(
     from campaign.gateway.simulator import Simulator, load_simulator_settings, run_simulator
 
     settings = load_simulator_settings(config) if config else SimulatorSettings()
+    settings = make_settings(settings, keep_log=False)  # nobody reads it here: --log is the log
     if push_url is not None:
         settings = make_settings(settings, push_url=push_url)
 

@@ -14,6 +14,7 @@ duplicate_rate = 0.0                    # share of reports pushed twice [0]
 push_retries = 6                        # attempts per push when the receiver does not answer 200
 push_backoff = 0.2                      # first retry delay, doubled each time (seconds)
 push_concurrency = 8                    # pushes in flight at once
+push_batch = 1                          # reports per push; > 1 uses report=m,t,mobile,s||...
 max_mobiles = 50000                     # mobiles per request (108 above)
 max_length = 536                        # message length in UTF-16 units (106 above)
 extno_max_length = 6                    # extno: digits, at most this long (113)
@@ -22,6 +23,7 @@ rate_limit = 0                          # send requests per second per account, 
 balance_interval = 0                    # seconds between balance queries, 0 = off (103)
 send_window = "08:00-21:00"             # China time; outside it 110 [always open]
 fault_delay = 2.0                       # seconds the "delay" fault holds an answer
+keep_log = true                         # keep every send request in memory (.received())
 
 [report_mix]                            # status -> weight [90% DELIVRD, 10% failures]
 DELIVRD = 95
@@ -104,6 +106,7 @@ class SimulatorSettings:
     push_retries: int = 6
     push_backoff: float = 0.2
     push_concurrency: int = 8
+    push_batch: int = 1
     max_mobiles: int = 50_000
     max_length: int = 536
     extno_max_length: int = 6
@@ -112,6 +115,7 @@ class SimulatorSettings:
     balance_interval: float = 0.0
     send_window: SendWindow | None = None
     fault_delay: float = 2.0
+    keep_log: bool = True
 
     @property
     def mo_target(self) -> str:
@@ -172,13 +176,33 @@ def load_simulator_settings(path: Path | str) -> SimulatorSettings:
                 raise ConfigError("report_mix must map statuses to weights >= 0")
             changes["report_mix"] = value
         elif key in _SCALARS:
-            changes[key] = value
+            changes[key] = _checked_scalar(key, value)
         else:
             raise ConfigError(f"unknown key {key!r} in the simulator config {path}")
     try:
         return make_settings(**changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"simulator config {path}: {exc}") from None
+
+
+def _checked_scalar(key: str, value: Any) -> Any:
+    default = getattr(SimulatorSettings(), key)
+    if key == "sensitive_words":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif key == "send_window":
+        ok = isinstance(value, str)
+    elif key == "report_overrides":
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    elif isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int | float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        value = type(default)(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"simulator setting {key} has a wrong type or value: {value!r}")
+    return value
 
 
 def _checked_account(raw: Any, number: int) -> dict[str, Any]:

@@ -404,7 +404,8 @@ class SimulatorCore:
             segments=segments,
             fault=fault,
         )
-        self._log.append(entry)
+        if self._settings.keep_log:
+            self._log.append(entry)
         if self._log_file is not None:
             self._log_file.write(entry.to_json() + "\n")
 

@@ -60,6 +60,7 @@ class StatusPicker:
 class _Push:
     url: str
     params: dict[str, str]
+    count: int = 1  # reports carried (more than 1 in the batched `report=` form)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,10 @@ class Pusher:
         semaphore = asyncio.Semaphore(max(1, self._settings().push_concurrency))
         while True:
             item = await self._queue.get()
-            pushes = self._expand(item) if isinstance(item, _ReportJob) else iter([item])
+            if isinstance(item, _ReportJob):
+                pushes = _batched(self._expand(item), self._settings().push_batch)
+            else:
+                pushes = iter([item])
             for push in pushes:
                 await semaphore.acquire()
                 task = asyncio.create_task(self._push(push, semaphore))
@@ -219,12 +223,12 @@ class Pusher:
                     )
                 self.attempts += 1
                 if await self._send_once(push, settings.push_method):
-                    self.pushed += 1
+                    self.pushed += push.count
                     return
-            self.given_up += 1
+            self.given_up += push.count
         finally:
             semaphore.release()
-            self._done()
+            self._done(push.count)
 
     async def _send_once(self, push: _Push, method: str) -> bool:
         if push.url.startswith("http://"):
@@ -238,3 +242,29 @@ class Pusher:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+def _batched(pushes: Iterator[_Push], size: int) -> Iterator[_Push]:
+    """Group report pushes into the batched form `report=msgid,time,mobile,status||...`."""
+    if size <= 1:
+        yield from pushes
+        return
+    for group in _chunks(pushes, size):
+        first = group[0]
+        report = "||".join(
+            ",".join(
+                (p.params["msgid"], p.params["reportTime"], p.params["mobile"], p.params["status"])
+            )
+            for p in group
+        )
+        params = {
+            "receiver": first.params["receiver"],
+            "pswd": first.params["pswd"],
+            "report": report,
+        }
+        yield _Push(first.url, params, len(group))
+
+
+def _chunks(items: Iterator[_Push], size: int) -> Iterator[tuple[_Push, ...]]:
+    while chunk := tuple(itertools.islice(items, size)):
+        yield chunk
