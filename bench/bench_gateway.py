@@ -19,6 +19,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -178,7 +179,8 @@ class CountingReceiver:
         if scope["type"] != "http":
             return
         await receive()
-        self.count += 1
+        query = scope["query_string"]
+        self.count += query.count(b"%7C%7C") + 1 if b"report=" in query else 1
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
         )
@@ -196,8 +198,13 @@ class CountingReceiver:
         self._sock.close()
 
 
-def bench_pushes(reports: int) -> float:
-    with CountingReceiver() as receiver, simulator_process("--push-url", receiver.url) as url:
+def bench_pushes(reports: int, batch: int, folder: Path) -> float:
+    config = folder / f"sim-batch-{batch}.toml"
+    config.write_text(f"push_batch = {batch}\nreport_delay = 0\n", encoding="utf-8")
+    with (
+        CountingReceiver() as receiver,
+        simulator_process("--push-url", receiver.url, "--config", str(config)) as url,
+    ):
         settings = GatewaySettings(url=url, account="demo", password="demo-secret")
         mobiles = [f"138{n:08d}" for n in range(reports)]
         with GatewayClient(settings) as client:
@@ -222,21 +229,22 @@ def main() -> None:
         single = bench_client(url, args.seconds, 1)
         pooled = bench_client(url, args.seconds, args.threads)
         ceiling = bench_ceiling(url, args.seconds, 16)
-    pushes = bench_pushes(args.reports)
-    print(f"baseline requests.post loop (new connection each): {baseline:8.0f} req/s")
-    print(
-        f"GatewayClient, 1 thread (keep-alive):             {single:8.0f} req/s"
-        f"  ({single / baseline:.1f}x baseline)"
-    )
-    print(
-        f"GatewayClient, {args.threads} threads sharing one client:      {pooled:8.0f} req/s"
-        f"  ({pooled / baseline:.1f}x baseline)"
-    )
-    print(f"simulator ceiling (raw keep-alive, 16 conns):     {ceiling:8.0f} req/s")
-    print(
-        f"report pushes, simulator -> minimal receiver:     {pushes:8.0f} reports/s "
-        f"({args.reports} reports)"
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        pushes = bench_pushes(args.reports, 1, Path(folder))
+        batched = bench_pushes(args.reports * 10, 100, Path(folder))
+    rows = [
+        ("baseline: requests.post loop, new connection each", baseline, "req/s"),
+        ("GatewayClient, 1 thread (keep-alive)", single, "req/s"),
+        (f"GatewayClient shared by {args.threads} threads", pooled, "req/s"),
+        ("simulator ceiling: raw keep-alive, 16 connections", ceiling, "req/s"),
+        (f"report pushes, one per request ({args.reports})", pushes, "reports/s"),
+        (f"report pushes, report= form x100 ({args.reports * 10})", batched, "reports/s"),
+    ]
+    for label, value, unit in rows:
+        ratio = (
+            f"  ({value / baseline:.1f}x baseline)" if unit == "req/s" and value != baseline else ""
+        )
+        print(f"{label:<52} {value:8.0f} {unit}{ratio}")
 
 
 if __name__ == "__main__":
