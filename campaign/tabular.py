@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
@@ -112,8 +114,23 @@ def _sheet_grid(workbook: CalamineWorkbook, file_name: str, shown: str, name: st
         rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except Exception as exc:
         raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
-    columns = [pa.array(_texts(column), pa.string()) for column in zip(*rows, strict=True)]
-    return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", columns)
+    return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", _text_columns(rows))
+
+
+def _text_columns(rows: list[list[object]]) -> list[pa.Array]:
+    """Calamine's rows (all of one width) as text columns: transposed in C by numpy; a column
+    of strings goes to Arrow as is, only columns holding numbers/dates take the cell path."""
+    if not rows:
+        return []
+    table = np.empty((len(rows), len(rows[0])), dtype=object)
+    table[:] = rows
+    columns = []
+    for cells in table.T:
+        try:
+            columns.append(pc.fill_null(pa.array(cells, pa.string()), ""))
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            columns.append(pa.array(_texts(cells.tolist()), pa.string()))
+    return columns
 
 
 def _texts(cells: Sequence[object]) -> list[str]:
