@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from campaign.cli import app
 from campaign.store import open_store
 from campaign.store import suppression as sup
 
@@ -54,3 +59,96 @@ def test_add_in_joins_the_callers_transaction(engine):
     with engine.begin() as conn:
         assert sup.add_in(conn, ["13800138000"], "optout reply", "退订") == 1
     assert sup.is_suppressed(engine, "13800138000")
+
+
+# --- campaign optout ---------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def optout(store_url: str, *args: str):
+    return runner.invoke(app, ["optout", *args, "--db", store_url])
+
+
+def test_cli_add_list_remove(store_url):
+    result = optout(store_url, "add", "13800138000", "+86 139-0013-9000", "13800138000")
+    assert result.exit_code == 0, result.output
+    assert "added 2" in result.stdout
+    again = optout(store_url, "add", "13800138000", "--json")
+    assert json.loads(again.stdout) == {"added": 0, "already": 1}
+    listed = optout(store_url, "list")
+    assert listed.exit_code == 0
+    assert listed.stdout.splitlines() == ["13800138000", "13900139000"]
+    assert json.loads(optout(store_url, "list", "--json").stdout) == [
+        "13800138000",
+        "13900139000",
+    ]
+    removed = optout(store_url, "remove", "13800138000", "13700137000", "--json")
+    assert json.loads(removed.stdout) == {"removed": 1, "not_listed": 1}
+    assert optout(store_url, "list").stdout.splitlines() == ["13900139000"]
+
+
+def test_cli_add_invalid_changes_nothing(store_url):
+    result = optout(store_url, "add", "13800138000", "12345", "abc")
+    assert result.exit_code == 3
+    assert "'12345'" in result.stderr
+    assert "'abc'" in result.stderr
+    assert "nothing changed" in result.stderr
+    assert json.loads(optout(store_url, "list", "--json").stdout) == []
+
+
+def test_cli_import_file(tmp_path, store_url):
+    path = tmp_path / "optouts.csv"
+    path.write_text(
+        "客户,手机\n甲,13800138000\n乙,12\n丙,138 0013 8000\n丁,13900139000\n,\n",
+        encoding="utf-8",
+    )
+    result = optout(store_url, "import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures == {
+        "source": "optouts.csv",
+        "rows": 4,
+        "added": 2,
+        "already": 0,
+        "repeated": 1,
+        "invalid": 1,
+    }
+    assert "optouts.csv row 3" in result.stderr
+    engine = open_store(store_url)
+    [entry] = sup.entries(engine, ["13900139000"])
+    engine.dispose()
+    assert (entry["reason"], entry["detail"]) == ("import", "optouts.csv")
+
+
+def test_cli_import_xlsx_with_mobile_column(tmp_path, sqlite_url):
+    book = openpyxl.Workbook()
+    book.active.append(["姓名", "备用号码", "号码"])
+    book.active.append(["甲", 13800138000, 13700137000])
+    book.save(tmp_path / "o.xlsx")
+    book.close()
+    result = optout(sqlite_url, "import", str(tmp_path / "o.xlsx"), "--mobile-column", "备用号码")
+    assert result.exit_code == 0, result.output
+    assert optout(sqlite_url, "list").stdout.split() == ["13800138000"]
+
+
+def test_cli_import_missing_file_exits_3(tmp_path, sqlite_url):
+    result = optout(sqlite_url, "import", str(tmp_path / "none.csv"))
+    assert result.exit_code == 3
+    assert "none.csv" in result.stderr
+
+
+def test_cli_list_and_remove_never_create_a_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nothing.db'}"
+    assert optout(url, "list").stdout == ""
+    assert optout(url, "list", "--json").stdout.strip() == "[]"
+    assert optout(url, "remove", "13800138000").exit_code == 0
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_read_suppressed(tmp_path, store_url):
+    assert sup.read_suppressed(f"sqlite:///{tmp_path / 'none.db'}") == set()
+    engine = open_store(store_url)
+    sup.add(engine, ["13800138000"])
+    engine.dispose()
+    assert sup.read_suppressed(store_url) == {"13800138000"}

@@ -1,0 +1,247 @@
+"""`campaign plan` through the CLI, on real generated .xlsx and .csv files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from campaign.cli import app
+from campaign.store import open_store
+from campaign.store import suppression as sup
+from campaign.store.results import RESULT_COLUMNS
+
+runner = CliRunner()
+HEADER = ["姓名", "手机号码", "城市", "积分"]
+TEMPLATE = "{姓名|会员}您好，积分{积分}分，{城市|全国}门店可用"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Run in an empty folder with no campaign environment variables."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_xlsx(path: Path, rows: list[list[object]], title: str | None = None) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Sheet1"
+    if title:
+        sheet.append([title])
+    sheet.append(HEADER)
+    for row in rows:
+        sheet.append(row)
+    for line in sheet.iter_rows():
+        for cell in line:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # text that looks like a formula, as users type it
+    book.save(path)
+    book.close()
+    return path
+
+
+def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
+    lines = [",".join(HEADER), *(",".join(r) for r in rows)]
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def plan_json(*args: str) -> dict:
+    result = runner.invoke(app, ["plan", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_xlsx_with_title_row_and_numeric_cells(tmp_path):
+    path = write_xlsx(
+        tmp_path / "vip.xlsx",
+        [
+            ["张三", 13800138000, "北京", 100],  # numeric cells
+            ["李四", "139 0013 9000", "", 250],
+            [None, None, None, None],  # blank row
+            ["王五", 12345, "上海", 10],  # invalid
+            ["张三", 13800138000, "北京", 100],  # duplicate
+        ],
+        title="2024年VIP客户名单",
+    )
+    summary = plan_json(str(path), "-t", TEMPLATE)
+    assert summary["rows"] == 4
+    assert summary["blank_rows"] == 1
+    assert summary["outcomes"] == {
+        "ready": 2,
+        "invalid": 1,
+        "duplicate": 1,
+        "suppressed": 0,
+        "unsent": 0,
+    }
+    assert summary["recipients"] == 2
+    assert summary["requests"] == 2
+    assert summary["segments"] == 2
+    assert summary["files"] == [{"source": "vip.xlsx:Sheet1", "rows": 4, "blank_rows": 1}]
+
+
+def test_gbk_csv_and_template_file(tmp_path):
+    path = write_csv(
+        tmp_path / "gbk.csv",
+        [["赵六", "13700137000", "广州", "5"], ["钱七", "13600136000", "广州", "5"]],
+        encoding="gbk",
+    )
+    (tmp_path / "t.txt").write_text("{城市}门店积分{积分}分\n", encoding="utf-8")
+    summary = plan_json(str(path), "-t", "t.txt")
+    assert summary["recipients"] == 2
+    assert summary["requests"] == 1  # the same text: one request
+    assert summary["largest_batch"] == 2
+
+
+def test_human_summary_on_stdout(tmp_path):
+    path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["乙", "x", "", "1"]])
+    result = runner.invoke(app, ["plan", str(path), "-t", TEMPLATE])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "c.csv: 2 rows" in out
+    assert "invalid     1" in out
+    assert "recipients: 1" in out
+    assert "billed segments: 1" in out
+    assert "largest batch: 1" in out
+
+
+def test_settings_from_config(tmp_path):
+    path = write_csv(
+        tmp_path / "c.csv", [["代开发票", "13800138000", "", "1"], ["乙", "13900139000", "", "2"]]
+    )
+    (tmp_path / "words.txt").write_text("发票\n", encoding="utf-8")
+    config = tmp_path / "campaign.toml"
+    config.write_text(
+        '[gateway]\nmax_batch = 1\n[compliance]\nsignature = "【品牌】"\n'
+        'optout_text = "回T退订"\nsensitive_words = "words.txt"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "p.csv"
+    args = [str(path), "-t", "{姓名}您好", "--config", str(config), "--out", str(out)]
+    summary = plan_json(*args)
+    assert summary["outcomes"]["invalid"] == 1
+    assert summary["recipients"] == 1
+    lines = out.read_text(encoding="utf-8-sig").splitlines()
+    assert "message contains the sensitive word 发票" in lines[1]
+    assert "【品牌】乙您好回T退订" in lines[2]
+    result = runner.invoke(app, ["plan", str(path), "-t", "代开发票", "--config", str(config)])
+    assert result.exit_code == 3
+    assert "no valid recipients: all 2 rows are invalid" in result.stderr
+    assert "sensitive word 发票" in result.stderr
+
+
+def test_preview_xlsx_read_back(tmp_path):
+    path = write_xlsx(
+        tmp_path / "c.xlsx",
+        [
+            ["=HYPERLINK(1)", 13800138000, "北京", "007"],
+            ["李四", "abc", "", "1"],
+            ["王五", 13900139000, "", None],
+        ],
+    )
+    out = tmp_path / "plan.xlsx"
+    result = runner.invoke(app, ["plan", str(path), "-t", "{姓名}:{积分}", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    book = openpyxl.load_workbook(out, read_only=True)
+    try:
+        rows = list(book["plan"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    assert list(rows[0]) == [*HEADER, *RESULT_COLUMNS]
+    first = dict(zip(rows[0], rows[1], strict=True))
+    assert first["姓名"] == "=HYPERLINK(1)"  # text, not a formula
+    assert first["积分"] == "007"  # text, not a number
+    assert first["source"] == "c.xlsx:Sheet1"
+    assert first["source_row"] == 2
+    assert first["normalized_mobile"] == "13800138000"
+    assert first["carrier"] == "China Mobile"
+    assert first["outcome"] == "ready"
+    assert first["message"] == "=HYPERLINK(1):007"
+    assert first["segments"] == 1
+    assert first["batch_id"] == "b000001"
+    assert first["msgid"] is None
+    second = dict(zip(rows[0], rows[2], strict=True))
+    assert second["outcome"] == "invalid"
+    assert second["reason"]
+    third = dict(zip(rows[0], rows[3], strict=True))
+    assert third["reason"] == "empty value in column 积分"
+    assert len(rows) == 4
+
+
+def test_preview_csv(tmp_path):
+    path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"]])
+    out = tmp_path / "plan.csv"
+    result = runner.invoke(app, ["plan", str(path), "-t", "hi", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8-sig").splitlines()
+    assert text[0] == ",".join([*HEADER, *RESULT_COLUMNS])
+    assert text[1].startswith(
+        "甲,13800138000,,1,c.csv,2,13800138000,China Mobile,ready,,hi,1,b000001"
+    )
+
+
+def test_suppression_list_is_read_and_nothing_is_written(tmp_path):
+    path = write_csv(
+        tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["乙", "13900139000", "", "1"]]
+    )
+    summary = plan_json(str(path), "-t", "hi")
+    assert summary["outcomes"]["suppressed"] == 0
+    assert not (tmp_path / "campaign.db").exists()  # no store file created
+    store = tmp_path / "store.db"
+    engine = open_store(f"sqlite:///{store}")
+    sup.add(engine, ["13900139000"], "manual")
+    engine.dispose()
+    before = store.read_bytes()
+    summary = plan_json(str(path), "-t", "hi", "--db", f"sqlite:///{store}")
+    assert summary["outcomes"]["suppressed"] == 1
+    assert summary["recipients"] == 1
+    assert store.read_bytes() == before
+
+
+def test_suppression_from_postgres(tmp_path, pg_url):
+    engine = open_store(pg_url)
+    sup.add(engine, ["13800138000"], "manual")
+    engine.dispose()
+    path = write_csv(
+        tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["乙", "13900139000", "", "1"]]
+    )
+    summary = plan_json(str(path), "-t", "hi", "--db", pg_url)
+    assert summary["outcomes"]["suppressed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.csv", "-t", "hi"], "missing.csv"),
+        (["c.csv", "-t", "{会员等级}您好"], "columns available: 姓名, 手机号码, 城市, 积分"),
+        (["c.csv", "-t", "{姓名您好"], "position 1"),
+        (["c.csv", "-t", "tpl.txt"], "template file tpl.txt does not exist"),
+        (["c.csv", "-t", "{积分}"], "no valid recipients"),
+        (["c.csv", "-t", "hi", "--mobile-column", "电话"], "电话"),
+        (["nomobile.csv", "-t", "hi"], "mobile"),
+    ],
+)
+def test_bad_input_exits_3_with_a_clear_message(tmp_path, args, message):
+    write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", ""], ["乙", "12", "", "1"]])
+    (tmp_path / "nomobile.csv").write_text("姓名,城市\n甲,北京\n", encoding="utf-8")
+    result = runner.invoke(app, ["plan", *args])
+    assert result.exit_code == 3, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_json_is_the_only_stdout(tmp_path):
+    path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"]])
+    out = tmp_path / "p.xlsx"
+    result = runner.invoke(app, ["plan", str(path), "-t", "hi", "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for key in ("rows", "outcomes", "recipients", "requests", "segments", "files"):
+        assert key in data
+    assert out.exists()
