@@ -101,11 +101,25 @@ def read_contacts(
         used = [grid for grid in grids if sheet is not None or _has_cells(grid)]
         if not used:
             raise ContactsError(f"contact file {path} has no data: every sheet is empty")
-        for grid in used:
-            frame, summary = _read_grid(grid, str(path), header_row, mobile_column)
-            frames.append(frame)
-            files.append(summary)
+        read = [_read_grid(grid, str(path), header_row, mobile_column) for grid in used]
+        if sheet is None and any(read):  # a header-only sheet beside others: nothing to read
+            read = [result for result in read if result]
+        for result in read:
+            if not result:
+                raise ContactsError(f"no contact rows in {result.where}: nothing below the header")
+            frames.append(result.frame)
+            files.append(result.summary)
     return _combine(frames, files)
+
+
+@dataclass(frozen=True, eq=False)
+class _GridRead:
+    where: str
+    frame: pd.DataFrame
+    summary: FileSummary | None  # None: the grid has a header but no rows
+
+    def __bool__(self) -> bool:
+        return self.summary is not None
 
 
 # --- one grid (a CSV file or a sheet) ---------------------------------------------------------
@@ -113,7 +127,7 @@ def read_contacts(
 
 def _read_grid(
     grid: Grid, path: str, header_row: int | None, mobile_column: str | None
-) -> tuple[pd.DataFrame, FileSummary]:
+) -> _GridRead:
     header_at, has_header = _header_position(grid, header_row)
     names = _column_names(grid, header_at if has_header else None)
     first_data = header_at + 1 if has_header else header_at
@@ -129,7 +143,7 @@ def _read_grid(
     ]
     columns = dict(zip(_unique([n for n, _ in kept]), (c for _, c in kept), strict=True))
     if not row_numbers.size:
-        raise ContactsError(f"no contact rows in {grid.where}: nothing below the header")
+        return _GridRead(grid.where, pd.DataFrame(), None)
     mobile = _mobile_column(grid, columns, mobile_column)
     frame = pd.DataFrame({name: _to_series(column) for name, column in columns.items()})
     frame["_source"] = pd.Series(grid.source, index=frame.index, dtype=_STR)
@@ -137,7 +151,7 @@ def _read_grid(
     frame["_mobile_raw"] = frame[mobile]
     blank_count = int(pc.sum(blank).as_py() or 0)
     summary = FileSummary(grid.source, len(frame), blank_count, mobile, path)
-    return frame, summary
+    return _GridRead(grid.where, frame, summary)
 
 
 def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
@@ -153,7 +167,7 @@ def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
     if not candidates:
         raise ContactsError(f"no contact rows in {grid.where}: it is empty")
     for index, cells in candidates:
-        if any(_mobile_header_rank(cell) is not None for cell in cells):
+        if any(_header_key(cell) in _EXACT for cell in cells):  # not a caption "...手机..."
             return index, True
     width = max(_filled(cells) for _, cells in candidates)
     needed = max(min(2, width), math.ceil(width / 2))

@@ -128,6 +128,27 @@ def test_sheet_option_reads_one_sheet_and_a_missing_one_lists_them(tmp_path):
     assert "book.xlsx" in str(error.value) and "'A', 'B'" in str(error.value)
 
 
+def test_a_header_only_sheet_beside_others_is_skipped_but_alone_is_an_error(tmp_path):
+    path = write_xlsx(
+        tmp_path / "book.xlsx",
+        {"模板": [["姓名", "手机号码"]], "名单": [["姓名", "手机号码"], ["a", "13900210021"]]},
+    )
+    assert column(read_contacts([path]), "_source") == ["book.xlsx:名单"]
+    with pytest.raises(ContactsError, match=r"no contact rows in .*book\.xlsx \(sheet '模板'\)"):
+        read_contacts([path], sheet="模板")
+
+
+def test_a_caption_mentioning_mobiles_is_not_the_header(tmp_path):
+    rows = [
+        ["2026年双十一手机会员营销名单"],
+        ["姓名", "手机号码", "城市"],
+        ["a", "13900210021", "上海"],
+    ]
+    contacts = read_contacts([write_xlsx(tmp_path / "c.xlsx", {"S": rows})])
+    assert contacts.columns == ["姓名", "手机号码", "城市"]
+    assert column(contacts, "_source_row") == [3]
+
+
 def test_workbook_whose_sheets_are_all_empty(tmp_path):
     path = write_xlsx(tmp_path / "blank.xlsx", {"Sheet1": [], "Sheet2": []})
     with pytest.raises(ContactsError, match=r"blank\.xlsx.*empty"):
