@@ -63,6 +63,7 @@ from campaign.timeutil import china_now
 
 DEFAULT_CONCURRENCY = 16
 INTERRUPTED = "interrupted by the user"
+DAILY_LIMIT = "max_per_day reached: the rest waits for the next day's run"
 
 
 class SendClient(Protocol):
@@ -78,7 +79,7 @@ class SendPolicy:
     retry_base: float = 0.5  # first back-off after 103/104 or a failed connect (seconds)
     retry_cap: float = 20.0
     max_busy: int = 15  # RETRY_LATER answers in a row without an acceptance: stop the run
-    max_unreachable: int = 5  # failed connects in a row: stop the run ("gateway unreachable")
+    max_unreachable: int = 4  # failed connects in a row: stop the run ("gateway unreachable")
     rate_cut: float = 0.7  # the rate after a RETRY_LATER, as a share of the current one
     rate_recover: float = 1.05  # and back up by this factor ...
     recover_every: int = 20  # ... every this many acceptances
@@ -208,9 +209,13 @@ def send_campaign(
     resend_unknown: bool = False,
     force: bool = False,
     policy: SendPolicy | None = None,
+    max_recipients: int | None = None,
 ) -> SendReport:
     """Send what is pending of a campaign; return what became of it (never raises for
-    gateway behaviour: a stop is `state == "stopped"` with `stop_reason`)."""
+    gateway behaviour: a stop is `state == "stopped"` with `stop_reason`).
+
+    `max_recipients` caps the recipients whose requests leave in this run (the daily
+    budget of `campaign run`); the rest stays pending with DAILY_LIMIT as the reason."""
     policy = policy or SendPolicy()
     emit = on_progress or (lambda _event: None)
     stop = stop or threading.Event()
@@ -244,6 +249,7 @@ def send_campaign(
         if stop_reason is None:
             set_state(engine, record.id, "sending")
             loop = _SendLoop(engine, record.id, client, settings, policy, emit, stop, no_wait)
+            loop.budget = max_recipients
             with Heartbeat(engine, record.id, interval=policy.heartbeat) as beat:
                 loop.run(beat.worker_id)
             stop_reason, sent = loop.stop_reason, loop.sent
@@ -373,6 +379,8 @@ class _SendLoop:
         self.recent: deque[float] = deque()
         self.waiting_window = False
         self.last_progress = 0.0
+        self.budget: int | None = None  # recipients this run may still send
+        self.released: list[BatchResult] = []  # claimed but over the budget
         self.started = time.monotonic()
         figures = batch_figures(engine, campaign_id)
         self.total = sum(f["batches"] for f in figures.values())
@@ -401,6 +409,7 @@ class _SendLoop:
         halting = self.stop_reason is not None or self.stop.is_set()  # the window may stop it
         free = self.policy.concurrency - len(self.in_flight)
         limit = min(free, self.limiter.available()) if not halting and delay <= 0 else 0
+        limit = self._within_budget(limit)
         claimed: list[ClaimedBatch] = []
         if results or limit > 0:
             claimed = settle_and_claim(
@@ -409,6 +418,8 @@ class _SendLoop:
         if results:
             self._progress()
         for batch in claimed:
+            if not self._spend(batch):
+                continue
             self.limiter.take()
             self._note_sent()
             future = self.pool.submit(self.client.send_batch, batch.mobiles, batch.text)
@@ -420,6 +431,25 @@ class _SendLoop:
             return False  # stopping with nothing in flight, or nothing left to claim
         wait_for = delay if 0 < delay < self.policy.wait_step else self.policy.wait_step
         self._wait_some(wait_for)
+        return True
+
+    def _within_budget(self, limit: int) -> int:
+        if self.budget is None or limit <= 0:
+            return limit
+        if self.budget <= 0:
+            self.stop_reason = self.stop_reason or DAILY_LIMIT
+            return 0
+        return min(limit, self.budget)
+
+    def _spend(self, batch: ClaimedBatch) -> bool:
+        """Take the batch's recipients from the budget, or release it untouched."""
+        if self.budget is None:
+            return True
+        if batch.size > self.budget:
+            self.released.append(BatchResult(batch.batch_id, "pending", detail=DAILY_LIMIT))
+            self.stop_reason = self.stop_reason or DAILY_LIMIT
+            return False
+        self.budget -= batch.size
         return True
 
     def _wait_some(self, timeout: float) -> None:
@@ -449,7 +479,8 @@ class _SendLoop:
 
     def _collect(self) -> list[BatchResult]:
         finished = [f for f in self.in_flight if f.done()]
-        return [self._handle(self.in_flight.pop(f), _result_of(f)) for f in finished]
+        released, self.released = self.released, []
+        return released + [self._handle(self.in_flight.pop(f), _result_of(f)) for f in finished]
 
     def _handle(self, batch: ClaimedBatch, result: SubmitResult) -> BatchResult:
         if isinstance(result, Accepted):
