@@ -26,11 +26,15 @@ import pyarrow.compute as pc
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
+XML_SLICE_ROWS = 10_000
 MAX_CELL_CHARS = 32_767  # Excel's limit (UTF-16 units; checked per character here)
 
 _CONTROL = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20))]
 _CONTROL_RE = "[" + "".join(f"\\x{ord(c):02x}" for c in _CONTROL) + "\ufffe\uffff]"
 _LITERAL_ESCAPE_RE = r"(_x[0-9a-fA-F]{4}_)"
+_NEEDS_ESCAPE_RE = _CONTROL_RE[:-1] + "&<>]|" + _LITERAL_ESCAPE_RE
+_INLINE_OPEN = '" t="inlineStr"><is><t>'
+_INLINE_OPEN_PRESERVE = '" t="inlineStr"><is><t xml:space="preserve">'
 
 
 def fast_path_available(sheet: Worksheet) -> bool:
@@ -66,7 +70,9 @@ def write_rows_xml(
     if sheet.dim_rowmax is not None and first_row <= sheet.dim_rowmax:
         raise ValueError("rows must be written below the rows already in the sheet")
     sheet._write_single_row(first_row)  # flush a row still held in the cell table (the header)
-    sheet.row_data_fh.write(rows_xml(frame, first_row, numeric))
+    for start in range(0, len(frame), XML_SLICE_ROWS):  # slices bound the memory of the XML
+        part = frame.iloc[start : start + XML_SLICE_ROWS]
+        _append_utf8(sheet, _rows_array(part, first_row + start, numeric))
     last_row = first_row + len(frame) - 1
     last_col = frame.shape[1] - 1
     sheet.previous_row = last_row
@@ -82,40 +88,73 @@ def write_rows_xml(
 
 def rows_xml(frame: pd.DataFrame, first_row: int, numeric: Collection[int] = ()) -> str:
     """The `<row>` elements of `frame`, 0-based sheet row `first_row` first."""
+    return "".join(_rows_array(frame, first_row, numeric).to_pylist())
+
+
+def _rows_array(frame: pd.DataFrame, first_row: int, numeric: Collection[int]) -> pa.Array:
+    """One `<row>` element per row of `frame`, as an Arrow string array."""
     numbers = pa.array(np.arange(first_row + 1, first_row + 1 + len(frame)).astype(str))
     pieces: list[pa.Array] = [pc.binary_join_element_wise('<row r="', numbers, '">', "")]
     for pos in range(frame.shape[1]):
-        column = frame.iloc[:, pos]
-        ref = pc.binary_join_element_wise('<c r="', xl_col_to_name(pos), numbers, '"', "")
-        cell = _number_cells(column, ref) if pos in numeric else _text_cells(column, ref)
-        pieces.append(cell)
+        column, letter = frame.iloc[:, pos], xl_col_to_name(pos)
+        if pos in numeric:
+            pieces.append(_number_cells(column, letter, numbers))
+        else:
+            pieces.append(_text_cells(column, letter, numbers))
     pieces.append(pa.array(["</row>"] * len(frame), type=pa.string()))
-    rows = pc.binary_join_element_wise(*pieces, "")
-    return "".join(rows.to_pylist())
+    return pc.binary_join_element_wise(*pieces, "")
 
 
-def _number_cells(column: pd.Series, ref: pa.Array) -> pa.Array:
+def _append_utf8(sheet: Worksheet, rows: pa.Array) -> None:
+    """Append the UTF-8 bytes of `rows` to the sheet's row file, straight from Arrow's buffer."""
+    if rows.null_count:
+        rows = pc.fill_null(rows, "")
+    wide = pa.types.is_large_string(rows.type)
+    offsets = np.frombuffer(
+        rows.buffers()[1],
+        dtype=np.int64 if wide else np.int32,
+        count=len(rows) + 1,
+        offset=rows.offset * (8 if wide else 4),
+    )
+    data = rows.buffers()[2]
+    handle = sheet.row_data_fh
+    handle.flush()  # text written by xlsxwriter itself (the header row) goes first
+    if data is not None:
+        handle.buffer.write(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+
+
+def _number_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array:
     values = pa.array(pd.to_numeric(column, errors="coerce"), from_pandas=True)
     text = pc.cast(values, pa.string())
-    cells = pc.binary_join_element_wise(ref, "><v>", text, "</v></c>", "")
+    cells = pc.binary_join_element_wise(f'<c r="{letter}', numbers, '"><v>', text, "</v></c>", "")
     return pc.fill_null(cells, "")
 
 
-def _text_cells(column: pd.Series, ref: pa.Array) -> pa.Array:
-    text = pa.array(column.astype(object).where(column.notna(), ""), type=pa.string())
-    text = _escape(text)
-    preserve = pc.match_substring_regex(text, r"^\s|\s$")
-    open_t = pc.if_else(preserve, '<t xml:space="preserve">', "<t>")
-    cells = pc.binary_join_element_wise(
-        ref, ' t="inlineStr"><is>', open_t, text, "</t></is></c>", ""
+def _text_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array:
+    """Inline strings (`xml:space="preserve"` only where leading/trailing space needs it)."""
+    try:
+        text = pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: show what there is, as text
+        text = pa.array(column.astype(str), type=pa.string())
+    text = _escape(pc.fill_null(text, ""))
+    spaced = pc.match_substring_regex(text, r"^\s|\s$")
+    opening = (
+        pc.if_else(spaced, _INLINE_OPEN_PRESERVE, _INLINE_OPEN)
+        if pc.any(spaced).as_py()
+        else _INLINE_OPEN
     )
-    return pc.if_else(pc.equal(pc.utf8_length(text), 0), "", cells)
+    cells = pc.binary_join_element_wise(
+        f'<c r="{letter}', numbers, opening, text, "</t></is></c>", ""
+    )
+    return pc.if_else(pc.equal(text, ""), "", cells)
 
 
 def _escape(text: pa.Array) -> pa.Array:
     """Excel's escapes (as xlsxwriter does them) and XML's, for a whole column at once."""
-    if pc.any(pc.greater(pc.utf8_length(text), MAX_CELL_CHARS)).as_py():
+    if pc.max(pc.binary_length(text)).as_py() > MAX_CELL_CHARS:  # bytes >= characters
         text = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARS)
+    if not pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE_RE)).as_py():
+        return text  # the common case: one pass over the column
     if pc.any(pc.match_substring_regex(text, _LITERAL_ESCAPE_RE)).as_py():
         text = pc.replace_substring_regex(text, _LITERAL_ESCAPE_RE, r"_x005F\1")
     if pc.any(pc.match_substring_regex(text, _CONTROL_RE)).as_py():
