@@ -401,3 +401,13 @@ def test_simulator_command_with_a_bad_config(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["simulator", "--config", str(bad)])
     assert result.exit_code == 3
     assert "not valid TOML" in result.stderr
+
+
+def test_simulator_command_on_a_busy_port() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = RUNNER.invoke(app, ["simulator", "--port", str(port)])
+    assert result.exit_code == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

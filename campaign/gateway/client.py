@@ -177,6 +177,8 @@ def classify_exception(exc: BaseException) -> NotSent | Ambiguous:
     name = type(exc).__name__
     if isinstance(exc, requests.ConnectTimeout):
         return NotSent(f"could not connect to the gateway (connect timeout): {_cause(exc)}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return NotSent(f"TLS handshake with the gateway failed: {_cause(exc)}")
     if isinstance(exc, _NOT_SENT_ERRORS):
         return NotSent(f"invalid gateway URL ({name})")
     if isinstance(exc, requests.ConnectionError) and _failed_to_connect(exc):

@@ -212,8 +212,8 @@ def run_simulator(
 
         previous = signal.signal(signal.SIGTERM, _terminate)
     sim = Simulator(settings, host=host, port=port, log_path=log_path)
-    sim.start()
     try:
+        sim.start()
         if on_start is not None:
             on_start(sim)
         while not stop.wait(0.5):
