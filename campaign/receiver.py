@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import queue
@@ -37,12 +38,15 @@ from campaign.errors import ConfigError
 from campaign.phones import normalize_mobile
 from campaign.reports import OptoutMatcher, parse_report_time
 from campaign.store import open_store, suppression
+from campaign.store.engine import is_sqlite
 from campaign.store.inbound import BLACKLIST_REASON, InboundPart, store_inbound
 from campaign.store.reports import ReportRow, insert_reports
 
 log = logging.getLogger("campaign.receiver")
 
 MAX_BODY = 64 * 1024
+BACKLOG = 4096
+CHECKPOINT_INTERVAL = 0.5  # seconds between SQLite WAL checkpoints
 ANSWER_TIMEOUT = 30.0  # seconds a push waits for its commit before 503
 PUSH_ORIGIN = "push"
 _DIGITS = re.compile(r"^\d{1,64}$")
@@ -164,7 +168,11 @@ class _Work:
 
 
 class StoreWriter:
-    """One thread; each round commits everything queued in one transaction (group commit)."""
+    """One thread; each round commits everything queued in one transaction (group commit).
+
+    The thread keeps one connection. On SQLite, WAL checkpoints (which write and fsync the
+    database file) run in a second thread instead of inside a commit that pushes wait for.
+    """
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self._engine = engine
@@ -172,45 +180,52 @@ class StoreWriter:
         self._optout = OptoutMatcher(settings.receiver.optout_keywords)
         self._suppress_blacklisted = settings.receiver.suppress_blacklisted
         self._thread = threading.Thread(target=self._run, name="receiver-writer", daemon=True)
+        self._conn: Connection | None = None
+        self._checkpointer = _Checkpointer(engine) if is_sqlite(engine) else None
         self.committed = 0  # pushes committed (for logs and benchmarks)
 
     def start(self) -> None:
         self._thread.start()
+        if self._checkpointer:
+            self._checkpointer.start()
 
     def submit(self, work: _Work) -> None:
         self._queue.put(work)
 
     def stop(self) -> None:
-        """Commit what is queued, then end the thread."""
+        """Commit what is queued, then end the threads."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._checkpointer:
+            self._checkpointer.stop()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            group: list[_Work] = []
-            if first is None:
-                stopping = True
-            else:
-                group.append(first)
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                else:
-                    group.append(item)
-            if group:
-                self._commit_group(group)
+        try:
+            stopping = False
+            while not stopping:
+                group, stopping = self._next_group()
+                if group:
+                    self._commit_group(group)
+        finally:
+            self._drop_connection()
+
+    def _next_group(self) -> tuple[list[_Work], bool]:
+        """Block for one push, then take whatever else is queued (no waiting window)."""
+        items = [self._queue.get()]
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        group = [item for item in items if item is not None]
+        return group, len(group) < len(items)
 
     def _commit_group(self, group: list[_Work]) -> None:
         try:
             self._write(group)
         except Exception as exc:
+            self._drop_connection()
             if len(group) == 1:
                 log.error("could not store a push: %s", _first_line(exc))
                 _settle(group, exc)
@@ -223,7 +238,8 @@ class StoreWriter:
 
     def _write(self, group: list[_Work]) -> None:
         rows = [row for work in group if work.reports for row in work.reports]
-        with self._engine.begin() as conn:
+        conn = self._connection()
+        with conn.begin():
             insert_reports(conn, rows)
             if self._suppress_blacklisted:
                 suppress_blacklisted(conn, rows)
@@ -232,6 +248,51 @@ class StoreWriter:
                     result = store_inbound(conn, work.part, self._optout)
                     if result.is_optout:
                         log.info("opt-out reply from %s", mask_mobile(work.part.mobile))
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            if self._checkpointer:
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+
+
+class _Checkpointer:
+    """Runs SQLite WAL checkpoints (PASSIVE: never blocking the writer) every interval."""
+
+    def __init__(self, engine: Engine, interval: float = CHECKPOINT_INTERVAL) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        raw = self._engine.raw_connection()  # autocommit: a PRAGMA outside any transaction
+        try:
+            while not self._stopped.wait(self._interval):
+                try:
+                    raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+                except Exception as exc:
+                    log.warning("WAL checkpoint failed: %s", _first_line(exc))
+        finally:
+            raw.close()
 
 
 def suppress_blacklisted(conn: Connection, rows: Iterable[ReportRow]) -> int:
@@ -399,7 +460,7 @@ def _config(app: ReceiverApp, host: str, port: int) -> uvicorn.Config:
         lifespan="off",
         access_log=False,  # query strings carry the push password
         log_level="warning",
-        backlog=4096,
+        backlog=BACKLOG,
         timeout_graceful_shutdown=10,
     )
 
@@ -489,6 +550,8 @@ def serve_app(
         engine = open_store(settings.store_url) if store else None
         app = ReceiverApp(settings, engine, store=store)
         app.start()
+        gc.collect()
+        gc.freeze()  # the imported libraries' objects: no full GC pass walks them mid-request
         try:
             bound = sock.getsockname()
             log.info("receiving on http://%s:%d (/dlr, /mo, /healthz)", bound[0], bound[1])
@@ -512,7 +575,7 @@ class _ForegroundServer(uvicorn.Server):
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A bound socket for uvicorn; ConfigError (exit 3) when the address cannot be used."""
+    """A listening socket for uvicorn; ConfigError (exit 3) when the address cannot be used."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         family, _type, _proto, _name, address = infos[0]
@@ -522,6 +585,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(BACKLOG)  # connections wait in the backlog while uvicorn starts
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
