@@ -33,11 +33,13 @@ def _setup_logging(log_file: Path | None) -> list[logging.Handler]:
 @app.command("run")
 @handle_errors
 def run_command(
-    config: Annotated[Path, typer.Argument(help="TOML config with one [[job]] per campaign.")],
+    config: Annotated[
+        Path, typer.Argument(help="TOML config with one job table per recurring campaign.")
+    ],
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Do the night's work of every [[job]] in CONFIG, idempotently (for cron).
+    """Do the night's work of every job table in CONFIG, idempotently (for cron).
 
     Imports report files from each job's inbox, creates one campaign per new contact file
     (by content hash), sends or resumes unfinished campaigns, exports campaigns with news.
