@@ -39,7 +39,7 @@ REASON_NOT_MAINLAND = "not a mainland China mobile (must start 13-19)"
 REASON_FOREIGN = "not a mainland China number (foreign country code)"
 REASON_SEVERAL = "contains several numbers"
 
-_VALID_MOBILE_RE = re.compile(VALID_MOBILE)
+_VALID_MOBILE_RE = re.compile(VALID_MOBILE.strip("^$"))  # with fullmatch: no "\n" slips by
 
 _FULLWIDTH = {chr(0xFF10 + d): str(d) for d in range(10)} | {
     "＋": "+",
@@ -92,7 +92,7 @@ def normalize_mobiles(raw: pd.Series) -> pd.DataFrame:
 
 def check_mobile(text: str | None) -> tuple[str | None, str]:
     """One value: (the 11-digit mobile or None, the reason it is invalid or "")."""
-    if isinstance(text, str) and _VALID_MOBILE_RE.match(text):  # the vector path's fast path
+    if isinstance(text, str) and _VALID_MOBILE_RE.fullmatch(text):  # the vector fast path
         return text, ""
     result = normalize_mobiles(pd.Series([text], dtype=object))
     row = result.iloc[0]
@@ -132,7 +132,7 @@ def _clean(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     ascii_text = _ascii_forms(text)
     stripped = pc.replace_substring_regex(ascii_text, _WHITESPACE, "")
     scientific, lost_digits = _scientific(stripped)
-    candidate = pc.replace_with_mask(stripped, pc.is_valid(scientific), scientific)
+    candidate = pc.if_else(pc.is_valid(scientific), scientific, stripped)
     candidate = pc.replace_substring_regex(candidate, _EXCEL_DECIMALS, r"\1")
     candidate = pc.replace_substring_regex(candidate, _SEPARATORS, "")
     candidate = pc.replace_substring_regex(candidate, _COUNTRY_PREFIX, r"\1")

@@ -101,6 +101,15 @@ def test_vector_result_keeps_index_and_types():
     assert result["reason"].tolist()[1:4] == ["empty mobile", "contains letters", "empty mobile"]
 
 
+def test_rules_apply_to_each_row_wherever_it_is():
+    raw = pd.Series(["x", "1.3900210021E+10", "139 0021 0021", "1.39002E+10", "13900210021\n"])
+    result = normalize_mobiles(raw)
+    assert result["mobile"].tolist() == ["", MOBILE, MOBILE, "", MOBILE]
+    assert result["valid"].tolist() == [False, True, True, False, True]
+    assert not result.isna().any().any()
+    assert check_mobile("13900210021\n") == (MOBILE, "")
+
+
 def test_all_clean_and_empty_columns():
     assert normalize_mobiles(pd.Series([MOBILE, "13800138000"]))["valid"].all()
     empty = normalize_mobiles(pd.Series([], dtype="str"))
@@ -195,7 +204,16 @@ def test_letters_never_pass(mobile, at, letters):
     assert reason == "contains letters" or "scientific notation" in reason
 
 
-@given(st.lists(st.one_of(st.none(), st.text(max_size=15), valid_mobiles), max_size=20))
+cells = st.one_of(
+    st.none(),
+    st.text(max_size=15),
+    valid_mobiles,
+    valid_mobiles.flatmap(formatted),
+    st.sampled_from(["1.3900210021E+10", "1.39002E+10", "13900210021.0", "", " ", "abc"]),
+)
+
+
+@given(st.lists(cells, max_size=20))
 @settings(max_examples=100, deadline=None)
 def test_single_value_form_agrees_with_the_column_form(values):
     column = normalize_mobiles(pd.Series(values, dtype=object))
