@@ -29,12 +29,11 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from campaign.errors import InputError, UsageError
-from campaign.export_summary import Formats, SummaryInputs, write_summary_sheets
+from campaign.export_summary import Formats, ResultTally, SummaryInputs, write_summary_sheets
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.results import (
     DEFAULT_CHUNK_ROWS,
     LANGS,
-    OUTCOMES,
     RESULT_COLUMNS,
     empty_results,
     iter_results,
@@ -130,38 +129,17 @@ def atomic_output(out: Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Tallies while streaming.
-
-
-@dataclass
-class _Tally:
-    rows: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-    def add(self, chunk: pd.DataFrame, outcome_pos: int) -> None:
-        self.rows += len(chunk)
-        for outcome, n in chunk.iloc[:, outcome_pos].value_counts().items():
-            self.outcomes[str(outcome)] = self.outcomes.get(str(outcome), 0) + int(n)
-
-    def outcome_counts(self) -> dict[str, int]:
-        counts = {o: self.outcomes.get(o, 0) for o in OUTCOMES}
-        counts.update({o: n for o, n in self.outcomes.items() if o not in counts})
-        return counts
-
-
-# ---------------------------------------------------------------------------------------------
 # CSV.
 
 
 def _write_csv(
     engine: Engine, campaign: CampaignRecord, path: Path, lang: str, chunk_rows: int
-) -> _Tally:
-    tally = _Tally()
-    outcome_pos = len(campaign.columns) + RESULT_COLUMNS.index("outcome")
+) -> ResultTally:
+    tally = ResultTally(len(campaign.columns))
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         header = True
         for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
-            tally.add(chunk, outcome_pos)
+            tally.add(chunk)
             neutralise_formulas(chunk).to_csv(handle, header=header, index=False)
             header = False
         if header:  # no rows: the header alone
@@ -200,7 +178,7 @@ def _write_xlsx(
     max_rows: int,
     chunk_rows: int,
     fast: bool,
-) -> tuple[_Tally, list[str]]:
+) -> tuple[ResultTally, list[str]]:
     book = Workbook(
         str(path),
         {
@@ -214,15 +192,12 @@ def _write_xlsx(
     try:
         formats = Formats(book)
         sheets = _ResultSheets(book, formats, campaign.columns, max_rows, fast)
-        tally = _Tally()
-        outcome_pos = len(campaign.columns) + RESULT_COLUMNS.index("outcome")
+        tally = ResultTally(len(campaign.columns))
         for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
-            tally.add(chunk, outcome_pos)
+            tally.add(chunk)
             sheets.write(chunk)
         names = sheets.finish()
-        inputs = SummaryInputs(
-            campaign, tally.outcome_counts(), tally.rows, _store_url(engine), lang
-        )
+        inputs = SummaryInputs(campaign, tally, _store_url(engine), lang)
         names += write_summary_sheets(book, formats, engine, inputs)
     except BaseException:
         with suppress(Exception):

@@ -19,12 +19,14 @@ from xlsxwriter.worksheet import Worksheet
 from campaign.store.campaigns import CampaignRecord
 from campaign.store.engine import safe_url
 from campaign.store.results import (
+    ACCEPTED_OUTCOMES,
+    BREAKDOWNS,
     DELIVERED_STATUS,
     OUTCOMES,
-    outcome_breakdown,
-    report_status_breakdown,
+    RESULT_COLUMNS,
+    breakdown_frame,
     reports_per_hour,
-    segment_totals,
+    status_frame,
     unmatched_reports,
 )
 from campaign.timeutil import CHINA, utcnow
@@ -166,11 +168,66 @@ class Formats:
         self.wrap = book.add_format({"text_wrap": True, "valign": "top"})
 
 
+class ResultTally:
+    """Figures of the summary sheets, added up from the result chunks as they stream past.
+
+    The same figures as the SQL of `campaign.store.results` (outcome_counts, outcome_breakdown,
+    report_status_counts, segment_totals), without reading the campaign a second time.
+    """
+
+    def __init__(self, n_original_columns: int) -> None:
+        self._offset = n_original_columns
+        self.rows = 0
+        self._outcomes: dict[str, int] = {}
+        self._statuses: dict[str, int] = {}
+        self._by: dict[str, pd.Series] = {}
+        self.billed_segments = 0
+        self.planned_segments = 0
+        self.accepted_rows = 0
+
+    def _col(self, frame: pd.DataFrame, name: str) -> pd.Series:
+        return frame.iloc[:, self._offset + RESULT_COLUMNS.index(name)]
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        self.rows += len(chunk)
+        outcome = self._col(chunk, "outcome")
+        _add_counts(self._outcomes, outcome.value_counts())
+        status = self._col(chunk, "dlr_status")
+        _add_counts(self._statuses, status[status != ""].value_counts())
+        for by in BREAKDOWNS:
+            sizes = pd.DataFrame({by: self._col(chunk, by), "outcome": outcome}).value_counts()
+            previous = self._by.get(by)
+            self._by[by] = sizes if previous is None else previous.add(sizes, fill_value=0)
+        segments = self._col(chunk, "segments").fillna(0).astype("int64")
+        accepted = outcome.isin(ACCEPTED_OUTCOMES)
+        self.accepted_rows += int(accepted.sum())
+        self.billed_segments += int(segments[accepted].sum())
+        self.planned_segments += int(segments[self._col(chunk, "batch_id") != ""].sum())
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts = {o: self._outcomes.get(o, 0) for o in OUTCOMES}
+        counts.update({o: n for o, n in self._outcomes.items() if o not in counts})
+        return counts
+
+    def status_counts(self) -> dict[str, int]:
+        return dict(sorted(self._statuses.items(), key=lambda item: (-item[1], item[0])))
+
+    def breakdown(self, by: str) -> pd.DataFrame:
+        sizes = self._by.get(by)
+        if sizes is None:
+            return breakdown_frame(pd.DataFrame({by: [], "outcome": [], "n": []}), by)
+        return breakdown_frame(sizes.rename("n").reset_index(), by)
+
+
+def _add_counts(total: dict[str, int], counts: pd.Series) -> None:
+    for key, n in counts.items():
+        total[str(key)] = total.get(str(key), 0) + int(n)
+
+
 @dataclass(frozen=True)
 class SummaryInputs:
     campaign: CampaignRecord
-    outcomes: dict[str, int]
-    rows: int
+    tally: ResultTally
     store_url: str
     lang: str
 
@@ -180,15 +237,13 @@ def write_summary_sheets(
 ) -> list[str]:
     """Add the summary and breakdown sheets; return their names in order."""
     cid, lang = inputs.campaign.id, inputs.lang
-    statuses = report_status_breakdown(engine, cid, lang=lang)
+    statuses = status_frame(inputs.tally.status_counts(), lang)
     summary = book.add_worksheet(SUMMARY_SHEET)
     status_sheet = book.add_worksheet(STATUS_SHEET)
     failures = _write_status_sheet(status_sheet, formats, statuses, lang)
     _write_summary(summary, book, formats, engine, inputs, failures)
     for by, name in (("carrier", CARRIER_SHEET), ("source", SOURCE_SHEET)):
-        _write_breakdown(
-            book.add_worksheet(name), formats, outcome_breakdown(engine, cid, by), lang
-        )
+        _write_breakdown(book.add_worksheet(name), formats, inputs.tally.breakdown(by), lang)
     _write_hours(book.add_worksheet(HOUR_SHEET), book, formats, reports_per_hour(engine, cid), lang)
     return [SUMMARY_SHEET, STATUS_SHEET, CARRIER_SHEET, SOURCE_SHEET, HOUR_SHEET]
 
@@ -221,7 +276,7 @@ def _write_summary(
         ("finished", _china(campaign.finished_at)),
         ("exported", _china(utcnow())),
         ("store", safe_url(inputs.store_url)),
-        ("rows", inputs.rows),
+        ("rows", inputs.tally.rows),
     ]
     row = 3
     for key, value in settings:
@@ -235,10 +290,11 @@ def _write_summary(
     sheet.write_string(row, 2, words["share"], formats.header)
     sheet.write_string(row, 3, words["meaning"], formats.header)
     first_outcome = row + 1
-    total = inputs.rows
+    total = inputs.tally.rows
+    outcomes = inputs.tally.outcome_counts()
     for outcome in OUTCOMES:
         row += 1
-        count = inputs.outcomes.get(outcome, 0)
+        count = outcomes.get(outcome, 0)
         sheet.write_string(row, 0, outcome)
         sheet.write_number(row, 1, count, formats.count)
         sheet.write_number(row, 2, count / total if total else 0.0, formats.percent)
@@ -250,13 +306,12 @@ def _write_summary(
 
     row += 2
     sheet.write_string(row, 0, words["sending"], formats.section)
-    totals = segment_totals(engine, campaign.id)
-    accepted = totals.accepted_rows
-    outcomes = inputs.outcomes
+    tally = inputs.tally
+    accepted = tally.accepted_rows
     figures: list[tuple[str, float | int | None, Any]] = [
         ("accepted_rows", accepted, formats.count),
-        ("billed", totals.billed, formats.count),
-        ("planned", totals.planned, formats.count),
+        ("billed", tally.billed_segments, formats.count),
+        ("planned", tally.planned_segments, formats.count),
         ("delivered", outcomes.get("delivered", 0), formats.count),
         ("delivery_rate", _rate(outcomes.get("delivered", 0), accepted), formats.percent),
         ("failed_rate", _rate(outcomes.get("failed", 0), accepted), formats.percent),

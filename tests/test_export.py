@@ -364,3 +364,29 @@ def test_export_of_a_stored_ready_campaign_without_batches(sqlite_engine, tmp_pa
     rows = read_sheets(out)["results"]
     assert rows[1][1 + RESULT_COLUMNS.index("outcome")] == "unsent"
     assert rows[1][1 + RESULT_COLUMNS.index("reason")] == "not sent yet"
+
+
+def test_streamed_tally_matches_the_store_queries(engine):
+    from campaign.export_summary import ResultTally
+    from campaign.store.results import (
+        iter_results,
+        outcome_breakdown,
+        outcome_counts,
+        report_status_counts,
+        segment_totals,
+    )
+
+    cid = every_outcome_campaign(engine)
+    tally = ResultTally(len(COLUMNS))
+    for chunk in iter_results(engine, cid, chunk_rows=3):
+        tally.add(chunk)
+    assert tally.outcome_counts() == outcome_counts(engine, cid)
+    assert tally.status_counts() == report_status_counts(engine, cid)
+    totals = segment_totals(engine, cid)
+    assert (tally.billed_segments, tally.planned_segments, tally.accepted_rows) == (
+        totals.billed,
+        totals.planned,
+        totals.accepted_rows,
+    )
+    for by in ("carrier", "source"):
+        assert tally.breakdown(by).equals(outcome_breakdown(engine, cid, by)), by

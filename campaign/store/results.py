@@ -476,7 +476,8 @@ def outcome_breakdown(engine: Engine, campaign_id: int, by: str) -> pd.DataFrame
     """Rows per `by` value ("carrier" or "source") and outcome.
 
     Columns: `by`, rows, one column per outcome (SPEC order), delivery_rate (delivered over
-    accepted, NaN when nothing was accepted). Sorted by rows, most first; "" for no value.
+    accepted, NaN when nothing was accepted). Sorted by rows, most first (ties by value); "" for no
+    value.
     """
     if by not in BREAKDOWNS:
         raise UsageError(f"breakdown by {by!r}; use one of {', '.join(BREAKDOWNS)}")
@@ -487,19 +488,33 @@ def outcome_breakdown(engine: Engine, campaign_id: int, by: str) -> pd.DataFrame
     )
     with engine.connect() as conn:
         long = pd.DataFrame(conn.execute(query).fetchall(), columns=[by, "outcome", "n"])
+    return breakdown_frame(long, by)
+
+
+def breakdown_frame(long: pd.DataFrame, by: str) -> pd.DataFrame:
+    """`outcome_breakdown`'s table from counts in long form (columns: by, outcome, n)."""
+    if long.empty:
+        columns = [by, "rows", *OUTCOMES, "delivery_rate"]
+        return pd.DataFrame({c: pd.Series(dtype=object if c == by else "int64") for c in columns})
+    long = long.astype({"n": "int64"})
     wide = long.pivot_table(index=by, columns="outcome", values="n", aggfunc="sum", fill_value=0)
     wide = wide.reindex(columns=list(OUTCOMES), fill_value=0).astype("int64")
     wide.insert(0, "rows", wide.sum(axis=1))
     accepted = wide[list(ACCEPTED_OUTCOMES)].sum(axis=1)
     wide["delivery_rate"] = (wide["delivered"] / accepted.where(accepted > 0)).astype("float64")
-    wide = wide.sort_values("rows", ascending=False, kind="stable")
+    wide = wide.sort_index().sort_values("rows", ascending=False, kind="stable")
     return wide.reset_index().rename_axis(columns=None)
 
 
 def report_status_breakdown(engine: Engine, campaign_id: int, *, lang: str = "en") -> pd.DataFrame:
     """Columns: status, description, recipients, share (of recipients with a report)."""
     _check_lang(lang)
-    counts = report_status_counts(engine, campaign_id)
+    return status_frame(report_status_counts(engine, campaign_id), lang)
+
+
+def status_frame(counts: Mapping[str, int], lang: str = "en") -> pd.DataFrame:
+    """`report_status_breakdown`'s table from status -> recipients (most frequent first)."""
+    counts = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
     frame = pd.DataFrame({"status": list(counts), "recipients": list(counts.values())})
     frame.insert(1, "description", [_status_meaning(s, lang) for s in frame["status"]])
     total = frame["recipients"].sum()
