@@ -52,7 +52,8 @@ def test_the_form_is_posted_as_utf8_with_the_password_only_in_the_body() -> None
     assert request.url == SEND_URL
     assert SECRET not in request.url
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
-    form = parse_qs(request.body, keep_blank_values=True, encoding="utf-8")
+    assert int(request.headers["Content-Length"]) == len(request.body)
+    form = parse_qs(request.body.decode("ascii"), keep_blank_values=True, encoding="utf-8")
     assert form == {
         "account": ["003547"],
         "pswd": [SECRET],
@@ -71,7 +72,7 @@ def test_needstatus_false_and_empty_optional_fields_are_sent() -> None:
     responses.post(SEND_URL, body="20110725160412,0")
     client = make_client(needstatus=False)
     assert client.send_batch([MOBILE], "hi") == Accepted("", "20110725160412")
-    form = parse_qs(responses.calls[0].request.body, keep_blank_values=True)
+    form = parse_qs(responses.calls[0].request.body.decode(), keep_blank_values=True)
     assert form["needstatus"] == ["false"]
     assert form["product"] == [""] and form["extno"] == [""]
 
@@ -159,7 +160,7 @@ def test_balance_parsing() -> None:
     responses.post(BALANCE_URL, body="20130303180000,0\n1234567,1000\n1234531,2000")
     result = make_client().query_balance()
     assert result == Balances({"1234567": 1000, "1234531": 2000}, "20130303180000")
-    form = parse_qs(responses.calls[0].request.body)
+    form = parse_qs(responses.calls[0].request.body.decode())
     assert form == {"account": ["003547"], "pswd": [SECRET]}
 
 
