@@ -200,6 +200,7 @@ def test_accepted_by_the_simulator(sim: Simulator, client: GatewayClient) -> Non
         ("106", {}, [MOBILE], "", {}),
         ("107", {}, [MOBILE, "12345"], "hi", {}),
         ("107", {}, ["23800138000"], "hi", {}),
+        ("107", {}, ["1３800138000"], "hi", {}),
         ("108", {}, [], "hi", {}),
         ("108", {}, [MOBILE] * 4, "hi", {"max_mobiles": 3}),
         (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from campaign.gateway.protocol import (
     BALANCE_CODES,
@@ -146,6 +148,7 @@ def test_accepted_exactly_like_the_protocol_example() -> None:
         "20110725160412,0\r\n1234567890100\r\n",
         "  20110725160412,0 \n 1234567890100 \n\n",
         "20110725160412,0\n1234567890100\n",
+        "\ufeff20110725160412,0\n1234567890100",
     ],
 )
 def test_crlf_and_whitespace_are_tolerated(body: str) -> None:
@@ -200,6 +203,8 @@ def test_code_zero_without_msgid_no_status_is_accepted() -> None:
         (200, "20110725160412;0\n1", "first line"),
         (200, "OK", "first line"),
         (200, "20110725160412,0\nabc", "msgid"),
+        (200, "20110725160412,0\n١٢٣", "msgid"),
+        (200, "２0110725160412,0\n1", "first line"),
         (200, "20110725160412,0\n123\nmore", "extra"),
         (200, "20110725160412,101\n123", "unexpected lines"),
     ],
@@ -237,3 +242,14 @@ def test_format_round_trips() -> None:
         "20110725160412,0\n1234567890100"
     )
     assert format_submit_response("20110725160412", "101") == "20110725160412,101"
+
+
+@given(status=st.integers(100, 599), body=st.text(max_size=200), needstatus=st.booleans())
+def test_parsing_never_raises_and_only_code_zero_is_accepted(
+    status: int, body: str, needstatus: bool
+) -> None:
+    result = parse_submit_response(status, body, needstatus)
+    assert isinstance(result, Accepted | Refused | Ambiguous)
+    if isinstance(result, Accepted):
+        assert 200 <= status < 300 and body.strip().split("\n")[0].strip().endswith(",0")
+    assert isinstance(parse_balance_response(status, body), Balances | Refused | Ambiguous)

@@ -204,7 +204,7 @@ REPORT_STATUSES: dict[str, StatusInfo] = {
 
 # Families "CMPP20ERR:XXX", "SMGPERR:XXX", "SGIPERR:XXX", "**RESP:XXX": the carrier gateway
 # returned error XXX on submit.
-_FAMILY = re.compile(r"^(CMPP\d*ERR|SMGPERR|SGIPERR|[A-Z0-9_]*RESP):(.+)$")
+_FAMILY = re.compile(r"^(CMPP\d*ERR|SMGPERR|SGIPERR|[A-Z0-9_]*RESP):(.+)$", re.ASCII)
 _OTHER_ZH = "网关状态，参考短信状态报告说明"
 _OTHER_EN = "carrier gateway status (see the carrier's status-report documentation)"
 
@@ -284,9 +284,9 @@ BalanceResult = Balances | Refused | Ambiguous | NotSent
 
 # --------------------------------------------------------------------------- parsing
 
-_STATUS_LINE = re.compile(r"^(\d{14}),(-?\d{1,9})$")
-_MSGID = re.compile(r"^\d{1,64}$")
-_PRODUCT_LINE = re.compile(r"^([^,\s]+)\s*,\s*(-?\d{1,18})$")
+_STATUS_LINE = re.compile(r"^(\d{14}),(-?\d{1,9})$", re.ASCII)
+_MSGID = re.compile(r"^\d{1,64}$", re.ASCII)
+_PRODUCT_LINE = re.compile(r"^([^,\s]+)\s*,\s*(-?\d{1,18})$", re.ASCII)
 _SNIPPET = 60
 
 
@@ -297,7 +297,7 @@ def _snippet(text: str) -> str:
 
 def _lines(body: str) -> list[str]:
     """Lines split on \\n (CRLF tolerated), trimmed; trailing blank lines dropped."""
-    return [line.strip() for line in body.strip().split("\n")]
+    return [line.strip() for line in body.lstrip("\ufeff").strip().split("\n")]
 
 
 def _precheck(http_status: int, body: str, what: str) -> Ambiguous | None:

@@ -32,8 +32,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_MOBILES = re.compile(r"1[3-9]\d{9}(?:,1[3-9]\d{9})*")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MOBILES = re.compile(r"1[3-9]\d{9}(?:,1[3-9]\d{9})*", re.ASCII)
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 _GARBAGE = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
