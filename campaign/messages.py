@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ class Placeholder:
 class RenderResult:
     text: pd.Series  # the rendered text of each row (holes left empty where `missing`)
     missing: pd.Series  # the first column whose cell is empty without fallback, "" if none
+    bmp_only: bool = False  # True: no text has characters beyond the BMP (UTF-16 length = len)
 
 
 @dataclass(frozen=True)
@@ -80,39 +82,109 @@ class Template:
                 f"columns available: {', '.join(columns) or '(none)'}"
             )
 
-    def render(self, frame: pd.DataFrame) -> RenderResult:
-        """Render every row of `frame` at once (whole-column operations in Arrow)."""
+    def render(
+        self, frame: pd.DataFrame, signature: str = "", optout_text: str = ""
+    ) -> RenderResult:
+        """Render every row of `frame` at once (whole-column operations in Arrow).
+
+        With `signature`/`optout_text`, the compliance rules of `apply_compliance` are
+        applied in the same pass (one concatenation instead of three).
+        """
         n = len(frame)
-        pieces: list[pa.Array | pa.Scalar] = []
+        pieces: list[pa.Array | str] = []
         missing: pa.Array = pa.nulls(n, pa.large_string())
         cells: dict[str, tuple[pa.Array, pa.Array]] = {}
         for part in self.parts:
             if isinstance(part, str):
-                pieces.append(text_scalar(part))
+                pieces.append(part)
                 continue
             if part.column not in cells:
                 values = to_arrow(frame[part.column])
                 values = pc.utf8_trim_whitespace(pc.fill_null(values, text_scalar("")))
                 cells[part.column] = (values, pc.equal(values, text_scalar("")))
             values, empty = cells[part.column]
-            if part.fallback:  # values are "" where empty: append the fallback there only
-                pieces.append(values)
-                values = pc.if_else(empty, text_scalar(part.fallback), text_scalar(""))
+            pieces.append(values)
+            if part.fallback:  # values are "" where empty: the fallback goes there only
+                pieces.append(pc.if_else(empty, text_scalar(part.fallback), text_scalar("")))
             elif part.fallback is None:
                 missing = pc.if_else(
                     pc.and_(empty, pc.is_null(missing)), text_scalar(part.column), missing
                 )
-            pieces.append(values)
-        if not self.placeholders:
-            text = pa.array([self.literal_text()] * n, pa.large_string())
-        else:
-            text = pc.binary_join_element_wise(*pieces, text_scalar(""))
+        if signature:
+            signed = _edge_matches(pieces, n, "【", at_end=False, exact=_is_signed)
+            pieces.insert(0, _unless(signed, signature))
+        if optout_text:
+            ending = _edge_matches(
+                pieces,
+                n,
+                optout_text[-1],
+                at_end=True,
+                exact=lambda t: pc.ends_with(t, optout_text),
+            )
+            pieces.append(_unless(ending, optout_text))
+        text = _join(pieces, n)
+        bmp_only = not any(
+            pc.any(pc.match_substring_regex(values, _ASTRAL)).as_py()
+            for values, _ in cells.values()
+        ) and not re.search(_ASTRAL, self.source + signature + optout_text)
         missing = pc.fill_null(missing, text_scalar(""))
-        return RenderResult(to_series(text, frame.index), to_series(missing, frame.index))
+        return RenderResult(to_series(text, frame.index), to_series(missing, frame.index), bmp_only)
 
     def literal_text(self) -> str:
         """The template's literal parts joined (its whole text when it has no placeholders)."""
         return "".join(part for part in self.parts if isinstance(part, str))
+
+
+def _join(pieces: Sequence[pa.Array | str], n: int) -> pa.Array:
+    """Concatenate row by row; str pieces are the same in every row."""
+    if all(isinstance(p, str) for p in pieces):
+        return pa.array(["".join(pieces)] * n, pa.large_string())  # type: ignore[arg-type]
+    args = [text_scalar(p) if isinstance(p, str) else p for p in pieces]
+    return pc.binary_join_element_wise(*args, text_scalar(""))
+
+
+def _unless(mask: np.ndarray, text: str) -> pa.Array | str:
+    """`text` in the rows where `mask` is False, "" where it is True."""
+    if not mask.any():
+        return text
+    return pc.if_else(pa.array(mask), text_scalar(""), text_scalar(text))
+
+
+def _is_signed(texts: pa.Array) -> pa.Array:
+    return pc.match_substring_regex(texts, _SIGNATURE)
+
+
+def _edge_matches(
+    pieces: Sequence[pa.Array | str], n: int, char: str, *, at_end: bool, exact: Any
+) -> np.ndarray:
+    """Rows whose text passes `exact` (a check of its start or end).
+
+    Cheap: only rows whose first (last) character is `char`, found from the pieces without
+    concatenating them, are concatenated and checked exactly.
+    """
+    candidate = np.zeros(n, dtype=bool)
+    decided = np.zeros(n, dtype=bool)
+    for piece in reversed(pieces) if at_end else pieces:
+        if isinstance(piece, str):
+            if piece:
+                hit = piece.endswith(char) if at_end else piece.startswith(char)
+                candidate[~decided] = hit
+                break
+            continue
+        nonempty = pc.greater(pc.utf8_length(piece), 0).to_numpy(zero_copy_only=False)
+        edge = pc.ends_with(piece, char) if at_end else pc.starts_with(piece, char)
+        fresh = ~decided & nonempty
+        candidate[fresh] = edge.to_numpy(zero_copy_only=False)[fresh]
+        decided |= nonempty
+        if decided.all():
+            break
+    if not candidate.any():
+        return candidate
+    keep = pa.array(candidate)
+    subset = [p if isinstance(p, str) else p.filter(keep) for p in pieces]
+    result = np.zeros(n, dtype=bool)
+    result[candidate] = exact(_join(subset, int(candidate.sum()))).to_numpy(zero_copy_only=False)
+    return result
 
 
 def to_arrow(values: pd.Series | Sequence[str]) -> pa.Array:

@@ -32,7 +32,6 @@ from campaign.messages import (
     MAX_LENGTH,
     SensitiveWords,
     Template,
-    apply_compliance,
     describe_length,
     segments_for_lengths,
     text_scalar,
@@ -306,25 +305,27 @@ def _render(
     ready = state.ready()
     if not ready.any():
         return
-    # Rendering every row is cheaper than selecting the ready ones from the frame first.
-    rendered = template.render(frame[template.columns])
+    # Every row is rendered: cheaper than first copying out the rows still in the running.
+    rendered = template.render(frame[template.columns], options.signature, options.optout_text)
     missing = to_arrow(rendered.missing)
     has_hole = ready & pc.not_equal(missing, "").to_numpy(zero_copy_only=False)
     if has_hole.any():
         reasons = pc.binary_join_element_wise(
             text_scalar("empty value in column "), missing, text_scalar("")
         )
-        reasons = reasons.filter(pa.array(has_hole)).to_numpy(zero_copy_only=False)
-        state.set(has_hole, "invalid", reasons)
+        state.set(has_hole, "invalid", reasons.filter(pa.array(has_hole)).to_numpy(False))
         ready &= ~has_hole
     rows = np.flatnonzero(ready)
-    texts = to_arrow(rendered.text).filter(pa.array(ready))
-    texts = to_arrow(apply_compliance(to_series(texts), options.signature, options.optout_text))
     # distinct texts, numbered in order of first appearance (32-bit offsets hash faster)
-    encoded = pc.dictionary_encode(texts.cast(pa.string()))
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    state.texts = encoded.dictionary.cast(pa.large_string())
-    lengths = utf16_lengths(state.texts)
+    encoded = pc.dictionary_encode(to_arrow(rendered.text).cast(pa.string()))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)[rows]
+    # renumber by first appearance among the rows that are still in the running
+    codes, used = pd.factorize(codes, sort=False)
+    state.texts = encoded.dictionary.take(pa.array(used)).cast(pa.large_string())
+    if rendered.bmp_only:
+        lengths = pc.utf8_length(state.texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        lengths = utf16_lengths(state.texts)
     state.text_segments = segments_for_lengths(lengths)
     state.text_group[rows] = codes
     state.segments[rows] = state.text_segments[codes]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campaign.errors import ConfigError, TemplateError
 from campaign.messages import (
@@ -222,3 +226,65 @@ def test_words_never_match_across_texts():
 def test_missing_words_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         SensitiveWords.load(tmp_path / "nope.txt")
+
+
+# --- compliance folded into rendering: the same as applying it afterwards -----------------
+
+
+def naive_render(template: str, rows: list[dict[str, str]], signature: str, optout: str):
+    """Reference: per row, the obvious way."""
+    parsed = Template.parse(template)
+    texts = []
+    for row in rows:
+        text = ""
+        for part in parsed.parts:
+            if isinstance(part, str):
+                text += part
+            else:
+                value = row[part.column].strip()
+                text += value if value or part.fallback is None else part.fallback
+        if signature and not re.match(r"^【[^【】]+】", text):
+            text = signature + text
+        if optout and not text.endswith(optout):
+            text += optout
+        texts.append(text)
+    return texts
+
+
+def test_folded_compliance_edge_cases():
+    data = frame(
+        a=["【品牌】你好", "【品", "", "x回T退", "回T退订", "", "😀"],
+        b=["", "牌】好", "【别家】", "订", "", "退订", "回T退订"],
+    )
+    for template in ("{a}{b}", "{a|【默认】}{b|回T}", "【品牌】{a}", "{a}回T退订", "{{{a}}}{b}"):
+        expected = naive_render(template, data.to_dict("records"), "【品牌】", "回T退订")
+        folded = Template.parse(template).render(data, "【品牌】", "回T退订").text.tolist()
+        after = apply_compliance(Template.parse(template).render(data).text, "【品牌】", "回T退订")
+        assert folded == expected, template
+        assert after.tolist() == expected, template
+
+
+cell_text = st.text(alphabet=st.sampled_from(list("【】回T退订ab 😀")), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    template=st.lists(
+        st.sampled_from(["{a}", "{b|回T}", "{a|【x】}", "【", "】", "订", "回T退订", "z", "{{"]),
+        max_size=5,
+    ).map("".join),
+    a=st.lists(cell_text, min_size=1, max_size=4),
+    b=st.lists(cell_text, min_size=1, max_size=4),
+    signature=st.sampled_from(["", "【品牌】"]),
+    optout=st.sampled_from(["", "回T退订", "T"]),
+)
+def test_folded_compliance_matches_the_reference(template, a, b, signature, optout):
+    size = min(len(a), len(b))
+    data = frame(a=a[:size], b=b[:size])
+    expected = naive_render(template, data.to_dict("records"), signature, optout)
+    result = Template.parse(template).render(data, signature, optout)
+    assert result.text.tolist() == expected
+    lengths = utf16_lengths(result.text).tolist()
+    assert lengths == [utf16_length(t) for t in expected]
+    if result.bmp_only:
+        assert lengths == [len(t) for t in expected]
