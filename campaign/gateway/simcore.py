@@ -289,17 +289,15 @@ class SimulatorCore:
             await _respond(send, 200, answer)
 
     def _accept(self, scope: Scope, params: dict[str, str], fault: str) -> tuple[str, str]:
-        settings = self._settings
+        """Apply the rules; on 0 issue a msgid and queue the reports. (code, msgid to answer)"""
+        code, product, segments = self._check(scope, params, self._settings)
         mobile_field = params.get("mobile", "")
-        code, product, segments = self._check(scope, params, settings)
         mobiles = tuple(mobile_field.split(",")) if mobile_field else ()
-        msgid = ""
-        if code == "0":
-            msgid = str(next(self._msgids))
-            if params.get("needstatus", "").lower() == "true":
-                self.pusher.schedule_reports(msgid, mobiles, segments)
-        self._record(params, code, msgid, segments, fault, mobiles=mobiles, product=product)
         needstatus = params.get("needstatus", "").lower() == "true"
+        msgid = str(next(self._msgids)) if code == "0" else ""
+        if msgid and needstatus:
+            self.pusher.schedule_reports(msgid, mobiles, segments)
+        self._record(params, code, msgid, segments, fault, mobiles=mobiles, product=product)
         return code, msgid if needstatus else ""
 
     def _check(
