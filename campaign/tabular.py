@@ -10,6 +10,7 @@ Problems with a whole file raise `ContactsError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -39,7 +40,7 @@ class Grid:
 
     source: str  # "name.xlsx:Sheet1" or "name.csv" (file name, not the full path)
     where: str  # for messages: "dir/name.xlsx (sheet 'Sheet1')" or "dir/name.csv"
-    columns: list[pa.Array]  # pa.string() arrays of equal length, never null
+    columns: list[pa.Array | pa.ChunkedArray]  # pa.string(), of equal length, never null
 
     @property
     def height(self) -> int:
@@ -181,37 +182,46 @@ def _corrupt_workbook_message(shown: str, data: bytes, exc: Exception) -> str:
 
 
 def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
-    text_bytes = _as_utf8(shown, data)
-    delimiter = _delimiter(file, text_bytes)
+    """UTF-8 goes straight to pyarrow (which validates it); anything else is decoded first."""
+    body = _without_bom(shown, data)
+    if b"\x00" in body[:65536]:
+        raise ContactsError(f"cannot read {shown}: it is a binary file, not CSV text")
+    delimiter = _delimiter(file, body)
     try:
-        columns = _csv_columns_fast(text_bytes, delimiter)
-    except pa.ArrowInvalid:  # ragged rows (e.g. a title line without commas): the careful way
-        columns = _csv_columns_careful(shown, text_bytes, delimiter)
+        return Grid(file.name, shown, _csv_columns_fast(body, delimiter))
+    except pa.ArrowInvalid:  # not UTF-8, or ragged rows (e.g. a title line without commas)
+        pass
+    text, encoding = _decode(shown, body)
+    columns = None
+    if encoding != "utf-8":
+        with contextlib.suppress(pa.ArrowInvalid):
+            columns = _csv_columns_fast(text.encode("utf-8"), delimiter)
+    if columns is None:
+        columns = _csv_columns_careful(shown, text, delimiter)
     return Grid(file.name, shown, columns)
 
 
-def _as_utf8(shown: str, data: bytes) -> bytes:
-    """The file's text as UTF-8 bytes (BOM removed): UTF-8, UTF-16 with a BOM, or GB18030."""
+def _without_bom(shown: str, data: bytes) -> bytes:
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        data = _decode(shown, data, "utf-16").encode("utf-8")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        data = _decode(shown, data, "gb18030").encode("utf-8")
-    if b"\x00" in data[:65536]:
-        raise ContactsError(f"cannot read {shown}: it is a binary file, not CSV text")
+        return data[3:]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise ContactsError(f"cannot read {shown}: it is not valid UTF-16 text") from None
     return data
 
 
-def _decode(shown: str, data: bytes, encoding: str) -> str:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        raise ContactsError(
-            f"cannot read {shown}: it is neither UTF-8 nor GBK text; save it as CSV UTF-8"
-        ) from None
+def _decode(shown: str, body: bytes) -> tuple[str, str]:
+    """(text, encoding): strict UTF-8, else GB18030 (a superset of GBK)."""
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return str(body, encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise ContactsError(
+        f"cannot read {shown}: it is neither UTF-8 nor GBK text; save it as CSV UTF-8"
+    )
 
 
 def _delimiter(file: Path, data: bytes) -> str:
@@ -236,13 +246,12 @@ def _csv_columns_fast(data: bytes, delimiter: str) -> list[pa.Array]:
             quoted_strings_can_be_null=False,
         ),
     )
-    return [column.combine_chunks() for column in table.columns]
+    return list(table.columns)  # chunked arrays: combining them would copy every cell
 
 
-def _csv_columns_careful(shown: str, data: bytes, delimiter: str) -> list[pa.Array]:
-    text = io.StringIO(data.decode("utf-8"), newline="")
+def _csv_columns_careful(shown: str, text: str, delimiter: str) -> list[pa.Array]:
     try:
-        rows = list(csv.reader(text, delimiter=delimiter))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise ContactsError(f"cannot read {shown} as CSV: {exc}") from None
     return [pa.array(column, pa.string()) for column in itertools.zip_longest(*rows, fillvalue="")]

@@ -331,7 +331,7 @@ def test_sample_data():
         ("empty.csv", "is empty"),
         ("header_only.csv", "no contact rows"),
         ("contacts.json", "unsupported file type '.json'"),
-        ("binary.csv", "neither UTF-8 nor GBK"),
+        ("binary.csv", "binary file, not CSV text"),
         ("missing.csv", "not found"),
     ],
 )
@@ -341,6 +341,13 @@ def test_bad_files_raise_contacts_error_naming_the_file(name, words):
     assert str(DATA / name) in str(error.value)
     assert words in str(error.value)
     assert error.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_text_in_no_known_encoding(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"name,phone\n\xff\xfe\xff,13900210021\n")
+    with pytest.raises(ContactsError, match=r"latin\.csv: it is neither UTF-8 nor GBK"):
+        read_contacts([path])
 
 
 def test_a_folder_and_an_unreadable_file(tmp_path, monkeypatch):
