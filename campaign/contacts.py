@@ -129,29 +129,35 @@ def _read_grid(
     grid: Grid, path: str, header_row: int | None, mobile_column: str | None
 ) -> _GridRead:
     header_at, has_header = _header_position(grid, header_row)
-    names = _column_names(grid, header_at if has_header else None)
     first_data = header_at + 1 if has_header else header_at
     data = [column.slice(first_data) for column in grid.columns]
     blank = _blank_rows(data)
-    keep = pc.invert(blank)
-    data = [column.filter(keep) for column in data]
     row_numbers = np.flatnonzero(~blank.to_numpy(zero_copy_only=False)) + first_data + 1
-    kept = [
-        (name or f"column_{_letter(i)}", column)  # a column with data but no header: its letter
-        for i, (name, column) in enumerate(zip(names, data, strict=True))
-        if name or _has_text(column)
-    ]
-    columns = dict(zip(_unique([n for n, _ in kept]), (c for _, c in kept), strict=True))
     if not row_numbers.size:
         return _GridRead(grid.where, pd.DataFrame(), None)
+    keep = pc.invert(blank)
+    names = _column_names(grid, header_at if has_header else None)
+    columns = _named_columns(names, [column.filter(keep) for column in data])
     mobile = _mobile_column(grid, columns, mobile_column)
     frame = pd.DataFrame({name: _to_series(column) for name, column in columns.items()})
     frame["_source"] = pd.Series(grid.source, index=frame.index, dtype=_STR)
     frame["_source_row"] = row_numbers.astype(np.int64)
     frame["_mobile_raw"] = frame[mobile]
-    blank_count = int(pc.sum(blank).as_py() or 0)
-    summary = FileSummary(grid.source, len(frame), blank_count, mobile, path)
-    return _GridRead(grid.where, frame, summary)
+    blank_count = len(blank) - len(frame)
+    return _GridRead(
+        grid.where, frame, FileSummary(grid.source, len(frame), blank_count, mobile, path)
+    )
+
+
+def _named_columns(names: list[str], data: list[pa.Array]) -> dict[str, pa.Array]:
+    """Columns by unique name; a column without a header is named by its letter when it holds
+    data ("column_F") and dropped when it is empty too."""
+    kept = [
+        (name or f"column_{_letter(i)}", column)
+        for i, (name, column) in enumerate(zip(names, data, strict=True))
+        if name or _has_text(column)
+    ]
+    return dict(zip(_unique([name for name, _ in kept]), (c for _, c in kept), strict=True))
 
 
 def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
