@@ -3,16 +3,18 @@
 Two ways, same cells:
 
 - `write_rows_xml` (default): the `<row>` XML of a whole chunk is built column by column
-  with Arrow string kernels (escaping, cell references, inline strings) and appended to
-  the worksheet's row file in one write. No Python work per cell; about 10x faster than
-  the cell API. It relies on how xlsxwriter's constant_memory mode stores rows (a temp
-  file of `<row>` elements, `previous_row`, `dim_*`), checked by `fast_path_available`;
-  the test suite compares its output with the cell API's.
+  with Arrow string kernels (escaping, cell references, strings) and appended as UTF-8 to
+  the worksheet's row file in one write. No Python work per cell. Columns with few
+  distinct values (outcome, carrier, status, reason...) refer to the workbook's shared
+  strings, added once per distinct value; the rest are inline strings. It relies on how
+  xlsxwriter's constant_memory mode stores rows (a temp file of `<row>` elements,
+  `previous_row`, `dim_*`, the shared string table), checked by `fast_path_available`;
+  the test suite compares its output with the cell API's, cell by cell.
 - `write_rows_cells`: xlsxwriter's public cell API (`write_string`/`write_number`), one
   call per non-empty cell.
 
-Every text cell is written as text (an inline string): nothing is ever turned into a
-formula, a number or a link, whatever it starts with. Empty cells are not written.
+Every text cell is written as a string: nothing is ever turned into a formula, a number or
+a link, whatever it starts with. Empty cells are not written.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from xlsxwriter.sharedstrings import SharedStringTable
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
 XML_SLICE_ROWS = 10_000
+SHARED_MAX_DISTINCT = 1_000  # per column and slice; more distinct values are written inline
+SHARED_MAX_STRINGS = 200_000  # shared strings stay in memory until the workbook is written
 MAX_CELL_CHARS = 32_767  # Excel's limit (UTF-16 units; checked per character here)
 
 _CONTROL = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20))]
@@ -41,7 +46,14 @@ def fast_path_available(sheet: Worksheet) -> bool:
     """True when the worksheet stores rows the way `write_rows_xml` expects."""
     return bool(getattr(sheet, "constant_memory", False)) and all(
         hasattr(sheet, name)
-        for name in ("row_data_fh", "previous_row", "dim_rowmax", "table", "_write_single_row")
+        for name in (
+            "row_data_fh",
+            "previous_row",
+            "dim_rowmax",
+            "table",
+            "_write_single_row",
+            "str_table",
+        )
     )
 
 
@@ -72,7 +84,7 @@ def write_rows_xml(
     sheet._write_single_row(first_row)  # flush a row still held in the cell table (the header)
     for start in range(0, len(frame), XML_SLICE_ROWS):  # slices bound the memory of the XML
         part = frame.iloc[start : start + XML_SLICE_ROWS]
-        _append_utf8(sheet, _rows_array(part, first_row + start, numeric))
+        _append_utf8(sheet, _rows_array(part, first_row + start, numeric, sheet.str_table))
     last_row = first_row + len(frame) - 1
     last_col = frame.shape[1] - 1
     sheet.previous_row = last_row
@@ -87,12 +99,18 @@ def write_rows_xml(
 
 
 def rows_xml(frame: pd.DataFrame, first_row: int, numeric: Collection[int] = ()) -> str:
-    """The `<row>` elements of `frame`, 0-based sheet row `first_row` first."""
-    return "".join(_rows_array(frame, first_row, numeric).to_pylist())
+    """The `<row>` elements of `frame`, 0-based sheet row `first_row` first (inline strings)."""
+    return "".join(_rows_array(frame, first_row, numeric, None).to_pylist())
 
 
-def _rows_array(frame: pd.DataFrame, first_row: int, numeric: Collection[int]) -> pa.Array:
-    """One `<row>` element per row of `frame`, as an Arrow string array."""
+def _rows_array(
+    frame: pd.DataFrame, first_row: int, numeric: Collection[int], sst: SharedStringTable | None
+) -> pa.Array:
+    """One `<row>` element per row of `frame`, as an Arrow string array.
+
+    With `sst` (the workbook's shared strings), columns of few distinct values refer to
+    shared strings: a much smaller sheet, so less to compress.
+    """
     numbers = pa.array(np.arange(first_row + 1, first_row + 1 + len(frame)).astype(str))
     pieces: list[pa.Array] = [pc.binary_join_element_wise('<row r="', numbers, '">', "")]
     for pos in range(frame.shape[1]):
@@ -100,7 +118,7 @@ def _rows_array(frame: pd.DataFrame, first_row: int, numeric: Collection[int]) -
         if pos in numeric:
             pieces.append(_number_cells(column, letter, numbers))
         else:
-            pieces.append(_text_cells(column, letter, numbers))
+            pieces.append(_text_cells(column, letter, numbers, sst))
     pieces.append(pa.array(["</row>"] * len(frame), type=pa.string()))
     return pc.binary_join_element_wise(*pieces, "")
 
@@ -130,13 +148,20 @@ def _number_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array
     return pc.fill_null(cells, "")
 
 
-def _text_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array:
-    """Inline strings (`xml:space="preserve"` only where leading/trailing space needs it)."""
+def _text_cells(
+    column: pd.Series, letter: str, numbers: pa.Array, sst: SharedStringTable | None
+) -> pa.Array:
+    """Shared or inline strings (`xml:space="preserve"` only where spaces need it)."""
     try:
         text = pa.array(column, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: show what there is, as text
         text = pa.array(column.astype(str), type=pa.string())
-    text = _escape(pc.fill_null(text, ""))
+    text = pc.fill_null(text, "")
+    if sst is not None:
+        shared = _shared_cells(text, letter, numbers, sst)
+        if shared is not None:
+            return shared
+    text = _escape(text)
     spaced = pc.match_substring_regex(text, r"^\s|\s$")
     opening = (
         pc.if_else(spaced, _INLINE_OPEN_PRESERVE, _INLINE_OPEN)
@@ -147,6 +172,36 @@ def _text_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array:
         f'<c r="{letter}', numbers, opening, text, "</t></is></c>", ""
     )
     return pc.if_else(pc.equal(text, ""), "", cells)
+
+
+def _shared_cells(
+    text: pa.Array, letter: str, numbers: pa.Array, sst: SharedStringTable
+) -> pa.Array | None:
+    """Cells referring to shared strings, when the column has few distinct values; else None.
+
+    The strings are added to the table once per distinct value (xlsxwriter escapes them when
+    it writes the table).
+    """
+    encoded = pc.dictionary_encode(text)
+    values = encoded.dictionary.to_pylist()
+    if len(values) > min(SHARED_MAX_DISTINCT, len(text) // 4 + 1):
+        return None
+    if sst.unique_count + len(values) > SHARED_MAX_STRINGS:
+        return None
+    if any(_rich_looking(v) or len(v) > MAX_CELL_CHARS for v in values):
+        return None  # xlsxwriter writes "<r>...</r>" shared strings raw: keep those inline
+    index_of = np.array([sst._get_shared_string_index(v) if v else -1 for v in values])
+    empty = pc.equal(text, "")
+    sst.count += len(text) - pc.sum(empty).as_py() - sum(1 for v in values if v)
+    indices = index_of[encoded.indices.to_numpy(zero_copy_only=False)]
+    cells = pc.binary_join_element_wise(
+        f'<c r="{letter}', numbers, '" t="s"><v>', pa.array(indices.astype(str)), "</v></c>", ""
+    )
+    return pc.if_else(empty, "", cells)
+
+
+def _rich_looking(value: str) -> bool:
+    return value.startswith("<r>") and value.endswith("</r>")
 
 
 def _escape(text: pa.Array) -> pa.Array:
