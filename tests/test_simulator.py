@@ -6,9 +6,6 @@ import http.client
 import json
 import re
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +17,12 @@ from campaign.gateway.client import Accepted, GatewayClient
 from campaign.gateway.simconfig import load_simulator_settings
 from campaign.gateway.simpush import StatusPicker
 from campaign.gateway.simulator import Simulator
-from tests.support.simulator import PushReceiver, gateway_settings, running_simulator
+from tests.support.simulator import (
+    PushReceiver,
+    gateway_settings,
+    running_simulator,
+    simulator_process,
+)
 
 A, B = "13800138000", "13900210021"
 RUNNER = CliRunner()
@@ -339,57 +341,23 @@ def test_balance_unreachable_and_garbage_are_exit_4() -> None:
 # --------------------------------------------------------------------------- CLI: simulator
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_simulator_command_as_a_subprocess(tmp_path: Path) -> None:
-    port = _free_port()
     log = tmp_path / "sent.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "campaign",
-        "simulator",
-        "--port",
-        str(port),
-        "--log",
-        str(log),
-    ]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.connect()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the simulator did not start"
-                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-                time.sleep(0.05)
+    with simulator_process("--log", str(log)) as running:
+        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=5)
         body = "account=demo&pswd=demo-secret&mobile=15924188183&msg=hi&needstatus=true&extno="
-        conn.request(
-            "POST",
-            "/msg/HttpBatchSendSM",
-            body=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        conn.request("POST", "/msg/HttpBatchSendSM", body=body, headers=headers)
         response = conn.getresponse()
         answer = response.read()
         conn.request("POST", "/msg/HttpBatchSendSM", body="account=demo&pswd=x&mobile=1")
         refused = conn.getresponse().read()
         conn.close()
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=15)
+        stderr = running.stop()
     assert response.status == 200
     assert re.fullmatch(rb"\d{14},0\n\d+", answer), answer
     assert re.fullmatch(rb"\d{14},102", refused), refused
-    assert f"http://127.0.0.1:{port}/msg" in stderr.decode()
-    assert "account demo" in stderr.decode()
+    assert f"{running.url} (account demo" in stderr
     entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert [e["code"] for e in entries] == ["0", "102"]
     assert entries[0]["msgid"] == answer.split(b"\n")[1].decode()

@@ -8,6 +8,10 @@
         sim.wait_reports_pushed()
         receiver.reports()            # list of dicts: msgid, mobile, status, reportTime, ...
 
+`simulator_process(*args)` runs `campaign simulator` as a subprocess (`.url`, `.port`,
+`.stop() -> stderr`), for tests that need a separate process (add `--log FILE` to read
+what was sent).
+
 Fixtures (import them into a test module, or list this module in `pytest_plugins`):
 `simulator` (a running Simulator, no pushes, report_delay 0) and `push_receiver`.
 """
@@ -15,6 +19,9 @@ Fixtures (import them into a test module, or list this module in `pytest_plugins
 from __future__ import annotations
 
 import http.server
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +42,49 @@ def running_simulator(**changes: Any) -> Iterator[Simulator]:
     changes.setdefault("report_delay", 0.0)
     with Simulator(**changes) as sim:
         yield sim
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def simulator_process(*args: str, start_timeout: float = 15.0) -> Iterator[SimulatorProcess]:
+    """`campaign simulator --port P *args` as a subprocess; terminated (SIGTERM) on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "campaign", "simulator", "--port", str(port), *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    running = SimulatorProcess(f"http://127.0.0.1:{port}/msg", port, process)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the simulator process did not start") from None
+                time.sleep(0.05)
+        yield running
+    finally:
+        running.stop()
+
+
+class SimulatorProcess:
+    """A running `campaign simulator`; `stop()` returns its stderr."""
+
+    def __init__(self, url: str, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.url, self.port, self.process = url, port, process
+        self.stderr = ""
+
+    def stop(self) -> str:
+        if self.process.returncode is None:
+            self.process.terminate()
+            _, err = self.process.communicate(timeout=15)
+            self.stderr = err.decode("utf-8", "replace")
+        return self.stderr
 
 
 def gateway_settings(sim: Simulator, **changes: Any) -> GatewaySettings:
