@@ -117,6 +117,25 @@ def test_batched_report_form(receiver: PushReceiver) -> None:
     assert all(re.fullmatch(r"\d{10}", i[1]) for i in items)
 
 
+def test_lost_reports_and_hand_made_reports(receiver: PushReceiver) -> None:
+    mobiles = [f"139{n:08d}" for n in range(100)]
+    with running_simulator(push_url=receiver.dlr_url, lost_rate=0.3) as sim:
+        send(sim, mobiles, "hi")
+        assert sim.wait_reports_pushed(5)
+        assert 10 < sim.pusher.lost < 50
+        assert len(receiver.reports()) == 100 - sim.pusher.lost
+        sim.push_report("999", A, "JA:0009", report_time="2611250930")
+        assert sim.wait_reports_pushed(5)
+    assert receiver.reports()[-1] == {
+        "receiver": "",
+        "pswd": "",
+        "msgid": "999",
+        "reportTime": "2611250930",
+        "mobile": A,
+        "status": "JA:0009",
+    }
+
+
 def test_no_reports_without_needstatus(receiver: PushReceiver) -> None:
     with running_simulator(push_url=receiver.dlr_url) as sim:
         accepted = send(sim, [A], "hi", needstatus=False)

@@ -11,6 +11,7 @@ push_method = "GET"                     # GET (query string, like the original) 
 report_delay = 0.05                     # seconds between acceptance and the reports [0.05]
 seed = 0                                # makes the status mix deterministic per mobile [0]
 duplicate_rate = 0.0                    # share of reports pushed twice [0]
+lost_rate = 0.0                         # share of reports never pushed (import fills holes)
 push_retries = 6                        # attempts per push when the receiver does not answer 200
 push_backoff = 0.2                      # first retry delay, doubled each time (seconds)
 push_concurrency = 8                    # pushes in flight at once
@@ -103,6 +104,7 @@ class SimulatorSettings:
     report_overrides: Mapping[str, str] = field(default_factory=dict)
     seed: int = 0
     duplicate_rate: float = 0.0
+    lost_rate: float = 0.0
     push_retries: int = 6
     push_backoff: float = 0.2
     push_concurrency: int = 8

@@ -238,6 +238,23 @@ class SimulatorCore:
             ]
         self.pusher.schedule_mo(params, settings.seed if shuffle else None)
 
+    def push_report(
+        self, msgid: str, mobile: str, status: str = "DELIVRD", *, report_time: str = ""
+    ) -> None:
+        """Push one delivery report as given (e.g. for a msgid never issued)."""
+        settings = self._settings
+        if not settings.push_url:
+            raise ValueError("the simulator has no push_url to push reports to")
+        params = {
+            "receiver": settings.push_receiver,
+            "pswd": settings.push_pswd,
+            "msgid": msgid,
+            "reportTime": report_time or china_minute(),
+            "mobile": mobile,
+            "status": status,
+        }
+        self.pusher.schedule_pushes(settings.push_url, [params])
+
     def wait_reports_pushed(self, timeout: float | None = 10.0) -> bool:
         """Wait until every queued push (reports and MO) got its answer or was given up."""
         return self.pusher.wait_idle(timeout)

@@ -80,6 +80,7 @@ class Pusher:
         self.pushed = 0  # pushes answered 200
         self.given_up = 0  # pushes dropped after the last retry
         self.attempts = 0
+        self.lost = 0  # reports never pushed (lost_rate), like a platform that drops pushes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_ReportJob | _Push] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -135,6 +136,10 @@ class Pusher:
             raise ValueError("the simulator has no push_url/mo_url to push inbound messages to")
         if shuffle_seed is not None:
             params = sorted(params, key=lambda p: _fraction(shuffle_seed, p.get("emshead", "")))
+        self.schedule_pushes(url, params)
+
+    def schedule_pushes(self, url: str, params: list[dict[str, str]]) -> None:
+        """Thread-safe: queue ready-made pushes to `url`, in this order."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("the simulator is not running")
@@ -197,6 +202,12 @@ class Pusher:
         url = settings.push_url
         report_time = china_minute()
         for mobile in job.mobiles:
+            if settings.lost_rate > 0 and (
+                _fraction(settings.seed, "lost", job.msgid, mobile) < settings.lost_rate
+            ):
+                self.lost += job.parts
+                self._done(job.parts)
+                continue
             params = {
                 "receiver": settings.push_receiver,
                 "pswd": settings.push_pswd,
