@@ -10,15 +10,19 @@ column at a time; a bad row is data (`malformed`, with its row number), not an e
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from campaign.errors import InputError
-from campaign.phones import normalize_mobiles
-from campaign.reports import parse_report_times
+from campaign.phones import VALID_MOBILE, normalize_mobiles
+from campaign.reports import parse_report_times_arrow
 from campaign.tabular import Grid, read_grids
 
 HEADER_NAMES: dict[str, tuple[str, ...]] = {
@@ -29,6 +33,12 @@ HEADER_NAMES: dict[str, tuple[str, ...]] = {
 }
 HEADER_SEARCH_ROWS = 20
 MAX_STATUS = 64
+REASONS = (
+    "msgid is not a number",
+    "mobile is not a number",
+    "status is empty or too long",
+    "time is not a real date and time",
+)
 
 
 @dataclass(frozen=True)
@@ -101,46 +111,63 @@ def _no_columns_message(shown: str, grids: list[Grid]) -> str:
 def _check_rows(
     grid: Grid, header_at: int, columns: dict[str, int], origin: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Valid reports and malformed rows of one grid, a column at a time (pyarrow)."""
     start = header_at + 1
-    cells = {
-        field: grid.columns[index].slice(start).to_pandas().astype(object).str.strip()
-        for field, index in columns.items()
-    }
-    frame = pd.DataFrame(cells)
-    frame.index = pd.RangeIndex(start + 1, start + 1 + len(frame))  # spreadsheet row numbers
-    frame = frame[(frame != "").any(axis=1)]  # blank rows are not reports
-    reasons = pd.Series("", index=frame.index, dtype=object)
-    msgid_ok = frame["msgid"].str.fullmatch(r"\d{1,64}")
-    mobile = _mobiles(frame["mobile"])
-    times = parse_report_times(frame["time"])
-    status_ok = (frame["status"] != "") & (frame["status"].str.len() <= MAX_STATUS)
-    checks = (
-        (~msgid_ok, "msgid is not a number"),
-        (mobile.isna(), "mobile is not a number"),
-        (~status_ok, "status is empty or too long"),
-        (times.isna(), "time is not a real date and time"),
+    cells = {f: _trimmed(grid.columns[i].slice(start)) for f, i in columns.items()}
+    rows = pa.array(np.arange(start + 1, grid.height + 1))  # as a spreadsheet shows them
+    filled = functools.reduce(pc.or_, [pc.not_equal(c, "") for c in cells.values()])
+    if not pc.all(filled).as_py():  # blank rows are not reports
+        cells = {f: c.filter(filled) for f, c in cells.items()}
+        rows = rows.filter(filled)
+    mobile = _mobiles(cells["mobile"])
+    times = parse_report_times_arrow(cells["time"])
+    status = cells["status"]
+    status_ok = pc.and_(pc.not_equal(status, ""), pc.less_equal(pc.utf8_length(status), MAX_STATUS))
+    problems = pc.make_struct(
+        pc.invert(pc.match_substring_regex(cells["msgid"], r"^[0-9]{1,64}$")),
+        pc.is_null(mobile),
+        pc.invert(status_ok),
+        pc.is_null(times),
+        field_names=["msgid", "mobile", "status", "time"],
     )
-    for bad, reason in reversed(checks):  # the first problem of a row is its reason
-        reasons = reasons.mask(bad, reason)
-    ok = reasons == ""
-    valid = pd.DataFrame(
+    reason = pc.case_when(problems, *REASONS)  # the first problem of a row; null when none
+    ok = pc.is_null(reason)
+    valid = pa.table(
         {
-            "msgid": frame["msgid"][ok],
-            "mobile": mobile[ok],
-            "status": frame["status"][ok],
-            "report_time": times[ok],
-            "raw_time": frame["time"][ok].str.slice(0, 32),
-            "origin": origin,
+            "msgid": cells["msgid"].filter(ok),
+            "mobile": mobile.filter(ok),
+            "status": status.filter(ok),
+            "report_time": times.filter(ok),
+            "raw_time": pc.utf8_slice_codeunits(cells["time"], 0, 32).filter(ok),
         }
+    ).to_pandas()
+    valid["origin"] = origin
+    bad = pc.invert(ok)
+    malformed = pd.DataFrame(
+        {"row": rows.filter(bad).to_numpy(), "reason": reason.filter(bad).to_pylist()}
     )
-    malformed = pd.DataFrame({"row": frame.index[~ok], "reason": reasons[~ok].to_numpy()})
-    return valid.reset_index(drop=True), malformed
+    return valid, malformed
 
 
-def _mobiles(raw: pd.Series) -> pd.Series:
-    """The 11-digit mobile where it is one, else the number's digits as given; NA when the
-    cell is not a number at all (same rule as the receiver)."""
-    normalized = normalize_mobiles(raw)
-    digits = raw.str.replace(r"[\s\-]", "", regex=True).str.removeprefix("+")
-    plain = digits.where(digits.str.fullmatch(r"\d{5,20}"))
-    return normalized["mobile"].where(normalized["valid"], plain).astype(object)
+def _trimmed(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    trimmed = pc.utf8_trim_whitespace(column)
+    return trimmed.combine_chunks() if isinstance(trimmed, pa.ChunkedArray) else trimmed
+
+
+def _mobiles(raw: pa.Array) -> pa.Array:
+    """The 11-digit mobile where it is one, else the number's digits as given; null when the
+    cell is not a number at all (the receiver's rule)."""
+    clean = pc.match_substring_regex(raw, VALID_MOBILE)
+    if pc.all(clean).as_py() is not False:
+        return raw
+    messy = pc.invert(clean)
+    subset = raw.filter(messy)
+    normalized = normalize_mobiles(subset.to_pandas())
+    digits = pc.utf8_ltrim(pc.replace_substring_regex(subset, r"[\s\-]", ""), "+")
+    plain = pc.if_else(pc.match_substring_regex(digits, r"^[0-9]{5,20}$"), digits, None)
+    fixed = pc.if_else(
+        pa.array(normalized["valid"].to_numpy(dtype=bool)),
+        pa.array(normalized["mobile"].to_numpy(dtype=object), pa.string()),
+        plain,
+    )
+    return pc.replace_with_mask(raw, messy, fixed)

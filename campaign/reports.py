@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
 from campaign.config import BLACKLIST_STATUSES
@@ -102,6 +104,14 @@ def excel_serial_time(serial: float) -> datetime:
     if not 1 <= serial < 2958466:  # 9999-12-31
         raise ValueError(f"{serial} is not an Excel date")
     return EXCEL_EPOCH + timedelta(seconds=round(serial * 86400))
+
+
+def parse_report_times_arrow(values: pa.Array) -> pa.Array:
+    """`parse_report_time` over a pyarrow string array, once per distinct value; null where
+    invalid."""
+    encoded = pc.dictionary_encode(values)
+    parsed = [parse_report_time(u) for u in encoded.dictionary.to_pylist()]
+    return pc.take(pa.array(parsed, pa.string()), encoded.indices)
 
 
 def parse_report_times(values: pd.Series) -> pd.Series:

@@ -65,7 +65,9 @@ def insert_report_frame(
         return 0
     if conn.dialect.name == "postgresql":
         return _copy_postgres(conn, frame[list(REPORT_COLUMNS)], received_at or utcnow())
-    columns = [frame[c].to_numpy(dtype=object) for c in REPORT_COLUMNS]
+    # in index order: SQLite appends to its B-trees instead of touching random pages
+    ordered = frame.sort_values(["msgid", "mobile", "status", "report_time"], ignore_index=True)
+    columns = [ordered[c].to_numpy(dtype=object) for c in REPORT_COLUMNS]
     return insert_reports(conn, list(zip(*columns, strict=True)), received_at)
 
 
