@@ -142,10 +142,10 @@ def test_xlsx_import_with_date_cells_twice(tmp_path, store_url):
         "source": "reports.xlsx", "imported": 2, "repeated": 0, "malformed": 1, "unmatched": 2
     }  # fmt: skip
     stored = _stored(store_url)
-    assert [(r["msgid"], r["mobile"], r["report_time"]) for r in stored] == [
+    assert {(r["msgid"], r["mobile"], r["report_time"]) for r in stored} == {
         (LONG_MSGID, "13900210021", "2026-11-25T10:02:00+08:00"),
         ("1234567890100", "13900210022", "2026-11-25T10:03:00+08:00"),
-    ]
+    }
     code, second = _import(store_url, path)
     assert code == 0
     assert (second["files"][0]["imported"], second["files"][0]["repeated"]) == (0, 2)
