@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -28,6 +29,13 @@ from tests.test_store_campaigns import fake_plan
 
 REQUESTS = 100
 KILL_AFTER = 25
+
+
+def _fast(folder: Path) -> list[str]:
+    """Options for a resume at full speed."""
+    config = folder / "fast.toml"
+    config.write_text("[gateway]\nrate = 0\n")
+    return ["--config", str(config)]
 
 
 def _stored_campaign(url: str) -> int:
@@ -110,7 +118,16 @@ def test_sigkill_mid_campaign_then_resume(store_url, tmp_path):
         sim.clear_faults()
         result = CliRunner().invoke(
             app,
-            ["resume", str(cid), "--db", store_url, "--gateway", sim.url, "--json"],
+            [
+                "resume",
+                str(cid),
+                "--db",
+                store_url,
+                "--gateway",
+                sim.url,
+                "--json",
+                *_fast(tmp_path),
+            ],
             env={"CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password},
         )
         assert result.exit_code == 5, result.output  # the in-flight ones are unknown
@@ -129,3 +146,100 @@ def test_sigkill_mid_campaign_then_resume(store_url, tmp_path):
                 assert state == "accepted"
                 assert all(taken[m] == 1 for m in mobiles)  # sent exactly once
         assert data["outcomes"]["unknown"] == 2 * len(in_flight)
+
+
+def test_ctrl_c_stops_after_the_requests_in_flight(sqlite_url, tmp_path):
+    """SIGINT (Ctrl-C): in-flight requests finish and are recorded; the rest is resumable."""
+    cid = _stored_campaign(sqlite_url)
+    config = tmp_path / "slow.toml"
+    config.write_text("[gateway]\nrate = 25\n")
+    with running_simulator() as sim:
+        sim.inject_delay(10_000, seconds=0.25)
+        env = {**os.environ, "CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password}
+        command = [
+            sys.executable,
+            "-m",
+            "campaign",
+            "resume",
+            str(cid),
+            "--db",
+            sqlite_url,
+            "--gateway",
+            sim.url,
+            "--config",
+            str(config),
+        ]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(sim.received()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 1, err.decode()
+        assert "interrupted" in err.decode() and f"campaign resume {cid}" in err.decode()
+        assert b"stopped" in out
+        states = Counter(state for state, _ in _batch_states(sqlite_url, cid).values())
+        assert states["sending"] == 0 and states["unknown"] == 0  # nothing left in doubt
+        assert states["accepted"] == len(sim.received()) and states["pending"] > 0
+        sim.clear_faults()
+        result = CliRunner().invoke(
+            app,
+            ["resume", str(cid), "--db", sqlite_url, "--gateway", sim.url, *_fast(tmp_path)],
+            env={"CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password},
+        )
+        assert result.exit_code == 0, result.output
+        taken = _taken(sim)
+        assert len(taken) == 2 * REQUESTS and set(taken.values()) == {1}
+
+
+def test_sigkill_during_send_then_resume(sqlite_url, tmp_path):
+    """The same through `campaign send` itself (the campaign is created by the process)."""
+    contacts = tmp_path / "list.csv"
+    rows = [f"客户{i},139{i:08d}" for i in range(2 * REQUESTS)]
+    contacts.write_text("name,mobile\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = tmp_path / "slow.toml"
+    config.write_text("[gateway]\nrate = 25\nmax_batch = 2\n")
+    with running_simulator() as sim:
+        sim.inject_delay(10_000, seconds=0.25)
+        env = {**os.environ, "CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password}
+        command = [
+            sys.executable,
+            "-m",
+            "campaign",
+            "send",
+            str(contacts),
+            "-t",
+            "会员日八折",
+            "--db",
+            sqlite_url,
+            "--gateway",
+            sim.url,
+            "--config",
+            str(config),
+            "--yes",
+        ]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while len(sim.received()) < KILL_AFTER and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        in_flight = {b for b, (s, _) in _batch_states(sqlite_url, 1).items() if s == "sending"}
+        sim.clear_faults()
+        result = CliRunner().invoke(
+            app,
+            ["resume", "1", "--db", sqlite_url, "--gateway", sim.url, "--json", *_fast(tmp_path)],
+            env={"CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password},
+        )
+        assert result.exit_code == (5 if in_flight else 0), result.output
+        assert json.loads(result.stdout)["unknown"] == len(in_flight)
+        taken = _taken(sim)
+        assert set(taken.values()) == {1}
+        final = _batch_states(sqlite_url, 1)
+        for batch_id, (state, mobiles) in final.items():
+            expected = "unknown" if batch_id in in_flight else "accepted"
+            assert state == expected
+            if state == "accepted":
+                assert all(taken[m] == 1 for m in mobiles)

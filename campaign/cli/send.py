@@ -227,19 +227,22 @@ def _run(
 
 def _in_thread(work: Callable[[], SendReport], stop: threading.Event) -> SendReport:
     box: dict[str, Any] = {}
+    done = threading.Event()  # not thread.is_alive(): an interrupted join() can lie
 
     def target() -> None:
         try:
             box["report"] = work()
         except BaseException as exc:  # handed to the main thread
             box["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target, name="campaign-send")
+    thread = threading.Thread(target=target, name="campaign-send", daemon=True)
     with _stop_on_signals(stop):
         thread.start()
-        while thread.is_alive():
+        while not done.is_set():
             try:
-                thread.join(0.2)
+                done.wait(0.2)
             except KeyboardInterrupt:
                 if not stop.is_set():
                     info("stopping after the requests in flight ...")
