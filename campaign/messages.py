@@ -384,6 +384,8 @@ class SensitiveWords:
     def first_matches(self, texts: Sequence[str] | pd.Series | pa.Array) -> list[str | None]:
         """`first_match` of each text, in one pass of the automaton over all of them."""
         array = texts if isinstance(texts, pa.Array) else to_arrow(pd.Series(texts, dtype="str"))
+        if array.type != pa.large_string():
+            array = array.cast(pa.large_string())
         result: list[str | None] = [None] * len(array)
         if not self.words or not len(array):
             return result

@@ -106,7 +106,7 @@ class Batches(Sequence[Batch]):
         order: np.ndarray,
         starts: np.ndarray,
         group_of: np.ndarray,
-        texts: pa.Array,
+        texts: Sequence[str] | pa.Array,
         segments: np.ndarray,
         mobiles: np.ndarray,
     ) -> None:
@@ -136,7 +136,7 @@ class Batches(Sequence[Batch]):
         return Batch(
             batch_id=batch_id(index + 1),
             seq=index + 1,
-            text=self._texts[group].as_py(),
+            text=_as_str(self._texts[group]),
             segments=int(self._segments[group]),
             mobiles=tuple(self._mobiles[rows].tolist()),
             rows=tuple(rows.tolist()),
@@ -242,8 +242,10 @@ class _RowState:
         self.segments = np.zeros(n, dtype=np.int64)
         self.batch_id = np.full(n, "", dtype=object)
         self.text_group = np.full(n, -1, dtype=np.int64)  # code of the distinct final text
-        self.texts: pa.Array = pa.array([], pa.large_string())  # code -> distinct text
-        self.text_segments = np.zeros(0, dtype=np.int64)
+        self.distinct: pa.Array = pa.array([], pa.large_string())  # distinct rendered texts
+        self.group_text = np.zeros(0, dtype=np.int64)  # text group -> index into distinct
+        self.text_segments = np.zeros(0, dtype=np.int64)  # text group -> segments
+        self.rendered: pa.Array | None = None  # each row's rendered text
 
     def set(self, mask: np.ndarray, outcome: str, reason: Any) -> None:
         self.outcome[mask] = outcome
@@ -321,26 +323,33 @@ def _render(
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)[rows]
     # renumber by first appearance among the rows that are still in the running
     codes, used = pd.factorize(codes, sort=False)
-    state.texts = encoded.dictionary.take(pa.array(used)).cast(pa.large_string())
+    state.rendered = to_arrow(rendered.text)
+    state.distinct = encoded.dictionary
+    state.group_text = np.asarray(used, dtype=np.int64)
     if rendered.bmp_only:
-        lengths = pc.utf8_length(state.texts).to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = pc.utf8_length(state.distinct).to_numpy(zero_copy_only=False).astype(np.int64)
     else:
-        lengths = utf16_lengths(state.texts)
+        lengths = utf16_lengths(state.distinct)
+    lengths = lengths[state.group_text]  # per text group from here on
     state.text_segments = segments_for_lengths(lengths)
     state.text_group[rows] = codes
     state.segments[rows] = state.text_segments[codes]
-    problems = _text_problems(state.texts, lengths, options.sensitive_words)
+    problems = _text_problems(state.distinct, lengths, options.sensitive_words, state.group_text)
     bad = problems[codes] != ""
     state.set(rows[bad], "invalid", problems[codes][bad])
 
 
+def _as_str(value: object) -> str:
+    return value.as_py() if isinstance(value, pa.Scalar) else str(value)
+
+
 def _text_problems(
-    texts: pa.Array, lengths: np.ndarray, words: SensitiveWords | None
+    distinct: pa.Array, lengths: np.ndarray, words: SensitiveWords | None, group_text: np.ndarray
 ) -> np.ndarray:
-    """Per distinct text: why it cannot be sent, or ""."""
-    problems = np.full(len(texts), "", dtype=object)
+    """Per text group: why its text cannot be sent, or ""."""
+    problems = np.full(len(lengths), "", dtype=object)
     if words is not None and len(words):
-        found = np.asarray(words.first_matches(texts), dtype=object)
+        found = np.asarray(words.first_matches(distinct), dtype=object)[group_text]
         has = found != None  # noqa: E711 (element-wise)
         problems[has] = "message contains the sensitive word " + found[has]
     for i in np.flatnonzero(lengths > MAX_LENGTH):
@@ -350,9 +359,11 @@ def _text_problems(
 
 
 def _messages(state: _RowState, index: pd.Index) -> pd.Series:
-    """Each row's text ("" where none), gathered from the distinct texts in one take."""
-    choices = pa.concat_arrays([pa.array([""], pa.large_string()), state.texts])
-    return to_series(pc.take(choices, pa.array(state.text_group + 1)), index)
+    """Each row's text where it has one (every row but those ruled out before rendering)."""
+    if state.rendered is None:
+        return pd.Series("", index=index, dtype="str")
+    has_text = pa.array(state.text_group >= 0)
+    return to_series(pc.if_else(has_text, state.rendered, text_scalar("")), index)
 
 
 def _refuse_if_nothing_valid(state: _RowState) -> None:
@@ -372,7 +383,7 @@ def _batch(state: _RowState, mobiles: np.ndarray, options: PlanOptions) -> Batch
     # stable sort: groups in order of first appearance (factorize order), rows in input order
     order = np.argsort(groups, kind="stable")
     ready, groups = ready[order], groups[order]
-    sizes = np.bincount(groups, minlength=len(state.texts))
+    sizes = np.bincount(groups, minlength=len(state.group_text))
     too_small = sizes < options.min_batch
     if too_small.any():
         small_rows = too_small[groups]
@@ -386,7 +397,8 @@ def _batch(state: _RowState, mobiles: np.ndarray, options: PlanOptions) -> Batch
     batch_of_row = np.repeat(np.arange(len(group_of)), np.diff(starts))
     if len(batch_of_row):
         state.batch_id[ready] = batch_ids(len(group_of))[batch_of_row]
-    return Batches(ready, starts, group_of, state.texts, state.text_segments, mobiles)
+    texts = _GroupTexts(state.distinct, state.group_text)
+    return Batches(ready, starts, group_of, texts, state.text_segments, mobiles)
 
 
 def _below_minimum(count: int, min_batch: int) -> str:
@@ -394,6 +406,26 @@ def _below_minimum(count: int, min_batch: int) -> str:
         f"only {count} recipient{'s' if count != 1 else ''} with this text, below the minimum "
         f"group size {min_batch} (the gateway would refuse it with 108)"
     )
+
+
+class _GroupTexts(Sequence[str]):
+    """Text of each text group, looked up in the distinct texts on demand."""
+
+    def __init__(self, distinct: pa.Array, group_text: np.ndarray) -> None:
+        self._distinct = distinct
+        self._group_text = group_text
+
+    def __len__(self) -> int:
+        return len(self._group_text)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return str(self._distinct[int(self._group_text[index])].as_py())
 
 
 def _chunk_offsets(sizes: np.ndarray, max_batch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ a formula or a number. Past Excel's row limit the rows continue on `plan_2`, `pl
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from xlsxwriter.exceptions import XlsxWriterException
 from xlsxwriter.workbook import Workbook
 
 from campaign.errors import InputError
-from campaign.export import ZIP64_ROWS, atomic_output, neutralise_formulas
+from campaign.export import ZIP64_ROWS, atomic_output
 from campaign.plan import Plan
 from campaign.store.results import RESULT_COLUMNS
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
@@ -25,6 +26,7 @@ MAX_SHEET_ROWS = 1_048_575  # Excel's row limit, less the header row
 CHUNK_ROWS = 50_000
 NUMERIC_COLUMNS = ("source_row", "segments")
 SEND_COLUMNS = ("msgid", "submit_code", "dlr_status", "dlr_description", "report_time")
+FORMULA_START = r"^[=+\-@\t\r]"  # a spreadsheet would take such a CSV cell for a formula
 
 
 def preview_frame(plan: Plan) -> pd.DataFrame:
@@ -53,10 +55,28 @@ def write_preview(plan: Plan, out: Path) -> int:
     frame = preview_frame(plan)
     with atomic_output(out) as partial:
         if suffix == ".csv":
-            neutralise_formulas(frame).to_csv(partial, index=False, encoding="utf-8-sig")
+            _csv_safe(frame).to_csv(partial, index=False, encoding="utf-8-sig")
         else:
             _write_xlsx(frame, partial)
     return len(frame)
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells (and headers) that start like a formula get a leading `'` (OWASP)."""
+    columns = {}
+    for pos in range(frame.shape[1]):
+        column = frame.iloc[:, pos]
+        if pd.api.types.is_string_dtype(column.dtype):
+            risky = column.str.match(FORMULA_START).fillna(False).to_numpy(dtype=bool)
+            if risky.any():
+                column = column.where(~risky, "'" + column)
+        columns[pos] = column
+    safe = pd.DataFrame(columns, index=frame.index)
+    safe.columns = [
+        "'" + str(name) if re.match(FORMULA_START, str(name)) else str(name)
+        for name in frame.columns
+    ]
+    return safe
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:

@@ -174,12 +174,15 @@ def test_preview_xlsx_read_back(tmp_path):
 
 
 def test_preview_csv(tmp_path):
-    path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"]])
+    path = write_csv(
+        tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["=1+1", "13900139000", "", "2"]]
+    )
     out = tmp_path / "plan.csv"
     result = runner.invoke(app, ["plan", str(path), "-t", "hi", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text(encoding="utf-8-sig").splitlines()
     assert text[0] == ",".join([*HEADER, *RESULT_COLUMNS])
+    assert text[2].startswith("'=1+1,13900139000,")
     assert text[1].startswith(
         "甲,13800138000,,1,c.csv,2,13800138000,China Mobile,ready,,hi,1,b000001"
     )
