@@ -289,7 +289,7 @@ def _window_stop(window: SendWindow | None, policy: SendPolicy, no_wait: bool) -
     now = policy.clock()
     if window.contains(now.time()):
         return None
-    return outside_window_message(window, now)
+    return outside_window_message(window, now) + "; resume then"
 
 
 def outside_window_message(window: SendWindow, now: datetime) -> str:
@@ -298,7 +298,7 @@ def outside_window_message(window: SendWindow, now: datetime) -> str:
     hours, rest = divmod(int(wait_for.total_seconds()) // 60, 60)
     return (
         f"outside the send window {window} (China time); it opens at {opens:%Y-%m-%d %H:%M} "
-        f"(in {hours} h {rest} min); resume then"
+        f"(in {hours} h {rest} min)"
     )
 
 
@@ -466,7 +466,7 @@ class _SendLoop:
         if self.window is not None and not self.window.contains(self.policy.clock().time()):
             message = outside_window_message(self.window, self.policy.clock())
             if self.no_wait:
-                self.stop_reason = message
+                self.stop_reason = message + "; resume then"
                 return self.policy.wait_step
             if not self.waiting_window:
                 self.waiting_window = True

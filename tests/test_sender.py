@@ -249,3 +249,37 @@ def test_rate_limiter_tokens():
     assert 0 < limiter.wait_time() <= 0.1
     threading.Event().wait(0.35)
     assert limiter.available() == 2  # at most `burst` saved up
+
+
+def test_waits_for_the_window_to_open_then_sends(engine, sim):
+    cid = _campaign(engine)
+    settings = replace(
+        _settings(sim),
+        compliance=ComplianceSettings(send_window=SendWindow(time(8), time(21))),
+    )
+    calls = iter(range(1_000_000))
+
+    def clock() -> datetime:  # before 08:00 for the first few looks, then open
+        minute = 59 if next(calls) < 4 else 0
+        hour = 7 if minute == 59 else 8
+        return datetime(2026, 3, 2, hour, minute, tzinfo=CHINA)
+
+    events: list[ProgressEvent] = []
+    report = _send(
+        engine, cid, sim, settings, policy=replace(QUICK, clock=clock), on_progress=events.append
+    )
+    assert report.state == "finished" and report.exit_code is ExitCode.OK
+    assert any(e.message.startswith("waiting: outside the send window") for e in events)
+    assert set(_taken(sim).values()) == {1}
+
+
+def test_gateway_outside_its_hours_waits_or_stops(engine, sim):
+    cid = _campaign(engine)
+    sim.inject_code("110")
+    stopped = _send(engine, cid, sim, no_wait=True, policy=replace(QUICK, concurrency=1))
+    assert stopped.state == "stopped" and stopped.exit_code is ExitCode.GATEWAY_STOP
+    assert "outside the allowed send time" in (stopped.stop_reason or "")
+    sim.inject_code("110")
+    waited = _send(engine, cid, sim, policy=replace(QUICK, concurrency=1, window_retry=0.05))
+    assert waited.state == "finished" and waited.exit_code is ExitCode.OK
+    assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles()
