@@ -248,3 +248,24 @@ def test_status_lists_campaigns(store_url):
     assert plain.exit_code == 0 and "planned" in plain.stdout
     one = runner.invoke(app, ["status", str(first), "--db", store_url])
     assert one.exit_code == 0 and "campaign 1 'spring': planned" in one.stdout
+
+
+def test_confirmation_on_a_terminal(sqlite_url, tmp_path, sim, monkeypatch):
+    monkeypatch.setattr("campaign.cli.send.is_terminal", lambda: True)
+    args = [
+        "send",
+        _contacts(tmp_path),
+        "-t",
+        "hi {name}",
+        "--db",
+        sqlite_url,
+        "--gateway",
+        sim.url,
+    ]
+    declined = runner.invoke(app, args, input="n\n", env=_env(sim))
+    assert declined.exit_code == 0, declined.output
+    assert "Send 12 recipients in 12 requests (12 billed segments)?" in declined.stderr
+    assert _campaign_count(sqlite_url) == 0 and sim.received() == []
+    accepted = runner.invoke(app, args, input="y\n", env=_env(sim))
+    assert accepted.exit_code == 0, accepted.output
+    assert _campaign_count(sqlite_url) == 1 and len(sim.received()) == 12

@@ -243,3 +243,38 @@ def test_sigkill_during_send_then_resume(sqlite_url, tmp_path):
             assert state == expected
             if state == "accepted":
                 assert all(taken[m] == 1 for m in mobiles)
+
+
+def test_two_processes_share_one_postgres_campaign(pg_url, tmp_path):
+    """Two `resume` processes at once on one campaign: all sent, nobody twice."""
+    cid = _stored_campaign(pg_url)
+    config = tmp_path / "pace.toml"
+    config.write_text("[gateway]\nrate = 40\n")
+    with running_simulator() as sim:
+        env = {**os.environ, "CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password}
+        command = [
+            sys.executable,
+            "-m",
+            "campaign",
+            "resume",
+            str(cid),
+            "--db",
+            pg_url,
+            "--gateway",
+            sim.url,
+            "--config",
+            str(config),
+            "--json",
+        ]
+        processes = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=60) for p in processes]
+        assert [p.returncode for p in processes] == [0, 0], [e.decode() for _, e in outputs]
+        sent = [json.loads(out)["requests_sent"] for out, _ in outputs]
+        assert sum(sent) == REQUESTS and min(sent) > 0  # both took a share
+        taken = _taken(sim)
+        assert len(taken) == 2 * REQUESTS and set(taken.values()) == {1}
+        states = Counter(state for state, _ in _batch_states(pg_url, cid).values())
+        assert states == {"accepted": REQUESTS}
