@@ -306,6 +306,16 @@ def test_balance_against_the_built_in_simulator() -> None:
     assert "1001" in result.stdout
 
 
+def test_balance_simulator_knows_the_configured_account() -> None:
+    env = {"CAMPAIGN_ACCOUNT": "003547", "CAMPAIGN_PASSWORD": "real-secret"}
+    result = RUNNER.invoke(app, ["balance", "--gateway", "simulator", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"products": {"1001": 10_000_000}}
+    env = {"CAMPAIGN_ACCOUNT": "demo", "CAMPAIGN_PASSWORD": "not-the-demo-one"}
+    result = RUNNER.invoke(app, ["balance", "--gateway", "simulator"], env=env)
+    assert result.exit_code == 4 and "102" in result.stderr
+
+
 def test_balance_json() -> None:
     with running_simulator() as sim:
         sim.set_quota("1001", 12345)

@@ -4,8 +4,11 @@
         client = GatewayClient(gateway)
 
 For a real gateway URL nothing is started and the settings come back unchanged. For
-`simulator` a `Simulator` is started on a free loopback port; the account and password
-of the settings are used when given, the simulator's demo account otherwise.
+`simulator` a `Simulator` is started on a free loopback port. Without credentials the
+simulator's demo account is used. With credentials for another account than `demo`, the
+simulator is started knowing that account too (with its password and the configured
+product), so a config written for the real gateway runs against the simulator unchanged;
+`demo` with a wrong password is refused (102) like on the real gateway.
 """
 
 from __future__ import annotations
@@ -41,9 +44,15 @@ def open_gateway(settings: GatewaySettings, **simulator_changes: Any) -> Iterato
         require_account(settings)
         yield settings
         return
+    from campaign.gateway.simconfig import DEMO_ACCOUNT, DEMO_PRODUCT, DEMO_QUOTA, SimAccount
     from campaign.gateway.simulator import Simulator
 
-    with Simulator(**simulator_changes) as sim:
+    changes = dict(simulator_changes)
+    if settings.account and settings.account != DEMO_ACCOUNT and "accounts" not in changes:
+        product = settings.product or DEMO_PRODUCT
+        configured = SimAccount(settings.account, settings.password, ((product, DEMO_QUOTA),))
+        changes["accounts"] = (configured, SimAccount())
+    with Simulator(**changes) as sim:
         if settings.account:
             yield replace(settings, url=sim.url)
         else:
