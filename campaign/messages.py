@@ -48,6 +48,7 @@ class RenderResult:
     text: pd.Series  # the rendered text of each row (holes left empty where `missing`)
     missing: pd.Series  # the first column whose cell is empty without fallback, "" if none
     bmp_only: bool = False  # True: no text has characters beyond the BMP (UTF-16 length = len)
+    codes: np.ndarray | None = None  # per row: equal exactly where the texts are equal
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,11 @@ class Template:
                 missing = pc.if_else(
                     pc.and_(empty, pc.is_null(missing)), text_scalar(part.column), missing
                 )
+        edges_constant = True  # signature and opt-out added to every row, or to none
         if signature:
             signed = _edge_matches(pieces, n, "【", at_end=False, exact=_is_signed)
             pieces.insert(0, _unless(signed, signature))
+            edges_constant = isinstance(pieces[0], str)
         if optout_text:
             ending = _edge_matches(
                 pieces,
@@ -122,17 +125,71 @@ class Template:
                 exact=lambda t: pc.ends_with(t, optout_text),
             )
             pieces.append(_unless(ending, optout_text))
+            edges_constant = edges_constant and isinstance(pieces[-1], str)
         text = _join(pieces, n)
         bmp_only = not any(
             pc.any(pc.match_substring_regex(values, _ASTRAL)).as_py()
             for values, _ in cells.values()
         ) and not re.search(_ASTRAL, self.source + signature + optout_text)
         missing = pc.fill_null(missing, text_scalar(""))
-        return RenderResult(to_series(text, frame.index), to_series(missing, frame.index), bmp_only)
+        values_of = {column: values for column, (values, _) in cells.items()}
+        if edges_constant and self._unambiguous(values_of):
+            codes = self._value_codes(values_of, n)
+        else:
+            codes = _codes(text)
+        return RenderResult(
+            to_series(text, frame.index), to_series(missing, frame.index), bmp_only, codes
+        )
+
+    def _unambiguous(self, values_of: dict[str, pa.Array]) -> bool:
+        """True when every text can be split back into its placeholder values: each
+        placeholder but the last is followed by a literal whose first character occurs in
+        none of its values (nor its fallback)."""
+        placeholders = [i for i, part in enumerate(self.parts) if isinstance(part, Placeholder)]
+        for i in placeholders[:-1]:
+            part, after = self.parts[i], self.parts[i + 1]
+            if not isinstance(part, Placeholder) or not isinstance(after, str):
+                return False
+            stop = after[0]
+            if part.fallback and stop in part.fallback:
+                return False
+            if pc.any(pc.match_substring(values_of[part.column], stop)).as_py():
+                return False
+        return True
+
+    def _value_codes(self, values_of: dict[str, pa.Array], n: int) -> np.ndarray:
+        """Codes equal exactly where the tuples of final placeholder values are equal."""
+        key = np.zeros(n, dtype=np.int64)
+        for part in self.placeholders:
+            encoded = pc.dictionary_encode(values_of[part.column])
+            codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            if part.fallback:  # an empty cell shows the fallback: the same as a cell saying it
+                empty, fallback = (
+                    _index_of(encoded.dictionary, ""),
+                    _index_of(encoded.dictionary, part.fallback),
+                )
+                if empty is not None and fallback is not None:
+                    codes[codes == empty] = fallback
+            size = len(encoded.dictionary) + 1
+            if int(key.max(initial=0)) >= (1 << 62) // size:
+                key = pd.factorize(key)[0].astype(np.int64)
+            key = key * size + codes
+        return pd.factorize(key)[0].astype(np.int64)
 
     def literal_text(self) -> str:
         """The template's literal parts joined (its whole text when it has no placeholders)."""
         return "".join(part for part in self.parts if isinstance(part, str))
+
+
+def _codes(text: pa.Array) -> np.ndarray:
+    """Codes equal exactly where the texts are equal (numbered by first appearance)."""
+    encoded = pc.dictionary_encode(text.cast(pa.string()))  # 32-bit offsets hash faster
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _index_of(dictionary: pa.Array, value: str) -> int | None:
+    found = pc.index(dictionary, pa.scalar(value, dictionary.type)).as_py()
+    return None if found is None or found < 0 else int(found)
 
 
 def _join(pieces: Sequence[pa.Array | str], n: int) -> pa.Array:
@@ -147,6 +204,8 @@ def _unless(mask: np.ndarray, text: str) -> pa.Array | str:
     """`text` in the rows where `mask` is False, "" where it is True."""
     if not mask.any():
         return text
+    if mask.all():
+        return ""
     return pc.if_else(pa.array(mask), text_scalar(""), text_scalar(text))
 
 

@@ -272,11 +272,8 @@ def _check_duplicates(frame: pd.DataFrame, mobiles: pd.Series, state: _RowState)
         return
     encoded = pc.dictionary_encode(to_arrow(mobiles).take(pa.array(valid)))
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    # codes are numbered in order of first appearance: a row is a first occurrence exactly
-    # when its code exceeds every code before it
-    running_max = np.maximum.accumulate(codes)
-    is_first = np.ones(len(codes), dtype=bool)
-    is_first[1:] = codes[1:] > running_max[:-1]
+    is_first = np.zeros(len(codes), dtype=bool)
+    is_first[_first_occurrences(codes)] = True
     if is_first.all():
         return
     first_row = valid[is_first][codes]  # row of the first occurrence of each row's number
@@ -318,25 +315,33 @@ def _render(
         state.set(has_hole, "invalid", reasons.filter(pa.array(has_hole)).to_numpy(False))
         ready &= ~has_hole
     rows = np.flatnonzero(ready)
-    # distinct texts, numbered in order of first appearance (32-bit offsets hash faster)
-    encoded = pc.dictionary_encode(to_arrow(rendered.text).cast(pa.string()))
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)[rows]
-    # renumber by first appearance among the rows that are still in the running
-    codes, used = pd.factorize(codes, sort=False)
+    # text groups: equal texts, numbered by first appearance among the rows still running
+    codes = pd.factorize(rendered.codes[rows], sort=False)[0].astype(np.int64)
+    first_rows = rows[_first_occurrences(codes)]  # group -> its first row
     state.rendered = to_arrow(rendered.text)
-    state.distinct = encoded.dictionary
-    state.group_text = np.asarray(used, dtype=np.int64)
+    state.distinct = state.rendered
+    state.group_text = first_rows
     if rendered.bmp_only:
-        lengths = pc.utf8_length(state.distinct).to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = pc.utf8_length(state.rendered).to_numpy(zero_copy_only=False)
+        lengths = lengths.astype(np.int64)[first_rows]
     else:
-        lengths = utf16_lengths(state.distinct)
-    lengths = lengths[state.group_text]  # per text group from here on
+        lengths = utf16_lengths(state.rendered.take(pa.array(first_rows)))
     state.text_segments = segments_for_lengths(lengths)
     state.text_group[rows] = codes
     state.segments[rows] = state.text_segments[codes]
-    problems = _text_problems(state.distinct, lengths, options.sensitive_words, state.group_text)
+    problems = _text_problems(state.rendered, first_rows, lengths, options.sensitive_words)
     bad = problems[codes] != ""
     state.set(rows[bad], "invalid", problems[codes][bad])
+
+
+def _first_occurrences(codes: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each code, for codes numbered by first appearance
+    (a first occurrence is exactly a code larger than every code before it)."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    is_first = np.ones(len(codes), dtype=bool)
+    is_first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return np.flatnonzero(is_first)
 
 
 def _as_str(value: object) -> str:
@@ -344,12 +349,12 @@ def _as_str(value: object) -> str:
 
 
 def _text_problems(
-    distinct: pa.Array, lengths: np.ndarray, words: SensitiveWords | None, group_text: np.ndarray
+    texts: pa.Array, first_rows: np.ndarray, lengths: np.ndarray, words: SensitiveWords | None
 ) -> np.ndarray:
-    """Per text group: why its text cannot be sent, or ""."""
+    """Per text group (its text: texts[first_rows]): why it cannot be sent, or ""."""
     problems = np.full(len(lengths), "", dtype=object)
     if words is not None and len(words):
-        found = np.asarray(words.first_matches(distinct), dtype=object)[group_text]
+        found = np.asarray(words.first_matches(texts.take(pa.array(first_rows))), dtype=object)
         has = found != None  # noqa: E711 (element-wise)
         problems[has] = "message contains the sensitive word " + found[has]
     for i in np.flatnonzero(lengths > MAX_LENGTH):

@@ -267,14 +267,16 @@ def test_folded_compliance_edge_cases():
 cell_text = st.text(alphabet=st.sampled_from(list("【】回T退订ab 😀")), max_size=6)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     template=st.lists(
-        st.sampled_from(["{a}", "{b|回T}", "{a|【x】}", "【", "】", "订", "回T退订", "z", "{{"]),
+        st.sampled_from(
+            ["{a}", "{b|回T}", "{a|【x】}", "{b|a}", "【", "】", "订", "回T退订", "z", "{{", "T"]
+        ),
         max_size=5,
     ).map("".join),
-    a=st.lists(cell_text, min_size=1, max_size=4),
-    b=st.lists(cell_text, min_size=1, max_size=4),
+    a=st.lists(cell_text, min_size=1, max_size=8),
+    b=st.lists(cell_text, min_size=1, max_size=8),
     signature=st.sampled_from(["", "【品牌】"]),
     optout=st.sampled_from(["", "回T退订", "T"]),
 )
@@ -284,6 +286,10 @@ def test_folded_compliance_matches_the_reference(template, a, b, signature, opto
     expected = naive_render(template, data.to_dict("records"), signature, optout)
     result = Template.parse(template).render(data, signature, optout)
     assert result.text.tolist() == expected
+    codes = result.codes.tolist()
+    for i in range(size):  # same code exactly where the same text
+        for j in range(size):
+            assert (codes[i] == codes[j]) == (expected[i] == expected[j])
     lengths = utf16_lengths(result.text).tolist()
     assert lengths == [utf16_length(t) for t in expected]
     if result.bmp_only:

@@ -240,3 +240,11 @@ def test_plan_options_from_settings(tmp_path):
     missing = Settings(compliance=ComplianceSettings(sensitive_words=tmp_path / "none.txt"))
     with pytest.raises(ConfigError, match=r"none\.txt does not exist"):
         plan_options(missing)
+
+
+def test_fallback_and_equal_value_share_a_batch(tmp_path):
+    rows = [["甲", "13800000001", "", "1"], ["乙", "13800000002", "全国", "1"]]
+    rows += [["丙", "13800000003", "北京", "1"]]
+    plan = make_plan(contacts_of(tmp_path, rows), "{城市|全国}门店上新，积分{积分}倍")
+    assert [b.text for b in plan.batches] == ["全国门店上新，积分1倍", "北京门店上新，积分1倍"]
+    assert plan.batches[0].rows == (0, 1)
