@@ -6,8 +6,9 @@ the result columns of SPEC), continued on `results_2`, `results_3`, ... past
 Streamed: rows come from `iter_results` a chunk at a time and go straight to the
 worksheet's row file (constant_memory), so memory does not grow with the campaign.
 
-`.csv`: the results only, UTF-8 with a BOM (Excel then reads Chinese right); cells that a
-spreadsheet would take for a formula get a leading `'` (OWASP's advice for CSV injection).
+`.csv`: the results only, UTF-8 with a BOM (Excel then reads Chinese right), written by
+Arrow's CSV writer (text quoted, numbers not); cells that a spreadsheet would take for a
+formula get a leading `'` (OWASP's advice against CSV injection).
 
 The file appears under its name only when complete: it is written to a temporary file in
 the same folder and renamed over the target; on any error the temporary file is removed.
@@ -15,6 +16,7 @@ the same folder and renamed over the target; on any error the temporary file is 
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import Engine, func, select
 from xlsxwriter.exceptions import XlsxWriterException
 from xlsxwriter.workbook import Workbook
@@ -35,7 +40,6 @@ from campaign.store.results import (
     DEFAULT_CHUNK_ROWS,
     LANGS,
     RESULT_COLUMNS,
-    empty_results,
     iter_results,
 )
 from campaign.store.schema import recipients
@@ -135,35 +139,52 @@ def atomic_output(out: Path) -> Iterator[Path]:
 def _write_csv(
     engine: Engine, campaign: CampaignRecord, path: Path, lang: str, chunk_rows: int
 ) -> ResultTally:
+    """Arrow's CSV writer: strings quoted, numbers not, UTF-8 with a BOM for Excel."""
     tally = ResultTally(len(campaign.columns))
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        header = True
-        for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
-            tally.add(chunk)
-            neutralise_formulas(chunk).to_csv(handle, header=header, index=False)
-            header = False
-        if header:  # no rows: the header alone
-            neutralise_formulas(empty_results(campaign.columns)).to_csv(handle, index=False)
+    numeric = _numeric_positions(campaign.columns)
+    names = [_neutral(name) for name in (*campaign.columns, *RESULT_COLUMNS)]
+    schema = pa.schema(
+        [pa.field(n, pa.int64() if i in numeric else pa.string()) for i, n in enumerate(names)]
+    )
+    with pa.OSFile(str(path), "wb") as sink:
+        sink.write(codecs.BOM_UTF8)
+        with pacsv.CSVWriter(sink, schema) as writer:
+            wrote = False
+            for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
+                tally.add(chunk)
+                writer.write_table(_csv_table(chunk, schema, numeric))
+                wrote = True
+            if not wrote:  # no rows: the header alone
+                writer.write_table(schema.empty_table())
     return tally
 
 
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells (and headers) starting like a formula get a leading `'`; numbers stay."""
-    columns = {}
+def _csv_table(frame: pd.DataFrame, schema: pa.Schema, numeric: set[int]) -> pa.Table:
+    arrays = []
     for pos in range(frame.shape[1]):
         column = frame.iloc[:, pos]
-        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            text = column.astype(object).where(column.notna(), "").astype(str)
-            risky = text.str.match(_FORMULA_START)
-            column = text.where(~risky, "'" + text)
-        columns[pos] = column
-    safe = pd.DataFrame(columns, index=frame.index)
-    safe.columns = [_neutral(str(name)) for name in frame.columns]
-    return safe
+        if pos in numeric:
+            arrays.append(pa.array(pd.to_numeric(column), type=pa.int64(), from_pandas=True))
+        else:
+            text = pa.array(column.astype(object), type=pa.string(), from_pandas=True)
+            arrays.append(neutralise_formulas(pc.fill_null(text, "")))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def neutralise_formulas(text: pa.Array) -> pa.Array:
+    """Cells starting like a formula (=, +, -, @, tab, CR) get a leading `'` (OWASP)."""
+    risky = pc.match_substring_regex(text, _FORMULA_START)
+    if not pc.any(risky).as_py():
+        return text
+    return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
 
 
 def _neutral(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _numeric_positions(columns: list[str]) -> set[int]:
+    return {len(columns) + RESULT_COLUMNS.index(c) for c in NUMERIC_RESULT_COLUMNS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +239,7 @@ class _ResultSheets:
     ) -> None:
         self._book, self._formats = book, formats
         self._headers = [*columns, *RESULT_COLUMNS]
-        self._numeric = {len(columns) + RESULT_COLUMNS.index(c) for c in NUMERIC_RESULT_COLUMNS}
+        self._numeric = _numeric_positions(columns)
         self._max_rows, self._fast = max_rows, fast
         self._widths: list[int] | None = None
         self._sheet: Worksheet | None = None

@@ -240,7 +240,8 @@ def test_empty_campaign_exports_the_header(sqlite_engine, tmp_path):
     assert summary.rows == 0 and summary.outcomes == dict.fromkeys(OUTCOMES, 0)
     assert read_sheets(out)["results"] == [HEADERS]
     export_campaign(sqlite_engine, cid, tmp_path / "r.csv")
-    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines() == [",".join(HEADERS)]
+    with (tmp_path / "r.csv").open(encoding="utf-8-sig", newline="") as handle:
+        assert list(csv.reader(handle)) == [HEADERS]
 
 
 def test_failure_mid_write_leaves_no_file(sqlite_engine, tmp_path, monkeypatch):
@@ -266,7 +267,8 @@ def test_an_existing_file_is_replaced_whole(sqlite_engine, tmp_path):
     out = tmp_path / "r.csv"
     out.write_text("old content")
     export_campaign(sqlite_engine, cid, out)
-    assert out.read_text(encoding="utf-8-sig").startswith("name,phone,note,source")
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.reader(handle)) == HEADERS
 
 
 def test_bad_targets_are_input_errors(sqlite_engine, tmp_path):
