@@ -111,29 +111,46 @@ def run_wrk(mode: str, db: str, seconds: int, connections: int, threads: int) ->
     }
 
 
-def bench_pushes(seconds: int, connections: int, threads: int) -> None:
-    print(f"pushes: wrk -t{threads} -c{connections} -d{seconds}s, SQLite WAL synchronous=FULL")
-    results = []
+def bench_pushes(seconds: int, connections: int, threads: int, rounds: int) -> None:
+    print(
+        f"pushes: wrk -t{threads} -c{connections} -d{seconds}s, SQLite WAL synchronous=FULL, "
+        f"{rounds} interleaved rounds (best of each shown last)"
+    )
+    best: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for mode in ("store", "discard"):
-            db = f"sqlite:///{folder}/{mode}.db"
-            open_store(db).dispose()
-            result = run_wrk(mode, db, seconds, connections, threads)
-            if mode == "store":
-                engine = open_store(db)
-                with engine.connect() as conn:
-                    stored = conn.execute(sa.select(sa.func.count()).select_from(reports)).scalar()
-                engine.dispose()
-                result["stored"] = stored
-                result["lost"] = max(0, result["ok"] - stored)
-            results.append(result)
-            extra = f", stored {result['stored']}, lost {result['lost']}" if mode == "store" else ""
-            print(
-                f"  {mode:8s} {result['rate']:9,.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-                f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}{extra}"
-            )
-    store, discard = results
-    print(f"  durable / no-store throughput: {store['rate'] / discard['rate']:.0%}")
+        for round_no in range(rounds):
+            for mode in ("store", "discard"):
+                db = f"sqlite:///{folder}/{mode}{round_no}.db"
+                open_store(db).dispose()
+                result = run_wrk(mode, db, seconds, connections, threads)
+                extra = ""
+                if mode == "store":
+                    stored = _count_reports(db)
+                    result["lost"] = max(0, result["ok"] - stored)
+                    extra = f", answered OK {result['ok']}, stored {stored}, lost {result['lost']}"
+                print(f"  round {round_no + 1} {_line(result)}{extra}")
+                if mode not in best or result["rate"] > best[mode]["rate"]:
+                    best[mode] = result
+    for result in best.values():
+        print(f"  best    {_line(result)}")
+    ratio = best["store"]["rate"] / best["discard"]["rate"]
+    print(f"  durable / no-store throughput (best of each): {ratio:.0%}")
+
+
+def _line(result: dict) -> str:
+    return (
+        f"{result['mode']:8s} {result['rate']:9,.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+        f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}"
+    )
+
+
+def _count_reports(db: str) -> int:
+    engine = open_store(db)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(reports)).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def make_report_csv(path: Path, rows: int) -> None:
@@ -150,29 +167,35 @@ def make_report_csv(path: Path, rows: int) -> None:
     frame.to_csv(path, index=False)
 
 
-def bench_import(rows: int) -> None:
+def bench_import(rows: int, pg_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "reports.csv"
         make_report_csv(path, rows)
         size = path.stat().st_size / 1e6
-        print(f"import: {rows:,} rows, {size:.0f} MB CSV, fresh SQLite store")
+        print(f"import: {rows:,} rows, {size:.0f} MB CSV")
         start = time.perf_counter()
         pd.read_csv(path, dtype=str, keep_default_na=False)
         floor = time.perf_counter() - start
-        print(f"  baseline: pandas.read_csv(dtype=str) alone      {floor:6.2f} s")
-        engine = open_store(f"sqlite:///{folder}/import.db")
-        try:
-            for label in ("first import", "second import (all repeated)"):
-                start = time.perf_counter()
-                (summary,) = import_report_files(engine, [path])
-                took = time.perf_counter() - start
-                print(
-                    f"  {label:32s} {took:6.2f} s  ({rows / took:,.0f} rows/s; imported "
-                    f"{summary.imported:,}, repeated {summary.repeated:,}, "
-                    f"malformed {summary.malformed})"
-                )
-        finally:
-            engine.dispose()
+        print(f"  baseline: pandas.read_csv(dtype=str) alone             {floor:6.2f} s")
+        _import_twice("SQLite", f"sqlite:///{folder}/import.db", path, rows)
+        if pg_url:
+            _import_twice("PostgreSQL", pg_url, path, rows)
+
+
+def _import_twice(label: str, url: str, path: Path, rows: int) -> None:
+    engine = open_store(url)
+    try:
+        for what in ("first import", "second import (all repeated)"):
+            start = time.perf_counter()
+            (summary,) = import_report_files(engine, [path])
+            took = time.perf_counter() - start
+            print(
+                f"  {label:10s} {what:30s} {took:6.2f} s  ({rows / took:,.0f} rows/s; "
+                f"imported {summary.imported:,}, repeated {summary.repeated:,}, "
+                f"malformed {summary.malformed})"
+            )
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
@@ -181,7 +204,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved push rounds")
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--pg", help="also import into this (empty) PostgreSQL store")
     parser.add_argument("--skip-pushes", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     args = parser.parse_args()
@@ -189,9 +214,9 @@ def main() -> None:
         serve_child(*args.serve)
         return
     if not args.skip_pushes:
-        bench_pushes(args.seconds, args.connections, args.threads)
+        bench_pushes(args.seconds, args.connections, args.threads, args.rounds)
     if not args.skip_import:
-        bench_import(args.rows)
+        bench_import(args.rows, args.pg)
 
 
 if __name__ == "__main__":

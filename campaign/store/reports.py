@@ -9,11 +9,12 @@ matching to recipients by (msgid, mobile) happens when they are read.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
@@ -82,13 +83,15 @@ def _copy_postgres(conn: Connection, frame: pd.DataFrame, received_at: datetime)
             "origin text) ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE report_import")
-        buffer = io.StringIO()
-        frame.to_csv(buffer, header=False, index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        buffer = pa.BufferOutputStream()
+        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
         with cursor.copy(f"COPY report_import ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(buffer.getvalue())
-        cursor.execute(
+            copy.write(buffer.getvalue().to_pybytes())
+        cursor.execute(  # in index order, like the SQLite path
             f"INSERT INTO {reports.name} ({cols}, received_at) "
-            f"SELECT {cols}, %s FROM report_import ON CONFLICT DO NOTHING",
+            f"SELECT {cols}, %s FROM report_import ORDER BY msgid, mobile, status, report_time "
+            "ON CONFLICT DO NOTHING",
             (received_at,),
         )
         return max(cursor.rowcount, 0)
