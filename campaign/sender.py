@@ -256,6 +256,8 @@ def send_campaign(
             if stop_reason is None and stop.is_set():
                 stop_reason, interrupted = INTERRUPTED, True
     figures = batch_figures(engine, record.id)
+    if stop_reason is None and max_recipients is not None and figures["pending"]["batches"]:
+        stop_reason = DAILY_LIMIT  # the next batch did not fit in the budget
     state = _final_state(figures, stop_reason)
     if state != "sending":
         set_state(engine, record.id, state, reason=stop_reason)
@@ -413,7 +415,12 @@ class _SendLoop:
         claimed: list[ClaimedBatch] = []
         if results or limit > 0:
             claimed = settle_and_claim(
-                self.engine, self.campaign_id, self.worker_id, results, limit
+                self.engine,
+                self.campaign_id,
+                self.worker_id,
+                results,
+                limit,
+                max_mobiles=self.budget,  # never claim what the budget cannot send
             )
         if results:
             self._progress()
@@ -480,7 +487,13 @@ class _SendLoop:
     def _collect(self) -> list[BatchResult]:
         finished = [f for f in self.in_flight if f.done()]
         released, self.released = self.released, []
-        return released + [self._handle(self.in_flight.pop(f), _result_of(f)) for f in finished]
+        for future in finished:
+            batch = self.in_flight.pop(future)
+            result = self._handle(batch, _result_of(future))
+            if result.state == "pending" and self.budget is not None:
+                self.budget += batch.size  # not sent after all: back in the budget
+            released.append(result)
+        return released
 
     def _handle(self, batch: ClaimedBatch, result: SubmitResult) -> BatchResult:
         if isinstance(result, Accepted):

@@ -283,3 +283,13 @@ def test_gateway_outside_its_hours_waits_or_stops(engine, sim):
     waited = _send(engine, cid, sim, policy=replace(QUICK, concurrency=1, window_retry=0.05))
     assert waited.state == "finished" and waited.exit_code is ExitCode.OK
     assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles()
+
+
+def test_max_recipients_sends_whole_batches_within_the_budget(engine, sim):
+    cid = _campaign(engine)  # 10 batches of 3
+    first = _send(engine, cid, sim, max_recipients=10)
+    assert first.state == "stopped" and "max_per_day" in (first.stop_reason or "")
+    assert first.count("accepted") == 3 and first.count("sending") == 0
+    assert sum(_taken(sim).values()) == 9  # a fourth batch of 3 would not fit in 10
+    rest = _send(engine, cid, sim)
+    assert rest.state == "finished" and set(_taken(sim).values()) == {1}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
@@ -75,19 +76,26 @@ def settle_and_claim(
     worker_id: str,
     results: Sequence[BatchResult],
     limit: int,
+    *,
+    max_mobiles: int | None = None,
 ) -> list[ClaimedBatch]:
     """Record `results` and claim up to `limit` more, in one committed transaction.
 
-    The claims are committed when this returns, before any of their requests leaves.
+    With `max_mobiles`, the claimed batches (in seq order) hold at most that many mobiles
+    in all. The claims are committed when this returns, before any of their requests leaves.
     """
     if not results and limit <= 0:
         return []
     with engine.begin() as conn:
         _record(conn, campaign_id, worker_id, results)
-        return _claim(conn, campaign_id, worker_id, limit) if limit > 0 else []
+        if limit <= 0:
+            return []
+        return _claim(conn, campaign_id, worker_id, limit, max_mobiles)
 
 
-def _claim(conn: Connection, campaign_id: int, worker_id: str, limit: int) -> list[ClaimedBatch]:
+def _claim(
+    conn: Connection, campaign_id: int, worker_id: str, limit: int, max_mobiles: int | None
+) -> list[ClaimedBatch]:
     candidates = conn.execute(
         select(
             batches.c.batch_id,
@@ -103,6 +111,8 @@ def _claim(conn: Connection, campaign_id: int, worker_id: str, limit: int) -> li
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    if max_mobiles is not None:
+        candidates = _within(candidates, max_mobiles)
     if not candidates:
         return []
     won = set(
@@ -137,6 +147,17 @@ def _claim(conn: Connection, campaign_id: int, worker_id: str, limit: int) -> li
         for row in candidates
         if row.batch_id in won
     ]
+
+
+def _within(candidates: Sequence[Any], max_mobiles: int) -> list[Any]:
+    """The leading candidates whose sizes add up to at most `max_mobiles`."""
+    kept, total = [], 0
+    for row in candidates:
+        total += int(row.size)
+        if total > max_mobiles:
+            break
+        kept.append(row)
+    return kept
 
 
 _MINE = (
