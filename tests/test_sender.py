@@ -203,7 +203,7 @@ def test_two_workers_share_a_campaign_without_double_sends(store_url, sim):
     def worker() -> None:
         engine = open_store(store_url)
         try:
-            reports.append(_send(engine, cid, sim, _settings(sim, rate=300.0)))
+            reports.append(_send(engine, cid, sim, _settings(sim, rate=50.0)))
         finally:
             engine.dispose()
 
