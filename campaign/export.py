@@ -17,8 +17,9 @@ the same folder and renamed over the target; on any error the temporary file is 
 from __future__ import annotations
 
 import codecs
+import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -116,11 +117,9 @@ def atomic_output(out: Path) -> Iterator[Path]:
     if not folder.is_dir():
         raise InputError(f"cannot write {out}: the folder {folder} does not exist")
     try:
-        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".part")
+        partial = reserve_partial(out)
     except OSError as exc:
         raise InputError(f"cannot write to the folder {folder}: {exc.strerror}") from None
-    os.close(handle)
-    partial = Path(name)
     try:
         yield partial
         os.replace(partial, out)
@@ -130,6 +129,19 @@ def atomic_output(out: Path) -> Iterator[Path]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def reserve_partial(out: Path) -> Path:
+    """Create an empty, unique hidden file beside `out` (mode 0666 less the umask, like `out`)."""
+    for _ in range(100):
+        partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.part")
+        try:
+            handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return partial
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(out))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,6 +93,9 @@ def test_xlsx_has_every_row_and_outcome_in_input_order(engine, tmp_path):
     assert rows[1][col("dlr_status")] == "UNDELIV"
     assert rows[0][col("report_time")] == "2026-11-25T10:05:00+08:00"
     assert os.listdir(out.parent) == ["results.xlsx"]  # no temporary file left
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_formula_looking_text_and_identifiers_stay_text(sqlite_engine, tmp_path):
@@ -341,10 +344,10 @@ def test_cli_read_only_folder_exits_3(sqlite_url, tmp_path, monkeypatch):
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
     if os.access(folder, os.W_OK):  # root writes anywhere: make the folder refuse instead
 
-        def refuse(*args, **kwargs):
+        def refuse(out):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(export_module.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(export_module, "reserve_partial", refuse)
     try:
         result = _cli("1", "-o", str(folder / "r.xlsx"), "--db", sqlite_url)
     finally:
