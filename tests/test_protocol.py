@@ -13,6 +13,7 @@ from campaign.gateway.protocol import (
     Action,
     Ambiguous,
     Balances,
+    NotSent,
     Refused,
     StatusGroup,
     balance_code_info,
@@ -193,7 +194,7 @@ def test_code_zero_without_msgid_no_status_is_accepted() -> None:
     [
         (500, "20110725160412,0\n1", "HTTP 500"),
         (502, "<html><body>502 Bad Gateway</body></html>", "HTML"),
-        (404, "not found", "HTTP 404"),
+        (403, "forbidden", "HTTP 403"),
         (200, "<!DOCTYPE html><html>oops</html>", "HTML"),
         (200, "", "empty"),
         (200, "  \r\n ", "empty"),
@@ -210,6 +211,7 @@ def test_code_zero_without_msgid_no_status_is_accepted() -> None:
     ],
 )
 def test_malformed_answers_are_ambiguous(status: int, body: str, words: str) -> None:
+    """Also an HTTP error page: the request may have been processed before it failed."""
     result = parse_submit_response(status, body, needstatus=True)
     assert isinstance(result, Ambiguous), result
     assert words in result.reason
@@ -249,7 +251,19 @@ def test_parsing_never_raises_and_only_code_zero_is_accepted(
     status: int, body: str, needstatus: bool
 ) -> None:
     result = parse_submit_response(status, body, needstatus)
-    assert isinstance(result, Accepted | Refused | Ambiguous)
+    assert isinstance(result, Accepted | Refused | Ambiguous | NotSent)
+    if isinstance(result, NotSent):
+        assert status in (404, 405, 501)
     if isinstance(result, Accepted):
         assert 200 <= status < 300 and body.strip().split("\n")[0].strip().endswith(",0")
-    assert isinstance(parse_balance_response(status, body), Balances | Refused | Ambiguous)
+    balance = parse_balance_response(status, body)
+    assert isinstance(balance, Balances | Refused | Ambiguous | NotSent)
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_no_such_interface_means_nothing_was_sent(status: int) -> None:
+    """A wrong base URL: no send handler saw the request; stop, do not mark unknown."""
+    result = parse_submit_response(status, "<html>Not Found</html>", needstatus=True)
+    assert isinstance(result, NotSent), result
+    assert "check the gateway base URL" in result.reason
+    assert isinstance(parse_balance_response(status, "nope"), NotSent)

@@ -300,7 +300,17 @@ def _lines(body: str) -> list[str]:
     return [line.strip() for line in body.lstrip("\ufeff").strip().split("\n")]
 
 
-def _precheck(http_status: int, body: str, what: str) -> Ambiguous | None:
+# HTTP statuses that say the interface does not exist at this URL: the request was not
+# routed to any send handler, so nothing was sent (a wrong base URL, a typo in the path).
+NO_SUCH_INTERFACE = frozenset({404, 405, 501})
+
+
+def _precheck(http_status: int, body: str, what: str) -> Ambiguous | NotSent | None:
+    if http_status in NO_SUCH_INTERFACE:
+        return NotSent(
+            f"HTTP {http_status} from the gateway: no such interface at this URL "
+            "(check the gateway base URL); nothing was sent"
+        )
     if not 200 <= http_status < 300:
         kind = "an HTML page" if _looks_html(body) else f"body {_snippet(body)}"
         return Ambiguous(f"HTTP {http_status} from the gateway ({kind}); {what}")
