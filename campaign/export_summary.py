@@ -57,6 +57,7 @@ LABELS: dict[str, dict[str, str]] = {
         "outcome": "Outcome",
         "count": "Rows",
         "share": "Share of rows",
+        "share_reported": "Share of recipients with a report",
         "meaning": "Meaning",
         "total": "Total",
         "sending": "Sending and delivery",
@@ -100,6 +101,7 @@ LABELS: dict[str, dict[str, str]] = {
         "outcome": "结果",
         "count": "行数",
         "share": "占比",
+        "share_reported": "占有状态报告号码的比例",
         "meaning": "说明",
         "total": "合计",
         "sending": "发送与送达",
@@ -365,11 +367,9 @@ def _write_status_sheet(
     delivered = statuses[statuses["status"] == DELIVERED_STATUS]
     failed = statuses[statuses["status"] != DELIVERED_STATUS]
     if delivered.empty:
-        delivered = pd.DataFrame(
-            {"status": [DELIVERED_STATUS], "description": [""], "recipients": [0], "share": [0.0]}
-        )
+        delivered = status_frame({DELIVERED_STATUS: 0}, lang)
     ordered = pd.concat([delivered, failed], ignore_index=True)
-    headers = [words["status"], words["description"], words["recipients"], words["share"]]
+    headers = [words["status"], words["description"], words["recipients"], words["share_reported"]]
     _table_header(sheet, formats, headers, [16, 60, 14, 12], len(ordered))
     for row, record in enumerate(ordered.itertuples(index=False), start=1):
         sheet.write_string(row, 0, str(record.status))
