@@ -114,6 +114,8 @@ def test_sigkill_mid_campaign_then_resume(store_url, tmp_path):
         in_flight = {b for b, (state, _) in at_kill.items() if state == "sending"}
         assert 0 < len(in_flight) <= DEFAULT_CONCURRENCY
         assert any(state == "pending" for state, _ in at_kill.values())
+        shown = CliRunner().invoke(app, ["status", str(cid), "--db", store_url])
+        assert "sending (no run is alive" in shown.stdout, shown.output
 
         sim.clear_faults()
         result = CliRunner().invoke(

@@ -318,11 +318,13 @@ def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
     from campaign.store.batches import batch_figures
     from campaign.store.campaigns import get_campaign
     from campaign.store.results import outcome_counts, report_status_counts, unmatched_reports
+    from campaign.store.workers import live_workers
 
     record = get_campaign(engine, ref)
     figures = batch_figures(engine, record.id)
     data = {
         **record.brief(),
+        "workers": live_workers(engine, record.id),
         "outcomes": outcome_counts(engine, record.id),
         "reports": report_status_counts(engine, record.id),
         "unmatched_reports": unmatched_reports(engine, record.id),
@@ -334,7 +336,10 @@ def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
     if json_output:
         print_json(data)
         return
-    typer.echo(f"campaign {record.id} {record.name!r}: {record.state}")
+    running = f", {data['workers']} worker(s) sending now" if data["workers"] else ""
+    if record.state == "sending" and not data["workers"]:
+        running = f" (no run is alive: `campaign resume {record.id}` goes on)"
+    typer.echo(f"campaign {record.id} {record.name!r}: {record.state}{running}")
     if record.stop_reason:
         typer.echo(f"  stopped: {record.stop_reason}")
     typer.echo(

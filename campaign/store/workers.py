@@ -125,6 +125,17 @@ def recover_orphans(
     return recovered
 
 
+def live_workers(
+    engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
+) -> int:
+    """How many registered workers of the campaign look alive (see `is_dead`)."""
+    now = utcnow()
+    with engine.connect() as conn:
+        rows = conn.execute(select(workers).where(workers.c.campaign_id == campaign_id)).all()
+    infos = [WorkerInfo(r.id, r.host, int(r.pid), r.heartbeat_at) for r in rows]
+    return sum(not is_dead(w, now=now, stale_after=stale_after) for w in infos)
+
+
 def _claimed_by(claimer: str | None) -> Any:
     if claimer is None:
         return batches.c.claimed_by.is_(None)
