@@ -1,12 +1,14 @@
 """Planning benchmark: a 1,000,000-row contact CSV planned end to end, against a naive baseline.
 
-    .venv/bin/python bench/bench_plan.py [--rows N] [--naive-rows N] [--words N]
+    .venv/bin/python bench/bench_plan.py [--rows N] [--naive-rows N] [--words N] [--repeat N]
 
 Measured: read (campaign.contacts) + normalize + carriers + dedupe + render + compliance +
 segments + batching (campaign.plan.make_plan), then the same work done naively, row by row
 (pandas read_csv with the default engine, phonenumbers.parse and str.format per row, a Python
 set for dedupe). The input is generated once into bench/out/ (5 columns, ~10% messy numbers,
 ~5% duplicates). Peak memory is the process's maxrss after the fast path (it runs first).
+The speedup compares the first fast run (a fresh process, like `campaign plan`) with the
+naive run (scaled linearly when --naive-rows is smaller than --rows).
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--naive-rows", type=int, default=None, help="default: all rows")
     parser.add_argument("--words", type=int, default=0, help="sensitive words to check against")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the fast path (best kept)")
     args = parser.parse_args()
     path = OUT / f"plan_{args.rows}.csv"
     if not path.exists():
@@ -148,9 +151,14 @@ def main() -> None:
     if args.words:
         words = SensitiveWords(f"违禁{i:05d}" for i in range(args.words))
     print(f"fast path: {args.rows:,} rows, template with 4 placeholders, {args.words} words")
-    seconds, summary = fast(path, words)
+    runs = []
+    for _ in range(args.repeat):
+        seconds, summary = fast(path, words)
+        runs.append(seconds)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  total {seconds:.2f} s; peak memory {peak_mb:.0f} MB")
+    seconds = runs[0]  # a fresh process, as `campaign plan` always is: the figure that counts
+    print(f"  total: first run {seconds:.2f} s; later runs (warm allocator) best {min(runs):.2f} s")
+    print(f"  peak memory {peak_mb:.0f} MB (maxrss)")
     print(f"  outcomes {summary['outcomes']}")
     print(f"  recipients {summary['recipients']:,}, requests {summary['requests']:,}")
     naive_rows = args.naive_rows or args.rows
