@@ -9,11 +9,12 @@ Cleanup, in order (never guessing a digit):
   1. full-width digits and signs (０-９ ＋ － （ ） ．) become ASCII; dash variants become "-";
   2. every kind of whitespace is removed (ASCII, NBSP, full-width and thin spaces,
      zero-width characters, BOM);
-  3. Excel numeric text "13900210021.0" / ".00" loses its zero decimals; scientific notation
+  3. Excel's keep-as-text markers go (="13900210021", "13900210021", '13900210021);
+  4. Excel numeric text "13900210021.0" / ".00" loses its zero decimals; scientific notation
      is accepted only when it still carries every digit ("1.3900210021E+10"), otherwise the
      digits were lost in Excel ("1.39002E+10") and the number is invalid;
-  4. separators - . ( ) are removed;
-  5. a country prefix +86 / 0086 / 86 is removed when exactly 11 digits remain.
+  5. separators - . ( ) are removed;
+  6. a country prefix +86 / 0086 / 86 is removed when exactly 11 digits remain.
 A mobile is valid when what remains matches ^1[3-9]\\d{9}$.
 """
 
@@ -59,6 +60,7 @@ _FULLWIDTH = {chr(0xFF10 + d): str(d) for d in range(10)} | {
 # RE2 syntax: \p{Z} is every Unicode space separator (NBSP, U+3000, thin spaces, ...).
 _WHITESPACE = r"[\s\p{Z}\x{200b}-\x{200d}\x{2060}\x{feff}]+"
 _SCIENTIFIC = r"^\+?(?P<lead>[0-9])(?:\.(?P<fraction>[0-9]*))?[eE]\+?(?P<exponent>[0-9]{1,2})$"
+_TEXT_MARKERS = r"^=?\"([^\"]*)\"$|^'([^']*)$"
 _EXCEL_DECIMALS = r"^(\+?[0-9]+)\.0+$"
 _SEPARATORS = r"[-.()]"
 _COUNTRY_PREFIX = r"^(?:\+86|0086|86)([0-9]{11})$"
@@ -131,6 +133,7 @@ def _clean(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """The slow path for cells that are not already clean: (mobile or "", reason or "")."""
     ascii_text = _ascii_forms(text)
     stripped = pc.replace_substring_regex(ascii_text, _WHITESPACE, "")
+    stripped = pc.replace_substring_regex(stripped, _TEXT_MARKERS, r"\1\2")
     scientific, lost_digits = _scientific(stripped)
     candidate = pc.if_else(pc.is_valid(scientific), scientific, stripped)
     candidate = pc.replace_substring_regex(candidate, _EXCEL_DECIMALS, r"\1")

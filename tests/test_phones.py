@@ -49,6 +49,9 @@ MOBILE = "13900210021"
         "+8613900210021.0",
         "1.3900210021E+10",  # scientific notation that still carries every digit
         "139—0021—0021",
+        '="13900210021"',  # back-office CSV exports forcing text in Excel
+        '"13900210021"',
+        "'13900210021",
     ],
 )
 def test_formats_of_a_valid_mobile_normalize_to_it(raw):
@@ -80,6 +83,8 @@ def test_formats_of_a_valid_mobile_normalize_to_it(raw):
         ("+1 650 555 1234", "not a mainland China number (foreign country code)"),
         ("+852 9123 4567", "not a mainland China number (foreign country code)"),
         ("139/0021/0021", "contains characters other than digits (/)"),
+        ('13900210021"', 'contains characters other than digits (")'),
+        ("=13900210021", "contains characters other than digits (=)"),
         ("13900210021 / 13800138000", "contains several numbers"),
         ("13900210021，13800138000", "contains several numbers"),
     ],
