@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -376,15 +377,34 @@ def test_cli_reports_bad_contact_files_with_exit_code_3(tmp_path, monkeypatch, s
     monkeypatch.setenv("CAMPAIGN_ACCOUNT", "demo")
     monkeypatch.setenv("CAMPAIGN_PASSWORD", "demo-secret")
     runner = CliRunner()
-    for bad, words in [("nope.csv", "not found"), ("no_mobile.csv", "no mobile column")]:
-        result = runner.invoke(
-            app,
-            ["send", str(DATA / bad), "-t", "hi", "--db", sqlite_url, "--gateway", "simulator",
-             "--yes"],
-        )  # fmt: skip
-        assert result.exit_code == ExitCode.BAD_INPUT, result.output
-        assert words in result.output and bad in result.output
+    cases = [
+        (["plan", str(DATA / "nope.csv")], "not found"),
+        (["plan", str(DATA / "truncated.xlsx")], "damaged or truncated"),
+        (["plan", str(DATA / "no_mobile.csv")], "no mobile column"),
+        (["plan", str(SAMPLES / "contacts.xlsx"), "--sheet", "Nope"], "no sheet 'Nope'"),
+        (["plan", str(SAMPLES / "contacts.xlsx"), "--mobile-column", "电话"], "no column '电话'"),
+        (["send", str(DATA / "no_mobile.csv"), "--gateway", "simulator", "--yes"], "no mobile"),
+    ]
+    for args, words in cases:
+        result = runner.invoke(app, [*args, "-t", "hi", "--db", sqlite_url])
+        assert result.exit_code == ExitCode.BAD_INPUT, (args, result.output)
+        assert words in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_cli_plan_reads_every_file_and_counts_blank_rows(tmp_path, sqlite_url):
+    result = CliRunner().invoke(
+        app,
+        ["plan", str(SAMPLES / "contacts.xlsx"), str(SAMPLES / "contacts.csv"), "-t",
+         "{姓名|会员}您好", "--db", sqlite_url, "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    contacts = read_contacts([SAMPLES / "contacts.xlsx", SAMPLES / "contacts.csv"])
+    assert summary["rows"] == len(contacts.frame)
+    assert summary["blank_rows"] == sum(f.blank_rows for f in contacts.files) > 0
+    assert [f["source"] for f in summary["files"]] == ["contacts.xlsx:Sheet1", "contacts.csv"]
+    assert summary["outcomes"]["invalid"] > 0 and summary["outcomes"]["duplicate"] > 0
 
 
 def test_frame_columns_are_pandas_strings(tmp_path):
