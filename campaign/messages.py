@@ -28,6 +28,7 @@ from campaign.errors import ConfigError, TemplateError
 MAX_LENGTH = 536  # UTF-16 code units one request may carry (8 parts of 67)
 SINGLE_LENGTH = 70  # a text up to this long is one part
 PART_LENGTH = 67  # longer texts are billed per part of this many units
+SCAN_CHUNK = 100_000  # texts joined per pass of the sensitive-word automaton
 
 # An argument of `-t` that looks like a file name: one word ending in a usual extension.
 _PATH_LIKE = re.compile(r"^[^\s{}|]+\.(txt|text|tpl|tmpl|template|md|j2|msg|sms)$", re.IGNORECASE)
@@ -441,10 +442,17 @@ class SensitiveWords:
         return None
 
     def first_matches(self, texts: Sequence[str] | pd.Series | pa.Array) -> list[str | None]:
-        """`first_match` of each text, in one pass of the automaton over all of them."""
+        """`first_match` of each text: the automaton runs over the texts joined, a chunk at
+        a time (no Python work per text, bounded memory)."""
         array = texts if isinstance(texts, pa.Array) else to_arrow(pd.Series(texts, dtype="str"))
         if array.type != pa.large_string():
             array = array.cast(pa.large_string())
+        result: list[str | None] = []
+        for start in range(0, len(array), SCAN_CHUNK):
+            result.extend(self._scan(array.slice(start, SCAN_CHUNK)))
+        return result
+
+    def _scan(self, array: pa.Array) -> list[str | None]:
         result: list[str | None] = [None] * len(array)
         if not self.words or not len(array):
             return result
@@ -453,10 +461,9 @@ class SensitiveWords:
         lengths = pc.utf8_length(lowered).to_numpy(zero_copy_only=False).astype(np.int64)
         ends = np.cumsum(lengths + 1) - 1  # index of the separator after each text
         offsets = pa.array([0, len(lowered)], pa.int64())
-        joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, lowered), text_scalar("\n"))[
-            0
-        ]
-        for end, word in self._automaton.iter(joined.as_py()):
+        listed = pa.LargeListArray.from_arrays(offsets, lowered)
+        joined = pc.binary_join(listed, text_scalar("\n"))[0].as_py()
+        for end, word in self._automaton.iter(joined):
             which = int(np.searchsorted(ends, end))
             if result[which] is None:
                 result[which] = word

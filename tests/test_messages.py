@@ -294,3 +294,12 @@ def test_folded_compliance_matches_the_reference(template, a, b, signature, opto
     assert lengths == [utf16_length(t) for t in expected]
     if result.bmp_only:
         assert lengths == [len(t) for t in expected]
+
+
+def test_sensitive_scan_in_chunks(monkeypatch):
+    import campaign.messages as messages
+
+    monkeypatch.setattr(messages, "SCAN_CHUNK", 2)
+    sensitive = SensitiveWords(["发票", "赌"])
+    texts = ["a", "发票", "b", "赌", "c发票"]
+    assert sensitive.first_matches(texts) == [None, "发票", None, "赌", "发票"]
