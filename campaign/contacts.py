@@ -97,7 +97,7 @@ def read_contacts(
     frames: list[pd.DataFrame] = []
     files: list[FileSummary] = []
     for path in paths:
-        grids = read_grids(path, sheet)
+        grids = read_grids(path, sheet, what="contact file")
         used = [grid for grid in grids if sheet is not None or _has_cells(grid)]
         if not used:
             raise ContactsError(f"contact file {path} has no data: every sheet is empty")

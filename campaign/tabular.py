@@ -55,11 +55,12 @@ class Grid:
         return [list(row) for row in zip(*heads, strict=True)]
 
 
-def read_grids(path: Path | str, sheet: str | None = None) -> list[Grid]:
+def read_grids(path: Path | str, sheet: str | None = None, what: str = "file") -> list[Grid]:
     """The grids of one file: each visible worksheet of a workbook (or just `sheet`), or the
-    CSV. Raises ContactsError for a missing, unreadable, empty, corrupt or unsupported file."""
+    CSV. Raises ContactsError (exit 3) for a missing, unreadable, empty, corrupt or unsupported
+    file; `what` names the file in those messages ("contact file", "report file", ...)."""
     file = Path(path)
-    data = _read_bytes(file, str(path))
+    data = _read_bytes(file, str(path), what)
     suffix = file.suffix.lower()
     if suffix in WORKBOOK_SUFFIXES or data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         return _workbook_grids(file, str(path), data, sheet)
@@ -71,11 +72,11 @@ def read_grids(path: Path | str, sheet: str | None = None) -> list[Grid]:
     )
 
 
-def _read_bytes(file: Path, shown: str) -> bytes:
+def _read_bytes(file: Path, shown: str, what: str) -> bytes:
     try:
         data = file.read_bytes()
     except FileNotFoundError:
-        raise ContactsError(f"contact file not found: {shown}") from None
+        raise ContactsError(f"{what} not found: {shown}") from None
     except IsADirectoryError:
         raise ContactsError(f"cannot read {shown}: it is a folder, not a file") from None
     except PermissionError:
@@ -83,7 +84,7 @@ def _read_bytes(file: Path, shown: str) -> bytes:
     except OSError as exc:
         raise ContactsError(f"cannot read {shown}: {exc.strerror or exc}") from None
     if not data or data.isspace():
-        raise ContactsError(f"contact file {shown} is empty")
+        raise ContactsError(f"{what} {shown} is empty")
     return data
 
 
