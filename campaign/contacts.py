@@ -100,7 +100,7 @@ def read_contacts(
         grids = read_grids(path, sheet, what="contact file")
         used = [grid for grid in grids if sheet is not None or _has_cells(grid)]
         if not used:
-            raise ContactsError(f"contact file {path} has no data: every sheet is empty")
+            raise ContactsError(f"contact file {path} has no data: {_nothing_in(grids)}")
         read = [_read_grid(grid, str(path), header_row, mobile_column) for grid in used]
         if sheet is None and any(read):  # a header-only sheet beside others: nothing to read
             read = [result for result in read if result]
@@ -110,6 +110,12 @@ def read_contacts(
             frames.append(result.frame)
             files.append(result.summary)
     return _combine(frames, files)
+
+
+def _nothing_in(grids: list[Grid]) -> str:
+    if grids and grids[0].sheet is None:
+        return "every row is blank"
+    return "every visible sheet is empty (hidden sheets are read only with --sheet)"
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,6 +41,7 @@ class Grid:
     source: str  # "name.xlsx:Sheet1" or "name.csv" (file name, not the full path)
     where: str  # for messages: "dir/name.xlsx (sheet 'Sheet1')" or "dir/name.csv"
     columns: list[pa.Array | pa.ChunkedArray]  # pa.string(), of equal length, never null
+    sheet: str | None = None  # the sheet's name; None for CSV
 
     @property
     def height(self) -> int:
@@ -116,7 +117,7 @@ def _sheet_grid(workbook: CalamineWorkbook, file_name: str, shown: str, name: st
         rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except Exception as exc:
         raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
-    return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", _text_columns(rows))
+    return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", _text_columns(rows), name)
 
 
 def _text_columns(rows: list[list[object]]) -> list[pa.Array]:

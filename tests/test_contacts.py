@@ -152,8 +152,11 @@ def test_a_caption_mentioning_mobiles_is_not_the_header(tmp_path):
 
 def test_workbook_whose_sheets_are_all_empty(tmp_path):
     path = write_xlsx(tmp_path / "blank.xlsx", {"Sheet1": [], "Sheet2": []})
-    with pytest.raises(ContactsError, match=r"blank\.xlsx.*empty"):
+    with pytest.raises(ContactsError, match=r"blank\.xlsx has no data: every visible sheet"):
         read_contacts([path])
+    commas = write_csv(tmp_path / "commas.csv", ",,\n , ,\n")
+    with pytest.raises(ContactsError, match=r"commas\.csv has no data: every row is blank"):
+        read_contacts([commas])
 
 
 def test_old_xls_workbook():
