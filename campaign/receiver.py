@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine
 
 from campaign.config import BLACKLIST_STATUSES, Settings
 from campaign.errors import ConfigError
-from campaign.phones import normalize_mobile
+from campaign.phones import VALID_MOBILE, normalize_mobile
 from campaign.reports import OptoutMatcher, parse_report_time
 from campaign.store import open_store, suppression
 from campaign.store.engine import is_sqlite
@@ -45,12 +45,14 @@ from campaign.store.reports import ReportRow, insert_reports
 log = logging.getLogger("campaign.receiver")
 
 MAX_BODY = 64 * 1024
+MAX_FIELDS = 64  # parameters per push
 BACKLOG = 4096
 CHECKPOINT_INTERVAL = 0.5  # seconds between SQLite WAL checkpoints
 ANSWER_TIMEOUT = 30.0  # seconds a push waits for its commit before 503
 PUSH_ORIGIN = "push"
 _DIGITS = re.compile(r"^\d{1,64}$")
 _MOBILE = re.compile(r"^\+?\d{5,20}$")
+_VALID_MOBILE = re.compile(VALID_MOBILE)
 _EMSHEAD = re.compile(r"^\s*(\d{1,32})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*$")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
@@ -299,7 +301,7 @@ def suppress_blacklisted(conn: Connection, rows: Iterable[ReportRow]) -> int:
     """Put the numbers of blacklist-status reports on the suppression list."""
     by_status: dict[str, list[str]] = {}
     for row in rows:
-        if row[2] in BLACKLIST_STATUSES:
+        if row[2] in BLACKLIST_STATUSES and _VALID_MOBILE.match(row[1]):
             by_status.setdefault(row[2], []).append(row[1])
     return sum(
         suppression.add_in(conn, mobiles, BLACKLIST_REASON, f"report status {status}")
@@ -373,6 +375,10 @@ class ReceiverApp:
             _log_refusal(path, exc)
             await _answer(send, exc.status, exc.reason)
             return
+        except Exception as exc:  # a bug: one line without the parameters, and a 500
+            log.error("%s push failed: %s", path, _first_line(exc))
+            await _answer(send, 500, "internal error, nothing stored")
+            return
         await self._store_and_answer(work, send)
 
     def _authenticate(self, params: Mapping[str, str]) -> None:
@@ -408,14 +414,22 @@ class ReceiverApp:
 
 async def _params(scope: Scope, receive: Receive) -> dict[str, str]:
     query = scope.get("query_string", b"")
+    if len(query) > MAX_BODY:
+        raise PushRefused(414, f"query string longer than {MAX_BODY} bytes")
     body = await _body(scope, receive) if scope["method"] == "POST" else b""
     try:
-        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="strict")
+        pairs = _pairs(query)
         if body:
-            pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+            pairs += _pairs(body)
     except (UnicodeDecodeError, ValueError):
         raise PushRefused(400, "parameters are not URL-encoded UTF-8") from None
     return dict(pairs)
+
+
+def _pairs(data: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(
+        data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+    )
 
 
 async def _body(scope: Scope, receive: Receive) -> bytes:

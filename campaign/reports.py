@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from campaign.config import BLACKLIST_STATUSES
 from campaign.errors import InputError
+from campaign.phones import VALID_MOBILE
 from campaign.store import suppression
 from campaign.store.inbound import BLACKLIST_REASON
 from campaign.store.reports import count_unmatched, insert_report_frame
@@ -208,6 +209,8 @@ def import_report_file(
 
 
 def _suppress_blacklisted(conn: Connection, valid: pd.DataFrame) -> None:
-    listed = valid[valid["status"].isin(BLACKLIST_STATUSES)]
+    listed = valid[
+        valid["status"].isin(BLACKLIST_STATUSES) & valid["mobile"].str.match(VALID_MOBILE)
+    ]
     for status, group in listed.groupby("status"):
         suppression.add_in(conn, group["mobile"], BLACKLIST_REASON, f"report status {status}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -322,3 +323,22 @@ def test_receiver_with_a_given_engine_leaves_it_open(sqlite_url):
         assert len(_rows(engine, reports)) == 1
     finally:
         engine.dispose()
+
+
+def test_overlong_query_is_414_and_too_many_fields_400(rx):
+    with socket.create_connection((rx.host, rx.port), timeout=5) as sock:
+        sock.sendall(f"GET /dlr?report={'1' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status = sock.recv(100)[:12]
+    assert status in (b"HTTP/1.1 414", b"HTTP/1.1 400")  # ours, or the HTTP parser's own limit
+    many = "&".join(f"f{i}=1" for i in range(100))
+    assert httpx.get(f"{rx.dlr_url}?{many}").status_code == 400
+    assert _rows(rx.engine, reports) == []
+
+
+def test_an_optout_from_a_number_that_is_no_mobile_is_kept_but_not_listed(store_url):
+    with Receiver(_settings(store_url)) as rx:
+        mo = {"moTime": "2611251002", "mobile": "852912345678901234", "msg": "TD"}
+        assert httpx.get(rx.mo_url, params=mo).status_code == 200
+        with rx.engine.connect() as conn:
+            assert [m["is_optout"] for m in inbound_messages(conn)] == [True]
+        assert _rows(rx.engine, suppression) == []

@@ -9,6 +9,7 @@ suppression list.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from campaign.phones import VALID_MOBILE
 from campaign.store import suppression
 from campaign.store.schema import inbound, inbound_parts
 from campaign.timeutil import utcnow
 
+_VALID_MOBILE = re.compile(VALID_MOBILE)
 OPTOUT_REASON = "optout reply"
 BLACKLIST_REASON = "blacklist status"
 # The parts of one long message arrive within this time; an emshead id seen again later
@@ -74,7 +77,7 @@ def store_inbound(
             received_at=now,
         )
     )
-    if optout:
+    if optout and _VALID_MOBILE.match(part.mobile):  # only a mobile can be texted again
         detail = f"{text.strip()} ({part.mo_time or 'time unknown'})"
         suppression.add_in(conn, [part.mobile], OPTOUT_REASON, detail)
     return InboundResult(True, text, optout)
