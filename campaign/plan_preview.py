@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from xlsxwriter.exceptions import XlsxWriterException
 from xlsxwriter.workbook import Workbook
 
@@ -44,7 +45,20 @@ def preview_frame(plan: Plan) -> pd.DataFrame:
     for name in SEND_COLUMNS:
         result[name] = ""
     originals = frame[plan.contacts.columns]
-    return pd.concat([originals, result[list(RESULT_COLUMNS)]], axis=1)
+    preview = pd.concat([originals, result[list(RESULT_COLUMNS)]], axis=1)
+    return pd.DataFrame(
+        {pos: _contiguous(preview.iloc[:, pos]) for pos in range(preview.shape[1])}
+    ).set_axis(preview.columns, axis=1)
+
+
+def _contiguous(column: pd.Series) -> pd.Series:
+    """Text columns as one Arrow array each (several files' rows come in several chunks)."""
+    if not isinstance(column.dtype, pd.StringDtype):
+        return column
+    array = pa.array(column)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return pd.Series(array, dtype=column.dtype, index=column.index)
 
 
 def write_preview(plan: Plan, out: Path) -> int:

@@ -248,3 +248,22 @@ def test_json_is_the_only_stdout(tmp_path):
     for key in ("rows", "outcomes", "recipients", "requests", "segments", "files"):
         assert key in data
     assert out.exists()
+
+
+def test_preview_of_several_files(tmp_path):
+    first = write_csv(
+        tmp_path / "a.csv", [[f"甲{i}", f"1380000{i:04d}", "", "1"] for i in range(300)]
+    )
+    second = write_xlsx(tmp_path / "b.xlsx", [["乙", 13900139000, "北京", 2]])
+    out = tmp_path / "plan.xlsx"
+    result = runner.invoke(app, ["plan", str(first), str(second), "-t", "hi", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    book = openpyxl.load_workbook(out, read_only=True)
+    try:
+        rows = list(book["plan"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    assert len(rows) == 302
+    assert rows[-1][:4] == ("乙", "13900139000", "北京", "2")
+    assert rows[-1][4:6] == ("b.xlsx:Sheet1", 2)
+    assert rows[1][4:6] == ("a.csv", 2)
