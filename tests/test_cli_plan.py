@@ -267,3 +267,23 @@ def test_preview_of_several_files(tmp_path):
     assert rows[-1][:4] == ("乙", "13900139000", "北京", "2")
     assert rows[-1][4:6] == ("b.xlsx:Sheet1", 2)
     assert rows[1][4:6] == ("a.csv", 2)
+
+
+def test_sheet_and_header_row_options(tmp_path):
+    book = openpyxl.Workbook()
+    book.active.title = "说明"
+    book.active.append(["这一页不是名单"])
+    sheet = book.create_sheet("名单")
+    sheet.append(["导出时间", "2024-11-01"])
+    sheet.append(["备注", "VIP"])
+    sheet.append(HEADER)
+    sheet.append(["甲", 13800138000, "北京", 1])
+    book.save(tmp_path / "two.xlsx")
+    book.close()
+    args = [str(tmp_path / "two.xlsx"), "-t", "{姓名}", "--sheet", "名单", "--header-row", "3"]
+    summary = plan_json(*args)
+    assert summary["recipients"] == 1
+    assert summary["files"][0]["source"] == "two.xlsx:名单"
+    result = runner.invoke(app, ["plan", str(tmp_path / "two.xlsx"), "-t", "hi", "--sheet", "无"])
+    assert result.exit_code == 3
+    assert "无" in result.stderr
