@@ -29,7 +29,7 @@ from campaign.errors import InputError
 from campaign.phones import VALID_MOBILE
 from campaign.store import suppression
 from campaign.store.inbound import BLACKLIST_REASON
-from campaign.store.reports import count_unmatched, insert_report_frame
+from campaign.store.reports import REPORT_KEY, count_unmatched, insert_report_frame
 
 CHINA_OFFSET = timezone(timedelta(hours=8))
 EXCEL_EPOCH = datetime(1899, 12, 30)
@@ -154,6 +154,9 @@ class OptoutMatcher:
 # ----------------------------------------------------------------------------- import
 
 
+IMPORT_CHUNK = 250_000  # reports per transaction
+
+
 @dataclass(frozen=True)
 class ImportSummary:
     """What importing one report file did (SPEC `reports import --json` keys + details)."""
@@ -178,9 +181,9 @@ class ImportSummary:
 def import_report_files(
     engine: Engine, paths: Sequence[Path | str], *, suppress_blacklisted: bool = False
 ) -> list[ImportSummary]:
-    """Import report files, each in one transaction; idempotent (a second import of the same
-    file only counts `repeated`). InputError (exit 3) for a missing or unusable file,
-    checked for every file before anything is imported."""
+    """Import report files; idempotent (a second import of the same file only counts
+    `repeated`). InputError (exit 3) for a missing or unusable file; missing files are
+    checked for before anything is imported."""
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise InputError(f"report file not found: {', '.join(missing)}")
@@ -196,9 +199,14 @@ def import_report_file(
     from campaign.report_files import read_report_file
 
     read = read_report_file(path)
-    valid = read.valid
+    valid = read.valid.sort_values(list(REPORT_KEY), ignore_index=True)  # index order
+    new = 0
+    for start in range(0, len(valid), IMPORT_CHUNK):
+        # one transaction per chunk: a receiver on the same SQLite store waits for a
+        # chunk, not the whole file; a crash in between is repaired by importing again
+        with engine.begin() as conn:
+            new += insert_report_frame(conn, valid.iloc[start : start + IMPORT_CHUNK])
     with engine.begin() as conn:
-        new = insert_report_frame(conn, valid)
         unmatched = count_unmatched(conn, valid["msgid"], valid["mobile"])
         if suppress_blacklisted:
             _suppress_blacklisted(conn, valid)

@@ -235,3 +235,16 @@ def test_unreadable_files_are_exit_3(tmp_path, sqlite_url):
         assert result.exit_code == 3, result.output
         assert "Error:" in result.output
         assert "Traceback" not in result.output
+
+
+def test_import_in_several_transactions_counts_the_same(tmp_path, store_url, monkeypatch):
+    monkeypatch.setattr("campaign.reports.IMPORT_CHUNK", 2)
+    engine = open_store(store_url)
+    try:
+        (first,) = import_report_files(engine, [_csv(tmp_path)])
+        (second,) = import_report_files(engine, [_csv(tmp_path)])
+    finally:
+        engine.dispose()
+    assert (first.imported, first.repeated, first.malformed) == (3, 1, 4)
+    assert (second.imported, second.repeated) == (0, 4)
+    assert [row for row, _reason in first.malformed_rows] == [4, 5, 7, 8]

@@ -24,6 +24,7 @@ from campaign.timeutil import utcnow
 # (msgid, mobile, status, report_time, raw_time, origin)
 ReportRow = tuple[str, str, str, str, str | None, str]
 REPORT_COLUMNS = ("msgid", "mobile", "status", "report_time", "raw_time", "origin")
+REPORT_KEY = ("msgid", "mobile", "status", "report_time")  # what makes a report the same one
 _MSGID_CHUNK = 500
 
 
@@ -67,7 +68,7 @@ def insert_report_frame(
     if conn.dialect.name == "postgresql":
         return _copy_postgres(conn, frame[list(REPORT_COLUMNS)], received_at or utcnow())
     # in index order: SQLite appends to its B-trees instead of touching random pages
-    ordered = frame.sort_values(["msgid", "mobile", "status", "report_time"], ignore_index=True)
+    ordered = frame.sort_values(list(REPORT_KEY), ignore_index=True)
     columns = [ordered[c].to_numpy(dtype=object) for c in REPORT_COLUMNS]
     return insert_reports(conn, list(zip(*columns, strict=True)), received_at)
 
