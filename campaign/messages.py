@@ -30,8 +30,12 @@ SINGLE_LENGTH = 70  # a text up to this long is one part
 PART_LENGTH = 67  # longer texts are billed per part of this many units
 SCAN_CHUNK = 100_000  # texts joined per pass of the sensitive-word automaton
 
-# An argument of `-t` that looks like a file name: one word ending in a usual extension.
-_PATH_LIKE = re.compile(r"^[^\s{}|]+\.(txt|text|tpl|tmpl|template|md|j2|msg|sms)$", re.IGNORECASE)
+# An argument of `-t` that looks like a file name: one word ending in a usual extension, or
+# one word starting like a path (./x, ../x, /x, ~/x).
+_PATH_LIKE = re.compile(
+    r"^(?:[^\s{}|]+\.(?:txt|text|tpl|tmpl|template|md|j2|msg|sms)|(?:\.{1,2}|~)?/[^\s{}|]*)$",
+    re.IGNORECASE,
+)
 _SIGNATURE = r"^【[^【】]+】"
 _ASTRAL = "[\U00010000-\U0010ffff]"  # characters outside the BMP: two UTF-16 units each
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -322,7 +326,7 @@ def load_template(arg: str, base: Path | None = None) -> str:
     A single word that looks like a file name but names no file is an error, not a
     one-word message.
     """
-    path = Path(arg)
+    path = Path(arg).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
     is_file = "\n" not in arg and len(arg) < 4096 and _is_file(path)

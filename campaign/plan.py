@@ -242,11 +242,11 @@ class _RowState:
         self.carrier = np.full(n, "", dtype=object)
         self.segments = np.zeros(n, dtype=np.int64)
         self.batch_id = np.full(n, "", dtype=object)
-        self.text_group = np.full(n, -1, dtype=np.int64)  # code of the distinct final text
-        self.distinct: pa.Array = pa.array([], pa.large_string())  # distinct rendered texts
-        self.group_text = np.zeros(0, dtype=np.int64)  # text group -> index into distinct
+        self.text_group = np.full(n, -1, dtype=np.int64)  # row -> its text group, -1: none
+        self.rendered: pa.Array | None = None  # row -> its final text (once rendered)
+        self.distinct: pa.Array = pa.array([], pa.large_string())  # what group_text indexes
+        self.group_text = np.zeros(0, dtype=np.int64)  # text group -> a row with its text
         self.text_segments = np.zeros(0, dtype=np.int64)  # text group -> segments
-        self.rendered: pa.Array | None = None  # each row's rendered text
 
     def set(self, mask: np.ndarray, outcome: str, reason: Any) -> None:
         self.outcome[mask] = outcome

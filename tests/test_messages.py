@@ -303,3 +303,14 @@ def test_sensitive_scan_in_chunks(monkeypatch):
     sensitive = SensitiveWords(["发票", "赌"])
     texts = ["a", "发票", "b", "赌", "c发票"]
     assert sensitive.first_matches(texts) == [None, "发票", None, "赌", "发票"]
+
+
+@pytest.mark.parametrize("arg", ["./notice", "../t/vip", "/no/such/file", "~/x", "vip.TXT"])
+def test_path_like_arguments_must_exist(tmp_path, arg):
+    with pytest.raises(TemplateError, match="does not exist"):
+        load_template(arg, base=tmp_path)
+
+
+@pytest.mark.parametrize("arg", ["今天/明天都有活动", "全场5折", "a.b", "{姓名}.txt"])
+def test_other_arguments_are_inline_text(arg):
+    assert load_template(arg) == arg
