@@ -125,13 +125,16 @@ def _text_columns(rows: list[list[object]]) -> list[pa.Array]:
     of strings goes to Arrow as is, only columns holding numbers/dates take the cell path."""
     if not rows:
         return []
-    table = np.empty((len(rows), len(rows[0])), dtype=object)
+    width = max(len(row) for row in rows)
+    if any(len(row) != width for row in rows):  # calamine pads rows; be safe if it ever doesn't
+        rows = [list(row) + [""] * (width - len(row)) for row in rows]
+    table = np.empty((len(rows), width), dtype=object)
     table[:] = rows
     columns = []
     for cells in table.T:
         try:
             columns.append(pc.fill_null(pa.array(cells, pa.string()), ""))
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
+        except (pa.ArrowException, TypeError, ValueError):  # numbers, dates, booleans
             columns.append(pa.array(_texts(cells.tolist()), pa.string()))
     return columns
 

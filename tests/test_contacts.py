@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from campaign.cli import app
 from campaign.contacts import RESERVED_COLUMNS, ContactList, FileSummary, read_contacts
 from campaign.errors import ContactsError, ExitCode
-from campaign.tabular import cell_text
+from campaign.tabular import _text_columns, cell_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -194,6 +194,16 @@ def test_cell_text_of_workbook_values():
     assert cell_text(dt.datetime(2026, 11, 11)) == "2026-11-11"
     assert cell_text(dt.time(8, 30)) == "08:30:00"
     assert cell_text(None) == ""
+
+
+def test_text_columns_of_uneven_mixed_rows():
+    rows = [["a", 1.0, True], ["b"], ["c", dt.date(2024, 1, 2), 2.5, "x"]]
+    assert [c.to_pylist() for c in _text_columns(rows)] == [
+        ["a", "b", "c"],
+        ["1", "", "2024-01-02"],
+        ["TRUE", "", "2.5"],
+        ["", "", "x"],
+    ]
 
 
 # --- CSV ----------------------------------------------------------------------------------------
