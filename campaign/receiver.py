@@ -357,12 +357,14 @@ class ReceiverApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        path, method = scope["path"], scope["method"]
+        method = scope["method"]
+        # by the last path segment: .../dlr works behind a proxy that adds a prefix
+        path = "/" + scope["path"].rstrip("/").rsplit("/", 1)[-1]
         if path == "/healthz" and method in ("GET", "HEAD"):
             await _answer(send, 200, "OK")
             return
         if path not in ("/dlr", "/mo"):
-            await _answer(send, 404, "not found")
+            await _answer(send, 404, "not found: use /dlr, /mo or /healthz")
             return
         if method not in ("GET", "POST"):
             await _answer(send, 405, "use GET or POST")

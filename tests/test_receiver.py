@@ -179,6 +179,8 @@ def test_body_that_is_not_utf8_is_400(refusing):
 def test_healthz_and_other_paths(refusing):
     assert httpx.get(f"{refusing.url}/healthz").text == "OK"
     assert httpx.get(f"{refusing.url}/nope").status_code == 404
+    assert httpx.get(f"{refusing.url}/").status_code == 404
+    assert httpx.get(f"{refusing.url}/sms/healthz/").text == "OK"  # behind a path prefix
     assert httpx.put(refusing.dlr_url, params={**DLR, "status": "DELIVRD"}).status_code == 405
 
 
