@@ -162,7 +162,7 @@ def _write_csv(
         sink.write(codecs.BOM_UTF8)
         with pacsv.CSVWriter(sink, schema) as writer:
             wrote = False
-            for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
+            for chunk in _chunks(engine, campaign, lang, chunk_rows):
                 tally.add(chunk)
                 writer.write_table(_csv_table(chunk, schema, numeric))
                 wrote = True
@@ -226,7 +226,7 @@ def _write_xlsx(
         formats = Formats(book)
         sheets = _ResultSheets(book, formats, campaign.columns, max_rows, fast)
         tally = ResultTally(len(campaign.columns))
-        for chunk in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
+        for chunk in _chunks(engine, campaign, lang, chunk_rows):
             tally.add(chunk)
             sheets.write(chunk)
         names = sheets.finish()
@@ -317,6 +317,12 @@ def _row_count(engine: Engine, campaign_id: int) -> int:
     with engine.connect() as conn:
         query = select(func.count()).where(recipients.c.campaign_id == campaign_id)
         return int(conn.execute(query).scalar() or 0)
+
+
+def _chunks(
+    engine: Engine, campaign: CampaignRecord, lang: str, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    return iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang)
 
 
 def _store_url(engine: Engine) -> str:
