@@ -50,10 +50,10 @@ BACKLOG = 4096
 CHECKPOINT_INTERVAL = 0.5  # seconds between SQLite WAL checkpoints
 ANSWER_TIMEOUT = 30.0  # seconds a push waits for its commit before 503
 PUSH_ORIGIN = "push"
-_DIGITS = re.compile(r"^\d{1,64}$")
-_MOBILE = re.compile(r"^\+?\d{5,20}$")
+_DIGITS = re.compile(r"^[0-9]{1,64}$")
+_MOBILE = re.compile(r"^\+?[0-9]{5,20}$")
 _VALID_MOBILE = re.compile(VALID_MOBILE)
-_EMSHEAD = re.compile(r"^\s*(\d{1,32})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*$")
+_EMSHEAD = re.compile(r"^\s*([0-9]{1,32})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*$")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 Scope = dict[str, Any]

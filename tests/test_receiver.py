@@ -125,6 +125,7 @@ def test_repeated_push_is_stored_once(rx):
         ({**DLR, "status": ""}, "status"),
         ({**DLR, "status": "   "}, "status"),
         ({**DLR, "msgid": "12ab", "status": "DELIVRD"}, "msgid is not a number"),
+        ({**DLR, "msgid": "１２３", "status": "DELIVRD"}, "msgid is not a number"),
         ({**DLR, "reportTime": "2613251002", "status": "DELIVRD"}, "not a real time"),
         ({**DLR, "reportTime": "2611312400", "status": "DELIVRD"}, "not a real time"),
         ({**DLR, "reportTime": "yesterday", "status": "DELIVRD"}, "not a real time"),

@@ -173,3 +173,7 @@ def test_a_long_message_can_be_an_optout(sqlite_url):
         assert (result.message, result.is_optout) == ("退订", True)
     finally:
         engine.dispose()
+
+
+def test_only_ascii_digits_make_a_time():
+    assert parse_report_time("２６１１２５１００２") is None
