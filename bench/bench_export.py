@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,11 +150,25 @@ def _report(msgid: str, mobile: str, status: str, when: str) -> dict[str, object
 def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
     import pandas as pd
 
+    import campaign.export as export_module
     from campaign.export import export_campaign
     from campaign.store import open_store
     from campaign.store.results import iter_results
 
     engine = open_store(f"sqlite:///{db}", create=False)
+    reading = [0.0]
+
+    def timed_results(*args: object, **kwargs: object) -> Iterator[pd.DataFrame]:
+        chunks = iter_results(*args, **kwargs)  # type: ignore[arg-type]
+        while True:
+            began = time.perf_counter()
+            chunk = next(chunks, None)
+            reading[0] += time.perf_counter() - began
+            if chunk is None:
+                return
+            yield chunk
+
+    export_module.iter_results = timed_results  # type: ignore[assignment]
     started = time.perf_counter()
     extra: dict[str, object] = {}
     if variant == "xlsx":
@@ -171,6 +186,9 @@ def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
     else:
         raise SystemExit(f"unknown variant {variant}")
     seconds = time.perf_counter() - started
+    if reading[0]:
+        extra["read_seconds"] = round(reading[0], 2)
+        extra["write_seconds"] = round(seconds - reading[0], 2)
     engine.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"variant": variant, "seconds": round(seconds, 2), "peak_mb": round(peak_mb), **extra}
@@ -229,7 +247,12 @@ def main() -> None:
     print()
     print(f"{'variant':<12}{'rows':>11}{'seconds':>10}{'peak MB':>9}  note")
     for r in results:
-        print(f"{r['variant']:<12}{r['rows']:>11,}{r['seconds']:>10}{r['peak_mb']:>9}")
+        note = ""
+        if "write_seconds" in r:
+            note = f"read {r['read_seconds']} s + write {r['write_seconds']} s"
+        elif "read_seconds" in r:
+            note = f"of which read {r['read_seconds']} s"
+        print(f"{r['variant']:<12}{r['rows']:>11,}{r['seconds']:>10}{r['peak_mb']:>9}  {note}")
     by = {(r["variant"], r["rows"]): r for r in results}
     base = by.get(("to_excel", args.baseline_rows))
     mine = by.get(("xlsx", args.baseline_rows))
