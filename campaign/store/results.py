@@ -278,11 +278,6 @@ def iter_results(
             yield _result_frame(raw, header, lang)
 
 
-def empty_results(columns: list[str]) -> pd.DataFrame:
-    """A frame with no rows and the columns of `iter_results`."""
-    return pd.DataFrame({**{c: [] for c in columns}, **{c: [] for c in RESULT_COLUMNS}})
-
-
 def _result_frame(raw: pd.DataFrame, header: CampaignRecord, lang: str) -> pd.DataFrame:
     cells = _cells_frame(raw["cells"], header.columns, raw.index)
     out = pd.DataFrame(index=raw.index)
