@@ -65,6 +65,7 @@ ROW_COLUMNS = (
     "batch_id",
 )
 SUPPRESSED_REASON = "on the suppression list"
+ITER_CHUNK = 10_000  # batches converted to Python objects at a time when iterating
 
 
 @dataclass(frozen=True)
@@ -100,21 +101,27 @@ class Batch:
 
 
 class Batches(Sequence[Batch]):
-    """The plan's batches, built on demand from arrays (cheap for a million of them)."""
+    """The plan's batches, built on demand from arrays (cheap for a million of them).
+
+    Index, slice or iterate it for `Batch` objects; `frame()` gives the same batches as
+    columns (for bulk inserts), `sizes()` the number of mobiles of each.
+    """
 
     def __init__(
         self,
         order: np.ndarray,
         starts: np.ndarray,
         group_of: np.ndarray,
-        texts: Sequence[str] | pa.Array,
+        texts: pa.Array,
+        group_text: np.ndarray,
         segments: np.ndarray,
-        mobiles: np.ndarray,
+        mobiles: pa.Array,
     ) -> None:
         self._order = order  # row numbers of all ready recipients, batch after batch
         self._starts = starts  # len(batches) + 1 offsets into `_order`
         self._group_of = group_of  # batch -> text group
-        self._texts = texts  # text group -> text
+        self._texts = texts  # the texts that `group_text` indexes
+        self._group_text = group_text  # text group -> index into `_texts`
         self._segments = segments  # text group -> segments
         self._mobiles = mobiles  # row number -> normalized mobile
 
@@ -127,25 +134,67 @@ class Batches(Sequence[Batch]):
     def __getitem__(self, index: slice) -> list[Batch]: ...
     def __getitem__(self, index: int | slice) -> Batch | list[Batch]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return list(self._build(start, max(start, stop)))
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("batch index out of range")
-        rows = self._order[self._starts[index] : self._starts[index + 1]]
-        group = int(self._group_of[index])
-        return Batch(
-            batch_id=batch_id(index + 1),
-            seq=index + 1,
-            text=_as_str(self._texts[group]),
-            segments=int(self._segments[group]),
-            mobiles=tuple(self._mobiles[rows].tolist()),
-            rows=tuple(rows.tolist()),
-        )
+        return next(self._build(index, index + 1))
 
     def __iter__(self) -> Iterator[Batch]:
-        for i in range(len(self)):
-            yield self[i]
+        for start in range(0, len(self), ITER_CHUNK):
+            yield from self._build(start, min(start + ITER_CHUNK, len(self)))
+
+    def _build(self, start: int, stop: int) -> Iterator[Batch]:
+        """Batches start..stop-1, from column slices converted to Python once."""
+        offsets = self._starts[start : stop + 1]
+        rows = self._order[offsets[0] : offsets[-1]] if len(offsets) else self._order[:0]
+        mobiles, row_list = self._mobiles.take(pa.array(rows)).to_pylist(), rows.tolist()
+        groups = self._group_of[start:stop]
+        texts = self._texts.take(pa.array(self._group_text[groups])).to_pylist()
+        segments = self._segments[groups].tolist()
+        ids = batch_ids(stop, first=start + 1).tolist()
+        edges = (offsets - offsets[0]).tolist() if len(offsets) else []
+        for k in range(stop - start):
+            lo, hi = edges[k], edges[k + 1]
+            yield Batch(
+                ids[k],
+                start + k + 1,
+                texts[k],
+                segments[k],
+                tuple(mobiles[lo:hi]),
+                tuple(row_list[lo:hi]),
+            )
+
+    def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """Batches start..stop-1 as columns: batch_id, seq, text, segments, size, and
+        mobiles (comma-separated, as sent), built without a Python loop per batch."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        start = min(start, stop)
+        offsets = self._starts[start : stop + 1]
+        rows = self._order[offsets[0] : offsets[-1]] if stop > start else self._order[:0]
+        listed = pa.LargeListArray.from_arrays(
+            pa.array(offsets - (offsets[0] if len(offsets) else 0), pa.int64())
+            if stop > start
+            else pa.array([0], pa.int64()),
+            self._mobiles.take(pa.array(rows)),
+        )
+        groups = self._group_of[start:stop]
+        return pd.DataFrame(
+            {
+                "batch_id": batch_ids(stop, first=start + 1),
+                "seq": np.arange(start + 1, stop + 1, dtype=np.int64),
+                "text": to_series(
+                    self._texts.take(pa.array(self._group_text[groups])).cast(pa.large_string())
+                ),
+                "segments": self._segments[groups].astype(np.int64),
+                "size": np.diff(offsets).astype(np.int64) if len(offsets) else [],
+                "mobiles": to_series(pc.binary_join(listed, text_scalar(","))),
+            }
+        )
 
     def sizes(self) -> np.ndarray:
         """Number of mobiles of each batch."""
@@ -159,9 +208,9 @@ def batch_id(seq: int) -> str:
     return f"b{seq:06d}"
 
 
-def batch_ids(count: int) -> np.ndarray:
-    """batch_id(1), ..., batch_id(count) as an object array (built in Arrow, not per item)."""
-    numbers = pc.cast(pa.array(np.arange(1, count + 1)), pa.string())
+def batch_ids(count: int, first: int = 1) -> np.ndarray:
+    """batch_id(first), ..., batch_id(count) as an object array (built in Arrow, not per item)."""
+    numbers = pc.cast(pa.array(np.arange(first, count + 1, dtype=np.int64)), pa.string())
     padded = pc.utf8_lpad(numbers, width=6, padding="0")
     return pc.binary_join_element_wise("b", padded, "").to_numpy(zero_copy_only=False)
 
@@ -217,7 +266,7 @@ def make_plan(
     _check_suppressed(mobiles, suppressed, state)
     _render(frame, template, options, state)
     _refuse_if_nothing_valid(state)
-    batches = _batch(state, mobiles.to_numpy(dtype=object), options)
+    batches = _batch(state, to_arrow(mobiles), options)
     rows = pd.DataFrame(
         {
             "normalized_mobile": mobiles,
@@ -346,10 +395,6 @@ def _first_occurrences(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(is_first)
 
 
-def _as_str(value: object) -> str:
-    return value.as_py() if isinstance(value, pa.Scalar) else str(value)
-
-
 def _text_problems(
     texts: pa.Array, first_rows: np.ndarray, lengths: np.ndarray, words: SensitiveWords | None
 ) -> np.ndarray:
@@ -387,7 +432,7 @@ def _refuse_if_nothing_valid(state: _RowState) -> None:
     )
 
 
-def _batch(state: _RowState, mobiles: np.ndarray, options: PlanOptions) -> Batches:
+def _batch(state: _RowState, mobiles: pa.Array, options: PlanOptions) -> Batches:
     ready = np.flatnonzero(state.ready())
     groups = state.text_group[ready]
     # stable sort: groups in order of first appearance (factorize order), rows in input order
@@ -407,8 +452,9 @@ def _batch(state: _RowState, mobiles: np.ndarray, options: PlanOptions) -> Batch
     batch_of_row = np.repeat(np.arange(len(group_of)), np.diff(starts))
     if len(batch_of_row):
         state.batch_id[ready] = batch_ids(len(group_of))[batch_of_row]
-    texts = _GroupTexts(state.distinct, state.group_text)
-    return Batches(ready, starts, group_of, texts, state.text_segments, mobiles)
+    return Batches(
+        ready, starts, group_of, state.distinct, state.group_text, state.text_segments, mobiles
+    )
 
 
 def _below_minimum(count: int, min_batch: int) -> str:
@@ -416,26 +462,6 @@ def _below_minimum(count: int, min_batch: int) -> str:
         f"only {count} recipient{'s' if count != 1 else ''} with this text, below the minimum "
         f"group size {min_batch} (the gateway would refuse it with 108)"
     )
-
-
-class _GroupTexts(Sequence[str]):
-    """Text of each text group, looked up in the distinct texts on demand."""
-
-    def __init__(self, distinct: pa.Array, group_text: np.ndarray) -> None:
-        self._distinct = distinct
-        self._group_text = group_text
-
-    def __len__(self) -> int:
-        return len(self._group_text)
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[str]: ...
-    def __getitem__(self, index: int | slice) -> str | list[str]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        return str(self._distinct[int(self._group_text[index])].as_py())
 
 
 def _chunk_offsets(sizes: np.ndarray, max_batch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -248,3 +248,47 @@ def test_fallback_and_equal_value_share_a_batch(tmp_path):
     plan = make_plan(contacts_of(tmp_path, rows), "{城市|全国}门店上新，积分{积分}倍")
     assert [b.text for b in plan.batches] == ["全国门店上新，积分1倍", "北京门店上新，积分1倍"]
     assert plan.batches[0].rows == (0, 1)
+
+
+def test_batches_as_columns_and_slices(tmp_path):
+    rows = [["x", f"1390000{i:04d}", "北京" if i % 3 else "上海", "1"] for i in range(8)]
+    plan = make_plan(contacts_of(tmp_path, rows), "{城市}", PlanOptions(max_batch=2))
+    batches = plan.batches
+    table = batches.frame()
+    assert table["batch_id"].tolist() == [b.batch_id for b in batches]
+    assert table["seq"].tolist() == [b.seq for b in batches]
+    assert table["text"].tolist() == [b.text for b in batches]
+    assert table["segments"].tolist() == [b.segments for b in batches]
+    assert table["size"].tolist() == [len(b.mobiles) for b in batches]
+    assert table["mobiles"].tolist() == [",".join(b.mobiles) for b in batches]
+    assert batches.frame(1, 3)["batch_id"].tolist() == ["b000002", "b000003"]
+    assert batches[-1] == list(batches)[-1]
+    assert batches[1:3] == list(batches)[1:3]
+    assert batches[::2] == list(batches)[::2]
+    assert batches[5:2] == []
+
+
+def test_no_batches(tmp_path):
+    plan = make_plan(
+        contacts_of(tmp_path, [["x", "13800138000", "", "1"]]), "hi", suppressed={"13800138000"}
+    )
+    assert list(plan.batches) == []
+    assert len(plan.batches.frame()) == 0
+    assert list(plan.batches.frame().columns) == [
+        "batch_id",
+        "seq",
+        "text",
+        "segments",
+        "size",
+        "mobiles",
+    ]
+
+
+def test_iteration_in_chunks_matches_indexing(tmp_path, monkeypatch):
+    import campaign.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "ITER_CHUNK", 3)
+    rows = [[f"n{i % 4}", f"1380000{i:04d}", "", "1"] for i in range(20)]
+    plan = make_plan(contacts_of(tmp_path, rows), "{姓名}", PlanOptions(max_batch=2))
+    assert list(plan.batches) == [plan.batches[i] for i in range(len(plan.batches))]
+    assert sum(len(b.mobiles) for b in plan.batches) == 20
