@@ -14,326 +14,59 @@ fsync per push.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hmac
 import logging
-import queue
-import re
 import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import uvicorn
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from campaign.config import BLACKLIST_STATUSES, Settings
+from campaign.config import Settings
 from campaign.errors import ConfigError
-from campaign.phones import VALID_MOBILE, normalize_mobile
-from campaign.reports import OptoutMatcher, parse_report_time
-from campaign.store import open_store, suppression
-from campaign.store.engine import is_sqlite
-from campaign.store.inbound import BLACKLIST_REASON, InboundPart, store_inbound
-from campaign.store.reports import ReportRow, insert_reports
+from campaign.push_params import (
+    PushRefused,
+    mask_mobile,
+    normalize_number,
+    parse_inbound,
+    parse_reports,
+)
+from campaign.receiver_writer import StoreWriter, Work, first_line, suppress_blacklisted
+from campaign.store import open_store
 
 log = logging.getLogger("campaign.receiver")
 
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 64  # parameters per push
 BACKLOG = 4096
-CHECKPOINT_INTERVAL = 0.5  # seconds between SQLite WAL checkpoints
 ANSWER_TIMEOUT = 30.0  # seconds a push waits for its commit before 503
-PUSH_ORIGIN = "push"
-_DIGITS = re.compile(r"^[0-9]{1,64}$")
-_MOBILE = re.compile(r"^\+?[0-9]{5,20}$")
-_VALID_MOBILE = re.compile(VALID_MOBILE)
-_EMSHEAD = re.compile(r"^\s*([0-9]{1,32})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*$")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-
-class PushRefused(Exception):
-    """A push answered with an HTTP error and stored nowhere."""
-
-    def __init__(self, status: int, reason: str, mobile: str = "") -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.mobile = mobile
-
-
-def mask_mobile(mobile: str) -> str:
-    """139****0021: enough to tell numbers apart in a log, not to text them."""
-    if len(mobile) >= 8:
-        return f"{mobile[:3]}****{mobile[-4:]}"
-    return "****"
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def parse_reports(params: Mapping[str, str]) -> list[ReportRow]:
-    """The reports of one /dlr push (single or batched `report=` form), or PushRefused."""
-    batched = params.get("report")
-    if batched is not None:
-        items = [item for item in batched.split("||") if item.strip()]
-        if not items:
-            raise PushRefused(400, "empty report parameter")
-        return [_batched_report(item, n) for n, item in enumerate(items, start=1)]
-    missing = [k for k in ("msgid", "reportTime", "mobile", "status") if not params.get(k)]
-    if missing:
-        raise PushRefused(400, f"missing parameter(s): {', '.join(missing)}")
-    return [_report(params["msgid"], params["reportTime"], params["mobile"], params["status"])]
-
-
-def _batched_report(item: str, number: int) -> ReportRow:
-    fields = [unquote(f).strip() for f in item.split(",")]
-    if len(fields) != 4:
-        raise PushRefused(400, f"report #{number} needs 4 fields: msgid,time,mobile,status")
-    try:
-        return _report(*fields)
-    except PushRefused as exc:
-        raise PushRefused(400, f"report #{number}: {exc.reason}", exc.mobile) from None
-
-
-def _report(msgid: str, report_time: str, mobile: str, status: str) -> ReportRow:
-    msgid, report_time, status = msgid.strip(), report_time.strip(), status.strip()
-    number = _mobile(mobile)
-    if not _DIGITS.match(msgid):
-        raise PushRefused(400, "msgid is not a number", number)
-    canonical = parse_report_time(report_time)
-    if canonical is None:
-        raise PushRefused(400, f"reportTime {report_time[:20]!r} is not a real time", number)
-    if not status or len(status) > 64:
-        raise PushRefused(400, "status is empty" if not status else "status is too long", number)
-    return (msgid, number, status, canonical, report_time[:32], PUSH_ORIGIN)
-
-
-def _mobile(raw: str) -> str:
-    text = raw.strip().replace(" ", "").replace("-", "")
-    if not _MOBILE.match(text):
-        raise PushRefused(400, "mobile is not a number")
-    return normalize_number(text)
-
-
-def normalize_number(text: str) -> str:
-    """The 11-digit form where the number is a Chinese mobile, else its digits as pushed
-    (a report for any number is kept: it just matches no recipient)."""
-    return normalize_mobile(text) or text.lstrip("+")
-
-
-def parse_inbound(params: Mapping[str, str]) -> InboundPart:
-    """The part of one /mo push, or PushRefused."""
-    missing = [k for k in ("mobile", "moTime") if not params.get(k)]
-    if "msg" not in params:
-        missing.append("msg")
-    if missing:
-        raise PushRefused(400, f"missing parameter(s): {', '.join(missing)}")
-    number = _mobile(params["mobile"])
-    mo_time = parse_report_time(params["moTime"].strip())
-    if mo_time is None:
-        raise PushRefused(400, f"moTime {params['moTime'][:20]!r} is not a real time", number)
-    destcode = params.get("destcode", "").strip()
-    if len(destcode) > 32:
-        raise PushRefused(400, "destcode is too long", number)
-    isems = params.get("isems", "").strip()
-    if isems in ("", "0"):
-        return InboundPart(number, destcode, mo_time, params["msg"])
-    if isems != "1":
-        raise PushRefused(400, "isems must be 0 or 1", number)
-    match = _EMSHEAD.match(params.get("emshead", ""))
-    if not match:
-        raise PushRefused(400, "emshead must be id,total,number", number)
-    ems_id, total, part = match.group(1), int(match.group(2)), int(match.group(3))
-    if not 1 <= part <= total:
-        raise PushRefused(400, f"emshead part {part} of {total} is impossible", number)
-    return InboundPart(number, destcode, mo_time, params["msg"], ems_id, total, part)
-
-
-# ----------------------------------------------------------------------------- writer
-
-
-@dataclass
-class _Work:
-    reports: list[ReportRow] | None
-    part: InboundPart | None
-    future: asyncio.Future[None]
-
-
-class StoreWriter:
-    """One thread; each round commits everything queued in one transaction (group commit).
-
-    The thread keeps one connection. On SQLite, WAL checkpoints (which write and fsync the
-    database file) run in a second thread instead of inside a commit that pushes wait for.
-    """
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self._engine = engine
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._optout = OptoutMatcher(settings.receiver.optout_keywords)
-        self._suppress_blacklisted = settings.receiver.suppress_blacklisted
-        self._thread = threading.Thread(target=self._run, name="receiver-writer", daemon=True)
-        self._conn: Connection | None = None
-        self._checkpointer = _Checkpointer(engine) if is_sqlite(engine) else None
-        self.committed = 0  # pushes committed (for logs and benchmarks)
-
-    def start(self) -> None:
-        self._thread.start()
-        if self._checkpointer:
-            self._checkpointer.start()
-
-    def submit(self, work: _Work) -> None:
-        self._queue.put(work)
-
-    def stop(self) -> None:
-        """Commit what is queued, then end the threads."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._checkpointer:
-            self._checkpointer.stop()
-
-    def _run(self) -> None:
-        try:
-            stopping = False
-            while not stopping:
-                group, stopping = self._next_group()
-                if group:
-                    self._commit_group(group)
-        finally:
-            self._drop_connection()
-
-    def _next_group(self) -> tuple[list[_Work], bool]:
-        """Block for one push, then take whatever else is queued (no waiting window)."""
-        items = [self._queue.get()]
-        while True:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        group = [item for item in items if item is not None]
-        return group, len(group) < len(items)
-
-    def _commit_group(self, group: list[_Work]) -> None:
-        try:
-            self._write(group)
-        except Exception as exc:
-            self._drop_connection()
-            if len(group) == 1:
-                log.error("could not store a push: %s", _first_line(exc))
-                _settle(group, exc)
-                return
-            for work in group:  # one bad push must not sink the others
-                self._commit_group([work])
-            return
-        self.committed += len(group)
-        _settle(group, None)
-
-    def _write(self, group: list[_Work]) -> None:
-        rows = [row for work in group if work.reports for row in work.reports]
-        conn = self._connection()
-        with conn.begin():
-            insert_reports(conn, rows)
-            if self._suppress_blacklisted:
-                suppress_blacklisted(conn, rows)
-            for work in group:
-                if work.part is not None:
-                    result = store_inbound(conn, work.part, self._optout)
-                    if result.is_optout:
-                        log.info("opt-out reply from %s", mask_mobile(work.part.mobile))
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            conn = self._engine.connect()
-            if self._checkpointer:
-                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                conn.commit()
-            self._conn = conn
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.invalidate()
-                self._conn.close()
-            self._conn = None
-
-
-class _Checkpointer:
-    """Runs SQLite WAL checkpoints (PASSIVE: never blocking the writer) every interval."""
-
-    def __init__(self, engine: Engine, interval: float = CHECKPOINT_INTERVAL) -> None:
-        self._engine = engine
-        self._interval = interval
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        raw = self._engine.raw_connection()  # autocommit: a PRAGMA outside any transaction
-        try:
-            while not self._stopped.wait(self._interval):
-                try:
-                    raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-                except Exception as exc:
-                    log.warning("WAL checkpoint failed: %s", _first_line(exc))
-        finally:
-            raw.close()
-
-
-def suppress_blacklisted(conn: Connection, rows: Iterable[ReportRow]) -> int:
-    """Put the numbers of blacklist-status reports on the suppression list."""
-    by_status: dict[str, list[str]] = {}
-    for row in rows:
-        if row[2] in BLACKLIST_STATUSES and _VALID_MOBILE.match(row[1]):
-            by_status.setdefault(row[2], []).append(row[1])
-    return sum(
-        suppression.add_in(conn, mobiles, BLACKLIST_REASON, f"report status {status}")
-        for status, mobiles in by_status.items()
-    )
-
-
-def _settle(group: list[_Work], error: BaseException | None) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for work in group:
-        by_loop.setdefault(work.future.get_loop(), []).append(work.future)
-    for loop, futures in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_resolve, futures, error)
-
-
-def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-# ----------------------------------------------------------------------------- the app
+__all__ = [
+    "PushRefused",
+    "Receiver",
+    "ReceiverApp",
+    "StoreWriter",
+    "listen",
+    "mask_mobile",
+    "normalize_number",
+    "parse_inbound",
+    "parse_reports",
+    "serve",
+    "serve_app",
+    "suppress_blacklisted",
+]
 
 
 class ReceiverApp:
@@ -378,7 +111,7 @@ class ReceiverApp:
             await _answer(send, exc.status, exc.reason)
             return
         except Exception as exc:  # a bug: one line without the parameters, and a 500
-            log.error("%s push failed: %s", path, _first_line(exc))
+            log.error("%s push failed: %s", path, first_line(exc))
             await _answer(send, 500, "internal error, nothing stored")
             return
         await self._store_and_answer(work, send)
@@ -393,13 +126,13 @@ class ReceiverApp:
         if not (ok_user and ok_password):
             raise PushRefused(403, "wrong push credentials")
 
-    def _work(self, path: str, params: Mapping[str, str]) -> _Work:
+    def _work(self, path: str, params: Mapping[str, str]) -> Work:
         future = asyncio.get_running_loop().create_future()
         if path == "/dlr":
-            return _Work(parse_reports(params), None, future)
-        return _Work(None, parse_inbound(params), future)
+            return Work(parse_reports(params), None, future)
+        return Work(None, parse_inbound(params), future)
 
-    async def _store_and_answer(self, work: _Work, send: Send) -> None:
+    async def _store_and_answer(self, work: Work, send: Send) -> None:
         if self.writer is None:
             await _answer(send, 200, "OK")
             return
@@ -408,7 +141,7 @@ class ReceiverApp:
             await asyncio.wait_for(work.future, ANSWER_TIMEOUT)
         except Exception as exc:
             if not isinstance(exc, TimeoutError):
-                log.warning("push not stored: %s", _first_line(exc))
+                log.warning("push not stored: %s", first_line(exc))
             await _answer(send, 503, "not stored, try again")
             return
         await _answer(send, 200, "OK")
