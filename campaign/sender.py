@@ -259,6 +259,8 @@ def send_campaign(
     if stop_reason is None and max_recipients is not None and figures["pending"]["batches"]:
         stop_reason = DAILY_LIMIT  # the next batch did not fit in the budget
     state = _final_state(figures, stop_reason)
+    if state == "finished":  # a stop that came when nothing was left changes nothing
+        stop_reason, interrupted = None, False
     if state != "sending":
         set_state(engine, record.id, state, reason=stop_reason)
     return SendReport(
@@ -277,7 +279,7 @@ def _final_state(figures: dict[str, dict[str, int]], stop_reason: str | None) ->
     if figures["pending"]["batches"] and stop_reason is not None:
         return "stopped"
     if figures["pending"]["batches"] or figures["sending"]["batches"]:
-        return "stopped" if stop_reason else "sending"  # other workers are still at it
+        return "sending"  # other workers are still at it
     return "finished"
 
 
