@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from campaign.errors import InputError
+from campaign.errors import ContactsError, InputError
 from campaign.phones import VALID_MOBILE, normalize_mobiles
 from campaign.reports import parse_report_times_arrow
 from campaign.tabular import Grid, read_grids
@@ -56,7 +56,10 @@ def read_report_file(path: Path | str) -> ReportFile:
     file = Path(path)
     if not file.exists():
         raise InputError(f"report file not found: {path}")
-    grids = [g for g in read_grids(file) if g.height]
+    try:
+        grids = [g for g in read_grids(file) if g.height]
+    except ContactsError as exc:  # the shared reader speaks of contact files
+        raise InputError(str(exc).replace("contact file", "report file")) from None
     found = [(grid, _header(grid)) for grid in grids]
     usable = [(grid, at) for grid, at in found if at is not None]
     if not usable:

@@ -235,6 +235,7 @@ def test_unreadable_files_are_exit_3(tmp_path, sqlite_url):
         assert result.exit_code == 3, result.output
         assert "Error:" in result.output
         assert "Traceback" not in result.output
+        assert "contact" not in result.output
 
 
 def test_import_in_several_transactions_counts_the_same(tmp_path, store_url, monkeypatch):
