@@ -30,7 +30,8 @@ optout_app = typer.Typer(
 app.add_typer(optout_app, name="optout")
 
 MobilesArg = Annotated[
-    list[str], typer.Argument(help="Mobile numbers (11 digits; +86 and spaces are fine).")
+    list[str],
+    typer.Argument(metavar="MOBILE", help="Mobile numbers (11 digits; +86 and spaces are fine)."),
 ]
 SHOWN_PROBLEMS = 10  # invalid rows of an imported file listed by row number
 

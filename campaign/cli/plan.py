@@ -19,7 +19,8 @@ from campaign.cli.common import (
 )
 
 ContactsArg = Annotated[
-    list[str], typer.Argument(help="Contact files (xlsx, xls, csv).", show_default=False)
+    list[str],
+    typer.Argument(metavar="CONTACTS", help="Contact files (xlsx, xls, csv).", show_default=False),
 ]
 TemplateOption = Annotated[
     str,
