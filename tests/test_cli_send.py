@@ -89,6 +89,13 @@ def test_send_plans_stores_and_sends(store_url, tmp_path, sim):
         shown
     )
     assert shown["campaign_id"] == data["campaign_id"] and shown["name"] == "vip"
+    engine = open_store(store_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(campaigns.c.settings)).scalar_one()
+    finally:
+        engine.dispose()
+    assert sim.password not in stored and sim.password not in result.output  # no secrets
 
 
 def test_send_with_the_builtin_simulator_needs_no_credentials(sqlite_url, tmp_path):
