@@ -398,3 +398,63 @@ def test_streamed_tally_matches_the_store_queries(engine):
     )
     for by in ("carrier", "source"):
         assert tally.breakdown(by).equals(outcome_breakdown(engine, cid, by)), by
+
+
+def test_end_to_end_with_the_real_pipeline_writers(store_url, tmp_path):
+    """Contacts file -> plan -> stored campaign -> batch results -> reports -> spreadsheet."""
+    from campaign.contacts import read_contacts
+    from campaign.plan import PlanOptions, make_plan
+    from campaign.reports import parse_report_time
+    from campaign.store.batches import BatchResult, claim_batches, record_results
+    from campaign.store.campaigns import create_campaign
+    from campaign.store.reports import insert_reports
+
+    contacts = tmp_path / "vip.csv"
+    contacts.write_text(
+        "姓名,手机号码\n=SUM(A1),13800000001\n张三,13900000002\n李四,12345\n"
+        "王五,13800000001\n赵六,13700000003\n",
+        encoding="utf-8",
+    )
+    plan = make_plan(
+        read_contacts([contacts]),
+        "{姓名}您好，会员日快乐",
+        PlanOptions(signature="【品牌】", optout_text="回T退订", max_batch=2),
+    )
+    engine = open_store(store_url)
+    try:
+        cid = create_campaign(engine, plan, name="e2e", settings_snapshot={})
+        claimed = {b.mobiles[0]: b.batch_id for b in claim_batches(engine, cid, "w1", 10)}
+        assert len(claimed) == 3  # one text per row: one request each
+        record_results(
+            engine,
+            cid,
+            "w1",
+            [
+                BatchResult(claimed["13800000001"], "accepted", msgid="9001", submit_code="0"),
+                BatchResult(claimed["13900000002"], "accepted", msgid="9002", submit_code="0"),
+                BatchResult(claimed["13700000003"], "rejected", submit_code="107"),
+            ],
+        )
+        at = parse_report_time
+        with engine.begin() as conn:
+            insert_reports(
+                conn,
+                [
+                    ("9001", "13800000001", "DELIVRD", at("2611251003"), None, "push"),
+                    ("9002", "13900000002", "MBBLACK", at("2611251004"), None, "push"),
+                ],
+            )
+        out = tmp_path / "e2e.xlsx"
+        summary = export_campaign(engine, cid, out)
+    finally:
+        engine.dispose()
+    rows = read_sheets(out)["results"]
+    header, data = rows[0], rows[1:]
+    assert header == ["姓名", "手机号码", *RESULT_COLUMNS]
+    outcome = [r[2 + RESULT_COLUMNS.index("outcome")] for r in data]
+    assert outcome == ["delivered", "failed", "invalid", "duplicate", "rejected"]
+    assert summary.outcomes["delivered"] == 1 and summary.rows == 5
+    assert data[0][0] == "=SUM(A1)"
+    assert data[0][2 + RESULT_COLUMNS.index("report_time")] == "2026-11-25T10:03:00+08:00"
+    assert data[1][2 + RESULT_COLUMNS.index("dlr_status")] == "MBBLACK"
+    assert data[0][2 + RESULT_COLUMNS.index("message")].startswith("【品牌】=SUM(A1)您好")
