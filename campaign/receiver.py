@@ -162,8 +162,20 @@ async def _params(scope: Scope, receive: Receive) -> dict[str, str]:
 
 
 def _pairs(data: bytes) -> list[tuple[str, str]]:
+    """URL-encoded UTF-8 (the protocol); GBK as the fallback some platforms send."""
+    try:
+        return _decoded_pairs(data, "utf-8")
+    except UnicodeDecodeError:
+        return _decoded_pairs(data, "gb18030")
+
+
+def _decoded_pairs(data: bytes, encoding: str) -> list[tuple[str, str]]:
     return parse_qsl(
-        data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+        data.decode(encoding),
+        keep_blank_values=True,
+        encoding=encoding,
+        errors="strict",
+        max_num_fields=MAX_FIELDS,
     )
 
 

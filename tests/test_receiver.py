@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -170,11 +171,16 @@ def test_oversized_body_is_413(refusing):
     assert _rows(refusing.engine, reports) == []
 
 
-def test_body_that_is_not_utf8_is_400(refusing):
-    answer = httpx.post(
-        refusing.mo_url, content=b"mobile=13900210021&moTime=2611251002&msg=\xff\xfe"
-    )
-    assert answer.status_code == 400
+def test_body_that_is_neither_utf8_nor_gbk_is_400(refusing):
+    for msg in (b"\xff\xfe", b"%FF%FF"):
+        body = b"mobile=13900210021&moTime=2611251002&msg=" + msg
+        assert httpx.post(refusing.mo_url, content=body).status_code == 400
+
+
+def test_gbk_encoded_reply_is_understood(rx):
+    body = b"mobile=13900210021&moTime=2611251002&msg=" + quote("退订".encode("gbk")).encode()
+    assert httpx.post(rx.mo_url, content=body).status_code == 200
+    assert [r["mobile"] for r in _rows(rx.engine, suppression)] == ["13900210021"]
 
 
 def test_healthz_and_other_paths(refusing):
