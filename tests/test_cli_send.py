@@ -276,3 +276,12 @@ def test_confirmation_on_a_terminal(sqlite_url, tmp_path, sim, monkeypatch):
     accepted = runner.invoke(app, args, input="y\n", env=_env(sim))
     assert accepted.exit_code == 0, accepted.output
     assert _campaign_count(sqlite_url) == 1 and len(sim.received()) == 12
+
+
+def test_status_of_a_fresh_store_is_an_empty_list(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = runner.invoke(app, ["status", "--db", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"campaigns": []}
+    missing = runner.invoke(app, ["status", "3", "--db", f"sqlite:///{tmp_path / 'other.db'}"])
+    assert missing.exit_code == 3 and "no campaign store" in missing.stderr

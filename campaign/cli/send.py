@@ -146,7 +146,8 @@ def status(
     from campaign.store import open_store
 
     settings = settings_from(config, db)
-    engine = open_store(settings.store_url, create=False)
+    # listing a store that has no campaigns yet is an empty list, not an error
+    engine = open_store(settings.store_url, create=campaign is None)
     try:
         if campaign is None:
             _list_status(engine, json_output)
