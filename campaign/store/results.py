@@ -77,14 +77,6 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "dlr_description",
     "report_time",
 )
-#: Result columns that hold identifiers or codes: always text, never numbers.
-TEXT_ID_COLUMNS: tuple[str, ...] = (
-    "normalized_mobile",
-    "batch_id",
-    "msgid",
-    "submit_code",
-)
-
 LANGS = ("en", "zh")
 DEFAULT_CHUNK_ROWS = 100_000
 
