@@ -285,3 +285,17 @@ def test_status_of_a_fresh_store_is_an_empty_list(tmp_path):
     assert json.loads(result.stdout) == {"campaigns": []}
     missing = runner.invoke(app, ["status", "3", "--db", f"sqlite:///{tmp_path / 'other.db'}"])
     assert missing.exit_code == 3 and "no campaign store" in missing.stderr
+
+
+def test_wrong_password_stops_with_exit_4_and_nothing_sent(sqlite_url, sim):
+    cid = _stored_campaign(sqlite_url)
+    result = runner.invoke(
+        app,
+        ["resume", str(cid), "--db", sqlite_url, "--gateway", sim.url],
+        env={"CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": "Zq9-not-it"},
+    )
+    assert result.exit_code == 4, result.output
+    assert "wrong password" in result.stderr and "Zq9-not-it" not in result.output
+    assert [r for r in sim.received() if r.sent] == []
+    status = runner.invoke(app, ["status", str(cid), "--db", sqlite_url, "--json"])
+    assert json.loads(status.stdout)["state"] == "stopped"
