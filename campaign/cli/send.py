@@ -356,19 +356,20 @@ def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
 def _list_status(engine: Engine, json_output: bool) -> None:
     from campaign.store.batches import batch_state_counts
     from campaign.store.campaigns import list_campaigns
+    from campaign.timeutil import CHINA
 
-    rows = []
-    for record in list_campaigns(engine):
-        rows.append({**record.brief(), "batches": batch_state_counts(engine, record.id)})
+    records = list_campaigns(engine)
+    rows = [{**r.brief(), "batches": batch_state_counts(engine, r.id)} for r in records]
     if json_output:
         print_json({"campaigns": rows})
         return
     if not rows:
         typer.echo("no campaigns in the store")
-    for row in rows:
+    for record, row in zip(records, rows, strict=True):
         done = sum(row["batches"][s] for s in ("accepted", "rejected", "unknown"))
         total = sum(row["batches"].values())
+        created = record.created_at.astimezone(CHINA)
         typer.echo(
-            f"{row['campaign_id']:>5}  {row['state']:<9} {done}/{total} requests  "
-            f"{row['created_at'][:16]}  {row['name']}"
+            f"{record.id:>5}  {record.state:<9} {done}/{total} requests  "
+            f"{created:%Y-%m-%d %H:%M}  {record.name}"
         )
