@@ -8,7 +8,9 @@ always means "durably stored", and throughput grows with load instead of paying 
 fsync per push.
 
 `Receiver` runs the app in a thread on a free loopback port (tests, demo);
-`serve()` runs it in the foreground (`campaign serve`).
+`serve()` runs it in the foreground (`campaign serve`). Checking a push's parameters is
+`campaign.push_params`; the writer thread is `campaign.receiver_writer`. Logs carry no
+passwords (the access log is off: query strings hold `pswd`) and mask mobiles.
 """
 
 from __future__ import annotations
