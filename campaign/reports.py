@@ -184,6 +184,9 @@ def import_report_files(
     """Import report files; idempotent (a second import of the same file only counts
     `repeated`). InputError (exit 3) for a missing or unusable file; missing files are
     checked for before anything is imported."""
+    folders = [str(p) for p in paths if Path(p).is_dir()]
+    if folders:
+        raise InputError(f"not a report file but a folder: {', '.join(folders)}")
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise InputError(f"report file not found: {', '.join(missing)}")
