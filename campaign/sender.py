@@ -228,33 +228,12 @@ def send_campaign(
             warnings.append(message)
         emit(ProgressEvent(kind, message))
 
-    orphans = recover_orphans(engine, record.id, stale_after=policy.stale_after)
-    if orphans:
-        log(
-            f"{orphans} request(s) were in flight when an earlier run stopped: marked unknown "
-            "(they may or may not have been sent; `resume --resend-unknown` sends them again)",
-            "warning",
-        )
-    if resend_unknown:
-        again = reset_unknown(engine, record.id)
-        log(f"{again} unknown request(s) will be sent again")
-    need = segments_needed(engine, record.id)
-    stop_reason: str | None = None
-    sent = 0
+    _prepare(engine, record.id, policy, resend_unknown, log)
+    run = _Run(engine, record.id, client, settings, policy, emit, stop, no_wait)
+    stop_reason, sent = run.send_pending(force, max_recipients, log)
     interrupted = False
-    if need or batch_figures(engine, record.id)["pending"]["batches"]:
-        stop_reason = _window_stop(settings.compliance.send_window, policy, no_wait)
-        if stop_reason is None:
-            stop_reason = _check_balance(client, settings, need, force, log)
-        if stop_reason is None:
-            set_state(engine, record.id, "sending")
-            loop = _SendLoop(engine, record.id, client, settings, policy, emit, stop, no_wait)
-            loop.budget = max_recipients
-            with Heartbeat(engine, record.id, interval=policy.heartbeat) as beat:
-                loop.run(beat.worker_id)
-            stop_reason, sent = loop.stop_reason, loop.sent
-            if stop_reason is None and stop.is_set():
-                stop_reason, interrupted = INTERRUPTED, True
+    if stop_reason is None and stop.is_set():
+        stop_reason, interrupted = INTERRUPTED, True
     figures = batch_figures(engine, record.id)
     if stop_reason is None and max_recipients is not None and figures["pending"]["batches"]:
         stop_reason = DAILY_LIMIT  # the next batch did not fit in the budget
@@ -273,6 +252,68 @@ def send_campaign(
         interrupted=interrupted,
         warnings=warnings,
     )
+
+
+def _prepare(
+    engine: Engine,
+    campaign_id: int,
+    policy: SendPolicy,
+    resend_unknown: bool,
+    log: Callable[[str, str], None],
+) -> None:
+    """Orphans of dead runs become unknown; with resend_unknown, unknown becomes pending."""
+    orphans = recover_orphans(engine, campaign_id, stale_after=policy.stale_after)
+    if orphans:
+        log(
+            f"{orphans} request(s) were in flight when an earlier run stopped: marked unknown "
+            "(they may or may not have been sent; `resume --resend-unknown` sends them again)",
+            "warning",
+        )
+    if resend_unknown:
+        again = reset_unknown(engine, campaign_id)
+        log(f"{again} unknown request(s) will be sent again", "info")
+
+
+@dataclass
+class _Run:
+    """The checks before the loop (window, balance), then the loop under a heartbeat."""
+
+    engine: Engine
+    campaign_id: int
+    client: SendClient
+    settings: Settings
+    policy: SendPolicy
+    emit: Callable[[ProgressEvent], None]
+    stop: threading.Event
+    no_wait: bool
+
+    def send_pending(
+        self, force: bool, max_recipients: int | None, log: Callable[[str, str], None]
+    ) -> tuple[str | None, int]:
+        """(stop reason or None, requests sent)."""
+        need = segments_needed(self.engine, self.campaign_id)
+        if not (need or batch_figures(self.engine, self.campaign_id)["pending"]["batches"]):
+            log("nothing is pending: no request to send", "info")
+            return None, 0
+        reason = _window_stop(self.settings.compliance.send_window, self.policy, self.no_wait)
+        reason = reason or _check_balance(self.client, self.settings, need, force, log)
+        if reason is not None:
+            return reason, 0
+        set_state(self.engine, self.campaign_id, "sending")
+        loop = _SendLoop(
+            self.engine,
+            self.campaign_id,
+            self.client,
+            self.settings,
+            self.policy,
+            self.emit,
+            self.stop,
+            self.no_wait,
+        )
+        loop.budget = max_recipients
+        with Heartbeat(self.engine, self.campaign_id, interval=self.policy.heartbeat) as beat:
+            loop.run(beat.worker_id)
+        return loop.stop_reason, loop.sent
 
 
 def _final_state(figures: dict[str, dict[str, int]], stop_reason: str | None) -> str:
