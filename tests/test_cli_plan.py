@@ -105,6 +105,7 @@ def test_human_summary_on_stdout(tmp_path):
     out = result.stdout
     assert "c.csv: 2 rows" in out
     assert "invalid     1" in out
+    assert "1 contains letters" in out  # the most frequent reasons follow the count
     assert "recipients: 1" in out
     assert "billed segments: 1" in out
     assert "largest batch: 1" in out

@@ -18,6 +18,7 @@ from campaign.cli.common import (
     settings_from,
 )
 
+Reasons = dict[str, list[tuple[str, int]]]  # outcome -> [(reason, rows), ...]
 ContactsArg = Annotated[
     list[str],
     typer.Argument(metavar="CONTACTS", help="Contact files (xlsx, xls, csv).", show_default=False),
@@ -84,12 +85,24 @@ def plan(
     if json_output:
         print_json(summary)
         return
-    typer.echo(human_summary(summary))
+    typer.echo(human_summary(summary, top_reasons(result.rows)))
     if out is not None:
         info(f"preview written to {out}")
 
 
-def human_summary(summary: dict[str, Any]) -> str:
+def top_reasons(
+    rows: Any, outcomes: tuple[str, ...] = ("invalid", "unsent"), top: int = 3
+) -> Reasons:
+    """The most frequent reasons of these outcomes: {outcome: [(reason, count), ...]}."""
+    found: Reasons = {}
+    for outcome in outcomes:
+        counts = rows["reason"][rows["outcome"] == outcome].value_counts().head(top)
+        if len(counts):
+            found[outcome] = [(str(reason), int(n)) for reason, n in counts.items()]
+    return found
+
+
+def human_summary(summary: dict[str, Any], reasons: Reasons | None = None) -> str:
     lines = [f"Plan{' ' + summary['name'] if summary.get('name') else ''} (nothing sent)"]
     for file in summary["files"]:
         blank = f", {file['blank_rows']} blank skipped" if file["blank_rows"] else ""
@@ -98,6 +111,8 @@ def human_summary(summary: dict[str, Any]) -> str:
     width = max(len(k) for k in summary["outcomes"])
     for outcome, count in summary["outcomes"].items():
         lines.append(f"  {outcome:<{width}}  {count}")
+        for reason, n in (reasons or {}).get(outcome, []):
+            lines.append(f"  {'':<{width}}    {n} {reason}")
     lines.append(f"recipients: {summary['recipients']}")
     lines.append(f"requests: {summary['requests']}")
     lines.append(f"billed segments: {summary['segments']}")
