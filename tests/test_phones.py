@@ -95,6 +95,12 @@ def test_invalid_mobiles_say_why(raw, reason):
     assert not is_valid_mobile(raw)
 
 
+def test_a_lone_trailing_dot_zero_is_excel_decimals_not_a_separator():
+    # "1 400000000.0" could be dot grouping, but is read as a 10-digit number: never guess
+    assert check_mobile("1 400000000.0") == (None, "wrong length: 10 digits")
+    assert normalize_mobile("140.0000.0000") == "14000000000"  # two dots: grouping
+
+
 def test_vector_result_keeps_index_and_types():
     raw = pd.Series(["139 0021 0021", "", "abc", None, 13900210021.0], index=[10, 20, 30, 40, 50])
     result = normalize_mobiles(raw)
@@ -142,6 +148,8 @@ def formatted(draw, mobile: str) -> str:
         if i and draw(st.integers(0, 3)) == 0:
             text += draw(st.sampled_from(gaps))
         text += digit
+    if not decimals and re.fullmatch(r"[^.]*\.[0０\s\u200b\ufeff]+", text):
+        text = text[: text.rindex(".")] + "-" + text[text.rindex(".") + 1 :]  # else: Excel ".0"
     if not decimals and draw(st.booleans()):
         text = f"({text[:3]}){text[3:]}" if text[:3].isdigit() else text
     if decimals:
