@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from campaign.config import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, Settings
 from campaign.contacts import ContactList
-from campaign.errors import InputError
+from campaign.errors import ConfigError, InputError
 from campaign.messages import (
     MAX_LENGTH,
     SCAN_CHUNK,
@@ -80,6 +80,11 @@ class PlanOptions:
 def plan_options(settings: Settings) -> PlanOptions:
     """The plan options that the settings describe (reads the sensitive-word file)."""
     compliance, gateway = settings.compliance, settings.gateway
+    if gateway.min_batch > max(1, gateway.max_batch):
+        raise ConfigError(
+            f"gateway.min_batch ({gateway.min_batch}) is larger than gateway.max_batch "
+            f"({gateway.max_batch}): no request could be sent"
+        )
     words = compliance.sensitive_words
     return PlanOptions(
         signature=compliance.signature,

@@ -292,3 +292,9 @@ def test_iteration_in_chunks_matches_indexing(tmp_path, monkeypatch):
     plan = make_plan(contacts_of(tmp_path, rows), "{姓名}", PlanOptions(max_batch=2))
     assert list(plan.batches) == [plan.batches[i] for i in range(len(plan.batches))]
     assert sum(len(b.mobiles) for b in plan.batches) == 20
+
+
+def test_min_batch_above_max_batch_is_a_config_error():
+    settings = Settings(gateway=GatewaySettings(max_batch=50, min_batch=100))
+    with pytest.raises(ConfigError, match="min_batch"):
+        plan_options(settings)
