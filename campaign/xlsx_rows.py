@@ -111,7 +111,7 @@ def _rows_array(
     With `sst` (the workbook's shared strings), columns of few distinct values refer to
     shared strings: a much smaller sheet, so less to compress.
     """
-    numbers = pa.array(np.arange(first_row + 1, first_row + 1 + len(frame)).astype(str))
+    numbers = pc.cast(pa.array(np.arange(first_row + 1, first_row + 1 + len(frame))), pa.string())
     pieces: list[pa.Array] = [pc.binary_join_element_wise('<row r="', numbers, '">', "")]
     for pos in range(frame.shape[1]):
         column, letter = frame.iloc[:, pos], xl_col_to_name(pos)
@@ -183,19 +183,20 @@ def _shared_cells(
     it writes the table).
     """
     encoded = pc.dictionary_encode(text)
+    distinct = len(encoded.dictionary)
+    if distinct > min(SHARED_MAX_DISTINCT, len(text) // 4 + 1):
+        return None
+    if sst.unique_count + distinct > SHARED_MAX_STRINGS:
+        return None
     values = encoded.dictionary.to_pylist()
-    if len(values) > min(SHARED_MAX_DISTINCT, len(text) // 4 + 1):
-        return None
-    if sst.unique_count + len(values) > SHARED_MAX_STRINGS:
-        return None
     if any(_rich_looking(v) or len(v) > MAX_CELL_CHARS for v in values):
         return None  # xlsxwriter writes "<r>...</r>" shared strings raw: keep those inline
-    index_of = np.array([sst._get_shared_string_index(v) if v else -1 for v in values])
+    index_of = pa.array([str(sst._get_shared_string_index(v)) if v else "" for v in values])
     empty = pc.equal(text, "")
     sst.count += len(text) - pc.sum(empty).as_py() - sum(1 for v in values if v)
-    indices = index_of[encoded.indices.to_numpy(zero_copy_only=False)]
+    indices = pc.take(index_of, encoded.indices)
     cells = pc.binary_join_element_wise(
-        f'<c r="{letter}', numbers, '" t="s"><v>', pa.array(indices.astype(str)), "</v></c>", ""
+        f'<c r="{letter}', numbers, '" t="s"><v>', indices, "</v></c>", ""
     )
     return pc.if_else(empty, "", cells)
 
