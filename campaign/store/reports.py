@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +27,7 @@ ReportRow = tuple[str, str, str, str, str | None, str]
 REPORT_COLUMNS = ("msgid", "mobile", "status", "report_time", "raw_time", "origin")
 REPORT_KEY = ("msgid", "mobile", "status", "report_time")  # what makes a report the same one
 _MSGID_CHUNK = 500
+SQLITE_ROWS_PER_STATEMENT = 1000  # 7 parameters each: below SQLite's 32766
 
 
 def insert_reports(
@@ -38,16 +40,35 @@ def insert_reports(
     if not rows:
         return 0
     stamp = _bind_time(conn, received_at or utcnow())
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {reports.name} ({', '.join(REPORT_COLUMNS)}, received_at) "
-        f"VALUES ({', '.join([mark] * (len(REPORT_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"
-    )
-    params = [(*row, stamp) for row in rows]
     if conn.dialect.name == "postgresql":
-        return _insert_postgres(conn, sql, params)
-    result = conn.exec_driver_sql(sql, params)
-    return max(result.rowcount, 0)
+        return _insert_postgres(conn, _insert_sql("%s", 1), [(*row, stamp) for row in rows])
+    return _insert_sqlite(conn, rows, stamp)
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(mark: str, count: int) -> str:
+    """INSERT ... VALUES (...), (...) ... ON CONFLICT DO NOTHING for `count` reports."""
+    one = f"({', '.join([mark] * (len(REPORT_COLUMNS) + 1))})"
+    return (
+        f"INSERT INTO {reports.name} ({', '.join(REPORT_COLUMNS)}, received_at) "
+        f"VALUES {', '.join([one] * count)} ON CONFLICT DO NOTHING"
+    )
+
+
+def _insert_sqlite(conn: Connection, rows: Sequence[ReportRow], stamp: object) -> int:
+    """Many reports per statement: one step of SQLite (one release of the GIL) per chunk,
+    not one per report, so the receiver's writer thread does not queue for the GIL."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    new = 0
+    try:
+        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+            params = [value for row in chunk for value in (*row, stamp)]
+            cursor.execute(_insert_sql("?", len(chunk)), params)
+            new += max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+    return new
 
 
 def _insert_postgres(conn: Connection, sql: str, params: list[tuple]) -> int:
