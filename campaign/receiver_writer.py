@@ -54,6 +54,7 @@ class StoreWriter:
         self._suppress_blacklisted = settings.receiver.suppress_blacklisted
         self._thread = threading.Thread(target=self._run, name="receiver-writer", daemon=True)
         self._conn: Connection | None = None
+        self._ended = False
         self._checkpointer = _Checkpointer(engine) if is_sqlite(engine) else None
         self.committed = 0  # pushes committed (for logs and benchmarks)
 
@@ -63,6 +64,9 @@ class StoreWriter:
             self._checkpointer.start()
 
     def submit(self, work: Work) -> None:
+        if self._ended:
+            _settle([work], RuntimeError("the receiver's writer has stopped"))
+            return
         self._queue.put(work)
 
     def stop(self) -> None:
@@ -81,7 +85,19 @@ class StoreWriter:
                 if group:
                     self._commit_group(group)
         finally:
+            self._ended = True
             self._drop_connection()
+            self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        """Whatever is still queued once the thread ends gets an error, never silence."""
+        while True:
+            try:
+                work = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if work is not None:
+                _settle([work], RuntimeError("the receiver's writer has stopped"))
 
     def _next_group(self) -> tuple[list[Work], bool]:
         """Block for one push, then take whatever else is queued (no waiting window)."""
