@@ -9,6 +9,7 @@ matching to recipients by (msgid, mobile) happens when they are read.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -27,7 +28,7 @@ ReportRow = tuple[str, str, str, str, str | None, str]
 REPORT_COLUMNS = ("msgid", "mobile", "status", "report_time", "raw_time", "origin")
 REPORT_KEY = ("msgid", "mobile", "status", "report_time")  # what makes a report the same one
 _MSGID_CHUNK = 500
-SQLITE_ROWS_PER_STATEMENT = 1000  # 7 parameters each: below SQLite's 32766
+SQLITE_ROWS_PER_STATEMENT = 1000  # 7 parameters each, within the SQLite build's limit
 
 
 def insert_reports(
@@ -58,11 +59,14 @@ def _insert_sql(mark: str, count: int) -> str:
 def _insert_sqlite(conn: Connection, rows: Sequence[ReportRow], stamp: object) -> int:
     """Many reports per statement: one step of SQLite (one release of the GIL) per chunk,
     not one per report, so the receiver's writer thread does not queue for the GIL."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    dbapi = conn.connection.driver_connection
+    limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+    per_statement = max(1, min(SQLITE_ROWS_PER_STATEMENT, limit // (len(REPORT_COLUMNS) + 1)))
+    cursor = dbapi.cursor()  # type: ignore[union-attr]
     new = 0
     try:
-        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-            chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
             params = [value for row in chunk for value in (*row, stamp)]
             cursor.execute(_insert_sql("?", len(chunk)), params)
             new += max(cursor.rowcount, 0)
