@@ -177,3 +177,15 @@ def test_a_long_message_can_be_an_optout(sqlite_url):
 
 def test_only_ascii_digits_make_a_time():
     assert parse_report_time("２６１１２５１００２") is None
+
+
+def test_insert_reports_spanning_several_statements(store_url):
+    engine = open_store(store_url)
+    try:
+        rows = [_row(str(i // 100), f"139{i:08d}") for i in range(2500)]
+        with engine.begin() as conn:
+            assert insert_reports(conn, rows) == 2500
+            assert insert_reports(conn, rows[::-1]) == 0
+            assert count_reports(conn) == 2500
+    finally:
+        engine.dispose()
