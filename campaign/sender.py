@@ -76,9 +76,11 @@ class SendPolicy:
     """Knobs of the loop; the defaults suit the real gateway, tests make them quick."""
 
     concurrency: int = DEFAULT_CONCURRENCY
-    retry_base: float = 0.5  # first back-off after 103/104 or a failed connect (seconds)
+    retry_base: float = 0.5  # first back-off after a failed connect (seconds)
     retry_cap: float = 20.0
-    max_busy: int = 15  # RETRY_LATER answers in a row without an acceptance: stop the run
+    busy_base: float = 0.2  # first back-off after 103/104; doubles per episode ...
+    busy_cap: float = 2.0  # ... up to this: one probe every ~2 s while the gateway refuses
+    max_busy_seconds: float = 300.0  # refused (103/104) this long without an acceptance: stop
     max_unreachable: int = 4  # failed connects in a row: stop the run ("gateway unreachable")
     rate_cut: float = 0.7  # the rate after a RETRY_LATER, as a share of the current one
     rate_recover: float = 1.05  # and back up by this factor ...
@@ -416,10 +418,12 @@ class _SendLoop:
         self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
         self.stop_reason: str | None = None
         self.sent = 0
-        self.busy = 0  # RETRY_LATER in a row
+        self.busy = 0  # RETRY_LATER episodes in a row
+        self.busy_since: float | None = None  # monotonic: first refusal of the streak
         self.unreachable = 0  # NotSent in a row
         self.hold_until = 0.0  # monotonic: no claims before (back-off, 110)
-        self.last_cut = 0.0
+        self.episode = 0.0  # monotonic start of the current back-off episode
+        self.sent_at: dict[str, float] = {}  # batch_id -> monotonic time it was submitted
         self.accepted_since_cut = 0
         self.recent: deque[float] = deque()
         self.waiting_window = False
@@ -474,6 +478,7 @@ class _SendLoop:
             self._note_sent()
             future = self.pool.submit(self.client.send_batch, batch.mobiles, batch.text)
             self.in_flight[future] = batch
+            self.sent_at[batch.batch_id] = time.monotonic()
             self.sent += 1
         if claimed:
             return True
@@ -533,6 +538,7 @@ class _SendLoop:
         for future in finished:
             batch = self.in_flight.pop(future)
             result = self._handle(batch, _result_of(future))
+            self.sent_at.pop(batch.batch_id, None)
             if result.state == "pending" and self.budget is not None:
                 self.budget += batch.size  # not sent after all: back in the budget
             released.append(result)
@@ -546,7 +552,7 @@ class _SendLoop:
             self.done += 1
             return BatchResult(batch.batch_id, "unknown", detail=result.reason)
         if isinstance(result, NotSent):
-            self._unreachable(result.reason)
+            self._unreachable(result.reason, self._new_episode(batch))
             return BatchResult(batch.batch_id, "pending", detail=f"not sent: {result.reason}")
         return self._refused(batch, result)
 
@@ -554,6 +560,7 @@ class _SendLoop:
         self.done += 1
         self.recipients_sent += batch.size
         self.busy = self.unreachable = 0
+        self.busy_since = None
         self.accepted_since_cut += 1
         limited = self.limiter.rate > 0
         target = self.configured_rate if self.configured_rate > 0 else float("inf")
@@ -568,7 +575,7 @@ class _SendLoop:
     def _refused(self, batch: ClaimedBatch, result: Refused) -> BatchResult:
         action = result.action
         if action is Action.RETRY_LATER:
-            self._busy(result.reason)
+            self._busy(result.reason, self._new_episode(batch))
             return BatchResult(
                 batch.batch_id,
                 "pending",
@@ -590,29 +597,42 @@ class _SendLoop:
         detail = f"{result.info.en} ({result.info.zh})"
         return BatchResult(batch.batch_id, "rejected", submit_code=result.code, detail=detail)
 
-    def _busy(self, reason: str) -> None:
+    def _new_episode(self, batch: ClaimedBatch) -> bool:
+        """True when this refusal starts a new back-off episode: the requests already in
+        flight when one began (refused together by one storm) count once, not 16 times."""
+        if self.sent_at.get(batch.batch_id, 0.0) < self.episode:
+            return False
+        self.episode = time.monotonic()
+        return True
+
+    def _busy(self, reason: str, new_episode: bool) -> None:
+        if not new_episode:
+            return
         self.busy += 1
-        if self.busy > self.policy.max_busy:
+        now = time.monotonic()
+        self.busy_since = self.busy_since if self.busy_since is not None else now
+        if now - self.busy_since > self.policy.max_busy_seconds:
             self.stop_reason = self.stop_reason or (
-                f"the gateway kept refusing for now ({self.busy} times in a row; last: {reason})"
+                f"the gateway kept refusing for {now - self.busy_since:.0f} s "
+                f"({self.busy} times in a row; last: {reason})"
             )
             return
-        self._back_off(self.busy)
-        now = time.monotonic()
-        if now - self.last_cut >= 1.0:  # one cut per burst of refusals, not one per request
-            self.last_cut = now
+        self._back_off(self.busy, self.policy.busy_base, self.policy.busy_cap)
+        if self.busy == 1:  # one cut per streak of refusals: the back-off paces the rest
             current = self.limiter.rate if self.limiter.rate > 0 else self._recent_rate()
             new_rate = max(self.policy.min_rate, current * self.policy.rate_cut)
             self.limiter.set_rate(new_rate)
             self.accepted_since_cut = 0
             self.emit(ProgressEvent("info", f"{reason}: backing off, rate now {new_rate:.1f}/s"))
 
-    def _unreachable(self, reason: str) -> None:
+    def _unreachable(self, reason: str, new_episode: bool) -> None:
+        if not new_episode:
+            return
         self.unreachable += 1
         if self.unreachable > self.policy.max_unreachable:
             self.stop_reason = self.stop_reason or f"gateway unreachable: {reason}"
             return
-        self._back_off(self.unreachable)
+        self._back_off(self.unreachable, self.policy.retry_base, self.policy.retry_cap)
         self.emit(ProgressEvent("warning", f"{reason}; trying again"))
 
     def _wait_window(self, reason: str) -> None:
@@ -626,8 +646,8 @@ class _SendLoop:
             )
         )
 
-    def _back_off(self, attempt: int) -> None:
-        delay = min(self.policy.retry_cap, self.policy.retry_base * 2 ** (attempt - 1))
+    def _back_off(self, attempt: int, base: float, cap: float) -> None:
+        delay = min(cap, base * 2 ** (attempt - 1))
         delay *= random.uniform(0.5, 1.5)
         self.hold_until = max(self.hold_until, time.monotonic() + delay)
 
@@ -638,10 +658,14 @@ class _SendLoop:
             self.recent.popleft()
 
     def _recent_rate(self) -> float:
-        horizon = time.monotonic() - 2.0
-        while self.recent and self.recent[0] < horizon:
+        """Requests per second submitted over the last (up to) 2 seconds."""
+        now = time.monotonic()
+        while self.recent and self.recent[0] < now - 2.0:
             self.recent.popleft()
-        return max(self.policy.min_rate, len(self.recent) / 2.0)
+        if len(self.recent) < 2:
+            return self.policy.min_rate
+        span = max(now - self.recent[0], 0.05)
+        return max(self.policy.min_rate, len(self.recent) / span)
 
     # -- progress
 

@@ -21,7 +21,15 @@ from campaign.timeutil import CHINA
 from tests.support.simulator import gateway_settings, running_simulator
 from tests.test_store_campaigns import fake_plan
 
-QUICK = SendPolicy(concurrency=4, retry_base=0.01, retry_cap=0.05, wait_step=0.05, heartbeat=0.5)
+QUICK = SendPolicy(
+    concurrency=4,
+    retry_base=0.01,
+    retry_cap=0.05,
+    busy_base=0.01,
+    busy_cap=0.05,
+    wait_step=0.05,
+    heartbeat=0.5,
+)
 
 
 @pytest.fixture
@@ -293,3 +301,35 @@ def test_max_recipients_sends_whole_batches_within_the_budget(engine, sim):
     assert sum(_taken(sim).values()) == 9  # a fourth batch of 3 would not fit in 10
     rest = _send(engine, cid, sim)
     assert rest.state == "finished" and set(_taken(sim).values()) == {1}
+
+
+def test_a_storm_refusing_every_request_in_flight_counts_once(engine, sim):
+    cid = _campaign(engine, n=33, per_batch=1)  # 32 requests, the first 16 at once
+    sim.inject_busy(16)
+    policy = replace(QUICK, concurrency=16, busy_base=0.2, busy_cap=2.0)
+    report = _send(engine, cid, sim, policy=policy)
+    assert report.state == "finished" and report.exit_code is ExitCode.OK, report.stop_reason
+    assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles(33)
+    # one back-off of ~0.2 s, not 16 growing ones (0.2 + 0.4 + 0.8 + 1.6 + 2 + ... s)
+    assert report.elapsed < 4
+
+
+def test_a_long_count_storm_is_waited_out(engine, sim):
+    cid = _campaign(engine, n=21, per_batch=1)
+    sim.inject_busy(30)
+    sim.inject_too_fast(30)
+    report = _send(engine, cid, sim, policy=replace(QUICK, concurrency=16))
+    assert report.state == "finished" and report.exit_code is ExitCode.OK, report.stop_reason
+    assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles(21)
+
+
+def test_gateway_flow_limit_is_met_by_adapting_the_rate(engine, sim):
+    sim.configure(rate_limit=40)  # 103 beyond 40 requests in a second
+    cid = _campaign(engine, n=121, per_batch=1)  # 120 requests, no rate limit of ours
+    events: list[ProgressEvent] = []
+    policy = replace(QUICK, concurrency=16, busy_base=0.05, busy_cap=0.5)
+    report = _send(engine, cid, sim, policy=policy, on_progress=events.append)
+    assert report.state == "finished" and report.exit_code is ExitCode.OK, report.stop_reason
+    assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles(121)
+    cuts = [e.message for e in events if "backing off, rate now" in e.message]
+    assert cuts and "submitting too fast" in cuts[0]
