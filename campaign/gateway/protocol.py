@@ -305,12 +305,19 @@ def _lines(body: str) -> list[str]:
 NO_SUCH_INTERFACE = frozenset({404, 405, 501})
 
 
-def _precheck(http_status: int, body: str, what: str) -> Ambiguous | NotSent | None:
+def no_such_interface(http_status: int) -> CodeInfo:
+    """The refusal of an HTTP status in NO_SUCH_INTERFACE: stop the run, nothing was sent."""
+    return CodeInfo(
+        f"HTTP {http_status}",
+        "网关地址错误：此地址没有该接口，短信未发出",
+        "no such interface at this URL (check the gateway base URL); nothing was sent",
+        Action.STOP_RUN,
+    )
+
+
+def _precheck(http_status: int, body: str, what: str) -> Ambiguous | Refused | None:
     if http_status in NO_SUCH_INTERFACE:
-        return NotSent(
-            f"HTTP {http_status} from the gateway: no such interface at this URL "
-            "(check the gateway base URL); nothing was sent"
-        )
+        return Refused(f"HTTP {http_status}", no_such_interface(http_status))
     if not 200 <= http_status < 300:
         kind = "an HTML page" if _looks_html(body) else f"body {_snippet(body)}"
         return Ambiguous(f"HTTP {http_status} from the gateway ({kind}); {what}")
