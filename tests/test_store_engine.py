@@ -37,3 +37,10 @@ def test_sqlite_is_wal(sqlite_url):
     engine = open_store(sqlite_url)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_open_without_create_makes_no_file(tmp_path):
+    path = tmp_path / "none.db"
+    with pytest.raises(StoreError, match="does not open: no campaign store"):
+        open_store(f"sqlite:///{path}", create=False)
+    assert not path.exists()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from campaign.errors import StoreError
@@ -22,7 +24,10 @@ def open_store(url: str, *, create: bool = True) -> Engine:
     """Return an engine for `url`, with the schema created or upgraded to SCHEMA_VERSION.
 
     Raises StoreError when the store does not open or was written by a newer version.
+    With `create=False` a store that does not exist yet is an error, and no file is made.
     """
+    if not create:
+        _require_sqlite_file(url)
     engine = _create_engine(url)
     try:
         with engine.begin() as conn:
@@ -46,8 +51,6 @@ def open_store(url: str, *, create: bool = True) -> Engine:
 def safe_url(url: str) -> str:
     """The URL with any password masked, for messages and logs."""
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable store URL>"
@@ -55,6 +58,17 @@ def safe_url(url: str) -> str:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def _require_sqlite_file(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # reported by _create_engine
+    database = parsed.database
+    on_disk = parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
+    if on_disk and not Path(str(database)).is_file():
+        raise StoreError(f"the store {safe_url(url)} does not open: no campaign store there")
 
 
 def _create_engine(url: str) -> Engine:

@@ -126,8 +126,8 @@ reports = Table(
     Column("raw_time", String(32)),  # as it arrived
     Column("origin", Text, nullable=False),  # "push" or the imported file's name
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # also the index of lookups by (msgid, mobile): its leading columns
     UniqueConstraint("msgid", "mobile", "status", "report_time", name="uq_reports_identity"),
-    Index("ix_reports_msgid_mobile", "msgid", "mobile"),
 )
 
 # Inbound (MO) pushes as received, one row per part.
