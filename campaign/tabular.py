@@ -4,7 +4,8 @@ The low level of reading contact (or report) files: no headers, no meaning, just
 as text, row i of a grid being row i+1 of the file. Workbooks (.xlsx .xlsm .xlsb .xls .ods)
 are read with python-calamine; numbers become their shown text (13900210021.0 ->
 "13900210021"), dates ISO text. CSV is read with pyarrow (every column a string, nothing
-ever converted to a number), in UTF-8, UTF-8 with a BOM, UTF-16 with a BOM, or GB18030/GBK.
+ever converted to a number), in UTF-8, UTF-8 with a BOM, UTF-16 with a BOM, or GB18030/GBK;
+comma-separated, or tab- or semicolon-separated when the first 64 KiB hold no comma.
 Problems with a whole file raise `ContactsError` naming the file.
 """
 
@@ -233,8 +234,10 @@ def _delimiter(file: Path, data: bytes) -> str:
     if file.suffix.lower() == ".tsv":
         return "\t"
     head = data[:65536]
-    if head.count(b",") == 0 and head.count(b"\t") > 0:
-        return "\t"
+    if head.count(b",") == 0:  # no comma at all: tabs (WPS, exports), else ";" (European Excel)
+        for other in (b"\t", b";"):
+            if head.count(other) > 0:
+                return other.decode()
     return ","
 
 

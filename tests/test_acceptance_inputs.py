@@ -1,0 +1,330 @@
+"""Acceptance audit of the input side, black-box: only the CLI, only what SPEC promises.
+
+Messy real-world lists (workbooks written by openpyxl and by xlsxwriter, CSVs as Chinese
+Excel and WPS save them), templates and compliance rules, suppression, and every way a
+file can be unusable. Each test drives `campaign ...` through typer's CliRunner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+import xlsxwriter
+from typer.testing import CliRunner
+
+from campaign.cli import app
+
+runner = CliRunner()
+RESULT_COLUMNS = [
+    "source",
+    "source_row",
+    "normalized_mobile",
+    "carrier",
+    "outcome",
+    "reason",
+    "message",
+    "segments",
+    "batch_id",
+    "msgid",
+    "submit_code",
+    "dlr_status",
+    "dlr_description",
+    "report_time",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """An empty folder, no campaign environment: the default store is ./campaign.db."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def cli(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def plan_json(*args: str) -> dict:
+    result = cli("plan", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def bad_input(*args: str) -> str:
+    """Runs a command that must refuse its input: exit 3, one `Error: ...`, no traceback."""
+    result = cli(*args)
+    assert result.exit_code == 3, (result.exit_code, result.output)
+    assert result.stderr.startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+def preview(*args: str) -> tuple[list[str], list[dict[str, object]]]:
+    """`plan ... --out preview.xlsx`: (header, rows as {column: value}) of the preview."""
+    out = Path("preview.xlsx")
+    result = cli("plan", *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    book = openpyxl.load_workbook(out, read_only=True)
+    rows = [list(r) for r in book.worksheets[0].iter_rows(values_only=True)]
+    book.close()
+    header = [str(h) for h in rows[0]]
+    return header, [dict(zip(header, r, strict=False)) for r in rows[1:]]
+
+
+def write_openpyxl(path: Path, sheets: dict[str, list[list[object]]], merge: str = "") -> Path:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+        if merge and rows:
+            sheet.merge_cells(merge)
+    book.save(path)
+    return path
+
+
+def write_csv(path: Path, text: str, encoding: str = "utf-8", newline: str = "\n") -> Path:
+    path.write_bytes(text.replace("\n", newline).encode(encoding))
+    return path
+
+
+def outcomes(summary: dict) -> dict[str, int]:
+    return {k: v for k, v in summary["outcomes"].items() if v}
+
+
+# --- workbooks ----------------------------------------------------------------------------------
+
+
+def test_openpyxl_workbook_title_row_sheets_and_cell_kinds(tmp_path):
+    """Merged title row, numeric/float/apostrophe mobiles, dates, 18-digit IDs, postcodes,
+    space-only cells and blank rows in the middle; an empty sheet; a second sheet with another
+    layout. Every non-blank row ends in exactly one outcome, original cells unchanged."""
+    path = write_openpyxl(
+        tmp_path / "客户.xlsx",
+        {
+            "VIP": [
+                ["2024年VIP客户名单", None, None, None, None],
+                ["姓名", "手机号码（必填）", "生日", "身份证号", "邮编"],
+                ["张三", 13900210021, dt.datetime(1990, 3, 7), "110101199003071234", "010010"],
+                ["李四", 13900210022.0, dt.date(1985, 12, 1), "11010119851201123X", "100000"],
+                ["王五", "'13900210023", None, "440101200001011111", "020000"],
+                [None, None, None, None, None],
+                ["   ", "  ", None, None, None],
+                ["赵六", "1.39002E+10", None, None, None],
+                ["孙七", "139-0021-0024", None, None, None],
+            ],
+            "空": [],
+            "其他": [
+                ["编号", "客户名", "Mobile"],
+                [1, "周八", "+86 139 0021 0025"],
+                [2, "吴九", "１３９００２１００２１"],
+            ],
+        },
+        merge="A1:E1",
+    )
+    header, rows = preview(path, "-t", "您好{姓名|客户}")
+    assert header[:5] == ["姓名", "手机号码（必填）", "生日", "身份证号", "邮编"]
+    assert header[-len(RESULT_COLUMNS) :] == RESULT_COLUMNS
+    assert len(rows) == 7  # 5 + 2 data rows; the two blank rows are not input rows
+    vip = [r for r in rows if str(r["source"]).endswith("VIP")]
+    assert [r["source_row"] for r in vip] == [3, 4, 5, 8, 9]
+    assert [r["身份证号"] for r in vip[:3]] == [
+        "110101199003071234",
+        "11010119851201123X",
+        "440101200001011111",
+    ]
+    assert [r["邮编"] for r in vip[:3]] == ["010010", "100000", "020000"]
+    assert str(vip[0]["生日"]).startswith("1990-03-07")
+    assert [r["normalized_mobile"] for r in vip] == [
+        "13900210021",
+        "13900210022",
+        "13900210023",
+        None,
+        "13900210024",
+    ]
+    assert [r["outcome"] for r in vip] == ["ready", "ready", "ready", "invalid", "ready"]
+    other = [r for r in rows if str(r["source"]).endswith("其他")]
+    assert [r["outcome"] for r in other] == ["ready", "duplicate"]
+    assert [r["source_row"] for r in other] == [2, 3]
+    duplicate_reason = str(other[1]["reason"])
+    assert "VIP" in duplicate_reason and "3" in duplicate_reason  # names the earlier row
+
+    summary = plan_json(path, "-t", "您好{姓名|客户}")
+    assert summary["rows"] == 7
+    assert summary["blank_rows"] == 2
+    assert sum(summary["outcomes"].values()) == summary["rows"]
+    assert outcomes(summary) == {"ready": 5, "invalid": 1, "duplicate": 1}
+
+
+def test_xlsxwriter_workbook_formulas_with_cached_values_and_text_numbers(tmp_path):
+    path = tmp_path / "wps.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("名单")
+    sheet.merge_range("A1:D1", "十一月活动名单")
+    sheet.write_row(1, 0, ["Name", "Mobile ", "订单号", "金额"])
+    sheet.write_row(2, 0, ["Ann", 13900210021, "202411250000000001", 12.5])
+    sheet.write_string(3, 0, "Bob")
+    sheet.write_formula(3, 1, '=TEXT(13900210022,"0")', None, "13900210022")
+    sheet.write_string(3, 2, "202411250000000002")
+    sheet.write_formula(3, 3, "=2*3", None, 6)
+    sheet.write_row(4, 0, ["Cy", "13900210023", 123456789012345678, 0])
+    book.close()
+    header, rows = preview(path, "-t", "Hi {Name}, order {订单号}")
+    assert [h.strip() for h in header[:4]] == ["Name", "Mobile", "订单号", "金额"]
+    assert [r["normalized_mobile"] for r in rows] == ["13900210021", "13900210022", "13900210023"]
+    assert [r["outcome"] for r in rows] == ["ready"] * 3
+    assert rows[0]["订单号"] == "202411250000000001"
+    assert rows[1]["金额"] == "6"
+    assert rows[0]["message"] == "Hi Ann, order 202411250000000001"
+    assert [r["source_row"] for r in rows] == [3, 4, 5]
+
+
+def test_header_names_matched_loosely(tmp_path):
+    for header in ("Mobile", "MOBILE", "手机号码（必填）", "联系电话 ", "ｍｏｂｉｌｅ", " 手机 "):
+        path = write_csv(tmp_path / "h.csv", f"name,{header},city\nA,13900210021,BJ\n")
+        summary = plan_json(path, "-t", "hi")
+        assert outcomes(summary) == {"ready": 1}, header
+
+
+def test_mobile_column_preferred_over_landline_column(tmp_path):
+    path = write_csv(
+        tmp_path / "two.csv",
+        "姓名,固定电话,手机\n张三,010-12345678,13900210021\n李四,021-87654321,13900210022\n",
+    )
+    _, rows = preview(path, "-t", "hi")
+    assert [r["normalized_mobile"] for r in rows] == ["13900210021", "13900210022"]
+
+
+def test_mobile_column_without_recognizable_header_found_by_content(tmp_path):
+    path = write_csv(
+        tmp_path / "anon.csv",
+        "客户,A列,备注\n张三,13900210021,x\n李四,13900210022,y\n王五,13900210023,z\n",
+    )
+    summary = plan_json(path, "-t", "hi")
+    assert outcomes(summary) == {"ready": 3}
+
+
+# --- CSV encodings and shapes --------------------------------------------------------------------
+
+CSV_TEXT = '姓名,手机号码,备注\n张三,13900210021,"多行\n备注, 有逗号"\n李四,13900210022,普通\n'
+
+
+@pytest.mark.parametrize(
+    ("encoding", "newline"),
+    [
+        ("gbk", "\r\n"),
+        ("utf-8-sig", "\n"),
+        ("utf-8-sig", "\r\n"),
+        ("utf-16", "\r\n"),
+        ("gb18030", "\n"),
+    ],
+)
+def test_csv_encodings_quoted_newlines_and_crlf(tmp_path, encoding, newline):
+    path = write_csv(tmp_path / "list.csv", CSV_TEXT, encoding, newline)
+    header, rows = preview(path, "-t", "{姓名}:{备注}")
+    assert header[:3] == ["姓名", "手机号码", "备注"]
+    assert [r["姓名"] for r in rows] == ["张三", "李四"]
+    assert rows[0]["备注"].replace("\r\n", "\n") == "多行\n备注, 有逗号"
+    assert [r["outcome"] for r in rows] == ["ready", "ready"]
+    assert [r["source_row"] for r in rows] == [2, 3]  # the record, not the physical line
+
+
+def test_utf16_tab_separated_as_wps_saves(tmp_path):
+    text = "姓名\t手机号码\t城市\n张三\t13900210021\t北京\n李四\t13900210022\t上海\n"
+    path = write_csv(tmp_path / "wps.csv", text, "utf-16", "\r\n")
+    header, rows = preview(path, "-t", "{姓名}")
+    assert header[:3] == ["姓名", "手机号码", "城市"]
+    assert [r["message"] for r in rows] == ["张三", "李四"]
+
+
+def test_semicolon_separated_csv(tmp_path):
+    path = write_csv(tmp_path / "eu.csv", "name;mobile;city\nA;13900210021;X\nB;13900210022;Y\n")
+    header, rows = preview(path, "-t", "{name} {city}")
+    assert header[:3] == ["name", "mobile", "city"]
+    assert [r["message"] for r in rows] == ["A X", "B Y"]
+
+
+def test_trailing_empty_columns_and_blank_rows_in_csv(tmp_path):
+    path = write_csv(
+        tmp_path / "t.csv",
+        "name,mobile,,,\nA,13900210021,,,\n,,,,\n   ,  ,,,\nB,13900210022,,,\n,,,,\n",
+    )
+    header, rows = preview(path, "-t", "{name}")
+    assert header[:2] == ["name", "mobile"]
+    assert header[2:] == RESULT_COLUMNS
+    assert [r["source_row"] for r in rows] == [2, 5]
+    summary = plan_json(path, "-t", "{name}")
+    assert summary["rows"] == 2 and summary["blank_rows"] == 3
+
+
+def test_long_numbers_and_leading_zeros_stay_exact_in_csv(tmp_path):
+    path = write_csv(
+        tmp_path / "ids.csv",
+        "mobile,身份证,邮编,卡号\n13900210021,110101199003071234,010010,6222020200112233445\n",
+    )
+    _, rows = preview(path, "-t", "hi")
+    assert rows[0]["身份证"] == "110101199003071234"
+    assert rows[0]["邮编"] == "010010"
+    assert rows[0]["卡号"] == "6222020200112233445"
+
+
+# --- mobiles ------------------------------------------------------------------------------------
+
+
+def test_mobile_formats_duplicates_and_invalid_numbers(tmp_path):
+    cells = [
+        "13900210021",  # ready
+        "+86 139 0021 0021",  # duplicate of row 2
+        "139-0021-0021",  # duplicate
+        "１３９００２１００２１",  # duplicate (full width)
+        "1.39002E+10",  # invalid: digits lost in Excel
+        "139002100211",  # 12 digits
+        "1390021002",  # 10 digits
+        "010-12345678",  # landline
+        "13900210022 转 8001",  # extension text
+        "12345678901",  # not 13-19
+        "",  # empty mobile
+        "8613900210023",  # ready
+    ]
+    text = "name,mobile\n" + "".join(f'n{i},"{c}"\n' for i, c in enumerate(cells))
+    path = write_csv(tmp_path / "m.csv", text)
+    _, rows = preview(path, "-t", "hi")
+    got = [r["outcome"] for r in rows]
+    assert got == [
+        "ready",
+        "duplicate",
+        "duplicate",
+        "duplicate",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "ready",
+    ]
+    assert all(r["reason"] for r in rows if r["outcome"] != "ready")
+    assert all("2" in str(r["reason"]) for r in rows[1:4])  # the earlier row
+    assert rows[4]["normalized_mobile"] is None  # never guessed
+    assert rows[11]["normalized_mobile"] == "13900210023"
+
+
+def test_duplicates_across_files_name_the_earlier_file_and_row(tmp_path):
+    first = write_csv(tmp_path / "a.csv", "mobile\n13900210021\n13900210022\n")
+    second = write_openpyxl(tmp_path / "b.xlsx", {"S": [["手机"], ["13900210022"], [13900210023]]})
+    _, rows = preview(first, second, "-t", "hi")
+    assert [r["outcome"] for r in rows] == ["ready", "ready", "duplicate", "ready"]
+    assert "a.csv" in rows[2]["reason"] and "3" in rows[2]["reason"]
+    summary = plan_json(first, second, "-t", "hi")
+    assert [f["rows"] for f in summary["files"]] == [2, 2]
+    assert "a.csv" in summary["files"][0]["source"] and "b.xlsx" in summary["files"][1]["source"]
