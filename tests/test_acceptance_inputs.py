@@ -328,3 +328,237 @@ def test_duplicates_across_files_name_the_earlier_file_and_row(tmp_path):
     summary = plan_json(first, second, "-t", "hi")
     assert [f["rows"] for f in summary["files"]] == [2, 2]
     assert "a.csv" in summary["files"][0]["source"] and "b.xlsx" in summary["files"][1]["source"]
+
+
+# --- templates and compliance --------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "campaign.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_template_fallbacks_braces_and_chinese_columns(tmp_path):
+    path = write_csv(
+        tmp_path / "c.csv",
+        "姓名,手机号码,会员等级\n张三,13900210021,金卡\n,13900210022,\n小明😀,13900210023,银卡\n",
+    )
+    _, rows = preview(path, "-t", "{姓名|尊敬的客户}您好，{{等级}}：{会员等级|普通}")
+    assert [r["message"] for r in rows] == [
+        "张三您好，{等级}：金卡",
+        "尊敬的客户您好，{等级}：普通",
+        "小明😀您好，{等级}：银卡",
+    ]
+    assert [r["outcome"] for r in rows] == ["ready"] * 3
+
+
+def test_empty_value_without_fallback_is_invalid_naming_the_column(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "姓名,手机号码\n张三,13900210021\n   ,13900210022\n")
+    _, rows = preview(path, "-t", "{姓名}您好")
+    assert [r["outcome"] for r in rows] == ["ready", "invalid"]
+    assert "姓名" in rows[1]["reason"]
+    assert not rows[1]["batch_id"]
+
+
+def test_template_naming_a_missing_column_is_bad_input_listing_the_columns(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "姓名,手机号码,城市\n张三,13900210021,北京\n")
+    for command in ("plan", "send"):
+        extra = ["--gateway", "simulator", "--yes"] if command == "send" else []
+        error = bad_input(command, path, "-t", "{名字}您好", *extra)
+        assert "名字" in error
+        assert all(column in error for column in ("姓名", "手机号码", "城市"))
+    assert not any("13900210021" in p.read_text("latin-1") for p in tmp_path.glob("*.db*"))
+    listed = cli("status", "--json")
+    assert listed.exit_code == 0 and "13900210021" not in listed.stdout
+
+
+def test_segments_at_the_boundaries(tmp_path):
+    units = [70, 71, 134, 135, 536, 537]
+    text = "mobile,text\n" + "".join(f"1390021{i:04d},{'a' * n}\n" for i, n in enumerate(units))
+    path = write_csv(tmp_path / "c.csv", text)
+    _, rows = preview(path, "-t", "{text}")
+    assert [r["segments"] for r in rows[:5]] == [1, 2, 2, 3, 8]
+    assert [r["outcome"] for r in rows] == ["ready"] * 5 + ["invalid"]
+    assert "537" in rows[5]["reason"]
+    summary = plan_json(path, "-t", "{text}")
+    assert summary["segments"] == 16 and summary["recipients"] == 5
+
+
+@pytest.mark.parametrize(("emoji", "segments"), [(35, 1), (36, 2)])
+def test_emoji_count_as_two_units(tmp_path, emoji, segments):
+    path = write_csv(tmp_path / "c.csv", "mobile,name\n13900210021,😀\n")
+    _, rows = preview(path, "-t", "{name}" * emoji)
+    assert rows[0]["segments"] == segments
+    summary = plan_json(path, "-t", "{name}" * emoji)
+    assert summary["segments"] == segments
+
+
+def test_signature_and_optout_text_rules(tmp_path):
+    config = write_config(
+        tmp_path, '[compliance]\nsignature = "【品牌】"\noptout_text = "回T退订"\n'
+    )
+    path = write_csv(
+        tmp_path / "c.csv",
+        "mobile,text\n13900210021,你好\n13900210022,【其他】你好\n13900210023,你好回T退订\n",
+    )
+    _, rows = preview(path, "-t", "{text}", "--config", config)
+    assert [r["message"] for r in rows] == [
+        "【品牌】你好回T退订",
+        "【其他】你好回T退订",
+        "【品牌】你好回T退订",
+    ]
+
+
+def test_signature_and_optout_count_in_the_length(tmp_path):
+    config = write_config(
+        tmp_path, '[compliance]\nsignature = "【品牌】"\noptout_text = "回T退订"\n'
+    )
+    path = write_csv(tmp_path / "c.csv", "mobile\n13900210021\n")
+    _, rows = preview(path, "-t", "a" * 61, "--config", config)  # 4 + 61 + 4 = 69
+    assert rows[0]["segments"] == 1
+    _, rows = preview(path, "-t", "a" * 63, "--config", config)  # 71
+    assert rows[0]["segments"] == 2
+
+
+def test_sensitive_words_from_a_file(tmp_path):
+    (tmp_path / "words.txt").write_text("博彩\n贷款\n", encoding="utf-8")
+    config = write_config(tmp_path, '[compliance]\nsensitive_words = "words.txt"\n')
+    path = write_csv(tmp_path / "c.csv", "mobile,offer\n13900210021,会员日\n13900210022,低息贷款\n")
+    _, rows = preview(path, "-t", "{offer}", "--config", config)
+    assert [r["outcome"] for r in rows] == ["ready", "invalid"]
+    assert "贷款" in rows[1]["reason"]
+
+
+def test_min_batch_leaves_small_groups_unsent_and_max_batch_chunks(tmp_path):
+    config = write_config(tmp_path, "[gateway]\nmin_batch = 3\nmax_batch = 2\n")
+    mobiles = [f"1390021{n:04d}" for n in range(5)]
+    text = "mobile,group\n" + "".join(f"{m},A\n" for m in mobiles) + "13900219999,B\n"
+    path = write_csv(tmp_path / "c.csv", text)
+    config = write_config(tmp_path, "[gateway]\nmin_batch = 2\nmax_batch = 2\n")
+    summary = plan_json(path, "-t", "{group}", "--config", config)
+    assert outcomes(summary) == {"ready": 5, "unsent": 1}
+    assert summary["requests"] == 3  # 5 recipients of one text in chunks of at most 2
+    _, rows = preview(path, "-t", "{group}", "--config", config)
+    assert rows[-1]["outcome"] == "unsent" and rows[-1]["reason"]
+    assert len({r["batch_id"] for r in rows[:5]}) == 3
+
+
+# --- suppression -------------------------------------------------------------------------------
+
+
+def test_optout_add_list_remove_and_plan_marks_suppressed(tmp_path):
+    assert cli("optout", "add", "+86 139-0021-0021", "13900210022").exit_code == 0
+    listed = cli("optout", "list", "--json")
+    assert listed.exit_code == 0
+    assert sorted(json.loads(listed.stdout)) == ["13900210021", "13900210022"]
+    plain = cli("optout", "list")
+    assert plain.stdout.split() == ["13900210021", "13900210022"]
+    path = write_csv(tmp_path / "c.csv", "mobile\n13900210021\n13900210023\n")
+    summary = plan_json(path, "-t", "hi")
+    assert outcomes(summary) == {"suppressed": 1, "ready": 1}
+    assert cli("optout", "remove", "13900210021").exit_code == 0
+    assert json.loads(cli("optout", "list", "--json").stdout) == ["13900210022"]
+    assert outcomes(plan_json(path, "-t", "hi")) == {"ready": 2}
+
+
+def test_optout_add_refuses_a_non_mobile_and_changes_nothing(tmp_path):
+    error = bad_input("optout", "add", "13900210021", "010-12345678")
+    assert "010-12345678" in error
+    assert json.loads(cli("optout", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("kind", ["gbk-csv", "xlsx"])
+def test_optout_import(tmp_path, kind):
+    if kind == "xlsx":
+        path = write_openpyxl(
+            tmp_path / "黑名单.xlsx",
+            {
+                "S": [
+                    ["退订名单"],
+                    ["客户", "手机号码"],
+                    ["甲", 13900210021],
+                    ["乙", "139 0021 0022"],
+                ]
+            },
+        )
+    else:
+        text = "客户,手机号码\n甲,13900210021\n乙,139 0021 0022\n"
+        path = write_csv(tmp_path / "黑名单.csv", text, "gbk", "\r\n")
+    result = cli("optout", "import", path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("optout", "list", "--json").stdout) == ["13900210021", "13900210022"]
+    contacts = write_csv(tmp_path / "c.csv", "mobile\n13900210022\n13900210023\n")
+    assert outcomes(plan_json(contacts, "-t", "hi")) == {"suppressed": 1, "ready": 1}
+
+
+# --- unusable files and options -------------------------------------------------------------------
+
+
+def test_unusable_files_are_bad_input_naming_the_file(tmp_path):
+    good = write_csv(tmp_path / "good.csv", "mobile\n13900210021\n")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "empty.xlsx").write_bytes(b"")
+    (tmp_path / "corrupt.xlsx").write_text("name,mobile\nA,13900210021\n", encoding="utf-8")
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "list.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    (tmp_path / "header_only.csv").write_text("name,mobile\n", encoding="utf-8")
+    for name in (
+        "empty.csv",
+        "empty.xlsx",
+        "corrupt.xlsx",
+        "folder.csv",
+        "list.pdf",
+        "missing.csv",
+        "header_only.csv",
+    ):
+        for command in ("plan", "send"):
+            extra = ["--gateway", "simulator", "--yes"] if command == "send" else []
+            error = bad_input(command, good, tmp_path / name, "-t", "hi", *extra)
+            assert name in error, (name, error)
+    listed = cli("status", "--json")
+    assert listed.exit_code == 0
+    assert "good" not in listed.stdout
+
+
+def test_missing_sheet_names_the_sheets(tmp_path):
+    path = write_openpyxl(tmp_path / "b.xlsx", {"一月": [["mobile"], [13900210021]], "二月": []})
+    error = bad_input("plan", path, "-t", "hi", "--sheet", "三月")
+    assert "三月" in error and "一月" in error and "二月" in error
+    summary = plan_json(path, "-t", "hi", "--sheet", "一月")
+    assert summary["rows"] == 1
+
+
+def test_missing_mobile_column_lists_the_columns(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "姓名,手机号码,城市\n张三,13900210021,北京\n")
+    error = bad_input("plan", path, "-t", "hi", "--mobile-column", "电话")
+    assert "电话" in error and "姓名" in error and "城市" in error
+
+
+def test_no_mobile_column_at_all_is_bad_input(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "姓名,城市\n张三,北京\n李四,上海\n")
+    error = bad_input("plan", path, "-t", "hi")
+    assert "c.csv" in error and "姓名" in error
+
+
+def test_header_row_option(tmp_path):
+    path = write_openpyxl(
+        tmp_path / "b.xlsx",
+        {
+            "S": [
+                ["说明：以下为客户"],
+                ["导出时间", "2024-11-25"],
+                ["name", "号"],
+                ["A", 13900210021],
+            ]
+        },
+    )
+    _, rows = preview(path, "-t", "{name}", "--header-row", "3", "--mobile-column", "号")
+    assert [(r["message"], r["source_row"]) for r in rows] == [("A", 4)]
+
+
+def test_header_row_zero_or_past_the_end_is_bad_input(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "mobile\n13900210021\n")
+    result = cli("plan", path, "-t", "hi", "--header-row", "0")
+    assert result.exit_code in (2, 3) and "Traceback" not in result.output
+    bad_input("plan", path, "-t", "hi", "--header-row", "9")
