@@ -86,6 +86,10 @@ def write_openpyxl(path: Path, sheets: dict[str, list[list[object]]], merge: str
         sheet = book.create_sheet(name)
         for row in rows:
             sheet.append(row)
+        for line in sheet.iter_rows():
+            for cell in line:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # text that looks like a formula, as users type it
         if merge and rows:
             sheet.merge_cells(merge)
     book.save(path)
@@ -562,3 +566,75 @@ def test_header_row_zero_or_past_the_end_is_bad_input(tmp_path):
     result = cli("plan", path, "-t", "hi", "--header-row", "0")
     assert result.exit_code in (2, 3) and "Traceback" not in result.output
     bad_input("plan", path, "-t", "hi", "--header-row", "9")
+
+
+# --- send and export ------------------------------------------------------------------------------
+
+
+def test_send_messy_workbook_then_export_every_row_once(tmp_path, monkeypatch):
+    """Only `ready` rows reach the gateway, each once, with the previewed text; the export's
+    `results` sheet has one row per input row, original columns (even one named like a result
+    column) first, then the result columns of SPEC."""
+    from tests.support.simulator import running_simulator
+
+    path = write_openpyxl(
+        tmp_path / "双十一.xlsx",
+        {
+            "A": [
+                ["双十一客户"],
+                ["姓名", "手机", "outcome", "身份证"],
+                ["张三", 13900210021, "x", "110101199003071234"],
+                ["李四", "13900210099", "", "=1+1"],
+                [None, None, None, None],
+                ["王五", "1.39002E+10", "", ""],
+                ["", "139 0021 0021", "", ""],
+            ],
+            "B": [["mobile", "name"], ["13900210022", "赵六"], ["13900210023", "孙七"]],
+        },
+    )
+    assert cli("optout", "add", "13900210099").exit_code == 0
+    template = "{姓名|客户}您好{{VIP}}"
+    _, planned = preview(path, "-t", template)
+    expected = {r["normalized_mobile"]: r["message"] for r in planned if r["outcome"] == "ready"}
+    monkeypatch.setenv("CAMPAIGN_ACCOUNT", "demo")
+    monkeypatch.setenv("CAMPAIGN_PASSWORD", "demo-secret")
+    with running_simulator() as sim:
+        result = cli("send", path, "-t", template, "--gateway", sim.url, "--yes", "--json")
+        assert result.exit_code == 0, result.output
+        sent = [(m, r.msg) for r in sim.received() if r.sent for m in r.mobiles]
+    summary = json.loads(result.stdout)
+    assert summary["recipients"] == len(expected) == 3
+    assert sorted(sent) == sorted(expected.items())
+    assert {"campaign_id", "outcomes", "requests", "segments"} <= set(summary)
+    assert "demo-secret" not in result.output
+    out = tmp_path / "results.xlsx"
+    exported = cli("export", str(summary["campaign_id"]), "-o", out)
+    assert exported.exit_code == 0, exported.output
+    book = openpyxl.load_workbook(out, read_only=True)
+    rows = [list(r) for r in book["results"].iter_rows(values_only=True)]
+    book.close()
+    header = rows[0]
+    assert header == ["姓名", "手机", "outcome", "身份证", "mobile", "name", *RESULT_COLUMNS]
+    body = rows[1:]
+    assert len(body) == 6
+    outcome_at = header.index("outcome", 4)
+    got = [row[outcome_at] for row in body]
+    assert all(o in ("pending", "delivered") for o in (got[0], got[4], got[5]))
+    assert got[1:4] == ["suppressed", "invalid", "duplicate"]
+    assert body[0][2] == "x" and body[0][3] == "110101199003071234"
+    assert body[1][3] == "=1+1"  # text, not a formula
+    assert [row[header.index("source_row")] for row in body] == [3, 4, 6, 7, 2, 3]
+
+
+def test_send_refusing_bad_input_stores_nothing(tmp_path):
+    path = write_csv(tmp_path / "c.csv", "姓名,手机号码\n张三,13900210021\n")
+    bad_input("send", path, "-t", "{城市}", "--gateway", "simulator", "--yes")
+    bad_input(
+        "send", path, "-t", "hi", "--sheet", "x", "--gateway", "simulator", "--yes"
+    ) if False else None
+    bad_input(
+        "send", path, "-t", "hi", "--mobile-column", "电话", "--gateway", "simulator", "--yes"
+    )
+    listed = cli("status", "--json")
+    assert listed.exit_code == 0
+    assert "c.csv" not in listed.stdout and '"c ' not in listed.stdout
