@@ -194,17 +194,34 @@ def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
         raise ContactsError(f"cannot read {shown}: it is a binary file, not CSV text")
     delimiter = _delimiter(file, body)
     try:
-        return Grid(file.name, shown, _csv_columns_fast(body, delimiter))
+        columns = _csv_columns_fast(body, delimiter)
     except pa.ArrowInvalid:  # not UTF-8, or ragged rows (e.g. a title line without commas)
         pass
+    else:
+        _refuse_open_quote(shown, columns, body, delimiter)
+        return Grid(file.name, shown, columns)
     text, encoding = _decode(shown, body)
     columns = None
     if encoding != "utf-8":
         with contextlib.suppress(pa.ArrowInvalid):
             columns = _csv_columns_fast(text.encode("utf-8"), delimiter)
+            _refuse_open_quote(shown, columns, text, delimiter)
     if columns is None:
         columns = _csv_columns_careful(shown, text, delimiter)
     return Grid(file.name, shown, columns)
+
+
+def _refuse_open_quote(
+    shown: str, columns: list[pa.ChunkedArray], data: bytes | str, delimiter: str
+) -> None:
+    """pyarrow reads a quote that is never closed as one cell running to the end of the file;
+    only then does the last row hold a line break, and only then is the file parsed again."""
+    if not columns or not len(columns[0]):
+        return
+    last = [column[-1].as_py() or "" for column in columns]
+    if any("\n" in cell or "\r" in cell for cell in last):
+        text = data if isinstance(data, str) else str(data, "utf-8")
+        _strict_csv_rows(shown, text, delimiter)
 
 
 def _without_bom(shown: str, data: bytes) -> bytes:
@@ -258,8 +275,30 @@ def _csv_columns_fast(data: bytes, delimiter: str) -> list[pa.Array]:
 
 
 def _csv_columns_careful(shown: str, text: str, delimiter: str) -> list[pa.Array]:
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    except csv.Error as exc:
-        raise ContactsError(f"cannot read {shown} as CSV: {exc}") from None
+    rows = _strict_csv_rows(shown, text, delimiter)
+    if rows is None:  # e.g. `"ab"c`: read it as a spreadsheet program would
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        except csv.Error as exc:
+            raise ContactsError(f"cannot read {shown} as CSV: {exc}") from None
     return [pa.array(column, pa.string()) for column in itertools.zip_longest(*rows, fillvalue="")]
+
+
+def _strict_csv_rows(shown: str, text: str, delimiter: str) -> list[list[str]] | None:
+    """The rows, None when the file is loose but readable; ContactsError for a quote that is
+    never closed (it would swallow every later row into one cell)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    last_line = 0
+    try:
+        for row in reader:
+            rows.append(row)
+            last_line = reader.line_num
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return None
+        raise ContactsError(
+            f"cannot read {shown} as CSV: the quoted cell that starts on line {last_line + 1} "
+            "is never closed (a '\"' too many?); every later row would vanish into it"
+        ) from None
+    return rows

@@ -638,3 +638,14 @@ def test_send_refusing_bad_input_stores_nothing(tmp_path):
     listed = cli("status", "--json")
     assert listed.exit_code == 0
     assert "c.csv" not in listed.stdout and '"c ' not in listed.stdout
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_csv_quote_never_closed_is_bad_input_not_rows_swallowed(tmp_path, encoding):
+    """A stray '"' would make every later row part of one cell: refused, naming the line."""
+    text = '姓名,手机号码\n张三,13900210021\n李四,"13900210022\n王五,13900210023\n'
+    path = write_csv(tmp_path / "quote.csv", text, encoding)
+    error = bad_input("plan", path, "-t", "hi")
+    assert "quote.csv" in error and "line 3" in error
+    fine = write_csv(tmp_path / "ok.csv", '姓名,手机号码\n"张\n三",13900210021\n', encoding)
+    assert plan_json(fine, "-t", "hi")["rows"] == 1
