@@ -341,9 +341,11 @@ def load_template(arg: str, base: Path | None = None) -> str:
             raise TemplateError(f"template file {arg} is not UTF-8 text") from None
     elif _PATH_LIKE.match(arg.strip()):
         raise TemplateError(f"template file {arg} does not exist")
+    elif "\n" not in arg and len(arg) < 4096 and _is_dir(path):
+        raise TemplateError(f"template {arg} is a folder, not a file")
     else:
         text = arg
-    text = text.strip()
+    text = text.replace("\r\n", "\n").strip()  # a file saved on Windows: CR is not billed
     if not text:
         raise TemplateError(f"the template {'file ' + arg + ' ' if is_file else ''}is empty")
     return text
@@ -352,6 +354,13 @@ def load_template(arg: str, base: Path | None = None) -> str:
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
     except (OSError, ValueError):
         return False
 

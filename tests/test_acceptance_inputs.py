@@ -649,3 +649,13 @@ def test_csv_quote_never_closed_is_bad_input_not_rows_swallowed(tmp_path, encodi
     assert "quote.csv" in error and "line 3" in error
     fine = write_csv(tmp_path / "ok.csv", '姓名,手机号码\n"张\n三",13900210021\n', encoding)
     assert plan_json(fine, "-t", "hi")["rows"] == 1
+
+
+def test_template_file_saved_on_windows_and_a_folder_given_as_template(tmp_path):
+    (tmp_path / "t.txt").write_bytes("\ufeff{姓名}您好\r\n回复有礼\r\n".encode())
+    path = write_csv(tmp_path / "c.csv", "姓名,手机号码\n张三,13900210021\n")
+    _, rows = preview(path, "-t", "t.txt")
+    assert rows[0]["message"] == "张三您好\n回复有礼"  # no BOM, no billed CR
+    (tmp_path / "templates").mkdir()
+    error = bad_input("plan", path, "-t", "templates")
+    assert "templates" in error
