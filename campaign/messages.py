@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -412,7 +413,8 @@ def segment_counts(texts: pd.Series) -> pd.Series:
 
 
 class SensitiveWords:
-    """A list of words no message may contain (ASCII letters matched case-insensitively)."""
+    """A list of words no message may contain, matched without regard to width or the case of
+    ASCII letters (NFKC: "ＶＸ" is "vx")."""
 
     def __init__(self, words: Iterable[str]) -> None:
         import ahocorasick
@@ -421,7 +423,7 @@ class SensitiveWords:
         self.words: list[str] = []
         for raw in words:
             word = raw.strip()
-            key = word.translate(_ASCII_LOWER)
+            key = _fold(word)
             if word and key not in self._automaton:
                 self._automaton.add_word(key, word)
                 self.words.append(word)
@@ -450,7 +452,7 @@ class SensitiveWords:
         """The word that ends first in `text`, or None."""
         if not self.words:
             return None
-        for _end, word in self._automaton.iter(text.translate(_ASCII_LOWER)):  # short text
+        for _end, word in self._automaton.iter(_fold(text)):  # short text
             return word
         return None
 
@@ -470,7 +472,8 @@ class SensitiveWords:
         if not self.words or not len(array):
             return result
         # Words are single lines, so none can match across the "\n" that joins the texts.
-        lowered = pc.fill_null(pc.ascii_lower(array), text_scalar(""))
+        folded = pc.utf8_normalize(array, "NFKC")
+        lowered = pc.fill_null(pc.ascii_lower(folded), text_scalar(""))
         lengths = pc.utf8_length(lowered).to_numpy(zero_copy_only=False).astype(np.int64)
         ends = np.cumsum(lengths + 1) - 1  # index of the separator after each text
         offsets = pa.array([0, len(lowered)], pa.int64())
@@ -481,6 +484,11 @@ class SensitiveWords:
             if result[which] is None:
                 result[which] = word
         return result
+
+
+def _fold(text: str) -> str:
+    """What sensitive words are compared on: NFKC, ASCII letters lowered."""
+    return unicodedata.normalize("NFKC", text).translate(_ASCII_LOWER)
 
 
 def describe_length(length: int) -> str:

@@ -659,3 +659,14 @@ def test_template_file_saved_on_windows_and_a_folder_given_as_template(tmp_path)
     (tmp_path / "templates").mkdir()
     error = bad_input("plan", path, "-t", "templates")
     assert "templates" in error
+
+
+def test_sensitive_words_ignore_case_and_width(tmp_path):
+    (tmp_path / "words.txt").write_bytes("\ufeff博彩\r\nVX\r\n\r\n".encode())
+    config = write_config(tmp_path, '[compliance]\nsensitive_words = "words.txt"\n')
+    path = write_csv(
+        tmp_path / "c.csv", "mobile,offer\n13900210021,加vx\n13900210022,加ＶＸ\n13900210023,好\n"
+    )
+    _, rows = preview(path, "-t", "{offer}", "--config", config)
+    assert [r["outcome"] for r in rows] == ["invalid", "invalid", "ready"]
+    assert all("VX" in r["reason"] for r in rows[:2])
