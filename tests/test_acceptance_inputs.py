@@ -670,3 +670,57 @@ def test_sensitive_words_ignore_case_and_width(tmp_path):
     _, rows = preview(path, "-t", "{offer}", "--config", config)
     assert [r["outcome"] for r in rows] == ["invalid", "invalid", "ready"]
     assert all("VX" in r["reason"] for r in rows[:2])
+
+
+def test_send_never_sends_what_the_checks_refuse(tmp_path, monkeypatch):
+    """Sensitive words, small groups below min_batch, suppressed and invalid rows: none of
+    them reaches the gateway; the rest goes in chunks of at most max_batch."""
+    from tests.support.simulator import running_simulator
+
+    (tmp_path / "words.txt").write_text("博彩\n", encoding="utf-8")
+    config = write_config(
+        tmp_path,
+        "[gateway]\nmin_batch = 2\nmax_batch = 2\n"
+        '[compliance]\nsignature = "【品牌】"\noptout_text = "回T退订"\n'
+        'sensitive_words = "words.txt"\n',
+    )
+    rows = [
+        ("13900210021", "会员日"),
+        ("13900210022", "会员日"),
+        ("13900210023", "会员日"),
+        ("13900210024", "博彩"),  # sensitive
+        ("13900210025", "单独一条"),  # a group of one < min_batch
+        ("13900210026", "会员日"),  # suppressed
+        ("1390021002", "会员日"),  # invalid
+    ]
+    path = write_csv(tmp_path / "c.csv", "手机,offer\n" + "".join(f"{m},{o}\n" for m, o in rows))
+    assert cli("optout", "add", "13900210026").exit_code == 0
+    monkeypatch.setenv("CAMPAIGN_ACCOUNT", "demo")
+    monkeypatch.setenv("CAMPAIGN_PASSWORD", "demo-secret")
+    with running_simulator() as sim:
+        result = cli(
+            "send",
+            path,
+            "-t",
+            "{offer}",
+            "--config",
+            config,
+            "--gateway",
+            sim.url,
+            "--yes",
+            "--json",
+        )
+        requests = [r for r in sim.received() if r.sent]
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["recipients"] == 3
+    assert sorted(m for r in requests for m in r.mobiles) == [
+        "13900210021",
+        "13900210022",
+        "13900210023",
+    ]
+    assert all(len(r.mobiles) <= 2 and r.msg == "【品牌】会员日回T退订" for r in requests)
+    counts = outcomes(summary)
+    assert counts.get("invalid") == 2 and counts.get("unsent") == 1
+    assert counts.get("suppressed") == 1
+    assert sum(summary["outcomes"].values()) == len(rows)
