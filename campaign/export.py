@@ -162,7 +162,9 @@ def _write_csv(
         sink.write(codecs.BOM_UTF8)
         with pacsv.CSVWriter(sink, schema) as writer:
             wrote = False
-            for chunk in _chunks(engine, campaign, lang, chunk_rows):
+            for chunk in iter_results(
+                engine, campaign.id, chunk_rows=chunk_rows, lang=lang, arrow=True
+            ):
                 tally.add(chunk)
                 writer.write_table(_csv_table(chunk, schema, numeric))
                 wrote = True
@@ -171,19 +173,15 @@ def _write_csv(
     return tally
 
 
-def _csv_table(frame: pd.DataFrame, schema: pa.Schema, numeric: set[int]) -> pa.Table:
-    arrays = []
-    for pos in range(frame.shape[1]):
-        column = frame.iloc[:, pos]
-        if pos in numeric:
-            arrays.append(pa.array(pd.to_numeric(column), type=pa.int64(), from_pandas=True))
-        else:
-            text = pa.array(column.astype(object), type=pa.string(), from_pandas=True)
-            arrays.append(neutralise_formulas(pc.fill_null(text, "")))
+def _csv_table(chunk: pa.Table, schema: pa.Schema, numeric: set[int]) -> pa.Table:
+    arrays = [
+        column if pos in numeric else neutralise_formulas(pc.fill_null(column, ""))
+        for pos, column in enumerate(chunk.columns)
+    ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def neutralise_formulas(text: pa.Array) -> pa.Array:
+def neutralise_formulas(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Cells starting like a formula (=, +, -, @, tab, CR) get a leading `'` (OWASP)."""
     risky = pc.match_substring_regex(text, _FORMULA_START)
     if not pc.any(risky).as_py():

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
@@ -187,10 +189,14 @@ class ResultTally:
         self.planned_segments = 0
         self.accepted_rows = 0
 
-    def _col(self, frame: pd.DataFrame, name: str) -> pd.Series:
-        return frame.iloc[:, self._offset + RESULT_COLUMNS.index(name)]
+    def _col(self, frame: pd.DataFrame | pa.Table, name: str) -> pd.Series:
+        pos = self._offset + RESULT_COLUMNS.index(name)
+        if isinstance(frame, pa.Table):
+            return _series(frame.column(pos))
+        return frame.iloc[:, pos]
 
-    def add(self, chunk: pd.DataFrame) -> None:
+    def add(self, chunk: pd.DataFrame | pa.Table) -> None:
+        """Count a chunk of `iter_results` (a DataFrame, or a Table with arrow=True)."""
         self.rows += len(chunk)
         outcome = self._col(chunk, "outcome")
         _add_counts(self._outcomes, outcome.value_counts())
@@ -219,6 +225,13 @@ class ResultTally:
         if sizes is None:
             return breakdown_frame(pd.DataFrame({by: [], "outcome": [], "n": []}), by)
         return breakdown_frame(sizes.rename("n").reset_index(), by)
+
+
+def _series(column: pa.ChunkedArray) -> pd.Series:
+    """An Arrow result column as a frame of `iter_results` holds it (numbers: 0 if null)."""
+    if pa.types.is_integer(column.type):
+        return pd.Series(pc.fill_null(column, 0).to_numpy())
+    return pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _add_counts(total: dict[str, int], counts: pd.Series) -> None:

@@ -28,11 +28,15 @@ in chunks of input rows with bounded memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 from sqlalchemy import CTE, Engine, Integer, Select, and_, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -234,6 +238,33 @@ def results_select(campaign_id: int, lo: int | None = None, hi: int | None = Non
 # ---------------------------------------------------------------------------------------------
 # Streaming the rows.
 
+_INT_COLUMNS = frozenset({"row_no", "source_row", "segments", "n_reports"})
+_CELLS_SCHEMA = pa.schema([("c", pa.list_(pa.string()))])
+_JSON_BLOCK = 1 << 22  # bytes of cell JSON per parsing block (Arrow's JSON reader)
+_PLAN_OUTCOMES = ["invalid", "duplicate", "suppressed", "unsent"]  # reason = the plan's reason
+
+
+@overload
+def iter_results(
+    engine: Engine,
+    campaign_id: int,
+    *,
+    chunk_rows: int = ...,
+    lang: str = ...,
+    arrow: Literal[False] = ...,
+) -> Iterator[pd.DataFrame]: ...
+
+
+@overload
+def iter_results(
+    engine: Engine,
+    campaign_id: int,
+    *,
+    chunk_rows: int = ...,
+    lang: str = ...,
+    arrow: Literal[True],
+) -> Iterator[pa.Table]: ...
+
 
 def iter_results(
     engine: Engine,
@@ -241,16 +272,27 @@ def iter_results(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     lang: str = "en",
-) -> Iterator[pd.DataFrame]:
+    arrow: bool = False,
+) -> Iterator[pd.DataFrame] | Iterator[pa.Table]:
     """Yield the result rows of a campaign in input order, `chunk_rows` input rows at a time.
 
     Each frame has the campaign's original columns (text), then exactly RESULT_COLUMNS.
     Original column names may repeat a result column's name: select by position.
+    `arrow=True` yields the same chunks as pyarrow Tables (text columns `string`, "" where
+    empty; source_row and segments `int64`, null where empty), without building pandas
+    object columns: what the CSV writer takes.
     """
     _check_lang(lang)
     if chunk_rows < 1:
         raise UsageError("chunk_rows must be at least 1")
     header = get_campaign(engine, campaign_id)
+    for raw in _raw_chunks(engine, campaign_id, chunk_rows):
+        table = _result_table(raw, header, lang)
+        yield table if arrow else _frame_from_table(table, header.columns)
+
+
+def _raw_chunks(engine: Engine, campaign_id: int, chunk_rows: int) -> Iterator[dict[str, pa.Array]]:
+    """`results_select` chunk by chunk, as Arrow columns (input rows that exist only)."""
     with engine.connect() as conn:
         top = conn.execute(
             select(func.max(recipients.c.row_no)).where(recipients.c.campaign_id == campaign_id)
@@ -265,89 +307,168 @@ def iter_results(
             # building SQLAlchemy Row objects would double the time of a chunk
             rows = result.cursor.fetchall()
             result.close()
-            raw = pd.DataFrame(rows, columns=keys, dtype=object)
-        if len(raw):
-            yield _result_frame(raw, header, lang)
+        if rows:
+            yield _columns(keys, rows)
 
 
-def _result_frame(raw: pd.DataFrame, header: CampaignRecord, lang: str) -> pd.DataFrame:
-    cells = _cells_frame(raw["cells"], header.columns, raw.index)
-    out = pd.DataFrame(index=raw.index)
-    out["source"] = _text(raw["source"])
-    out["source_row"] = raw["source_row"].astype("Int64")
-    out["normalized_mobile"] = _text(raw["normalized_mobile"])
-    out["carrier"] = _text(raw["carrier"])
-    out["outcome"] = raw["outcome"].astype(object)
-    out["reason"] = _reasons(raw, header, lang)
-    out["message"] = _text(raw["message"])
-    out["segments"] = pd.to_numeric(raw["segments"]).astype("Int64")
-    out["batch_id"] = _text(raw["batch_id"])
-    sent = raw["batch_state"].isin(["accepted", "rejected", "unknown"])
-    out["msgid"] = _text(raw["msgid"].where(sent))
-    out["submit_code"] = _text(raw["submit_code"].where(sent))
-    out["dlr_status"] = _text(raw["dlr_status"])
-    out["dlr_description"] = _status_meanings(out["dlr_status"], lang)
-    out["report_time"] = _text(raw["report_time"])
+def _columns(keys: list[str], rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
+    """DBAPI row tuples -> one typed Arrow array per column."""
+    return {
+        key: pa.array(values, type=pa.int64() if key in _INT_COLUMNS else pa.string())
+        for key, values in zip(keys, zip(*rows, strict=True), strict=True)
+    }
+
+
+def _result_table(raw: dict[str, pa.Array], header: CampaignRecord, lang: str) -> pa.Table:
+    sent = pc.is_in(raw["batch_state"], value_set=pa.array(["accepted", "rejected", "unknown"]))
+    dlr_status = _filled(raw["dlr_status"])
+    out = {
+        "source": _filled(raw["source"]),
+        "source_row": raw["source_row"],
+        "normalized_mobile": _filled(raw["normalized_mobile"]),
+        "carrier": _filled(raw["carrier"]),
+        "outcome": raw["outcome"],
+        "reason": _reasons(raw, header, lang),
+        "message": _filled(raw["message"]),
+        "segments": raw["segments"],
+        "batch_id": _filled(raw["batch_id"]),
+        "msgid": pc.if_else(sent, _filled(raw["msgid"]), ""),
+        "submit_code": pc.if_else(sent, _filled(raw["submit_code"]), ""),
+        "dlr_status": dlr_status,
+        "dlr_description": _mapped(dlr_status, lambda s: _status_meaning(s, lang) if s else ""),
+        "report_time": _filled(raw["report_time"]),
+    }
+    cells = _cell_columns(raw["cells"], len(header.columns))
+    return pa.Table.from_arrays(
+        [*cells, *(out[name] for name in RESULT_COLUMNS)],
+        names=[*header.columns, *RESULT_COLUMNS],
+    )
+
+
+def _cell_columns(cells: pa.Array, n_columns: int) -> list[pa.Array]:
+    """The JSON cell lists of a chunk as one text column per original column ("" if absent).
+
+    Parsed by Arrow's JSON reader as one document a line (no Python object per cell); a chunk
+    whose lists are not all `n_columns` strings long goes through json.loads instead.
+    """
+    if not n_columns:
+        return []
+    lines = pc.binary_join_element_wise('{"c":', pc.fill_null(cells, "[]"), "}\n", "")
+    longest = pc.max(pc.binary_length(lines)).as_py() or 0
+    _, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    begin, end = int(bounds[0]), int(bounds[-1])
+    options = pj.ReadOptions(block_size=max(_JSON_BLOCK, 2 * longest))
+    parse = pj.ParseOptions(explicit_schema=_CELLS_SCHEMA)
+    try:
+        lists = pj.read_json(pa.BufferReader(data[begin:end]), options, parse).column("c")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return _cell_columns_slow(cells, n_columns)
+    lists = lists.combine_chunks()
+    lengths = pc.min_max(pc.list_value_length(lists)).as_py()
+    if lists.null_count or lengths != {"min": n_columns, "max": n_columns}:
+        return _cell_columns_slow(cells, n_columns)
+    flat = lists.flatten()
+    starts = np.arange(len(lists), dtype=np.int64) * n_columns
+    return [_filled(flat.take(starts + pos)) for pos in range(n_columns)]
+
+
+def _cell_columns_slow(cells: pa.Array, n_columns: int) -> list[pa.Array]:
+    """Ragged or unusual cell lists: one json.loads of the whole chunk, padded with ""."""
+    texts = pc.fill_null(cells, "[]").to_pylist()
+    rows = json.loads("[" + ",".join(texts) + "]")
+    frame = pd.DataFrame(rows, columns=range(n_columns), dtype=object)
+    frame = frame.reindex(columns=range(n_columns))
+    frame = frame.where(frame.notna(), "")
+    return [pa.array(frame[pos], type=pa.string(), from_pandas=True) for pos in range(n_columns)]
+
+
+def _frame_from_table(table: pa.Table, columns: list[str]) -> pd.DataFrame:
+    """The pandas form of a result chunk: object columns of str, Int64 for the numbers."""
+    index = pd.RangeIndex(table.num_rows)
+    cells = pd.DataFrame(
+        {pos: _object_series(table.column(pos), index) for pos in range(len(columns))},
+        index=index,
+    )
+    cells.columns = pd.Index(columns, dtype=object)
+    out = pd.DataFrame(index=index)
+    for pos, name in enumerate(RESULT_COLUMNS, start=len(columns)):
+        column = table.column(pos)
+        if pa.types.is_integer(column.type):
+            out[name] = _int_series(column, index)
+        else:
+            out[name] = _object_series(column, index)
     return pd.concat([cells, out], axis=1)
 
 
-def _cells_frame(cells: pd.Series, columns: list[str], index: pd.Index) -> pd.DataFrame:
-    """Decode the JSON cell lists of a chunk with one json.loads call, not one per row."""
-    if not columns:
-        return pd.DataFrame(index=index)
-    rows = json.loads("[" + ",".join(cells.fillna("[]").tolist()) + "]")
-    frame = pd.DataFrame(rows, index=index, columns=range(len(columns)), dtype=object)
-    frame = frame.reindex(columns=range(len(columns)))
-    frame = frame.where(frame.notna(), "")
-    frame.columns = pd.Index(columns, dtype=object)
-    return frame
+def _object_series(column: pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(column.to_numpy(zero_copy_only=False), index=index, dtype=object)
 
 
-def _reasons(raw: pd.DataFrame, header: CampaignRecord, lang: str) -> pd.Series:
+def _int_series(column: pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    values = pc.fill_null(column, 0).to_numpy()
+    mask = column.is_null().to_numpy(zero_copy_only=False)
+    return pd.Series(pd.arrays.IntegerArray(values.astype("int64"), mask), index=index)
+
+
+def _reasons(raw: dict[str, pa.Array], header: CampaignRecord, lang: str) -> pa.Array:
     words = _REASONS[lang]
-    outcome = raw["outcome"]
-    reason = _text(raw["plan_reason"])
-    reason = reason.where(outcome.isin(["invalid", "duplicate", "suppressed", "unsent"]), "")
+    outcome, state = raw["outcome"], raw["batch_state"]
+    planned = pc.is_in(outcome, value_set=pa.array(_PLAN_OUTCOMES))
+    reason = pc.if_else(planned, _filled(raw["plan_reason"]), "")
 
-    failed = outcome == "failed"
-    if failed.any():
-        status = raw.loc[failed, "dlr_status"].fillna("")
-        reason[failed] = status.map(
-            {
-                s: words["failed"].format(status=s, meaning=_status_meaning(s, lang))
-                for s in status.unique()
-            }
-        )
-    reason[outcome == "pending"] = words["pending"]
-
-    rejected = outcome == "rejected"
-    if rejected.any():
-        codes = raw.loc[rejected, "submit_code"].fillna("")
-        reason[rejected] = codes.map(
-            {
-                c: words["rejected"].format(code=c, meaning=_code_meaning(c, lang))
-                for c in codes.unique()
-            }
-        )
-
-    unknown = outcome == "unknown"
-    if unknown.any():
-        detail = raw.loc[unknown, "batch_detail"].fillna("")
-        reason[unknown] = detail.map(
-            {
-                d: words["unknown"].format(detail=d) if d else words["unknown_plain"]
-                for d in detail.unique()
-            }
-        )
-
+    reason = _replace_mapped(
+        reason,
+        _is(outcome, "failed"),
+        _filled(raw["dlr_status"]),
+        lambda s: words["failed"].format(status=s, meaning=_status_meaning(s, lang)),
+    )
+    reason = pc.if_else(_is(outcome, "pending"), words["pending"], reason)
+    reason = _replace_mapped(
+        reason,
+        _is(outcome, "rejected"),
+        _filled(raw["submit_code"]),
+        lambda c: words["rejected"].format(code=c, meaning=_code_meaning(c, lang)),
+    )
+    reason = _replace_mapped(
+        reason,
+        _is(outcome, "unknown"),
+        _filled(raw["batch_detail"]),
+        lambda d: words["unknown"].format(detail=d) if d else words["unknown_plain"],
+    )
     # Ready rows whose batch never went out: the plan said "send", the run did not get there.
-    unsent = (outcome == "unsent") & (raw["batch_state"].notna() | (reason == ""))
-    if unsent.any():
-        detail = raw.loc[unsent, "batch_detail"].fillna("")
-        reason[unsent] = detail.map(
-            {d: _unsent_reason(d, header.stop_reason, words) for d in detail.unique()}
-        )
-    return reason
+    unsent = pc.and_(_is(outcome, "unsent"), pc.or_(pc.is_valid(state), _is(reason, "")))
+    return _replace_mapped(
+        reason,
+        unsent,
+        _filled(raw["batch_detail"]),
+        lambda d: _unsent_reason(d, header.stop_reason, words),
+    )
+
+
+def _replace_mapped(
+    target: pa.Array, mask: pa.Array, keys: pa.Array, describe: Callable[[str], str]
+) -> pa.Array:
+    """`target` with the rows of `mask` replaced by describe(key), once per distinct key."""
+    if not pc.any(mask).as_py():
+        return target
+    return pc.replace_with_mask(target, mask, _mapped(pc.filter(keys, mask), describe))
+
+
+def _mapped(keys: pa.Array, describe: Callable[[str], str]) -> pa.Array:
+    """describe(key) for every row, computed once per distinct key."""
+    encoded = pc.dictionary_encode(keys)
+    values = pa.array([describe(key) for key in encoded.dictionary.to_pylist()], pa.string())
+    return values.take(encoded.indices)
+
+
+def _is(values: pa.Array, value: str) -> pa.Array:
+    return pc.fill_null(pc.equal(values, value), False)
+
+
+def _filled(values: pa.Array) -> pa.Array:
+    """Text column: null -> ""."""
+    return pc.fill_null(values, "")
 
 
 def _unsent_reason(detail: str, stop_reason: str | None, words: Mapping[str, str]) -> str:
@@ -358,11 +479,6 @@ def _unsent_reason(detail: str, stop_reason: str | None, words: Mapping[str, str
     return words["unsent_yet"]
 
 
-def _status_meanings(status: pd.Series, lang: str) -> pd.Series:
-    meanings = {s: (_status_meaning(s, lang) if s else "") for s in status.unique()}
-    return status.map(meanings).astype(object)
-
-
 def _status_meaning(status: str, lang: str) -> str:
     info = report_status_info(status)
     return str(info.zh if lang == "zh" else info.en)
@@ -371,11 +487,6 @@ def _status_meaning(status: str, lang: str) -> str:
 def _code_meaning(code: str, lang: str) -> str:
     info = submit_code_info(code)
     return str(info.zh if lang == "zh" else info.en)
-
-
-def _text(series: pd.Series) -> pd.Series:
-    """Text column: None/NaN -> "", everything else str."""
-    return series.astype(object).where(series.notna(), "")
 
 
 def _check_lang(lang: str) -> None:
