@@ -100,10 +100,7 @@ def _workbook_grids(file: Path, shown: str, data: bytes, sheet: str | None) -> l
         raise ContactsError(_corrupt_workbook_message(shown, data, exc)) from None
     with workbook:
         if sheet is not None:
-            if sheet not in workbook.sheet_names:
-                names = ", ".join(repr(name) for name in workbook.sheet_names)
-                raise ContactsError(f"no sheet '{sheet}' in {shown}; its sheets are: {names}")
-            names = [sheet]
+            names = [_sheet_named(workbook.sheet_names, sheet, shown)]
         else:
             names = [
                 meta.name
@@ -111,6 +108,18 @@ def _workbook_grids(file: Path, shown: str, data: bytes, sheet: str | None) -> l
                 if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet
             ]
         return [_sheet_grid(workbook, file.name, shown, name) for name in names]
+
+
+def _sheet_named(names: list[str], wanted: str, shown: str) -> str:
+    """The sheet called `wanted`; failing that, the one whose name differs only in case or
+    surrounding spaces (Excel's sheet names are unique regardless of case)."""
+    if wanted in names:
+        return wanted
+    loose = [name for name in names if name.strip().casefold() == wanted.strip().casefold()]
+    if loose:
+        return loose[0]
+    listed = ", ".join(repr(name) for name in names)
+    raise ContactsError(f"no sheet '{wanted}' in {shown}; its sheets are: {listed}")
 
 
 def _sheet_grid(workbook: CalamineWorkbook, file_name: str, shown: str, name: str) -> Grid:

@@ -531,6 +531,8 @@ def test_missing_sheet_names_the_sheets(tmp_path):
     assert "三月" in error and "一月" in error and "二月" in error
     summary = plan_json(path, "-t", "hi", "--sheet", "一月")
     assert summary["rows"] == 1
+    other = write_openpyxl(tmp_path / "c.xlsx", {"Sheet1": [["mobile"], [13900210021]]})
+    assert plan_json(other, "-t", "hi", "--sheet", "sheet1")["rows"] == 1  # as Excel: no case
 
 
 def test_missing_mobile_column_lists_the_columns(tmp_path):
