@@ -27,7 +27,7 @@ from campaign.cli.common import (
 )
 from campaign.cli.send_progress import progress_reporter
 from campaign.config import Settings
-from campaign.errors import ExitCode
+from campaign.errors import ExitCode, UsageError
 from campaign.sender import SendReport, send_campaign
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -71,13 +71,13 @@ def send(
 
     settings = settings_from(config, db, gateway)
     require_account(settings.gateway)
-    engine = open_store(settings.store_url)
+    plan = _make_plan(settings, contacts, template, sheet, header_row, mobile_column)
+    figures = plan.summary()
+    if is_terminal() and not yes and not _confirm(figures):
+        info("nothing stored, nothing sent")
+        return
+    engine = open_store(settings.store_url)  # only now: bad input leaves no store behind
     try:
-        plan = _make_plan(engine, settings, contacts, template, sheet, header_row, mobile_column)
-        figures = plan.summary()
-        if is_terminal() and not yes and not _confirm(figures):
-            info("nothing stored, nothing sent")
-            return
         campaign_id = create_campaign(
             engine,
             plan,
@@ -138,6 +138,9 @@ def status(
     campaign: Annotated[
         str | None, typer.Argument(help="Campaign id or name; all campaigns when omitted.")
     ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The campaign of that name (as `send --name`).")
+    ] = None,
     json_output: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -145,6 +148,9 @@ def status(
     """Progress and delivery figures of one campaign, or a list of all."""
     from campaign.store import open_store
 
+    if name is not None and campaign is not None and name != campaign:
+        raise UsageError("give the campaign either as CAMPAIGN or with --name, not both")
+    campaign = campaign if campaign is not None else name
     settings = settings_from(config, db)
     # listing a store that has no campaigns yet is an empty list, not an error
     engine = open_store(settings.store_url, create=campaign is None)
@@ -161,7 +167,6 @@ def status(
 
 
 def _make_plan(
-    engine: Engine,
     settings: Settings,
     paths: list[Path],
     template: str,
@@ -172,11 +177,11 @@ def _make_plan(
     from campaign.contacts import read_contacts
     from campaign.messages import load_template
     from campaign.plan import make_plan, plan_options
-    from campaign.store.suppression import suppressed_set
+    from campaign.store.suppression import read_suppressed
 
     contacts = read_contacts(paths, sheet=sheet, header_row=header_row, mobile_column=mobile_column)
     text = load_template(template)
-    return make_plan(contacts, text, plan_options(settings), suppressed_set(engine))
+    return make_plan(contacts, text, plan_options(settings), read_suppressed(settings.store_url))
 
 
 def _confirm(figures: dict[str, Any]) -> bool:
