@@ -170,3 +170,46 @@ def test_campaign_without_rows_and_missing_campaign(engine):
     assert reports_per_hour(engine, cid).empty
     with pytest.raises(NotFoundError):
         list(iter_results(engine, 999))
+
+
+def test_json_lines_read_equals_the_tuple_read(engine, monkeypatch):
+    """SQLite reads a chunk as JSON lines parsed by Arrow; the DBAPI tuples give the same."""
+    import campaign.store.results as results
+
+    cid = every_outcome_campaign(engine)
+    add_recipients(
+        engine,
+        cid,
+        [Row(['a "quoted"\\\ttab\n', "13800000009"], outcome="invalid", reason="x\u0001y")],
+        start=10,
+    )
+    for lang in ("en", "zh"):
+        fast = all_results(engine, cid, chunk_rows=4, lang=lang)
+        monkeypatch.setattr(results, "_json_chunk", lambda *args: None)
+        slow = all_results(engine, cid, chunk_rows=4, lang=lang)
+        monkeypatch.undo()
+        pd.testing.assert_frame_equal(fast, slow)
+        monkeypatch.setattr(results, "_JSON_BLOCK", 64)  # lines longer than a block
+        pd.testing.assert_frame_equal(all_results(engine, cid, chunk_rows=4, lang=lang), slow)
+        monkeypatch.undo()
+        assert fast.iloc[10, 0] == 'a "quoted"\\\ttab\n'
+        assert fast.loc[10, "reason"] == "x\u0001y"
+
+
+def test_cell_lists_of_other_lengths_are_padded(engine):
+    cid = add_campaign(engine, ["name", "phone", "city"])
+    rows = [Row(["a", "1", "x"]), Row(["b"]), Row(["c", "3", "z"])]
+    add_recipients(engine, cid, [Row(r.cells, outcome="invalid", reason="r") for r in rows])
+    frame = all_results(engine, cid)
+    assert frame.iloc[:, :3].values.tolist() == [["a", "1", "x"], ["b", "", ""], ["c", "3", "z"]]
+
+
+def test_stopping_early_ends_the_read_ahead(engine):
+    import threading
+
+    cid = every_outcome_campaign(engine)
+    chunks = iter_results(engine, cid, chunk_rows=2, arrow=True)
+    first = next(chunks)
+    assert first.num_rows == 2
+    chunks.close()
+    assert not [t for t in threading.enumerate() if t.name == "results-read-ahead"]

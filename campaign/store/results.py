@@ -28,16 +28,33 @@ in chunks of input rows with bounded memory.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
-from sqlalchemy import CTE, Engine, Integer, Select, and_, case, func, select
+from sqlalchemy import (
+    CTE,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -238,8 +255,44 @@ def results_select(campaign_id: int, lo: int | None = None, hi: int | None = Non
 # ---------------------------------------------------------------------------------------------
 # Streaming the rows.
 
+_T = TypeVar("_T")
 _INT_COLUMNS = frozenset({"row_no", "source_row", "segments", "n_reports"})
 _CELLS_SCHEMA = pa.schema([("c", pa.list_(pa.string()))])
+#: results_select columns read for the result rows, under short keys in the JSON lines
+_FETCHED = (
+    "row_no",
+    "cells",
+    "source",
+    "source_row",
+    "normalized_mobile",
+    "carrier",
+    "outcome",
+    "plan_reason",
+    "message",
+    "segments",
+    "batch_id",
+    "batch_state",
+    "batch_detail",
+    "msgid",
+    "submit_code",
+    "dlr_status",
+    "report_time",
+)
+_JSON_KEYS = {f"k{pos}": name for pos, name in enumerate(_FETCHED)}
+_ROW_NO_KEY = "k0"
+_JSON_SCHEMA = pa.schema(
+    [
+        (
+            key,
+            pa.list_(pa.string())
+            if name == "cells"
+            else pa.int64()
+            if name in _INT_COLUMNS
+            else pa.string(),
+        )
+        for key, name in _JSON_KEYS.items()
+    ]
+)
 _JSON_BLOCK = 1 << 22  # bytes of cell JSON per parsing block (Arrow's JSON reader)
 _PLAN_OUTCOMES = ["invalid", "duplicate", "suppressed", "unsent"]  # reason = the plan's reason
 
@@ -286,9 +339,50 @@ def iter_results(
     if chunk_rows < 1:
         raise UsageError("chunk_rows must be at least 1")
     header = get_campaign(engine, campaign_id)
-    for raw in _raw_chunks(engine, campaign_id, chunk_rows):
+    for raw in _read_ahead(_raw_chunks(engine, campaign_id, chunk_rows)):
         table = _result_table(raw, header, lang)
         yield table if arrow else _frame_from_table(table, header.columns)
+
+
+def _read_ahead(chunks: Iterator[_T]) -> Iterator[_T]:
+    """Iterate `chunks` one item ahead in a thread: the next chunk's SQL runs (without the GIL)
+    while the caller works on this one. Errors are raised in the caller; stopping early
+    (close) waits for the chunk in progress, then ends the thread."""
+    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            with suppress(queue.Full):
+                slot.put(item, timeout=0.1)
+                return True
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not offer(("chunk", chunk)):
+                    return
+            offer(("done", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            offer(("error", exc))
+        finally:
+            with suppress(Exception):
+                chunks.close()  # type: ignore[attr-defined]
+
+    worker = threading.Thread(target=produce, name="results-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = slot.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _raw_chunks(engine: Engine, campaign_id: int, chunk_rows: int) -> Iterator[dict[str, pa.Array]]:
@@ -299,16 +393,70 @@ def _raw_chunks(engine: Engine, campaign_id: int, chunk_rows: int) -> Iterator[d
         ).scalar()
     if top is None:
         return
+    as_json = engine.dialect.name == "sqlite"
     for lo in range(0, top + 1, chunk_rows):
         with engine.connect() as conn:
-            result = conn.execute(results_select(campaign_id, lo, lo + chunk_rows))
-            keys = list(result.keys())
-            # plain tuples from the DBAPI cursor: these columns need no type processing, and
-            # building SQLAlchemy Row objects would double the time of a chunk
-            rows = result.cursor.fetchall()
-            result.close()
-        if rows:
-            yield _columns(keys, rows)
+            raw = _json_chunk(conn, campaign_id, lo, lo + chunk_rows) if as_json else None
+            if raw is None:
+                raw = _tuple_chunk(conn, campaign_id, lo, lo + chunk_rows)
+        if raw:
+            yield raw
+
+
+def _tuple_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array]:
+    """One chunk of `results_select` through DBAPI tuples ({} when it has no rows)."""
+    result = conn.execute(results_select(campaign_id, lo, hi))
+    keys = list(result.keys())
+    # plain tuples from the DBAPI cursor: these columns need no type processing, and
+    # building SQLAlchemy Row objects would double the time of a chunk
+    rows = result.cursor.fetchall()
+    result.close()
+    return _columns(keys, rows) if rows else {}
+
+
+def _json_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array] | None:
+    """One chunk of `results_select` as ONE value: its rows as JSON lines (SQLite).
+
+    SQLite writes the lines (json_object per row, group_concat), Arrow's JSON reader parses
+    them into columns: no Python object per value, and the GIL is free the whole time.
+    None when that did not work (e.g. a chunk past SQLite's string size limit): the caller
+    reads the chunk as tuples instead.
+    """
+    try:
+        blob = conn.execute(_json_select(campaign_id, lo, hi)).scalar()
+    except DBAPIError:
+        conn.rollback()
+        return None
+    if blob is None:
+        return {}
+    try:
+        table = _read_json_lines(bytes(blob), _JSON_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    row_no = table[_ROW_NO_KEY]
+    if not pc.all(pc.greater(row_no[1:], row_no[:-1])).as_py():
+        table = table.sort_by(_ROW_NO_KEY)  # group_concat's order is not promised
+    return {name: table[key].combine_chunks() for key, name in _JSON_KEYS.items()}
+
+
+def _json_select(campaign_id: int, lo: int, hi: int) -> Select:
+    sub = results_select(campaign_id, lo, hi).subquery("q")
+    pairs: list[Any] = []
+    for key, name in _JSON_KEYS.items():
+        pairs += [literal(key), func.json(sub.c.cells) if name == "cells" else sub.c[name]]
+    lines = func.group_concat(func.json_object(*pairs), literal("\n"))
+    return select(cast(lines, LargeBinary))
+
+
+def _read_json_lines(data: bytes, schema: pa.Schema) -> pa.Table:
+    """JSON lines -> Table with Arrow's reader (one block when a line is longer than a block)."""
+    parse = pj.ParseOptions(explicit_schema=schema)
+    try:
+        return pj.read_json(pa.BufferReader(data), pj.ReadOptions(block_size=_JSON_BLOCK), parse)
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc) or len(data) < _JSON_BLOCK:
+            raise
+    return pj.read_json(pa.BufferReader(data), pj.ReadOptions(block_size=len(data) + 1), parse)
 
 
 def _columns(keys: list[str], rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
@@ -346,41 +494,33 @@ def _result_table(raw: dict[str, pa.Array], header: CampaignRecord, lang: str) -
 
 
 def _cell_columns(cells: pa.Array, n_columns: int) -> list[pa.Array]:
-    """The JSON cell lists of a chunk as one text column per original column ("" if absent).
+    """The cell lists of a chunk (JSON text, or lists parsed already) as one text column per
+    original column: "" where a list is shorter, extra cells dropped.
 
-    Parsed by Arrow's JSON reader as one document a line (no Python object per cell); a chunk
-    whose lists are not all `n_columns` strings long goes through json.loads instead.
+    JSON text is parsed by Arrow's JSON reader as one document a line (no Python object per
+    cell); only text it refuses goes through json.loads.
     """
     if not n_columns:
         return []
-    lines = pc.binary_join_element_wise('{"c":', pc.fill_null(cells, "[]"), "}\n", "")
-    longest = pc.max(pc.binary_length(lines)).as_py() or 0
-    _, offsets, data = lines.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
-    begin, end = int(bounds[0]), int(bounds[-1])
-    options = pj.ReadOptions(block_size=max(_JSON_BLOCK, 2 * longest))
-    parse = pj.ParseOptions(explicit_schema=_CELLS_SCHEMA)
-    try:
-        lists = pj.read_json(pa.BufferReader(data[begin:end]), options, parse).column("c")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return _cell_columns_slow(cells, n_columns)
-    lists = lists.combine_chunks()
-    lengths = pc.min_max(pc.list_value_length(lists)).as_py()
-    if lists.null_count or lengths != {"min": n_columns, "max": n_columns}:
-        return _cell_columns_slow(cells, n_columns)
-    flat = lists.flatten()
-    starts = np.arange(len(lists), dtype=np.int64) * n_columns
+    if not pa.types.is_list(cells.type):
+        cells = _parse_cell_lists(cells)
+    fixed = pc.list_slice(cells, 0, n_columns, return_fixed_size_list=True)  # pads with nulls
+    flat = fixed.values
+    starts = np.arange(len(fixed), dtype=np.int64) * n_columns
     return [_filled(flat.take(starts + pos)) for pos in range(n_columns)]
 
 
-def _cell_columns_slow(cells: pa.Array, n_columns: int) -> list[pa.Array]:
-    """Ragged or unusual cell lists: one json.loads of the whole chunk, padded with ""."""
-    texts = pc.fill_null(cells, "[]").to_pylist()
-    rows = json.loads("[" + ",".join(texts) + "]")
-    frame = pd.DataFrame(rows, columns=range(n_columns), dtype=object)
-    frame = frame.reindex(columns=range(n_columns))
-    frame = frame.where(frame.notna(), "")
-    return [pa.array(frame[pos], type=pa.string(), from_pandas=True) for pos in range(n_columns)]
+def _parse_cell_lists(cells: pa.Array) -> pa.Array:
+    lines = pc.binary_join_element_wise('{"c":', pc.fill_null(cells, "[]"), "}\n", "")
+    _, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    try:
+        return _read_json_lines(data[int(bounds[0]) : int(bounds[-1])], _CELLS_SCHEMA)[
+            "c"
+        ].combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        rows = json.loads("[" + ",".join(pc.fill_null(cells, "[]").to_pylist()) + "]")
+        return pa.array(rows, pa.list_(pa.string()))
 
 
 def _frame_from_table(table: pa.Table, columns: list[str]) -> pd.DataFrame:
