@@ -2,8 +2,9 @@
 
 For each CSV file and each visible sheet of a workbook (or just `sheet`): find the header row
 (a caption such as "2024年VIP客户名单" above it is skipped), name the columns (unique), skip
-and count blank rows, and find the mobile column (by header name, else by content). Several
-files become one frame over the union of their columns, in first-seen order.
+and count blank rows, and find the mobile column (by header name, a named column holding
+mobiles before one of landlines; else by content). Several files become one frame over the
+union of their columns, in first-seen order.
 """
 
 from __future__ import annotations
@@ -301,13 +302,16 @@ def _mobile_header_rank(name: str) -> int | None:
 def _mobile_column(grid: Grid, columns: dict[str, pa.Array], wanted: str | None) -> str:
     if wanted is not None:
         return _named_column(grid, list(columns), wanted)
-    by_header = [
+    by_header = sorted(
         (rank, position, name)
         for position, (name, column) in enumerate(columns.items())
         if (rank := _mobile_header_rank(name)) is not None and _has_text(column)
-    ]
+    )
+    for _rank, _position, name in by_header:  # "电话" of landlines beside "客户手机"
+        if _mobile_share(columns[name]) >= MIN_MOBILE_SHARE:
+            return name
     if by_header:
-        return min(by_header)[2]
+        return by_header[0][2]
     by_content = _mobile_column_by_content(columns)
     if by_content is not None:
         return by_content
@@ -331,14 +335,19 @@ def _named_column(grid: Grid, names: list[str], wanted: str) -> str:
 def _mobile_column_by_content(columns: dict[str, pa.Array]) -> str | None:
     best: tuple[float, str] | None = None
     for name, column in columns.items():
-        sample = column.slice(0, CONTENT_SAMPLE_ROWS)
-        sample = sample.filter(pc.invert(pc.match_substring_regex(sample, _BLANK)))
-        if not len(sample):
-            continue
-        share = float(normalize_mobiles(_to_series(sample))["valid"].mean())
+        share = _mobile_share(column)
         if share >= MIN_MOBILE_SHARE and (best is None or share > best[0]):
             best = (share, name)
     return best[1] if best else None
+
+
+def _mobile_share(column: pa.Array) -> float:
+    """Share of mobiles among the non-empty cells of the column's first rows (0 if none)."""
+    sample = column.slice(0, CONTENT_SAMPLE_ROWS)
+    sample = sample.filter(pc.invert(pc.match_substring_regex(sample, _BLANK)))
+    if not len(sample):
+        return 0.0
+    return float(normalize_mobiles(_to_series(sample))["valid"].mean())
 
 
 # --- several files ----------------------------------------------------------------------------

@@ -725,3 +725,27 @@ def test_send_never_sends_what_the_checks_refuse(tmp_path, monkeypatch):
     assert counts.get("invalid") == 2 and counts.get("unsent") == 1
     assert counts.get("suppressed") == 1
     assert sum(summary["outcomes"].values()) == len(rows)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "姓名,电话,客户手机",
+        "姓名,联系电话,手机(必填)",
+        "姓名,Tel,Mobile Phone No.",
+        "姓名,电话,备用电话",
+    ],
+)
+def test_of_two_phone_columns_the_one_holding_mobiles_is_used(tmp_path, header):
+    text = f"{header}\n张三,010-12345678,13900210021\n李四,021-87654321,139 0021 0022\n"
+    path = write_csv(tmp_path / "c.csv", text)
+    _, rows = preview(path, "-t", "hi")
+    assert [r["normalized_mobile"] for r in rows] == ["13900210021", "13900210022"]
+
+
+def test_a_named_mobile_column_wins_over_mobiles_in_an_unnamed_one(tmp_path):
+    """Never text the emergency contacts because the customers' own column is messy."""
+    text = "姓名,手机,紧急联系人\n张三,无,13900210021\n李四,13900210022,13900210023\n"
+    path = write_csv(tmp_path / "c.csv", text + "王五,-,13900210024\n")
+    _, rows = preview(path, "-t", "hi")
+    assert [r["normalized_mobile"] for r in rows] == [None, "13900210022", None]
