@@ -185,10 +185,13 @@ def test_json_lines_read_equals_the_tuple_read(engine, monkeypatch):
     )
     for lang in ("en", "zh"):
         fast = all_results(engine, cid, chunk_rows=4, lang=lang)
-        monkeypatch.setattr(results, "_json_chunk", lambda *args: None)
+        monkeypatch.setattr(results, "_json_blob", lambda *args: None)
         slow = all_results(engine, cid, chunk_rows=4, lang=lang)
         monkeypatch.undo()
         pd.testing.assert_frame_equal(fast, slow)
+        monkeypatch.setattr(results, "_json_columns", lambda blob: None)  # re-read as tuples
+        pd.testing.assert_frame_equal(all_results(engine, cid, chunk_rows=4, lang=lang), slow)
+        monkeypatch.undo()
         monkeypatch.setattr(results, "_JSON_BLOCK", 64)  # lines longer than a block
         pd.testing.assert_frame_equal(all_results(engine, cid, chunk_rows=4, lang=lang), slow)
         monkeypatch.undo()

@@ -339,7 +339,10 @@ def iter_results(
     if chunk_rows < 1:
         raise UsageError("chunk_rows must be at least 1")
     header = get_campaign(engine, campaign_id)
-    for raw in _read_ahead(_raw_chunks(engine, campaign_id, chunk_rows)):
+    for lo, payload in _read_ahead(_raw_chunks(engine, campaign_id, chunk_rows)):
+        raw = _chunk_columns(engine, campaign_id, lo, lo + chunk_rows, payload)
+        if not raw:
+            continue
         table = _result_table(raw, header, lang)
         yield table if arrow else _frame_from_table(table, header.columns)
 
@@ -385,8 +388,14 @@ def _read_ahead(chunks: Iterator[_T]) -> Iterator[_T]:
         worker.join()
 
 
-def _raw_chunks(engine: Engine, campaign_id: int, chunk_rows: int) -> Iterator[dict[str, pa.Array]]:
-    """`results_select` chunk by chunk, as Arrow columns (input rows that exist only)."""
+def _raw_chunks(
+    engine: Engine, campaign_id: int, chunk_rows: int
+) -> Iterator[tuple[int, bytes | dict[str, pa.Array]]]:
+    """`results_select` chunk by chunk (first row_no, then JSON lines or Arrow columns).
+
+    Only the database work is done here (in the read-ahead thread); the JSON lines are
+    parsed by `_chunk_columns`, in the caller's thread, while the next chunk is read.
+    """
     with engine.connect() as conn:
         top = conn.execute(
             select(func.max(recipients.c.row_no)).where(recipients.c.campaign_id == campaign_id)
@@ -396,11 +405,25 @@ def _raw_chunks(engine: Engine, campaign_id: int, chunk_rows: int) -> Iterator[d
     as_json = engine.dialect.name == "sqlite"
     for lo in range(0, top + 1, chunk_rows):
         with engine.connect() as conn:
-            raw = _json_chunk(conn, campaign_id, lo, lo + chunk_rows) if as_json else None
-            if raw is None:
-                raw = _tuple_chunk(conn, campaign_id, lo, lo + chunk_rows)
-        if raw:
-            yield raw
+            payload: bytes | dict[str, pa.Array] | None = None
+            if as_json:
+                payload = _json_blob(conn, campaign_id, lo, lo + chunk_rows)
+            if payload is None:
+                payload = _tuple_chunk(conn, campaign_id, lo, lo + chunk_rows)
+        if payload:
+            yield lo, payload
+
+
+def _chunk_columns(
+    engine: Engine, campaign_id: int, lo: int, hi: int, payload: bytes | dict[str, pa.Array]
+) -> dict[str, pa.Array]:
+    if isinstance(payload, dict):
+        return payload
+    raw = _json_columns(payload)
+    if raw is None:  # lines Arrow would not take: read this chunk again, as tuples
+        with engine.connect() as conn:
+            raw = _tuple_chunk(conn, campaign_id, lo, hi)
+    return raw
 
 
 def _tuple_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array]:
@@ -414,23 +437,26 @@ def _tuple_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[s
     return _columns(keys, rows) if rows else {}
 
 
-def _json_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array] | None:
+def _json_blob(conn: Connection, campaign_id: int, lo: int, hi: int) -> bytes | None:
     """One chunk of `results_select` as ONE value: its rows as JSON lines (SQLite).
 
-    SQLite writes the lines (json_object per row, group_concat), Arrow's JSON reader parses
-    them into columns: no Python object per value, and the GIL is free the whole time.
-    None when that did not work (e.g. a chunk past SQLite's string size limit): the caller
-    reads the chunk as tuples instead.
+    SQLite writes the lines (json_object per row, group_concat) without holding the GIL;
+    Arrow's JSON reader parses them into columns (`_json_columns`): no Python object per
+    value. b"" when the chunk has no rows; None when SQLite could not (e.g. a chunk past its
+    string size limit): the caller reads the chunk as tuples instead.
     """
     try:
         blob = conn.execute(_json_select(campaign_id, lo, hi)).scalar()
     except DBAPIError:
         conn.rollback()
         return None
-    if blob is None:
-        return {}
+    return b"" if blob is None else bytes(blob)
+
+
+def _json_columns(blob: bytes) -> dict[str, pa.Array] | None:
+    """`_json_blob`'s lines as Arrow columns (None when Arrow does not take them)."""
     try:
-        table = _read_json_lines(bytes(blob), _JSON_SCHEMA)
+        table = _read_json_lines(blob, _JSON_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     row_no = table[_ROW_NO_KEY]
