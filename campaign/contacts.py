@@ -184,9 +184,24 @@ def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
             return index, True
     width = max(_filled(cells) for _, cells in candidates)
     needed = max(min(2, width), math.ceil(width / 2))
-    index, cells = next((i, c) for i, c in candidates if _filled(c) >= needed)
-    has_header = not normalize_mobiles(pd.Series(cells, dtype=object))["valid"].any()
-    return index, has_header  # a row holding a mobile is data: the file has no header
+    holds_mobile = _rows_holding_mobiles([cells for _, cells in candidates])
+    for (index, cells), data in zip(candidates, holds_mobile, strict=True):
+        if data:  # the header is above the first row holding a mobile
+            break
+        if _filled(cells) >= needed and any(_mobile_header_rank(c) is not None for c in cells):
+            return index, True  # "手机号码（必填）" under a caption of two cells
+    position, (index, cells) = next(
+        (p, (i, c)) for p, (i, c) in enumerate(candidates) if _filled(c) >= needed
+    )
+    return index, not holds_mobile[position]  # a row holding a mobile is data: no header
+
+
+def _rows_holding_mobiles(rows: list[list[str]]) -> list[bool]:
+    """Whether each row has a cell that is a valid mobile (one vectorized pass)."""
+    cells = pd.Series([cell for row in rows for cell in row], dtype=object)
+    valid = normalize_mobiles(cells)["valid"].to_numpy(dtype=bool)
+    ends = np.cumsum([len(row) for row in rows])
+    return [bool(valid[end - len(row) : end].any()) for row, end in zip(rows, ends, strict=True)]
 
 
 def _first_nonblank_rows(grid: Grid, count: int) -> list[tuple[int, list[str]]]:

@@ -749,3 +749,11 @@ def test_a_named_mobile_column_wins_over_mobiles_in_an_unnamed_one(tmp_path):
     path = write_csv(tmp_path / "c.csv", text + "王五,-,13900210024\n")
     _, rows = preview(path, "-t", "hi")
     assert [r["normalized_mobile"] for r in rows] == [None, "13900210022", None]
+
+
+def test_caption_of_two_cells_above_a_header_with_a_decorated_mobile_name(tmp_path):
+    text = "VIP客户名单,导出日期 2024-11-25,\n姓名,手机号码（必填）,城市\n张三,13900210021,北京\n"
+    path = write_csv(tmp_path / "c.csv", text + "李四,13900210022,上海\n")
+    header, rows = preview(path, "-t", "{姓名}")
+    assert header[:3] == ["姓名", "手机号码（必填）", "城市"]
+    assert [(r["message"], r["source_row"]) for r in rows] == [("张三", 3), ("李四", 4)]
