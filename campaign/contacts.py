@@ -333,6 +333,7 @@ def _mobile_column(grid: Grid, columns: dict[str, pa.Array], wanted: str | None)
     raise ContactsError(
         f"no mobile column in {grid.where}; columns found: {', '.join(columns) or '(none)'}; "
         "use --mobile-column"
+        + (" (or --sheet to read only the sheet of contacts)" if grid.sheet is not None else "")
     )
 
 

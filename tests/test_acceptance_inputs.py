@@ -757,3 +757,13 @@ def test_caption_of_two_cells_above_a_header_with_a_decorated_mobile_name(tmp_pa
     header, rows = preview(path, "-t", "{姓名}")
     assert header[:3] == ["姓名", "手机号码（必填）", "城市"]
     assert [(r["message"], r["source_row"]) for r in rows] == [("张三", 3), ("李四", 4)]
+
+
+def test_a_sheet_of_notes_beside_the_list_names_the_sheet_and_suggests_sheet(tmp_path):
+    path = write_openpyxl(
+        tmp_path / "b.xlsx",
+        {"名单": [["姓名", "手机"], ["张三", 13900210021]], "说明": [["填写说明"], ["请勿改表头"]]},
+    )
+    error = bad_input("plan", path, "-t", "hi")
+    assert "说明" in error and "--sheet" in error
+    assert plan_json(path, "-t", "hi", "--sheet", "名单")["rows"] == 1
