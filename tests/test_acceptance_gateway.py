@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,9 @@ def gw() -> Iterator[StrictGateway]:
         assert gateway.violations == []
 
 
-def _env(tmp_path: Path, *, credentials: bool = True) -> dict[str, str]:
+def _env(tmp_path: Path, *, credentials: bool = True, db: str = "") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
-    env["CAMPAIGN_DB"] = f"sqlite:///{tmp_path / 'store.db'}"
+    env["CAMPAIGN_DB"] = db or f"sqlite:///{tmp_path / 'store.db'}"
     if credentials:
         env["CAMPAIGN_ACCOUNT"], env["CAMPAIGN_PASSWORD"] = ACCOUNT, PASSWORD
     return env
@@ -198,6 +199,19 @@ def test_one_msgid_per_request_matched_to_every_mobile(tmp_path, gw):
     assert len({r["batch_id"] for r in rows}) == 2
 
 
+def test_needstatus_false_and_plain_output_names_the_campaign(tmp_path, gw):
+    config = write_config(tmp_path, "needstatus = false")
+    files = contacts(tmp_path, mobiles(2))
+    result = cli(
+        tmp_path, "send", files, "-t", "hi", "--gateway", gw.url, "--yes", "--config", config
+    )
+    assert result.returncode == 0, result.stderr
+    [request] = gw.sends()
+    assert request.form["needstatus"] == "false" and request.answer == "0"
+    listed = as_json(cli(tmp_path, "status", "--json"))["campaigns"]
+    assert str(listed[0]["campaign_id"]) in result.stdout
+
+
 def test_missing_credentials_and_bad_input_exit_3_sending_nothing(tmp_path, gw):
     files = contacts(tmp_path, mobiles(2))
     no_creds = _env(tmp_path, credentials=False)
@@ -324,14 +338,16 @@ class Served:
         self.dlr, self.mo = f"{self.base}/dlr", f"{self.base}/mo"
 
 
-@pytest.fixture
-def served(tmp_path) -> Iterator[Served]:
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[Served]:
+    """`campaign serve` as a subprocess with push credentials configured."""
     port = free_port()
-    config = write_config(tmp_path, receiver='receiver = "admin"\npswd = "push-secret"')
+    config = tmp_path / "serve.toml"
+    config.write_text('[receiver]\nreceiver = "admin"\npswd = "push-secret"\n', "utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "campaign", "serve", "--port", str(port), "--config", config],
+        [sys.executable, "-m", "campaign", "serve", "--port", str(port), "--config", str(config)],
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -346,10 +362,18 @@ def served(tmp_path) -> Iterator[Served]:
             pass
         assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
         time.sleep(0.1)
-    yield running
-    process.terminate()
-    _, err = process.communicate(timeout=20)
+    try:
+        yield running
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=20)
     assert b"Traceback" not in err and b"push-secret" not in err
+
+
+@pytest.fixture
+def served(tmp_path) -> Iterator[Served]:
+    with serving(tmp_path, _env(tmp_path)) as running:
+        yield running
 
 
 CREDS = {"receiver": "admin", "pswd": "push-secret"}
@@ -594,3 +618,55 @@ def test_export_columns_and_every_sent_outcome(tmp_path, gw, served):
     assert all(r[2] == "=1+1" for r in table[1:-1])  # formula-like text stays text
     assert "summary" in book.sheetnames
     assert [r[3 + RESULT_COLUMNS.index("source_row")] for r in table[1:]] == list(range(2, 12))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_whole_flow_on_postgresql(tmp_path, gw, pg_url):
+    env = _env(tmp_path, db=pg_url)
+    numbers = mobiles(4)
+    config = write_config(tmp_path, "needstatus = true")
+    with serving(tmp_path, env) as served:
+        files = contacts(tmp_path, numbers)
+        sent = cli(
+            tmp_path,
+            "send",
+            files,
+            "-t",
+            "hi",
+            "--gateway",
+            gw.url,
+            "--yes",
+            "--json",
+            "--config",
+            config,
+            "--name",
+            "pg",
+            env=env,
+        )
+        assert sent.returncode == 0, sent.stderr
+        msgid = gw.accepted()[0].msgid
+        assert push(served.dlr, report_params(msgid, numbers[0], **CREDS)).status == 200
+        query = batched_report_query(
+            [
+                (msgid, "2611251003", numbers[1], "UNDELIV"),
+                (msgid, "2611251003", numbers[1], "UNDELIV"),
+            ],
+            **CREDS,
+        )
+        assert push_raw_query(served.dlr, query).status == 200
+        assert push(served.mo, mo_params(numbers[3], "退订", **CREDS), method="POST").status == 200
+    path = tmp_path / "reports.csv"
+    path.write_text(
+        f"msgid,mobile,status,reportTime\n{msgid},{numbers[0]},DELIVRD,20261125100200\n"
+        f"{msgid},{numbers[2]},DELIVRD,2026-11-25 10:09\n",
+        "utf-8",
+    )
+    imported = as_json(cli(tmp_path, "reports", "import", str(path), "--json", env=env))
+    assert [(f["imported"], f["repeated"]) for f in imported["files"]] == [(1, 1)]
+    status = as_json(cli(tmp_path, "status", "--name", "pg", "--json", env=env))
+    assert status["outcomes"]["delivered"] == 2 and status["outcomes"]["failed"] == 1
+    assert status["reports"] == {"DELIVRD": 2, "UNDELIV": 1}
+    plan = cli(tmp_path, "plan", files, "-t", "hi", "--json", env=env)
+    assert as_json(plan)["outcomes"]["suppressed"] == 1
