@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -189,14 +190,14 @@ class ResultTally:
         self.planned_segments = 0
         self.accepted_rows = 0
 
-    def _col(self, frame: pd.DataFrame | pa.Table, name: str) -> pd.Series:
-        pos = self._offset + RESULT_COLUMNS.index(name)
-        if isinstance(frame, pa.Table):
-            return _series(frame.column(pos))
-        return frame.iloc[:, pos]
+    def _col(self, frame: pd.DataFrame, name: str) -> pd.Series:
+        return frame.iloc[:, self._offset + RESULT_COLUMNS.index(name)]
 
     def add(self, chunk: pd.DataFrame | pa.Table) -> None:
         """Count a chunk of `iter_results` (a DataFrame, or a Table with arrow=True)."""
+        if isinstance(chunk, pa.Table):
+            self._add_table(chunk)
+            return
         self.rows += len(chunk)
         outcome = self._col(chunk, "outcome")
         _add_counts(self._outcomes, outcome.value_counts())
@@ -211,6 +212,28 @@ class ResultTally:
         self.accepted_rows += int(accepted.sum())
         self.billed_segments += int(segments[accepted].sum())
         self.planned_segments += int(segments[self._col(chunk, "batch_id") != ""].sum())
+
+    def _add_table(self, chunk: pa.Table) -> None:
+        """`add` with Arrow kernels (text columns hold "" for empty, as iter_results gives)."""
+
+        def col(name: str) -> pa.ChunkedArray:
+            return chunk.column(self._offset + RESULT_COLUMNS.index(name))
+
+        self.rows += chunk.num_rows
+        outcome = col("outcome")
+        _add_counts(self._outcomes, _value_counts(outcome))
+        status = col("dlr_status")
+        _add_counts(self._statuses, _value_counts(pc.filter(status, pc.not_equal(status, ""))))
+        for by in BREAKDOWNS:
+            sizes = _pair_counts(col(by), outcome, by)
+            previous = self._by.get(by)
+            self._by[by] = sizes if previous is None else previous.add(sizes, fill_value=0)
+        segments = pc.fill_null(col("segments"), 0)
+        accepted = pc.is_in(outcome, value_set=pa.array(ACCEPTED_OUTCOMES))
+        self.accepted_rows += int(pc.sum(accepted).as_py() or 0)
+        self.billed_segments += int(pc.sum(pc.filter(segments, accepted)).as_py() or 0)
+        planned = pc.filter(segments, pc.not_equal(col("batch_id"), ""))
+        self.planned_segments += int(pc.sum(planned).as_py() or 0)
 
     def outcome_counts(self) -> dict[str, int]:
         counts = {o: self._outcomes.get(o, 0) for o in OUTCOMES}
@@ -227,14 +250,28 @@ class ResultTally:
         return breakdown_frame(sizes.rename("n").reset_index(), by)
 
 
-def _series(column: pa.ChunkedArray) -> pd.Series:
-    """An Arrow result column as a frame of `iter_results` holds it (numbers: 0 if null)."""
-    if pa.types.is_integer(column.type):
-        return pd.Series(pc.fill_null(column, 0).to_numpy())
-    return pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+def _value_counts(values: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(values)
+    return dict(
+        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    )
 
 
-def _add_counts(total: dict[str, int], counts: pd.Series) -> None:
+def _pair_counts(key: pa.ChunkedArray, outcome: pa.ChunkedArray, by: str) -> pd.Series:
+    """Rows per (key, outcome), like DataFrame.value_counts() of those two columns."""
+    sizes = (
+        pa.table({by: key, "outcome": outcome})
+        .group_by([by, "outcome"])
+        .aggregate([([], "count_all")])
+    )
+    index = pd.MultiIndex.from_arrays(
+        [np.asarray(sizes[c].to_pylist(), dtype=object) for c in (by, "outcome")],
+        names=[by, "outcome"],
+    )
+    return pd.Series(sizes["count_all"].to_numpy(), index=index, name="count")
+
+
+def _add_counts(total: dict[str, int], counts: pd.Series | dict[str, int]) -> None:
     for key, n in counts.items():
         total[str(key)] = total.get(str(key), 0) + int(n)
 

@@ -400,6 +400,30 @@ def test_streamed_tally_matches_the_store_queries(engine):
         assert tally.breakdown(by).equals(outcome_breakdown(engine, cid, by)), by
 
 
+def test_tally_of_arrow_chunks_equals_the_frame_tally(engine):
+    import pandas as pd
+
+    from campaign.export_summary import ResultTally
+    from campaign.store.results import iter_results
+
+    cid = every_outcome_campaign(engine)
+    frames, tables = ResultTally(len(COLUMNS)), ResultTally(len(COLUMNS))
+    for chunk in iter_results(engine, cid, chunk_rows=3):
+        frames.add(chunk)
+    for table in iter_results(engine, cid, chunk_rows=3, arrow=True):
+        tables.add(table)
+    assert tables.rows == frames.rows == 10
+    assert tables.outcome_counts() == frames.outcome_counts()
+    assert tables.status_counts() == frames.status_counts()
+    assert (tables.billed_segments, tables.planned_segments, tables.accepted_rows) == (
+        frames.billed_segments,
+        frames.planned_segments,
+        frames.accepted_rows,
+    )
+    for by in ("carrier", "source"):
+        pd.testing.assert_frame_equal(tables.breakdown(by), frames.breakdown(by))
+
+
 def test_end_to_end_with_the_real_pipeline_writers(store_url, tmp_path):
     """Contacts file -> plan -> stored campaign -> batch results -> reports -> spreadsheet."""
     from campaign.contacts import read_contacts

@@ -28,12 +28,11 @@ in chunks of input rows with bounded memory.
 from __future__ import annotations
 
 import json
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -100,6 +99,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 LANGS = ("en", "zh")
 DEFAULT_CHUNK_ROWS = 100_000
+READ_AHEAD = 2  # chunks read from the store (in threads) while the caller works on one
 
 _REASONS: dict[str, dict[str, str]] = {
     "en": {
@@ -255,7 +255,6 @@ def results_select(campaign_id: int, lo: int | None = None, hi: int | None = Non
 # ---------------------------------------------------------------------------------------------
 # Streaming the rows.
 
-_T = TypeVar("_T")
 _INT_COLUMNS = frozenset({"row_no", "source_row", "segments", "n_reports"})
 _CELLS_SCHEMA = pa.schema([("c", pa.list_(pa.string()))])
 #: results_select columns read for the result rows, under short keys in the JSON lines
@@ -339,7 +338,7 @@ def iter_results(
     if chunk_rows < 1:
         raise UsageError("chunk_rows must be at least 1")
     header = get_campaign(engine, campaign_id)
-    for lo, payload in _read_ahead(_raw_chunks(engine, campaign_id, chunk_rows)):
+    for lo, payload in _raw_chunks(engine, campaign_id, chunk_rows):
         raw = _chunk_columns(engine, campaign_id, lo, lo + chunk_rows, payload)
         if not raw:
             continue
@@ -347,54 +346,14 @@ def iter_results(
         yield table if arrow else _frame_from_table(table, header.columns)
 
 
-def _read_ahead(chunks: Iterator[_T]) -> Iterator[_T]:
-    """Iterate `chunks` one item ahead in a thread: the next chunk's SQL runs (without the GIL)
-    while the caller works on this one. Errors are raised in the caller; stopping early
-    (close) waits for the chunk in progress, then ends the thread."""
-    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def offer(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            with suppress(queue.Full):
-                slot.put(item, timeout=0.1)
-                return True
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not offer(("chunk", chunk)):
-                    return
-            offer(("done", None))
-        except BaseException as exc:  # handed to the caller, raised there
-            offer(("error", exc))
-        finally:
-            with suppress(Exception):
-                chunks.close()  # type: ignore[attr-defined]
-
-    worker = threading.Thread(target=produce, name="results-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = slot.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
 def _raw_chunks(
     engine: Engine, campaign_id: int, chunk_rows: int
 ) -> Iterator[tuple[int, bytes | dict[str, pa.Array]]]:
     """`results_select` chunk by chunk (first row_no, then JSON lines or Arrow columns).
 
-    Only the database work is done here (in the read-ahead thread); the JSON lines are
-    parsed by `_chunk_columns`, in the caller's thread, while the next chunk is read.
+    The next READ_AHEAD chunks are read in threads (SQLite works without the GIL) while the
+    caller works on this one; the JSON lines are parsed by `_chunk_columns`, in the caller's
+    thread. Errors are raised in the caller; stopping early waits for the reads in progress.
     """
     with engine.connect() as conn:
         top = conn.execute(
@@ -402,16 +361,35 @@ def _raw_chunks(
         ).scalar()
     if top is None:
         return
-    as_json = engine.dialect.name == "sqlite"
-    for lo in range(0, top + 1, chunk_rows):
-        with engine.connect() as conn:
-            payload: bytes | dict[str, pa.Array] | None = None
-            if as_json:
-                payload = _json_blob(conn, campaign_id, lo, lo + chunk_rows)
-            if payload is None:
-                payload = _tuple_chunk(conn, campaign_id, lo, lo + chunk_rows)
-        if payload:
-            yield lo, payload
+    starts = iter(range(0, top + 1, chunk_rows))
+    pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="results-read-ahead")
+    pending: deque[Future[bytes | dict[str, pa.Array]]] = deque()
+
+    def fill() -> None:
+        while len(pending) < READ_AHEAD and (lo := next(starts, None)) is not None:
+            pending.append(pool.submit(_read_chunk, engine, campaign_id, lo, lo + chunk_rows))
+
+    try:
+        fill()
+        lo = 0
+        while pending:
+            payload = pending.popleft().result()
+            fill()
+            if payload:
+                yield lo, payload
+            lo += chunk_rows
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_chunk(engine: Engine, campaign_id: int, lo: int, hi: int) -> bytes | dict[str, pa.Array]:
+    with engine.connect() as conn:
+        payload: bytes | dict[str, pa.Array] | None = None
+        if engine.dialect.name == "sqlite":
+            payload = _json_blob(conn, campaign_id, lo, hi)
+        if payload is None:
+            payload = _tuple_chunk(conn, campaign_id, lo, hi)
+    return payload
 
 
 def _chunk_columns(
