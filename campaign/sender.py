@@ -43,6 +43,7 @@ from campaign.gateway.protocol import (
     NotSent,
     Refused,
     SubmitResult,
+    is_no_such_interface,
 )
 from campaign.store.batches import (
     BatchResult,
@@ -363,9 +364,17 @@ def _check_balance(
     force: bool,
     log: Callable[[str, str], None],
 ) -> str | None:
-    """The stop reason when the balance is too low (unless force); warnings otherwise."""
+    """The stop reason when the balance is too low (unless force); warnings otherwise.
+
+    A gateway without the balance interface (HTTP 404/405/501 there: some resellers offer
+    only HttpBatchSendSM) is a warning: the first send request tells whether the URL is right.
+    """
     result = client.query_balance()
-    if isinstance(result, Refused) and result.action is Action.STOP_RUN:
+    if (
+        isinstance(result, Refused)
+        and result.action is Action.STOP_RUN
+        and not is_no_such_interface(result)
+    ):
         return f"the gateway refused the balance query: {result.reason}"
     if not isinstance(result, Balances):
         reason = result.reason if hasattr(result, "reason") else str(result)

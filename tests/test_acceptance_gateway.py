@@ -179,6 +179,7 @@ def test_identical_texts_chunked_by_max_batch_and_min_batch_respected(tmp_path, 
     result = send(
         tmp_path, gw, contacts(tmp_path, numbers, names=names), "{姓名}好", "--config", config
     )
+    assert result.returncode == 0, result.stderr
     sizes = sorted(len(r.mobiles) for r in gw.sends())
     assert sizes == [2, 2]  # 乙 alone is below the minimum group size: never sent
     summary = as_json(result)
@@ -210,6 +211,13 @@ def test_needstatus_false_and_plain_output_names_the_campaign(tmp_path, gw):
     assert request.form["needstatus"] == "false" and request.answer == "0"
     listed = as_json(cli(tmp_path, "status", "--json"))["campaigns"]
     assert str(listed[0]["campaign_id"]) in result.stdout
+
+
+def test_gateway_without_balance_interface_still_sends(tmp_path, gw):
+    gw.without_balance = True  # PROTOCOL's send interface is all a send needs
+    result = send(tmp_path, gw, contacts(tmp_path, mobiles(2)), "hi")
+    assert result.returncode == 0, result.stderr
+    assert len(gw.accepted()) == 1 and as_json(result)["outcomes"]["pending"] == 2
 
 
 def test_missing_credentials_and_bad_input_exit_3_sending_nothing(tmp_path, gw):

@@ -248,6 +248,28 @@ def test_unreadable_balance_is_a_warning(engine):
     assert isinstance(Balances(), Balances)
 
 
+def test_gateway_without_balance_interface_still_sends(engine):
+    """A 404 on QueryBalance (a send-only reseller gateway) is a warning, not a stop."""
+    from campaign.gateway.protocol import Accepted, Refused, no_such_interface
+
+    class Client:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, ...]] = []
+
+        def query_balance(self):
+            return Refused("HTTP 404", no_such_interface(404))
+
+        def send_batch(self, mobiles, text):
+            self.sent.append(tuple(mobiles))
+            return Accepted(str(len(self.sent)), "20260101000000")
+
+    cid = _campaign(engine)
+    client = Client()
+    report = send_campaign(engine, cid, client, Settings(), policy=QUICK)
+    assert report.state == "finished" and len(client.sent) == 10
+    assert any("balance could not be read" in w for w in report.warnings)
+
+
 def test_rate_limiter_tokens():
     limiter = RateLimiter(0)
     assert limiter.wait_time() == 0 and limiter.available() > 1000

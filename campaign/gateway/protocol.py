@@ -315,6 +315,11 @@ def no_such_interface(http_status: int) -> CodeInfo:
     )
 
 
+def is_no_such_interface(result: Refused) -> bool:
+    """True for the refusal of an HTTP status in NO_SUCH_INTERFACE (not a gateway code)."""
+    return result.code in {f"HTTP {status}" for status in NO_SUCH_INTERFACE}
+
+
 def _precheck(http_status: int, body: str, what: str) -> Ambiguous | Refused | None:
     if http_status in NO_SUCH_INTERFACE:
         return Refused(f"HTTP {http_status}", no_such_interface(http_status))

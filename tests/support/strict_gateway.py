@@ -33,6 +33,7 @@ SEND_FIELDS = {"account", "pswd", "mobile", "msg", "needstatus", "product", "ext
 BALANCE_FIELDS = {"account", "pswd"}
 MAX_MOBILES = 50_000
 MAX_UNITS = 536
+NOT_FOUND = b"404 Not Found"  # answered with HTTP 404 (by identity)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class StrictGateway:
         self.account, self.password, self.base = account, password, base
         self.products = products if products is not None else {"1234567": 1000}
         self.min_batch = min_batch
+        self.without_balance = False  # True: a send-only gateway (QueryBalance is a 404)
         self.default_code = "0"
         self.requests: list[RawRequest] = []
         self.violations: list[str] = []
@@ -150,10 +152,11 @@ class StrictGateway:
             self._violation("a field is repeated")
         if request.path == f"{self.base}/HttpBatchSendSM":
             return self._send(request)
-        if request.path == f"{self.base}/QueryBalance":
+        if request.path == f"{self.base}/QueryBalance" and not self.without_balance:
             return self._balance(request)
-        self._violation(f"unknown path {request.path}")
-        return None
+        if not request.path.endswith("/QueryBalance"):
+            self._violation(f"unknown path {request.path}")
+        return NOT_FOUND
 
     def _credentials(self, form: dict[str, str]) -> str | None:
         if form.get("account") != self.account:
@@ -242,7 +245,7 @@ class StrictGateway:
                 if answer is None:
                     self.close_connection = True
                     return
-                self.send_response(200)
+                self.send_response(404 if answer is NOT_FOUND else 200)
                 self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
