@@ -340,6 +340,22 @@ def test_balance_json(tmp_path):
         assert gw.violations == []
 
 
+def test_balance_too_fast_is_asked_again_after_the_interval(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from campaign.cli import app
+
+    monkeypatch.setattr("campaign.cli.gateway.BALANCE_RETRY_SECONDS", 0.4)
+    env = _env(tmp_path)
+    with StrictGateway(account=ACCOUNT, password=PASSWORD) as gw:
+        gw.balance_interval = 0.3
+        for _ in range(2):  # the second comes too soon: 103, then asked again
+            result = CliRunner().invoke(app, ["balance", "--gateway", gw.url, "--json"], env=env)
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout) == {"products": {"1234567": 1000}}
+        assert len(gw.requests) == 3 and gw.violations == []
+
+
 # --------------------------------------------------------------------------- receiver
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,7 +19,13 @@ from campaign.cli.common import (
     settings_from,
 )
 from campaign.errors import ConfigError, GatewayStop
-from campaign.gateway.protocol import Balances, NotSent, Refused
+from campaign.gateway.protocol import Action, BalanceResult, Balances, NotSent, Refused
+
+if TYPE_CHECKING:
+    from campaign.gateway.client import GatewayClient
+
+#: PROTOCOL: QueryBalance at most once every 10 s (else 103); asked once more after that.
+BALANCE_RETRY_SECONDS = 10.0
 
 
 @app.command("balance")
@@ -34,7 +41,7 @@ def balance(
 
     settings = settings_from(config, gateway=gateway).gateway
     with open_gateway(settings) as resolved, GatewayClient(resolved) as client:
-        result = client.query_balance()
+        result = _query_balance(client)
     if isinstance(result, Refused):
         raise GatewayStop(f"the gateway refused the balance query: {result.reason}")
     if isinstance(result, NotSent):
@@ -48,6 +55,17 @@ def balance(
         typer.echo("no products on this account")
     for product, amount in result.products.items():
         typer.echo(f"product {product}: {amount}")
+
+
+def _query_balance(client: GatewayClient) -> BalanceResult:
+    """The balance; after a 103 (querying too fast, e.g. just after a send's own balance
+    check) asked once more when the protocol's interval has passed."""
+    result = client.query_balance()
+    if isinstance(result, Refused) and result.action is Action.RETRY_LATER:
+        info(f"{result.reason}; asking again in {BALANCE_RETRY_SECONDS:.0f} s")
+        time.sleep(BALANCE_RETRY_SECONDS)
+        result = client.query_balance()
+    return result
 
 
 SimConfigOption = Annotated[

@@ -76,6 +76,8 @@ class StrictGateway:
         self.products = products if products is not None else {"1234567": 1000}
         self.min_batch = min_batch
         self.without_balance = False  # True: a send-only gateway (QueryBalance is a 404)
+        self.balance_interval = 0.0  # PROTOCOL: 10 s; a query sooner is answered 103
+        self._last_balance = float("-inf")
         self.default_code = "0"
         self.requests: list[RawRequest] = []
         self.violations: list[str] = []
@@ -222,6 +224,11 @@ class StrictGateway:
         refused = self._credentials(request.form)
         if refused:
             return _line(refused)
+        with self._lock:
+            now, last = time.monotonic(), self._last_balance
+            self._last_balance = now
+        if now - last < self.balance_interval:
+            return _line("103")
         lines = [f"{product},{left}" for product, left in self.products.items()]
         return _line("0") + "\n".join(lines).encode("ascii")
 
