@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,23 @@ class Template:
     def columns(self) -> list[str]:
         """The columns the template uses, each once, in order of first use."""
         return list(dict.fromkeys(p.column for p in self.placeholders))
+
+    def resolved(self, columns: Sequence[str]) -> Template:
+        """This template with each placeholder that names no column exactly pointed at the
+        one column whose name differs only in case, width or spaces ("{name}" for "Name",
+        "{Customer  Name}" for the header "Customer Name"); others are left as they are."""
+        available = set(columns)
+        loose: dict[str, list[str]] = {}
+        for column in columns:
+            loose.setdefault(_column_key(column), []).append(column)
+
+        def resolve(part: str | Placeholder) -> str | Placeholder:
+            if isinstance(part, str) or part.column in available:
+                return part
+            matches = loose.get(_column_key(part.column), [])
+            return replace(part, column=matches[0]) if len(matches) == 1 else part
+
+        return Template(self.source, tuple(resolve(part) for part in self.parts))
 
     def check_columns(self, columns: Sequence[str]) -> None:
         """TemplateError when a placeholder names a column that `columns` lacks."""
@@ -308,6 +325,10 @@ def _closing(text: str, start: int) -> int:
             "(write '{{' for a literal brace)"
         )
     return end
+
+
+def _column_key(name: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name).casefold())
 
 
 def _placeholder(inner: str, position: int) -> Placeholder:

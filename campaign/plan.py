@@ -260,7 +260,7 @@ def make_plan(
 ) -> Plan:
     """Decide every row's outcome and build the batches (see the module docstring)."""
     options = options or PlanOptions()
-    template = Template.parse(template_text)
+    template = Template.parse(template_text).resolved(contacts.columns)
     template.check_columns(contacts.columns)
     frame = contacts.frame
     if len(frame) == 0:

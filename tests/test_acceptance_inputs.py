@@ -767,3 +767,15 @@ def test_a_sheet_of_notes_beside_the_list_names_the_sheet_and_suggests_sheet(tmp
     error = bad_input("plan", path, "-t", "hi")
     assert "说明" in error and "--sheet" in error
     assert plan_json(path, "-t", "hi", "--sheet", "名单")["rows"] == 1
+
+
+def test_placeholders_match_headers_regardless_of_case_width_and_spaces(tmp_path):
+    text = "Customer  Name,手机号码（必填）,会员 等级\nAnn,13900210021,\nBo,13900210022,金卡\n"
+    path = write_csv(tmp_path / "c.csv", text)
+    template = "{customer name}{手机号码(必填)}{会员等级|普通}"
+    _, rows = preview(path, "-t", template)
+    assert [r["message"] for r in rows] == ["Ann13900210021普通", "Bo13900210022金卡"]
+    _, rows = preview(path, "-t", "{CUSTOMER NAME}{会员等级}")
+    assert rows[0]["outcome"] == "invalid" and "会员 等级" in rows[0]["reason"]
+    error = bad_input("plan", path, "-t", "{客户}")
+    assert "客户" in error and "Customer Name" in error
