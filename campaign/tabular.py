@@ -5,7 +5,8 @@ as text, row i of a grid being row i+1 of the file. Workbooks (.xlsx .xlsm .xlsb
 are read with python-calamine; numbers become their shown text (13900210021.0 ->
 "13900210021"), dates ISO text. CSV is read with pyarrow (every column a string, nothing
 ever converted to a number), in UTF-8, UTF-8 with a BOM, UTF-16 with a BOM, or GB18030/GBK;
-comma-separated, or tab- or semicolon-separated when the first 64 KiB hold no comma.
+comma-separated, or tab- or semicolon-separated when the first 64 KiB hold no comma; Excel's
+keep-as-text cells ="010010" read as 010010.
 Problems with a whole file raise `ContactsError` naming the file.
 """
 
@@ -208,7 +209,7 @@ def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
         pass
     else:
         _refuse_open_quote(shown, columns, body, delimiter)
-        return Grid(file.name, shown, columns)
+        return Grid(file.name, shown, _as_shown(columns))
     text, encoding = _decode(shown, body)
     columns = None
     if encoding != "utf-8":
@@ -217,7 +218,20 @@ def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
             _refuse_open_quote(shown, columns, text, delimiter)
     if columns is None:
         columns = _csv_columns_careful(shown, text, delimiter)
-    return Grid(file.name, shown, columns)
+    return Grid(file.name, shown, _as_shown(columns))
+
+
+def _as_shown(
+    columns: list[pa.Array | pa.ChunkedArray],
+) -> list[pa.Array | pa.ChunkedArray]:
+    """Cells as a spreadsheet program shows them: Excel's keep-as-text form `="010010"`
+    (exported so that leading zeros and long digits survive) is shown as 010010."""
+    return [
+        pc.replace_substring_regex(column, r'^="([^"]*)"$', r"\1")
+        if pc.any(pc.starts_with(column, '="')).as_py()
+        else column
+        for column in columns
+    ]
 
 
 def _refuse_open_quote(

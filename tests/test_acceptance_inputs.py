@@ -779,3 +779,11 @@ def test_placeholders_match_headers_regardless_of_case_width_and_spaces(tmp_path
     assert rows[0]["outcome"] == "invalid" and "会员 等级" in rows[0]["reason"]
     error = bad_input("plan", path, "-t", "{客户}")
     assert "客户" in error and "Customer Name" in error
+
+
+def test_csv_keep_as_text_cells_are_read_as_excel_shows_them(tmp_path):
+    text = 'name,mobile,邮编,身份证\nA,="13900210021",="010010","=""110101199003071234"""\n'
+    path = write_csv(tmp_path / "c.csv", text)  # both forms: bare, and quoted as Excel writes
+    _, rows = preview(path, "-t", "{name}{邮编}")
+    assert (rows[0]["邮编"], rows[0]["身份证"]) == ("010010", "110101199003071234")
+    assert (rows[0]["normalized_mobile"], rows[0]["message"]) == ("13900210021", "A010010")
