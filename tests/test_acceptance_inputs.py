@@ -251,10 +251,13 @@ def test_utf16_tab_separated_as_wps_saves(tmp_path):
 
 
 def test_semicolon_separated_csv(tmp_path):
-    path = write_csv(tmp_path / "eu.csv", "name;mobile;city\nA;13900210021;X\nB;13900210022;Y\n")
+    text = 'name;mobile;city\nA;13900210021;"X, 1"\nB;13900210022;Y\n'
+    path = write_csv(tmp_path / "eu.csv", text)
     header, rows = preview(path, "-t", "{name} {city}")
     assert header[:3] == ["name", "mobile", "city"]
-    assert [r["message"] for r in rows] == ["A X", "B Y"]
+    assert [r["message"] for r in rows] == ["A X, 1", "B Y"]
+    titled = write_csv(tmp_path / "t.csv", "说明;请勿改表头\nname,mobile\nA,13900210021\n")
+    assert plan_json(titled, "-t", "{name}")["rows"] == 1
 
 
 def test_trailing_empty_columns_and_blank_rows_in_csv(tmp_path):
@@ -787,3 +790,12 @@ def test_csv_keep_as_text_cells_are_read_as_excel_shows_them(tmp_path):
     _, rows = preview(path, "-t", "{name}{邮编}")
     assert (rows[0]["邮编"], rows[0]["身份证"]) == ("010010", "110101199003071234")
     assert (rows[0]["normalized_mobile"], rows[0]["message"]) == ("13900210021", "A010010")
+
+
+def test_tab_separated_unicode_text_with_commas_in_cells(tmp_path):
+    text = "客户名单\n姓名\t手机号码\t地址\n张三\t13900210021\t北京市,朝阳区\n"
+    text += "李四\t13900210022\t上海\n"
+    path = write_csv(tmp_path / "wps.txt", text, "utf-16", "\r\n")
+    header, rows = preview(path, "-t", "{姓名}{地址}")
+    assert header[:3] == ["姓名", "手机号码", "地址"]
+    assert [r["message"] for r in rows] == ["张三北京市,朝阳区", "李四上海"]
