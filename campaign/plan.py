@@ -257,8 +257,13 @@ def make_plan(
     template_text: str,
     options: PlanOptions | None = None,
     suppressed: AbstractSet[str] = frozenset(),
+    *,
+    allow_nothing_valid: bool = False,
 ) -> Plan:
-    """Decide every row's outcome and build the batches (see the module docstring)."""
+    """Decide every row's outcome and build the batches (see the module docstring).
+
+    A list whose every row is invalid is an InputError, unless `allow_nothing_valid` (for a
+    preview that shows why; `refuse_if_nothing_valid` raises the same error afterwards)."""
     options = options or PlanOptions()
     template = Template.parse(template_text).resolved(contacts.columns)
     template.check_columns(contacts.columns)
@@ -270,7 +275,8 @@ def make_plan(
     _check_duplicates(frame, mobiles, state)
     _check_suppressed(mobiles, suppressed, state)
     _render(frame, template, options, state)
-    _refuse_if_nothing_valid(state)
+    if not allow_nothing_valid:
+        _refuse_if_nothing_valid(state.outcome, state.reason)
     batches = _batch(state, to_arrow(mobiles), options)
     rows = pd.DataFrame(
         {
@@ -426,14 +432,20 @@ def _messages(state: _RowState, index: pd.Index) -> pd.Series:
     return to_series(pc.if_else(has_text, state.rendered, text_scalar("")), index)
 
 
-def _refuse_if_nothing_valid(state: _RowState) -> None:
-    if not (state.outcome == "invalid").all():
+def refuse_if_nothing_valid(plan: Plan) -> None:
+    """The InputError of a plan whose every row is invalid (see make_plan)."""
+    rows = plan.rows
+    _refuse_if_nothing_valid(rows["outcome"].to_numpy(dtype=object), rows["reason"].to_numpy())
+
+
+def _refuse_if_nothing_valid(outcome: np.ndarray, reason: np.ndarray) -> None:
+    if not (outcome == "invalid").all():
         return
-    counts = pd.Series(state.reason).value_counts()
+    counts = pd.Series(reason).value_counts()
     shown = [f"{n} {reason}" for reason, n in counts.head(5).items()]
     more = f", and {len(counts) - 5} other reasons" if len(counts) > 5 else ""
     raise InputError(
-        f"no valid recipients: all {len(state.outcome)} rows are invalid ({'; '.join(shown)}{more})"
+        f"no valid recipients: all {len(outcome)} rows are invalid ({'; '.join(shown)}{more})"
     )
 
 

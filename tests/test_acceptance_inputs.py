@@ -799,3 +799,15 @@ def test_tab_separated_unicode_text_with_commas_in_cells(tmp_path):
     header, rows = preview(path, "-t", "{姓名}{地址}")
     assert header[:3] == ["姓名", "手机号码", "地址"]
     assert [r["message"] for r in rows] == ["张三北京市,朝阳区", "李四上海"]
+
+
+def test_all_rows_invalid_is_bad_input_but_the_preview_shows_why(tmp_path):
+    path = write_csv(tmp_path / "sci.csv", "姓名,手机\n张三,1.39002E+10\n李四,010-12345678\n")
+    error = bad_input("plan", path, "-t", "hi", "--out", "preview.xlsx")
+    assert "preview.xlsx" in error
+    book = openpyxl.load_workbook("preview.xlsx", read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True))
+    book.close()
+    outcome, reason = rows[0].index("outcome"), rows[0].index("reason")
+    assert [(r[outcome], bool(r[reason])) for r in rows[1:]] == [("invalid", True)] * 2
+    bad_input("plan", path, "-t", "hi")  # without --out: the same refusal

@@ -63,8 +63,9 @@ def plan(
 ) -> None:
     """Dry run: counts by outcome, billed segments and batches; sends and stores nothing."""
     from campaign.contacts import read_contacts
+    from campaign.errors import InputError
     from campaign.messages import load_template
-    from campaign.plan import make_plan, plan_options
+    from campaign.plan import make_plan, plan_options, refuse_if_nothing_valid
     from campaign.store.suppression import read_suppressed
 
     settings = settings_from(config, db)
@@ -73,7 +74,8 @@ def plan(
     found = read_contacts(
         [Path(p) for p in contacts], sheet=sheet, header_row=header_row, mobile_column=mobile_column
     )
-    result = make_plan(found, text, options, read_suppressed(settings.store_url))
+    suppressed = read_suppressed(settings.store_url)
+    result = make_plan(found, text, options, suppressed, allow_nothing_valid=out is not None)
     summary = result.summary()
     if name:
         summary["name"] = name
@@ -82,6 +84,10 @@ def plan(
 
         write_preview(result, out)
         summary["preview"] = str(out)
+        try:
+            refuse_if_nothing_valid(result)  # still bad input, but the preview shows each row
+        except InputError as exc:
+            raise InputError(f"{exc}; every row and its reason: {out}") from None
     if json_output:
         print_json(summary)
         return
