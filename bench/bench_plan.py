@@ -20,12 +20,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+# campaign first, as in the `campaign` command: it sets Arrow's allocator option
+# (campaign/__init__.py), which only counts before pyarrow loads.
+# MIMALLOC_ALLOW_LARGE_OS_PAGES=0 in the environment measures without it.
+import campaign  # noqa: E402, F401, I001
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.csv as pa_csv  # noqa: E402
 
 from campaign.contacts import read_contacts  # noqa: E402
 from campaign.messages import SensitiveWords  # noqa: E402
