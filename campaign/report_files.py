@@ -3,7 +3,8 @@
 Columns are found by their header, case- and width-insensitively (SPEC): msgid (`msgid`,
 `消息ID`, `消息编号`), mobile (`mobile`, `手机号`, `手机号码`), status (`status`, `状态`,
 `状态码`), time (`reportTime`, `report_time`, `状态报告时间`, `时间`). The header is the first
-of the file's first rows that names all four (title rows above it are fine). Every cell is
+of the file's first rows that names all four (title rows above it are fine); where a file
+has two columns for one field, a specific header beats the generic `时间` / `状态`. Every cell is
 read as text (`campaign.tabular`): a long msgid never becomes a float. Rows are checked a
 column at a time; a bad row is data (`malformed`, with its row number), not an error.
 """
@@ -77,16 +78,21 @@ def _key(name: str) -> str:
 
 
 _FIELD_BY_KEY = {_key(alias): field for field, aliases in HEADER_NAMES.items() for alias in aliases}
+#: Headers that give way to a specific one in the same file: a platform's export may have a
+#: submit 时间 beside the 状态报告时间, or a 状态 in words (成功/失败) beside the 状态码.
+GENERIC_HEADERS = frozenset({_key("时间"), _key("状态")})
 
 
 def _fields(cells: list[str]) -> dict[str, int]:
-    """field -> column index, for the cells of one row (the first match of each field)."""
-    found: dict[str, int] = {}
+    """field -> column index, for the cells of one row: the first match of each field, a
+    specific header before a generic one."""
+    found: dict[str, tuple[bool, int]] = {}
     for index, cell in enumerate(cells):
-        field = _FIELD_BY_KEY.get(_key(cell))
-        if field and field not in found:
-            found[field] = index
-    return found
+        key = _key(cell)
+        field = _FIELD_BY_KEY.get(key)
+        if field and (field not in found or (found[field][0] and key not in GENERIC_HEADERS)):
+            found[field] = (key in GENERIC_HEADERS, index)
+    return {field: index for field, (_, index) in found.items()}
 
 
 def _header(grid: Grid) -> tuple[int, dict[str, int]] | None:

@@ -116,6 +116,25 @@ def test_title_row_and_other_header_spellings(tmp_path, sqlite_url):
     assert summary["files"][0]["imported"] == 2
 
 
+def test_specific_headers_win_over_generic_ones(tmp_path, sqlite_url):
+    """A platform export with a submit 时间 and a 状态 in words beside the report's own
+    columns: the report time and the status code are taken, wherever they stand."""
+    path = tmp_path / "平台导出.csv"
+    path.write_text(
+        "消息ID,手机号码,时间,状态,状态码,状态报告时间\n"
+        f"{LONG_MSGID},13900210021,2026-11-25 09:00,成功,DELIVRD,2026-11-25 10:02\n"
+        f"{LONG_MSGID},13900210022,2026-11-25 09:00,失败,UNDELIV,2026-11-25 10:03\n",
+        encoding="utf-8",
+    )
+    code, summary = _import(sqlite_url, path)
+    assert code == 0, summary
+    assert summary["files"][0]["imported"] == 2
+    assert [(r["status"], r["report_time"]) for r in _stored(sqlite_url)] == [
+        ("DELIVRD", "2026-11-25T10:02:00+08:00"),
+        ("UNDELIV", "2026-11-25T10:03:00+08:00"),
+    ]
+
+
 def _xlsx(path: Path) -> Path:
     workbook = xlsxwriter.Workbook(str(path))
     sheet = workbook.add_worksheet("回执")
