@@ -167,7 +167,9 @@ def _import_inbox(engine: Engine, settings: Settings, inbox: Path, result: JobRe
     from campaign.reports import import_report_file
 
     files = sorted(
-        p for p in inbox.glob("*") if p.is_file() and p.suffix.lower() in REPORT_SUFFIXES
+        p
+        for p in inbox.glob("*")
+        if p.is_file() and p.suffix.lower() in REPORT_SUFFIXES and not is_lock_or_hidden(p)
     )
     for path in files:
         try:
@@ -210,7 +212,17 @@ def content_key(path: Path) -> str:
 
 def contact_files(pattern: str) -> list[Path]:
     paths = [Path(p) for p in sorted(glob.glob(pattern))]
-    return [p for p in paths if p.is_file() and p.suffix.lower() in CONTACT_SUFFIXES]
+    return [
+        p
+        for p in paths
+        if p.is_file() and p.suffix.lower() in CONTACT_SUFFIXES and not is_lock_or_hidden(p)
+    ]
+
+
+def is_lock_or_hidden(path: Path) -> bool:
+    """Excel/WPS owner files ("~$list.xlsx", present while the list is open) and hidden files
+    are not lists: never planned, imported or moved."""
+    return path.name.startswith(("~$", "."))
 
 
 def _create_new_campaigns(

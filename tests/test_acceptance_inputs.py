@@ -811,3 +811,21 @@ def test_all_rows_invalid_is_bad_input_but_the_preview_shows_why(tmp_path):
     outcome, reason = rows[0].index("outcome"), rows[0].index("reason")
     assert [(r[outcome], bool(r[reason])) for r in rows[1:]] == [("invalid", True)] * 2
     bad_input("plan", path, "-t", "hi")  # without --out: the same refusal
+
+
+def test_run_skips_excel_owner_files_beside_the_lists(tmp_path):
+    """Excel keeps "~$name.xlsx" beside a list while it is open: not a list, not a failure."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "inbox").mkdir()
+    write_csv(tmp_path / "in" / "a.csv", "name,mobile\nA,13900210021\n")
+    (tmp_path / "in" / "~$b.xlsx").write_bytes(b"\x07Owner\x00\x00")
+    (tmp_path / "inbox" / "~$r.xlsx").write_bytes(b"\x07Owner\x00\x00")
+    config = write_config(
+        tmp_path,
+        '[gateway]\nurl = "simulator"\n[[job]]\nname = "n"\ncontacts = "in/*"\n'
+        'template = "hi {name}"\ninbox = "inbox"\n',
+    )
+    result = cli("run", config, "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["jobs"][0]["created"]) == 1
+    assert (tmp_path / "inbox" / "~$r.xlsx").exists()
