@@ -125,10 +125,28 @@ def _sheet_named(names: list[str], wanted: str, shown: str) -> str:
 
 def _sheet_grid(workbook: CalamineWorkbook, file_name: str, shown: str, name: str) -> Grid:
     try:
-        rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        sheet = workbook.get_sheet_by_name(name)
+        rows = sheet.to_python(skip_empty_area=False)
+        merged = sheet.merged_cell_ranges or []
     except Exception as exc:
         raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
+    _fill_merged_down(rows, merged)
     return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", _text_columns(rows), name)
+
+
+def _fill_merged_down(
+    rows: list[list[object]], merged: list[tuple[tuple[int, int], tuple[int, int]]]
+) -> None:
+    """A cell merged down one column (a store's name beside each of its customers) holds its
+    value on every row it spans, as the sheet shows it. Merges across columns (a title over
+    the table) are left as they are. One step per merged cell, not per row of the sheet."""
+    for (top, left), (bottom, right) in merged:
+        if left != right or bottom <= top or top >= len(rows) or left >= len(rows[top]):
+            continue
+        value = rows[top][left]
+        for row in rows[top + 1 : bottom + 1]:
+            if left < len(row) and any(cell not in ("", None) for cell in row):
+                row[left] = value  # a row that is otherwise blank stays blank
 
 
 def _text_columns(rows: list[list[object]]) -> list[pa.Array]:

@@ -829,3 +829,27 @@ def test_run_skips_excel_owner_files_beside_the_lists(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["jobs"][0]["created"]) == 1
     assert (tmp_path / "inbox" / "~$r.xlsx").exists()
+
+
+def test_a_cell_merged_down_a_column_applies_to_every_row_it_spans(tmp_path):
+    path = tmp_path / "stores.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (
+        ["门店客户名单", None, None],
+        ["门店", "姓名", "手机"],
+        ["朝阳店", "A", "13900210021"],
+        [None, "B", "13900210022"],
+        ["海淀店", "C", "13900210023"],
+        [None, None, None],
+        ["西城店", "D", "13900210024"],
+    ):
+        sheet.append(row)
+    sheet.merge_cells("A1:C1")
+    sheet.merge_cells("A3:A4")
+    sheet.merge_cells("A5:A6")
+    book.save(path)
+    _, rows = preview(path, "-t", "{姓名}到{门店}领取")
+    assert [r["message"] for r in rows][:3] == ["A到朝阳店领取", "B到朝阳店领取", "C到海淀店领取"]
+    assert [r["门店"] for r in rows] == ["朝阳店", "朝阳店", "海淀店", "西城店"]
+    assert plan_json(path, "-t", "hi")["blank_rows"] == 1  # merged beside nothing: still blank
