@@ -44,3 +44,69 @@ def test_open_without_create_makes_no_file(tmp_path):
     with pytest.raises(StoreError, match="does not open: no campaign store"):
         open_store(f"sqlite:///{path}", create=False)
     assert not path.exists()
+
+
+def _in_thread(work):
+    """Run `work` in a thread; an Event that is set once it has returned."""
+    import threading
+
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            work()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, errors
+
+
+def test_sqlite_read_does_not_wait_for_a_long_write(sqlite_url):
+    from campaign.store.schema import suppression
+    from campaign.timeutil import utcnow
+
+    engine = open_store(sqlite_url)
+    seen: list[int] = []
+
+    def read():
+        with engine.connect() as conn:
+            seen.append(conn.execute(sa.select(sa.func.count()).select_from(suppression)).scalar())
+
+    with engine.begin() as writer:  # holds SQLite's write lock until the block ends
+        writer.execute(
+            suppression.insert().values(mobile="13800000001", reason="manual", added_at=utcnow())
+        )
+        done, errors = _in_thread(read)
+        assert done.wait(5), "a read waited for the writer"  # the busy timeout is 30 s
+        assert not errors and seen == [0]  # its snapshot: the write is not committed yet
+    read()
+    assert seen == [0, 1]
+    engine.dispose()
+
+
+def test_sqlite_writes_still_take_the_lock_at_begin(sqlite_url):
+    """engine.begin() and conn.begin() are BEGIN IMMEDIATE: the second writer waits at its
+    begin for the first one to finish (the batch claim's compare-and-set relies on it)."""
+    engine = open_store(sqlite_url)
+    began: list[str] = []
+
+    def explicit_engine_begin():
+        with engine.begin():
+            began.append("engine.begin")
+
+    def explicit_conn_begin():
+        with engine.connect() as conn, conn.begin():
+            began.append("conn.begin")
+
+    for second_writer in (explicit_engine_begin, explicit_conn_begin):
+        with engine.begin() as writer:
+            writer.exec_driver_sql("SELECT 1")
+            done, errors = _in_thread(second_writer)
+            assert not done.wait(0.5), "a second write transaction began beside the first"
+        assert done.wait(10) and not errors
+    assert began == ["engine.begin", "conn.begin"]
+    engine.dispose()

@@ -78,8 +78,9 @@ def _create_engine(url: str) -> Engine:
                 url,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
             )
+            engine._connection_cls = _SQLiteConnection  # tells reads from writes (below)
             event.listen(engine, "connect", _sqlite_pragmas)
-            event.listen(engine, "begin", _sqlite_begin_immediate)
+            event.listen(engine, "begin", _sqlite_begin)
             return engine
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except (ArgumentError, ImportError, ValueError) as exc:
@@ -97,8 +98,32 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+class _SQLiteConnection(Connection):
+    """A Connection that knows when SQLAlchemy begins its transaction by itself.
+
+    That happens on the first statement of `engine.connect()` (autobegin): the store's reads.
+    Every write goes through `engine.begin()` or `conn.begin()`, an explicit begin.
+    """
+
+    autobegun = False
+
+    def _autobegin(self) -> None:
+        self.autobegun = True
+        try:
+            super()._autobegin()
+        finally:
+            self.autobegun = False
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Explicit transactions (writes) take the write lock at once: BEGIN IMMEDIATE, so two of
+    them are serialized up front (the batch claim's compare-and-set relies on it) instead of
+    failing on a lock upgrade. A read (autobegin) is a deferred BEGIN: in WAL mode it reads its
+    snapshot while a writer works, so `status` or an export never queue behind a send."""
+    if getattr(conn, "autobegun", False):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _stored_version(conn: Connection) -> int | None:
