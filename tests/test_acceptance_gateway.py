@@ -319,8 +319,6 @@ def test_status_json_by_id_and_by_name(tmp_path, gw):
     assert by_id["campaign_id"] == by_name["campaign_id"] == cid
     assert by_id["name"] == "春季促销" and by_id["outcomes"]["pending"] == 2
     assert by_id["unmatched_reports"] == 0
-    missing = cli(tmp_path, "status", "no such campaign", "--json")
-    assert missing.returncode == 3 and "Error" in missing.stderr
 
 
 def test_balance_json(tmp_path):
@@ -408,7 +406,7 @@ CREDS = {"receiver": "admin", "pswd": "push-secret"}
 
 
 def test_serve_reports_get_post_batched_and_refusals(tmp_path, gw, served):
-    numbers = mobiles(4)
+    numbers = mobiles(5)
     # a report for the first msgid arrives before the send has recorded it
     early = push(served.dlr, report_params("2026112500000001", numbers[0], **CREDS))
     assert (early.status, early.body.strip()) == (200, "OK")
@@ -430,6 +428,9 @@ def test_serve_reports_get_post_batched_and_refusals(tmp_path, gw, served):
     )
     batched = push_raw_query(served.dlr, query)
     assert (batched.status, batched.body.strip()) == (200, "OK")
+    # a value still URL-encoded after the query is decoded (arrives as JA%3A0009)
+    encoded = {**CREDS, "report": f"{msgid},2611251003,{numbers[4]},JA%3A0009"}
+    assert push(served.dlr, encoded, method="POST").status == 200
     # refused and malformed pushes store nothing
     wrong = push(
         served.dlr, report_params(msgid, numbers[3], "UNDELIV", pswd="bad", receiver="admin")
@@ -442,22 +443,13 @@ def test_serve_reports_get_post_batched_and_refusals(tmp_path, gw, served):
     no_mobile = push(served.dlr, {**report_params(msgid, "", "UNDELIV"), **CREDS})
     assert no_mobile.status == 400
     status = as_json(cli(tmp_path, "status", cid, "--json"))
-    assert status["reports"] == {"DELIVRD": 2, "MBBLACK": 1, "JA:0009": 1}
-    assert status["outcomes"]["delivered"] == 2 and status["outcomes"]["failed"] == 2
+    assert status["reports"] == {"DELIVRD": 2, "MBBLACK": 1, "JA:0009": 2}
+    assert status["outcomes"]["delivered"] == 2 and status["outcomes"]["failed"] == 3
     rows = export_rows(tmp_path, cid)
-    assert [r["dlr_status"] for r in rows] == ["DELIVRD", "MBBLACK", "JA:0009", "DELIVRD"]
+    statuses = [r["dlr_status"] for r in rows]
+    assert statuses == ["DELIVRD", "MBBLACK", "JA:0009", "DELIVRD", "JA:0009"]
     assert rows[0]["report_time"].startswith("2026-11-25T10:02")
     assert rows[0]["report_time"].endswith("+08:00")
-
-
-def test_serve_double_encoded_batched_values(tmp_path, gw, served):
-    numbers = mobiles(1)
-    result = send(tmp_path, gw, contacts(tmp_path, numbers), "hi")
-    msgid = gw.accepted()[0].msgid
-    params = {**CREDS, "report": f"{msgid},2611251003,{numbers[0]},JA%3A0009"}
-    assert push(served.dlr, params).status == 200  # the value arrives as JA%3A0009
-    status = as_json(cli(tmp_path, "status", str(as_json(result)["campaign_id"]), "--json"))
-    assert status["reports"] == {"JA:0009": 1}
 
 
 def test_long_sms_one_report_per_part(tmp_path, gw, served):
@@ -609,11 +601,6 @@ def test_reports_import_xlsx_with_date_cells_and_push_counted_once(tmp_path, gw,
     assert [r["outcome"] for r in rows] == ["delivered", "delivered", "failed"]
     assert rows[1]["report_time"] == "2026-11-25T10:03:00+08:00"
     assert rows[2]["dlr_status"] == "ID:0101" and rows[2]["dlr_description"]
-
-
-def test_reports_import_missing_file_exits_3(tmp_path):
-    result = cli(tmp_path, "reports", "import", str(tmp_path / "nope.csv"), "--json")
-    assert result.returncode == 3
 
 
 # --------------------------------------------------------------------------- export
