@@ -212,6 +212,21 @@ def test_wrong_credentials_are_403_and_nothing_stored(store_url, caplog):
     assert "13900210021" not in server_log
 
 
+@pytest.mark.parametrize(
+    ("configured", "allowed", "refused"),
+    [
+        ({"pswd": "s3cret-push"}, {"receiver": "admin", "pswd": "s3cret-push"}, {"pswd": "x"}),
+        ({"receiver": "admin"}, {"receiver": "admin", "pswd": "any"}, {"receiver": "root"}),
+    ],
+)
+def test_only_the_configured_credential_is_checked(store_url, configured, allowed, refused):
+    push = {**DLR, "status": "DELIVRD"}
+    with Receiver(_settings(store_url, **configured)) as rx:
+        assert httpx.get(rx.dlr_url, params={**push, **refused}).status_code == 403
+        assert httpx.get(rx.dlr_url, params={**push, **allowed}).status_code == 200
+        assert len(_rows(rx.engine, reports)) == 1
+
+
 def test_mask_mobile():
     assert mask_mobile("13900210021") == "139****0021"
     assert mask_mobile("123") == "****"
