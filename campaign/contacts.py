@@ -82,12 +82,13 @@ def read_contacts(
     sheet: str | None = None,
     header_row: int | None = None,
     mobile_column: str | None = None,
+    what: str = "contact file",
 ) -> ContactList:
     """Read contact files (.xlsx/.xls/... workbooks, .csv) into one ContactList.
 
     `sheet` limits workbooks to that sheet; `header_row` (1-based, as a spreadsheet shows it)
     fixes the header row; `mobile_column` names the mobile column. Raises ContactsError for a
-    file that cannot be used, naming it.
+    file that cannot be used, naming it (as `what`: "contact file", "opt-out file", ...).
     """
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -98,10 +99,10 @@ def read_contacts(
     frames: list[pd.DataFrame] = []
     files: list[FileSummary] = []
     for path in paths:
-        grids = read_grids(path, sheet, what="contact file")
+        grids = read_grids(path, sheet, what=what)
         used = [grid for grid in grids if sheet is not None or _has_cells(grid)]
         if not used:
-            raise ContactsError(f"contact file {path} has no data: {_nothing_in(grids)}")
+            raise ContactsError(f"{what} {path} has no data: {_nothing_in(grids)}")
         read = [_read_grid(grid, str(path), header_row, mobile_column) for grid in used]
         if sheet is None and any(read):  # a header-only sheet beside others: nothing to read
             read = [result for result in read if result]

@@ -495,6 +495,8 @@ def test_optout_import(tmp_path, kind):
     assert json.loads(cli("optout", "list", "--json").stdout) == ["13900210021", "13900210022"]
     contacts = write_csv(tmp_path / "c.csv", "mobile\n13900210022\n13900210023\n")
     assert outcomes(plan_json(contacts, "-t", "hi")) == {"suppressed": 1, "ready": 1}
+    error = bad_input("optout", "import", tmp_path / "missing.csv")
+    assert "missing.csv" in error and "contact" not in error
 
 
 # --- unusable files and options -------------------------------------------------------------------

@@ -144,7 +144,11 @@ def import_file(
 
     settings = settings_from(config, db)
     contacts = read_contacts(
-        [Path(file)], sheet=sheet, header_row=header_row, mobile_column=mobile_column
+        [Path(file)],
+        sheet=sheet,
+        header_row=header_row,
+        mobile_column=mobile_column,
+        what="opt-out file",
     )
     frame = contacts.frame
     normalized = normalize_mobiles(frame["_mobile_raw"])
