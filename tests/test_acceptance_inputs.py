@@ -801,6 +801,9 @@ def test_tab_separated_unicode_text_with_commas_in_cells(tmp_path):
     header, rows = preview(path, "-t", "{姓名}{地址}")
     assert header[:3] == ["姓名", "手机号码", "地址"]
     assert [r["message"] for r in rows] == ["张三北京市,朝阳区", "李四上海"]
+    both = "姓名\t手机号码\t地址(省,市)\n张三\t13900210021\t北京,朝阳\n"
+    header, _ = preview(write_csv(tmp_path / "both.txt", both, "utf-16"), "-t", "hi")
+    assert header[:3] == ["姓名", "手机号码", "地址(省,市)"]
 
 
 def test_all_rows_invalid_is_bad_input_but_the_preview_shows_why(tmp_path):
