@@ -5,13 +5,16 @@ It records every raw request, checks it against the protocol to the letter and k
 every breach in `violations` (a test asserts that list is empty). Its answers are
 scripted: `script("103", "0", "drop", "garbage")` makes the next send requests answer
 those, in order; afterwards every request is accepted (or answers `default_code`).
+`without_balance` makes it a send-only gateway (QueryBalance is a 404);
+`balance_interval` answers 103 to a balance query sooner than that after the last one.
 
     with StrictGateway(account="003547", password="Sd123456") as gw:
         ...  # campaign send --gateway gw.url
-        gw.sends()          # accepted/refused send requests: form dicts (+ "msgid", "code")
+        gw.sends()          # RawRequest: .form, .mobiles, .answer, .msgid
+        gw.accepted()       # the sends answered 0
 
-Pushes to a receiver, as the platform does them: `push_report(url, ...)`,
-`push_reports_batched(url, ...)`, `push_mo(url, ...)` (GET query strings, or POST forms).
+Pushes to a receiver, as the platform does them: `push(url, report_params(...))`,
+`push(url, mo_params(...), method="POST")`, `push_raw_query(url, batched_report_query(...))`.
 """
 
 from __future__ import annotations
