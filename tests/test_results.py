@@ -216,3 +216,10 @@ def test_stopping_early_ends_the_read_ahead(engine):
     assert first.num_rows == 2
     chunks.close()
     assert not [t for t in threading.enumerate() if t.name == "results-read-ahead"]
+
+
+def test_cells_that_are_not_text_come_out_as_text(engine):
+    cid = add_campaign(engine, ["name", "points", "city"])
+    add_recipients(engine, cid, [Row(["a", 12, None], outcome="invalid", reason="r")])  # type: ignore[list-item]
+    frame = all_results(engine, cid)
+    assert frame.iloc[0, :3].tolist() == ["a", "12", ""]

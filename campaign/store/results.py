@@ -522,9 +522,10 @@ def _parse_cell_lists(cells: pa.Array) -> pa.Array:
         return _read_json_lines(data[int(bounds[0]) : int(bounds[-1])], _CELLS_SCHEMA)[
             "c"
         ].combine_chunks()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text (never written so): as text
         rows = json.loads("[" + ",".join(pc.fill_null(cells, "[]").to_pylist()) + "]")
-        return pa.array(rows, pa.list_(pa.string()))
+        texts = [[None if v is None else str(v) for v in row or []] for row in rows]
+        return pa.array(texts, pa.list_(pa.string()))
 
 
 def _frame_from_table(table: pa.Table, columns: list[str]) -> pd.DataFrame:
