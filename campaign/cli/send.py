@@ -323,17 +323,27 @@ def _counts(counts: dict[str, int]) -> str:
 def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
     from campaign.store.batches import batch_figures
     from campaign.store.campaigns import get_campaign
-    from campaign.store.results import outcome_counts, report_status_counts, unmatched_reports
+    from campaign.store.results import (
+        outcome_counts,
+        report_status_counts,
+        unknown_msgid_reports,
+        unmatched_reports,
+    )
     from campaign.store.workers import live_workers
 
     record = get_campaign(engine, ref)
     figures = batch_figures(engine, record.id)
+    in_campaign, unknown_msgid = unmatched_reports(engine, record.id), unknown_msgid_reports(engine)
     data = {
         **record.brief(),
         "workers": live_workers(engine, record.id),
         "outcomes": outcome_counts(engine, record.id),
         "reports": report_status_counts(engine, record.id),
-        "unmatched_reports": unmatched_reports(engine, record.id),
+        # reports nobody could match: this campaign's msgids with a mobile not in that
+        # request, plus reports whose msgid no campaign issued (kept, never dropped)
+        "unmatched_reports": in_campaign + unknown_msgid,
+        "unmatched_in_campaign": in_campaign,
+        "unmatched_unknown_msgid": unknown_msgid,
         "batches": {state: f["batches"] for state, f in figures.items()},
         "recipients": sum(f["recipients"] for f in figures.values()),
         "requests": sum(f["batches"] for f in figures.values()),
@@ -355,7 +365,11 @@ def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
     typer.echo("  outcomes: " + _counts(data["outcomes"]))
     typer.echo("  requests: " + _counts(data["batches"]))
     typer.echo("  reports: " + _counts(data["reports"]))
-    typer.echo(f"  unmatched reports: {data['unmatched_reports']}")
+    typer.echo(
+        f"  unmatched reports: {data['unmatched_reports']} "
+        f"({in_campaign} of this campaign's requests, {unknown_msgid} with a msgid no "
+        "campaign issued)"
+    )
 
 
 def _list_status(engine: Engine, json_output: bool) -> None:

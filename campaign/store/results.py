@@ -691,6 +691,14 @@ def unmatched_reports(engine: Engine, campaign_id: int | None = None) -> int:
         return int(conn.execute(query).scalar() or 0)
 
 
+def unknown_msgid_reports(engine: Engine) -> int:
+    """Stored reports whose msgid no request of any campaign carries (yet)."""
+    known = select(batches.c.msgid).where(batches.c.msgid.is_not(None))
+    query = select(func.count()).select_from(reports).where(reports.c.msgid.not_in(known))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
 @dataclass(frozen=True)
 class SegmentTotals:
     planned: int  # billed parts of every row the plan would send (ready rows)
