@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# campaign first, as in the `campaign` command: it sets Arrow's allocator option
+# campaign first, as in the `campaign` command: it chooses Arrow's memory pool
 # (campaign/__init__.py), which only counts before pyarrow loads.
-# MIMALLOC_ALLOW_LARGE_OS_PAGES=0 in the environment measures without it.
+# ARROW_DEFAULT_MEMORY_POOL=mimalloc in the environment measures with Arrow's default pool.
 import campaign  # noqa: E402, F401, I001
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
