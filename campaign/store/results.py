@@ -60,23 +60,15 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from campaign.errors import UsageError
 from campaign.gateway.protocol import report_status_info, submit_code_info
+from campaign.plan import OUTCOMES as ALL_OUTCOMES
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.schema import batches, recipients, reports
 
 DELIVERED_STATUS = "DELIVRD"
 
-#: Outcome values of the result spreadsheet (SPEC), in the order they are shown.
-OUTCOMES: tuple[str, ...] = (
-    "delivered",
-    "failed",
-    "pending",
-    "rejected",
-    "unknown",
-    "invalid",
-    "duplicate",
-    "suppressed",
-    "unsent",
-)
+#: Outcome values of the result spreadsheet (SPEC), in the order they are shown: the
+#: plan's, less `ready` (which only a plan shows).
+OUTCOMES: tuple[str, ...] = tuple(o for o in ALL_OUTCOMES if o != "ready")
 #: Outcomes of rows the gateway accepted: these are the billed ones.
 ACCEPTED_OUTCOMES: tuple[str, ...] = ("delivered", "failed", "pending")
 
