@@ -45,6 +45,21 @@ GatewayOption = Annotated[
         show_default=False,
     ),
 ]
+TemplateOption = Annotated[
+    str,
+    typer.Option("--template", "-t", help="Template file, or the text itself.", show_default=False),
+]
+SheetOption = Annotated[
+    str | None, typer.Option("--sheet", help="Sheet of the workbooks.", show_default=False)
+]
+HeaderRowOption = Annotated[
+    int | None,
+    typer.Option("--header-row", help="Row number of the header (1-based).", show_default=False),
+]
+MobileColumnOption = Annotated[
+    str | None,
+    typer.Option("--mobile-column", help="Header of the mobile column.", show_default=False),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print exactly one JSON object on stdout, nothing else.")
 ]

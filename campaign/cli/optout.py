@@ -11,7 +11,10 @@ from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
     DbOption,
+    HeaderRowOption,
     JsonOption,
+    MobileColumnOption,
+    SheetOption,
     handle_errors,
     info,
     print_json,
@@ -120,19 +123,9 @@ def list_numbers(
 @handle_errors
 def import_file(
     file: Annotated[str, typer.Argument(help="CSV/XLSX file with a mobile column.")],
-    mobile_column: Annotated[
-        str | None,
-        typer.Option("--mobile-column", help="Header of the mobile column.", show_default=False),
-    ] = None,
-    sheet: Annotated[
-        str | None, typer.Option("--sheet", help="Sheet of the workbook.", show_default=False)
-    ] = None,
-    header_row: Annotated[
-        int | None,
-        typer.Option(
-            "--header-row", help="Row number of the header (1-based).", show_default=False
-        ),
-    ] = None,
+    mobile_column: MobileColumnOption = None,
+    sheet: SheetOption = None,
+    header_row: HeaderRowOption = None,
     config: ConfigOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,

@@ -11,7 +11,11 @@ from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
     DbOption,
+    HeaderRowOption,
     JsonOption,
+    MobileColumnOption,
+    SheetOption,
+    TemplateOption,
     handle_errors,
     info,
     print_json,
@@ -22,21 +26,6 @@ Reasons = dict[str, list[tuple[str, int]]]  # outcome -> [(reason, rows), ...]
 ContactsArg = Annotated[
     list[str],
     typer.Argument(metavar="CONTACTS", help="Contact files (xlsx, xls, csv).", show_default=False),
-]
-TemplateOption = Annotated[
-    str,
-    typer.Option("--template", "-t", help="Template file, or the text itself.", show_default=False),
-]
-SheetOption = Annotated[
-    str | None, typer.Option("--sheet", help="Sheet of the workbooks.", show_default=False)
-]
-HeaderRowOption = Annotated[
-    int | None,
-    typer.Option("--header-row", help="Row number of the header (1-based).", show_default=False),
-]
-MobileColumnOption = Annotated[
-    str | None,
-    typer.Option("--mobile-column", help="Header of the mobile column.", show_default=False),
 ]
 
 

@@ -17,7 +17,11 @@ from campaign.cli.common import (
     ConfigOption,
     DbOption,
     GatewayOption,
+    HeaderRowOption,
     JsonOption,
+    MobileColumnOption,
+    SheetOption,
+    TemplateOption,
     fail,
     handle_errors,
     info,
@@ -45,17 +49,11 @@ CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).", show_
 @handle_errors
 def send(
     contacts: Annotated[list[Path], typer.Argument(help="Contact files (xlsx, xls, csv).")],
-    template: Annotated[
-        str, typer.Option("--template", "-t", help="Template file, or the text itself.")
-    ],
+    template: TemplateOption,
     name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of the workbooks.")] = None,
-    header_row: Annotated[
-        int | None, typer.Option("--header-row", help="Row number of the header (1-based).")
-    ] = None,
-    mobile_column: Annotated[
-        str | None, typer.Option("--mobile-column", help="Header of the mobile column.")
-    ] = None,
+    sheet: SheetOption = None,
+    header_row: HeaderRowOption = None,
+    mobile_column: MobileColumnOption = None,
     config: ConfigOption = None,
     db: DbOption = None,
     gateway: GatewayOption = None,
