@@ -273,6 +273,12 @@ def test_confirmation_on_a_terminal(sqlite_url, tmp_path, sim, monkeypatch):
     assert declined.exit_code == 0, declined.output
     assert "Send 12 recipients in 12 requests (12 billed segments)?" in declined.stderr
     assert _campaign_count(sqlite_url) == 0 and sim.received() == []
+    declined_json = runner.invoke(app, [*args, "--json"], input="n\n", env=_env(sim))
+    assert declined_json.exit_code == 0, declined_json.output
+    shown = json.loads(declined_json.stdout.splitlines()[-1])  # the runner echoes the answer
+    assert shown["campaign_id"] is None and shown["declined"] is True
+    assert shown["recipients"] == 12 and shown["requests"] == 12
+    assert _campaign_count(sqlite_url) == 0 and sim.received() == []
     accepted = runner.invoke(app, args, input="y\n", env=_env(sim))
     assert accepted.exit_code == 0, accepted.output
     assert _campaign_count(sqlite_url) == 1 and len(sim.received()) == 12

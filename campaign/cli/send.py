@@ -73,6 +73,8 @@ def send(
     figures = plan.summary()
     if is_terminal() and not yes and not _confirm(figures):
         info("nothing stored, nothing sent")
+        if json_output:  # still exactly one JSON object for a script reading stdout
+            print_json({"campaign_id": None, "declined": True, **_plan_keys(figures)})
         return
     engine = open_store(settings.store_url)  # only now: bad input leaves no store behind
     try:
@@ -180,6 +182,10 @@ def _make_plan(
     contacts = read_contacts(paths, sheet=sheet, header_row=header_row, mobile_column=mobile_column)
     text = load_template(template)
     return make_plan(contacts, text, plan_options(settings), read_suppressed(settings.store_url))
+
+
+def _plan_keys(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: figures[k] for k in ("outcomes", "recipients", "requests", "segments")}
 
 
 def _confirm(figures: dict[str, Any]) -> bool:
