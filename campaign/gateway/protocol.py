@@ -12,6 +12,7 @@ after the request was sent does not tell whether the batch was sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -338,35 +339,12 @@ def _looks_html(body: str) -> bool:
     return head.startswith("<") or "<html" in head or "<!doctype" in head
 
 
-def parse_submit_response(http_status: int, body: str, needstatus: bool) -> SubmitResult:
-    """Classify the answer to HttpBatchSendSM; strict: anything malformed is Ambiguous."""
-    maybe = "the batch may have been sent"
-    problem = _precheck(http_status, body, maybe)
-    if problem:
-        return problem
-    lines = _lines(body)
-    status = _STATUS_LINE.match(lines[0])
-    if not status:
-        return Ambiguous(f"unexpected first line {_snippet(lines[0])}; {maybe}")
-    response_time, code = status.group(1), status.group(2)
-    if code != "0":
-        if len(lines) > 1:
-            return Ambiguous(f"code {code} followed by unexpected lines; {maybe}")
-        return Refused(code, submit_code_info(code), response_time)
-    if len(lines) > 2:
-        return Ambiguous(f"unexpected extra lines after the msgid; {maybe}")
-    if len(lines) == 2:
-        if not _MSGID.match(lines[1]):
-            return Ambiguous(f"code 0 with a malformed msgid {_snippet(lines[1])}; {maybe}")
-        return Accepted(lines[1], response_time)
-    if needstatus:
-        return Ambiguous(f"code 0 without a msgid although reports were requested; {maybe}")
-    return Accepted("", response_time)
+def _accepted_lines(
+    http_status: int, body: str, what: str, meaning: Callable[[str], CodeInfo]
+) -> Ambiguous | Refused | tuple[str, list[str]]:
+    """What both answers share: the HTTP and body checks, the `TIME,CODE` line, a refusal.
 
-
-def parse_balance_response(http_status: int, body: str) -> BalanceResult:
-    """Classify the answer to QueryBalance; strict like `parse_submit_response`."""
-    what = "no balance"
+    For code 0: (response time, the lines after the status line)."""
     problem = _precheck(http_status, body, what)
     if problem:
         return problem
@@ -378,9 +356,37 @@ def parse_balance_response(http_status: int, body: str) -> BalanceResult:
     if code != "0":
         if len(lines) > 1:
             return Ambiguous(f"code {code} followed by unexpected lines; {what}")
-        return Refused(code, balance_code_info(code), response_time)
+        return Refused(code, meaning(code), response_time)
+    return response_time, lines[1:]
+
+
+def parse_submit_response(http_status: int, body: str, needstatus: bool) -> SubmitResult:
+    """Classify the answer to HttpBatchSendSM; strict: anything malformed is Ambiguous."""
+    maybe = "the batch may have been sent"
+    head = _accepted_lines(http_status, body, maybe, submit_code_info)
+    if not isinstance(head, tuple):
+        return head
+    response_time, rest = head
+    if len(rest) > 1:
+        return Ambiguous(f"unexpected extra lines after the msgid; {maybe}")
+    if rest:
+        if not _MSGID.match(rest[0]):
+            return Ambiguous(f"code 0 with a malformed msgid {_snippet(rest[0])}; {maybe}")
+        return Accepted(rest[0], response_time)
+    if needstatus:
+        return Ambiguous(f"code 0 without a msgid although reports were requested; {maybe}")
+    return Accepted("", response_time)
+
+
+def parse_balance_response(http_status: int, body: str) -> BalanceResult:
+    """Classify the answer to QueryBalance; strict like `parse_submit_response`."""
+    what = "no balance"
+    head = _accepted_lines(http_status, body, what, balance_code_info)
+    if not isinstance(head, tuple):
+        return head
+    response_time, rest = head
     products: dict[str, int] = {}
-    for line in lines[1:]:
+    for line in rest:
         match = _PRODUCT_LINE.match(line)
         if not match:
             return Ambiguous(f"malformed product line {_snippet(line)}; {what}")
