@@ -34,7 +34,7 @@ from typing import IO, Any
 from sqlalchemy import Engine
 
 from campaign.config import JobSettings, Settings
-from campaign.errors import CampaignError, ExitCode
+from campaign.errors import CampaignError, ConfigError, ExitCode
 from campaign.timeutil import CHINA, china_now
 
 log = logging.getLogger("campaign.jobs")
@@ -108,8 +108,11 @@ class AlreadyRunning(Exception):
 @contextmanager
 def run_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive, non-blocking flock on `path` (released if the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = path.open("a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle: IO[str] = path.open("a+")
+    except OSError as exc:
+        raise ConfigError(f"the run lock {path} cannot be written: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -188,7 +191,16 @@ def _import_inbox(engine: Engine, settings: Settings, inbox: Path, result: JobRe
         _move(path, inbox / "done")
 
 
-def _move(path: Path, folder: Path) -> Path:
+def _move(path: Path, folder: Path) -> Path | None:
+    """Move a handled report file aside; a failure only logs (importing again is harmless)."""
+    try:
+        return _move_into(path, folder)
+    except OSError as exc:
+        log.warning("%s could not be moved to %s: %s", path, folder, exc.strerror)
+        return None
+
+
+def _move_into(path: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
     n = 1
@@ -231,7 +243,13 @@ def _create_new_campaigns(
     from campaign.store.jobs import find_job_campaign
 
     for path in contact_files(job.contacts):
-        key = content_key(path)
+        try:
+            key = content_key(path)
+        except OSError as exc:
+            log.error("job %s: %s cannot be read: %s", job.name, path, exc.strerror)
+            result.problems.append(f"{path.name}: cannot be read ({exc.strerror})")
+            result.worse(ExitCode.BAD_INPUT)
+            continue
         if find_job_campaign(engine, job.name, key) is not None:
             continue
         try:

@@ -225,3 +225,20 @@ def test_killed_run_restarts_without_double_sends(tmp_path):
 @pytest.mark.parametrize("name", ["weekly a.csv", "a/b:c*?.csv"])
 def test_export_names_are_safe(name):
     assert "/" not in export_name(name) and export_name(name).endswith(".xlsx")
+
+
+def test_unwritable_log_or_lock_is_bad_config_not_a_traceback(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    for section in (
+        f'[run]\nlog = "{blocker}/sub/campaign.log"\n',
+        f'[run]\nlock = "{blocker}/sub/campaign.lock"\n',
+    ):
+        config = tmp_path / "c.toml"
+        config.write_text(
+            section + '\n[[job]]\nname = "x"\ncontacts = "in/*.csv"\ntemplate = "hi"\n',
+            encoding="utf-8",
+        )
+        result = invoke(config)
+        assert result.exit_code == 3, result.output
+        assert "cannot be written" in result.stderr

@@ -22,8 +22,11 @@ def _setup_logging(log_file: Path | None) -> list[logging.Handler]:
     logger.setLevel(logging.INFO)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"run.log {log_file} cannot be written: {exc.strerror}") from None
     for handler in handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)
