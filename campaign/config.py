@@ -156,6 +156,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text (TOML must be UTF-8)") from None
 
 
 def load_settings(
@@ -271,19 +273,23 @@ def _job(raw: Any, base: Path, number: int) -> JobSettings:
         name=_str(raw["name"], f"{where}.name"),
         contacts=str(base / _str(raw["contacts"], f"{where}.contacts")),
         template=str(template_path) if template_path.exists() else template,
-        inbox=base / raw["inbox"] if raw.get("inbox") else None,
-        export=base / raw["export"] if raw.get("export") else None,
-        send_at=parse_clock(raw["send_at"], f"{where}.send_at") if raw.get("send_at") else None,
-        not_after=(
-            parse_clock(raw["not_after"], f"{where}.not_after") if raw.get("not_after") else None
-        ),
+        inbox=base / _str(raw["inbox"], f"{where}.inbox") if raw.get("inbox") else None,
+        export=base / _str(raw["export"], f"{where}.export") if raw.get("export") else None,
+        send_at=_job_clock(raw, "send_at", where),
+        not_after=_job_clock(raw, "not_after", where),
         max_per_day=max_per_day,
         send_window=(
-            parse_window(raw["send_window"], f"{where}.send_window")
+            parse_window(_str(raw["send_window"], f"{where}.send_window"), f"{where}.send_window")
             if raw.get("send_window")
             else None
         ),
     )
+
+
+def _job_clock(raw: dict[str, Any], key: str, where: str) -> time | None:
+    if not raw.get(key):
+        return None
+    return parse_clock(_str(raw[key], f"{where}.{key}"), f"{where}.{key}")
 
 
 def _table(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -134,3 +134,29 @@ def test_default_store_is_here_or_beside_config_for_run(tmp_path, monkeypatch):
     assert load_settings(config, env={}).store_url == f"sqlite:///{work / 'campaign.db'}"
     beside = load_settings(config, env={}, store_beside_config=True)
     assert beside.store_url == f"sqlite:///{tmp_path / 'campaign.db'}"
+
+
+def test_config_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'[gateway]\naccount = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("inbox = 5", "inbox"),
+        ("export = [1]", "export"),
+        ("send_at = 9", "send_at"),
+        ("not_after = 20", "not_after"),
+        ("send_window = 8", "send_window"),
+    ],
+)
+def test_job_key_of_wrong_type_is_a_config_error(tmp_path, line, key):
+    path = write(
+        tmp_path / "c.toml",
+        f'[[job]]\nname = "a"\ncontacts = "x.csv"\ntemplate = "hi"\n{line}\n',
+    )
+    with pytest.raises(ConfigError, match=rf"\[\[job\]\] #1\.{key} must be a string"):
+        load_settings(path, env={})
