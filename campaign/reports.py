@@ -65,7 +65,10 @@ def parse_report_time(text: str) -> str | None:
     offset = CHINA_OFFSET if not tz else _offset(tz)
     if offset is None:
         return None
-    return moment.replace(tzinfo=offset).astimezone(CHINA_OFFSET).isoformat()
+    try:  # year 1 at +14:00 or 9999-12-31 at -10:00 has no China time
+        return moment.replace(tzinfo=offset).astimezone(CHINA_OFFSET).isoformat()
+    except OverflowError:
+        return None
 
 
 def _moment(match: re.Match[str]) -> datetime:

@@ -130,6 +130,7 @@ def test_repeated_push_is_stored_once(rx):
         ({**DLR, "reportTime": "2613251002", "status": "DELIVRD"}, "not a real time"),
         ({**DLR, "reportTime": "2611312400", "status": "DELIVRD"}, "not a real time"),
         ({**DLR, "reportTime": "yesterday", "status": "DELIVRD"}, "not a real time"),
+        ({**DLR, "reportTime": "0001-01-01 00:00+14:00", "status": "X"}, "not a real time"),
         ({**DLR, "mobile": "139-abc", "status": "DELIVRD"}, "mobile is not a number"),
         ({**DLR, "status": "S" * 65}, "too long"),
         ({"report": "1,2611251002,13900210021"}, "4 fields"),

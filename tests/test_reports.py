@@ -43,7 +43,8 @@ def test_every_form_of_one_time_is_the_same_canonical_string(text):
 @pytest.mark.parametrize(
     "text",
     ["", "yesterday", "2613251002", "2602301002", "2611252400", "2611251060", "261125100",
-     "2026-11-31 10:00", "2026-11-25 10:02:00+25:00", "12345678901234567"],
+     "2026-11-31 10:00", "2026-11-25 10:02:00+25:00", "12345678901234567",
+     "0001-01-01 00:00+14:00", "9999-12-31 23:59-10:00"],
 )  # fmt: skip
 def test_impossible_times_are_none(text):
     assert parse_report_time(text) is None
