@@ -57,6 +57,9 @@ MOBILE_HEADERS = (
 MOBILE_HEADER_PARTS = ("手机", "mobile", "cellphone", "移动电话", "联系电话", "电话", "phone")
 
 _BLANK = r"^[\s\p{Z}\x{200b}-\x{200d}\x{2060}\x{feff}]*$"
+# A cell holding a phone-like number (7+ digits and separators only: "021-12345678", a mobile
+# a digit short): such a row is data, never a header.
+_NUMBER_CHARS = re.compile(r"[\d\s().+-]+")
 _STR = pd.StringDtype("pyarrow", na_value=float("nan"))
 
 
@@ -186,15 +189,25 @@ def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
     width = max(_filled(cells) for _, cells in candidates)
     needed = max(min(2, width), math.ceil(width / 2))
     holds_mobile = _rows_holding_mobiles([cells for _, cells in candidates])
-    for (index, cells), data in zip(candidates, holds_mobile, strict=True):
-        if data:  # the header is above the first row holding a mobile
+    is_data = [
+        mobile or any(_phone_like(cell) for cell in cells)
+        for mobile, (_, cells) in zip(holds_mobile, candidates, strict=True)
+    ]
+    for (index, cells), data in zip(candidates, is_data, strict=True):
+        if data:  # the header is above the first row holding a mobile (or another number)
             break
         if _filled(cells) >= needed and any(_mobile_header_rank(c) is not None for c in cells):
             return index, True  # "手机号码（必填）" under a caption of two cells
+    # The first full row is the header, unless a row holding a number comes first: then that
+    # row is the first data row (no header), and nothing below a caption is skipped.
     position, (index, cells) = next(
-        (p, (i, c)) for p, (i, c) in enumerate(candidates) if _filled(c) >= needed
+        (p, (i, c)) for p, (i, c) in enumerate(candidates) if is_data[p] or _filled(c) >= needed
     )
-    return index, not holds_mobile[position]  # a row holding a mobile is data: no header
+    return index, not is_data[position]
+
+
+def _phone_like(cell: str) -> bool:
+    return _NUMBER_CHARS.fullmatch(cell) is not None and sum(c.isdigit() for c in cell) >= 7
 
 
 def _rows_holding_mobiles(rows: list[list[str]]) -> list[bool]:

@@ -425,3 +425,17 @@ def test_frame_columns_are_pandas_strings(tmp_path):
     frame = read_contacts([path]).frame
     assert frame["手机"].dtype == pd.StringDtype("pyarrow", na_value=float("nan"))
     assert frame["_source"].dtype == frame["手机"].dtype
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "张三,1390021002\n李四,13900210022\n王五,13900210023\n",  # first mobile a digit short
+        "张三,021-12345678\n李四,13900210022\n",  # first number a landline
+        "13900210021,\n13900210022,李四\n",  # first row sparser than the rest
+    ],
+)
+def test_a_headerless_first_row_is_data_not_lost(tmp_path, text):
+    contacts = read_contacts([write_csv(tmp_path / "c.csv", text)])
+    assert contacts.columns == ["column_A", "column_B"]
+    assert column(contacts, "_source_row") == list(range(1, text.count("\n") + 1))
