@@ -400,3 +400,33 @@ def test_one_client_shared_by_threads(sim: Simulator, client: GatewayClient) -> 
         thread.join()
     assert len(set(msgids)) == 200
     assert len(sim.received()) == 200
+
+
+def _tls_error(inner: BaseException) -> requests.exceptions.SSLError:
+    """As requests raises it: SSLError(MaxRetryError(reason=urllib3 SSLError(ssl error)))."""
+    from urllib3.exceptions import MaxRetryError
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+
+    wrapped = Urllib3SSLError(inner)
+    return requests.exceptions.SSLError(MaxRetryError(None, "/", wrapped))  # type: ignore[arg-type]
+
+
+def test_a_tls_error_after_the_request_left_is_ambiguous_not_retried() -> None:
+    """urllib3 wraps every ssl error as SSLError, also an EOF while reading the answer."""
+    import ssl
+
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    assert isinstance(classify_exception(_tls_error(eof)), Ambiguous)
+    assert isinstance(
+        classify_exception(_tls_error(ssl.SSLZeroReturnError(6, "closed"))), Ambiguous
+    )
+
+
+def test_a_failed_tls_handshake_is_not_sent() -> None:
+    import ssl
+
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert isinstance(classify_exception(_tls_error(verify)), NotSent)
+    version = ssl.SSLError(1, "wrong version number")
+    version.reason = "WRONG_VERSION_NUMBER"  # type: ignore[misc]
+    assert isinstance(classify_exception(_tls_error(version)), NotSent)

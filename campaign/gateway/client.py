@@ -15,6 +15,7 @@ a reason text.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from typing import TypeVar
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
+from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatch
 
 from campaign.config import GatewaySettings
 from campaign.gateway.protocol import (
@@ -201,7 +203,7 @@ def classify_exception(exc: BaseException) -> NotSent | Ambiguous:
     name = type(exc).__name__
     if isinstance(exc, requests.ConnectTimeout):
         return NotSent(f"could not connect to the gateway (connect timeout): {_cause(exc)}")
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) and _handshake_failed(exc):
         return NotSent(f"TLS handshake with the gateway failed: {_cause(exc)}")
     if isinstance(exc, _NOT_SENT_ERRORS):
         return NotSent(f"invalid gateway URL ({name})")
@@ -226,6 +228,31 @@ def _chain(exc: BaseException) -> list[BaseException]:
         stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
         stack.extend(item.args)
     return seen
+
+
+# TLS errors that only a handshake raises. urllib3 wraps ANY ssl error as SSLError, also one
+# while the request is written or the answer read (an EOF on a dropped keep-alive
+# connection): that one may have been sent, so it is Ambiguous, never retried.
+_HANDSHAKE_REASONS = frozenset(
+    {
+        "CERTIFICATE_VERIFY_FAILED",
+        "NO_PROTOCOLS_AVAILABLE",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "UNSUPPORTED_PROTOCOL",
+        "WRONG_VERSION_NUMBER",
+    }
+)
+
+
+def _handshake_failed(exc: BaseException) -> bool:
+    for item in _chain(exc):
+        if isinstance(item, ssl.SSLCertVerificationError | HostnameMismatch):
+            return True
+        if isinstance(item, ssl.SSLError) and getattr(item, "reason", None) in _HANDSHAKE_REASONS:
+            return True
+    return False
 
 
 def _failed_to_connect(exc: BaseException) -> bool:
