@@ -115,8 +115,8 @@ class StoreWriter:
             self._write(group)
         except Exception as exc:
             self._drop_connection()
-            if len(group) == 1:
-                log.error("could not store a push: %s", first_line(exc))
+            if len(group) == 1 or _store_wide(exc):
+                log.error("could not store %d push(es): %s", len(group), first_line(exc))
                 _settle(group, exc)
                 return
             for work in group:  # one bad push must not sink the others
@@ -194,6 +194,21 @@ def suppress_blacklisted(conn: Connection, rows: Iterable[ReportRow]) -> int:
         suppression.add_in(conn, mobiles, BLACKLIST_REASON, f"report status {status}")
         for status, mobiles in by_status.items()
     )
+
+
+#: SQLite's primary result codes of a store that cannot take any write just now (busy,
+#: locked, read-only, I/O error, corrupt, full, cannot open): not the fault of one push.
+_SQLITE_STORE_WIDE = frozenset({5, 6, 8, 10, 11, 13, 14})
+
+
+def _store_wide(exc: BaseException) -> bool:
+    """True when a failed group failed because of the store, not of one of its pushes:
+    retrying the pushes one at a time would repeat the failure (and its 30 s busy wait)
+    once per push."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _SQLITE_STORE_WIDE
 
 
 def _settle(group: list[Work], error: BaseException | None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,6 +20,7 @@ from campaign.gateway.client import GatewayClient
 from campaign.gateway.protocol import Accepted
 from campaign.gateway.simulator import Simulator
 from campaign.receiver import Receiver, mask_mobile
+from campaign.receiver_writer import StoreWriter, Work
 from campaign.store import open_store
 from campaign.store.inbound import inbound_messages
 from campaign.store.results import unmatched_reports
@@ -384,3 +387,42 @@ def test_an_optout_from_a_number_that_is_no_mobile_is_kept_but_not_listed(store_
         with rx.engine.connect() as conn:
             assert [m["is_optout"] for m in inbound_messages(conn)] == [True]
         assert _rows(rx.engine, suppression) == []
+
+
+def _failing_group(sqlite_url: str, monkeypatch, error: Exception) -> tuple[list[int], list]:
+    """Commit a group of 5 pushes whose writes all raise `error`: the sizes of the writes
+    tried, and what each push's future got."""
+    engine = open_store(sqlite_url)
+    writer = StoreWriter(engine, _settings(sqlite_url))
+    tried: list[int] = []
+
+    def failing(group: list[Work]) -> None:
+        tried.append(len(group))
+        raise error
+
+    monkeypatch.setattr(writer, "_write", failing)
+    loop = asyncio.new_event_loop()
+    try:
+        group = [Work([], None, loop.create_future()) for _ in range(5)]
+        writer._commit_group(group)
+        loop.run_until_complete(asyncio.sleep(0))  # run the settling callbacks
+        return tried, [work.future.exception() for work in group]
+    finally:
+        loop.close()
+        engine.dispose()
+
+
+def test_a_locked_store_fails_the_group_once_not_push_by_push(sqlite_url, monkeypatch):
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    error = sa.exc.OperationalError("INSERT", {}, locked)
+    tried, outcomes = _failing_group(sqlite_url, monkeypatch, error)
+    assert tried == [5]  # not 5 more waits of the busy timeout, one per push
+    assert all(outcome is error for outcome in outcomes)
+
+
+def test_a_bad_push_in_a_group_is_retried_alone(sqlite_url, monkeypatch):
+    error = sa.exc.IntegrityError("INSERT", {}, sqlite3.IntegrityError("constraint"))
+    tried, outcomes = _failing_group(sqlite_url, monkeypatch, error)
+    assert tried == [5, 1, 1, 1, 1, 1]
+    assert all(outcome is error for outcome in outcomes)
