@@ -152,3 +152,11 @@ def test_read_suppressed(tmp_path, store_url):
     sup.add(engine, ["13800138000"])
     engine.dispose()
     assert sup.read_suppressed(store_url) == {"13800138000"}
+
+
+@pytest.mark.parametrize("command", ["add", "remove"])
+def test_optout_with_an_unparseable_store_url_is_bad_input(command):
+    result = runner.invoke(app, ["optout", command, "13900139000", "--db", "://nothing"])
+    assert result.exit_code == 3, result.output
+    assert "Error: the store URL" in result.output
+    assert "unexpected" not in result.output

@@ -184,13 +184,7 @@ def _report_invalid(rows: pd.DataFrame, reasons: pd.Series) -> None:
 
 def _existing_store(url: str) -> Engine | None:
     """The store at `url` if there is one (a missing SQLite file is not created)."""
-    from sqlalchemy.engine import make_url
-
     from campaign.store import open_store
+    from campaign.store.suppression import store_exists
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not Path(database).is_file():
-            return None
-    return open_store(url)
+    return open_store(url) if store_exists(url) else None

@@ -107,14 +107,8 @@ def count(engine: Engine) -> int:
 def read_suppressed(url: str) -> set[str]:
     """The suppression list of the store at `url`, touching nothing: no store file or table
     is created (a SQLite file that does not exist is an empty list), nothing is written."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"the store URL {safe_url(url)} is not usable") from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if not database or database == ":memory:" or not Path(database).is_file():
-            return set()
+    if not store_exists(url):
+        return set()
     try:
         engine = create_engine(url)
     except (ArgumentError, ImportError, ValueError) as exc:
@@ -130,6 +124,19 @@ def read_suppressed(url: str) -> set[str]:
         raise StoreError(f"the store {safe_url(url)} does not open: {detail}") from None
     finally:
         engine.dispose()
+
+
+def store_exists(url: str) -> bool:
+    """False for a SQLite store whose file does not exist (or an in-memory one): there is
+    nothing to read, and opening it would create it. StoreError for a URL that does not parse."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"the store URL {safe_url(url)} is not usable") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        return bool(database) and database != ":memory:" and Path(database).is_file()
+    return True
 
 
 def _insert_for(conn: Connection) -> postgresql.Insert | sqlite.Insert:
