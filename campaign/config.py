@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import time
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,8 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     receiver_raw = dict(_table(data, "receiver"))
     keywords = receiver_raw.pop("optout_keywords", None)
     receiver = _section(ReceiverSettings, receiver_raw, "receiver")
+    if receiver.port > 65535:  # the socket would silently take the port modulo 65536
+        raise ConfigError(f"receiver.port must be a port number 0-65535, not {receiver.port}")
     if keywords is not None:
         if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
             raise ConfigError("receiver.optout_keywords must be a list of strings")
@@ -322,7 +325,7 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             raise ConfigError(f"{key} must be a whole number >= 0")
         return value
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
             raise ConfigError(f"{key} must be a number >= 0")
         return float(value)
     if isinstance(value, int) and not isinstance(value, bool):

@@ -160,3 +160,16 @@ def test_job_key_of_wrong_type_is_a_config_error(tmp_path, line, key):
     )
     with pytest.raises(ConfigError, match=rf"\[\[job\]\] #1\.{key} must be a string"):
         load_settings(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[receiver]\nport = 99999\n", "receiver.port must be a port number"),
+        ("[gateway]\ntimeout = nan\n", "gateway.timeout must be a number"),
+        ("[gateway]\nrate = inf\n", "gateway.rate must be a number"),
+    ],
+)
+def test_out_of_range_numbers_are_config_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path / "c.toml", text), env={})
