@@ -205,13 +205,14 @@ def import_report_file(
     from campaign.report_files import read_report_file
 
     read = read_report_file(path)
-    valid = read.valid.sort_values(list(REPORT_KEY), ignore_index=True)  # index order
+    valid = _in_key_order(read.valid)  # index order
     new = 0
     for start in range(0, len(valid), IMPORT_CHUNK):
         # one transaction per chunk: a receiver on the same SQLite store waits for a
         # chunk, not the whole file; a crash in between is repaired by importing again
         with engine.begin() as conn:
-            new += insert_report_frame(conn, valid.iloc[start : start + IMPORT_CHUNK])
+            chunk = valid.iloc[start : start + IMPORT_CHUNK]
+            new += insert_report_frame(conn, chunk, ordered=True)
     with engine.begin() as conn:
         unmatched = count_unmatched(conn, valid["msgid"], valid["mobile"])
         if suppress_blacklisted:
@@ -220,6 +221,15 @@ def import_report_file(
         zip(read.malformed["row"].tolist(), read.malformed["reason"].tolist(), strict=True)
     )
     return ImportSummary(read.source, new, len(valid) - new, len(rows), unmatched, rows)
+
+
+def _in_key_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` sorted by REPORT_KEY, by Arrow (text keys: several times faster than pandas)."""
+    if len(frame) < 2:
+        return frame.reset_index(drop=True)
+    keys = pa.Table.from_pandas(frame[list(REPORT_KEY)], preserve_index=False)
+    order = pc.sort_indices(keys, [(key, "ascending") for key in REPORT_KEY])
+    return frame.take(order.to_numpy()).reset_index(drop=True)
 
 
 def _suppress_blacklisted(conn: Connection, valid: pd.DataFrame) -> None:

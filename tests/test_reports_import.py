@@ -268,3 +268,26 @@ def test_import_in_several_transactions_counts_the_same(tmp_path, store_url, mon
     assert (first.imported, first.repeated, first.malformed) == (3, 1, 4)
     assert (second.imported, second.repeated) == (0, 4)
     assert [row for row, _reason in first.malformed_rows] == [4, 5, 7, 8]
+
+
+def test_reports_are_put_in_key_order_once_like_pandas_would():
+    import pandas as pd
+
+    from campaign import reports as module
+    from campaign.store.reports import REPORT_KEY
+
+    frame = pd.DataFrame(
+        {
+            "msgid": ["9", "10", "9", "10", "9"],
+            "mobile": ["13900000002", "13900000001", "13900000001", "13900000001", "+85212345"],
+            "status": ["失败", "DELIVRD", "UNDELIV", "DB:0107", "ÉCHEC"],
+            "report_time": ["2026-11-25T10:02:00+08:00"] * 5,
+            "raw_time": ["a", "b", "c", "d", "e"],
+            "origin": ["f.csv"] * 5,
+        },
+        index=[4, 3, 2, 1, 0],
+    )
+    expected = frame.sort_values(list(REPORT_KEY), ignore_index=True)
+    pd.testing.assert_frame_equal(module._in_key_order(frame), expected)
+    assert module._in_key_order(frame.head(1)).index.tolist() == [0]
+    assert module._in_key_order(frame.head(0)).empty

@@ -85,16 +85,22 @@ def _insert_postgres(conn: Connection, sql: str, params: list[tuple]) -> int:
 
 
 def insert_report_frame(
-    conn: Connection, frame: pd.DataFrame, received_at: datetime | None = None
+    conn: Connection,
+    frame: pd.DataFrame,
+    received_at: datetime | None = None,
+    *,
+    ordered: bool = False,
 ) -> int:
-    """Bulk form of `insert_reports` for an imported file (columns REPORT_COLUMNS)."""
+    """Bulk form of `insert_reports` for an imported file (columns REPORT_COLUMNS);
+    `ordered`: the frame is in REPORT_KEY order already (not sorted again)."""
     if frame.empty:
         return 0
     if conn.dialect.name == "postgresql":
         return _copy_postgres(conn, frame[list(REPORT_COLUMNS)], received_at or utcnow())
     # in index order: SQLite appends to its B-trees instead of touching random pages
-    ordered = frame.sort_values(list(REPORT_KEY), ignore_index=True)
-    columns = [ordered[c].to_numpy(dtype=object) for c in REPORT_COLUMNS]
+    if not ordered:
+        frame = frame.sort_values(list(REPORT_KEY), ignore_index=True)
+    columns = [frame[c].to_numpy(dtype=object) for c in REPORT_COLUMNS]
     return insert_reports(conn, list(zip(*columns, strict=True)), received_at)
 
 
