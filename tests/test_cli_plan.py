@@ -288,3 +288,12 @@ def test_sheet_and_header_row_options(tmp_path):
     result = runner.invoke(app, ["plan", str(tmp_path / "two.xlsx"), "-t", "hi", "--sheet", "无"])
     assert result.exit_code == 3
     assert "无" in result.stderr
+
+
+def test_out_naming_the_contact_file_is_refused_and_the_file_kept(tmp_path):
+    path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"]])
+    before = path.read_bytes()
+    result = runner.invoke(app, ["plan", "c.csv", "-t", "hi", "--out", str(path)])
+    assert result.exit_code == 3, result.output
+    assert "is the contact file c.csv itself" in result.stderr
+    assert path.read_bytes() == before

@@ -57,6 +57,8 @@ def plan(
     from campaign.plan import make_plan, plan_options, refuse_if_nothing_valid
     from campaign.store.suppression import read_suppressed
 
+    if out is not None:
+        _refuse_to_overwrite_input(out, [Path(p) for p in contacts])
     settings = settings_from(config, db)
     text = load_template(template)
     options = plan_options(settings)
@@ -83,6 +85,19 @@ def plan(
     typer.echo(human_summary(summary, top_reasons(result.rows)))
     if out is not None:
         info(f"preview written to {out}")
+
+
+def _refuse_to_overwrite_input(out: Path, contacts: list[Path]) -> None:
+    """--out naming one of the contact files would replace the list with its preview."""
+    from campaign.errors import InputError
+
+    target = out.expanduser().resolve()
+    for path in contacts:
+        if path.expanduser().resolve() == target:
+            raise InputError(
+                f"--out {out} is the contact file {path} itself; the preview would replace it "
+                "(give another file name)"
+            )
 
 
 def top_reasons(
