@@ -199,10 +199,6 @@ class Template:
             key = key * size + codes
         return pd.factorize(key)[0].astype(np.int64)
 
-    def literal_text(self) -> str:
-        """The template's literal parts joined (its whole text when it has no placeholders)."""
-        return "".join(part for part in self.parts if isinstance(part, str))
-
 
 def _codes(text: pa.Array) -> np.ndarray:
     """Codes equal exactly where the texts are equal (numbered by first appearance)."""
