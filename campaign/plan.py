@@ -418,8 +418,9 @@ def _text_problems(
             found[start : start + SCAN_CHUNK] = words.first_matches(chunk)
         has = found != None  # noqa: E711 (element-wise)
         problems[has] = "message contains the sensitive word " + found[has]
-    for i in np.flatnonzero(lengths > MAX_LENGTH):
-        problems[i] = describe_length(int(lengths[i]))
+    too_long = lengths > MAX_LENGTH
+    for length in np.unique(lengths[too_long]):  # one reason per distinct length, not per text
+        problems[lengths == length] = describe_length(int(length))
     problems[lengths == 0] = "message is empty"
     return problems
 

@@ -298,3 +298,20 @@ def test_min_batch_above_max_batch_is_a_config_error():
     settings = Settings(gateway=GatewaySettings(max_batch=50, min_batch=100))
     with pytest.raises(ConfigError, match="min_batch"):
         plan_options(settings)
+
+
+def test_each_too_long_text_names_its_own_length(tmp_path):
+    rows = [
+        ["超" * 540, "13800000001", "", "1"],
+        ["超" * 600, "13800000002", "", "1"],
+        ["超" * 540 + "甲", "13800000003", "", "1"],
+        ["短", "13800000004", "", "1"],
+    ]
+    plan = make_plan(contacts_of(tmp_path, rows), "{姓名}")
+    reasons = by_row(plan, "reason")
+    assert [r.split(",")[0] for r in reasons[:3]] == [
+        "message too long: 540 characters",
+        "message too long: 600 characters",
+        "message too long: 541 characters",
+    ]
+    assert by_row(plan, "outcome") == ["invalid", "invalid", "invalid", "ready"]
