@@ -270,7 +270,9 @@ def _job(raw: Any, base: Path, number: int) -> JobSettings:
     template = _str(raw["template"], f"{where}.template")
     template_path = base / template
     max_per_day = raw.get("max_per_day")
-    if max_per_day is not None and (not isinstance(max_per_day, int) or max_per_day < 1):
+    if max_per_day is not None and (
+        isinstance(max_per_day, bool) or not isinstance(max_per_day, int) or max_per_day < 1
+    ):
         raise ConfigError(f"{where}.max_per_day must be a positive whole number")
     return JobSettings(
         name=_str(raw["name"], f"{where}.name"),

@@ -173,3 +173,12 @@ def test_job_key_of_wrong_type_is_a_config_error(tmp_path, line, key):
 def test_out_of_range_numbers_are_config_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(write(tmp_path / "c.toml", text), env={})
+
+
+def test_job_max_per_day_true_is_not_one(tmp_path):
+    path = write(
+        tmp_path / "c.toml",
+        '[[job]]\nname = "a"\ncontacts = "x.csv"\ntemplate = "hi"\nmax_per_day = true\n',
+    )
+    with pytest.raises(ConfigError, match="max_per_day must be a positive whole number"):
+        load_settings(path, env={})
