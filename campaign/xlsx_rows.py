@@ -98,11 +98,6 @@ def write_rows_xml(
         sheet.dim_colmax = last_col
 
 
-def rows_xml(frame: pd.DataFrame, first_row: int, numeric: Collection[int] = ()) -> str:
-    """The `<row>` elements of `frame`, 0-based sheet row `first_row` first (inline strings)."""
-    return "".join(_rows_array(frame, first_row, numeric, None).to_pylist())
-
-
 def _rows_array(
     frame: pd.DataFrame, first_row: int, numeric: Collection[int], sst: SharedStringTable | None
 ) -> pa.Array:
