@@ -20,6 +20,7 @@ Library code: never prints; progress and log lines go to `on_progress(ProgressEv
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -28,12 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.config import SendWindow, Settings
-from campaign.errors import ExitCode
+from campaign.errors import ExitCode, StoreError
 from campaign.gateway.protocol import (
     Accepted,
     Action,
@@ -54,6 +56,7 @@ from campaign.store.batches import (
     settle_and_claim,
 )
 from campaign.store.campaigns import get_campaign, set_state
+from campaign.store.engine import first_line
 from campaign.store.workers import (
     HEARTBEAT_SECONDS,
     STALE_AFTER_SECONDS,
@@ -62,8 +65,11 @@ from campaign.store.workers import (
 )
 from campaign.timeutil import china_now
 
+P = ParamSpec("P")
+R = TypeVar("R")
 DEFAULT_CONCURRENCY = 16
 INTERRUPTED = "interrupted by the user"
+STORE_ATTEMPTS = 5  # store failures in a row before the run gives up (StoreError)
 DAILY_LIMIT = "max_per_day reached: the rest waits for the next day's run"
 
 
@@ -200,6 +206,23 @@ class RateLimiter:
         self.rate = rate
 
 
+def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """A store that fails during a run (locked, gone, a dropped connection) is a StoreError."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"the store failed during the send: {first_line(exc)} (requests in flight "
+                "count as unknown; `campaign resume` goes on)"
+            ) from None
+
+    return wrapper
+
+
+@_store_errors
 def send_campaign(
     engine: Engine,
     campaign_id: int,
@@ -437,6 +460,7 @@ class _SendLoop:
         self.recent: deque[float] = deque()
         self.waiting_window = False
         self.last_progress = 0.0
+        self.store_failures = 0  # settle_and_claim failures in a row
         self.budget: int | None = None  # recipients this run may still send
         self.released: list[BatchResult] = []  # claimed but over the budget
         self.started = time.monotonic()
@@ -468,16 +492,7 @@ class _SendLoop:
         free = self.policy.concurrency - len(self.in_flight)
         limit = min(free, self.limiter.available()) if not halting and delay <= 0 else 0
         limit = self._within_budget(limit)
-        claimed: list[ClaimedBatch] = []
-        if results or limit > 0:
-            claimed = settle_and_claim(
-                self.engine,
-                self.campaign_id,
-                self.worker_id,
-                results,
-                limit,
-                max_mobiles=self.budget,  # never claim what the budget cannot send
-            )
+        claimed = self._settle_and_claim(results, limit) if results or limit > 0 else []
         if results:
             self._progress()
         for batch in claimed:
@@ -491,11 +506,42 @@ class _SendLoop:
             self.sent += 1
         if claimed:
             return True
+        if self.released and self.store_failures:  # answers not written yet: try again
+            self._wait_some(self.policy.wait_step)
+            return True
         if not self.in_flight and (halting or limit > 0):
             return False  # stopping with nothing in flight, or nothing left to claim
         wait_for = delay if 0 < delay < self.policy.wait_step else self.policy.wait_step
         self._wait_some(wait_for)
         return True
+
+    def _settle_and_claim(self, results: list[BatchResult], limit: int) -> list[ClaimedBatch]:
+        """Record the answers and claim more; when the store fails, keep the answers to
+        write them again, claim nothing more and stop the run once the requests in flight
+        are answered (their answers are kept too). Raise StoreError when it keeps failing."""
+        try:
+            claimed = settle_and_claim(
+                self.engine,
+                self.campaign_id,
+                self.worker_id,
+                results,
+                0 if self.store_failures else limit,
+                max_mobiles=self.budget,  # never claim what the budget cannot send
+            )
+        except SQLAlchemyError as exc:
+            self.store_failures += 1
+            self.released = results + self.released
+            reason = f"the store failed: {first_line(exc)}"
+            if self.store_failures > STORE_ATTEMPTS:
+                raise StoreError(
+                    f"{reason} (the answers of {len(self.released)} request(s) "
+                    "could not be written; they will count as unknown)"
+                ) from None
+            self.stop_reason = self.stop_reason or reason
+            self.emit(ProgressEvent("warning", f"{reason}; trying again"))
+            return []
+        self.store_failures = 0
+        return claimed
 
     def _within_budget(self, limit: int) -> int:
         if self.budget is None or limit <= 0:

@@ -355,3 +355,59 @@ def test_gateway_flow_limit_is_met_by_adapting_the_rate(engine, sim):
     assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles(121)
     cuts = [e.message for e in events if "backing off, rate now" in e.message]
     assert cuts and "submitting too fast" in cuts[0]
+
+
+def _failing_settle(monkeypatch, fail_when):
+    """settle_and_claim raising 'database is locked' when fail_when(calls, results) says so."""
+    from sqlalchemy.exc import OperationalError
+
+    import campaign.sender as sender_module
+
+    real = sender_module.settle_and_claim
+    calls = []
+
+    def settle(engine, cid, worker, results, limit, **kwargs):
+        calls.append(len(results))
+        if fail_when(len(calls), results):
+            raise OperationalError("UPDATE batches", {}, Exception("database is locked"))
+        return real(engine, cid, worker, results, limit, **kwargs)
+
+    monkeypatch.setattr(sender_module, "settle_and_claim", settle)
+    return calls
+
+
+def test_a_store_failure_mid_run_keeps_the_answers_and_stops_resumably(engine, sim, monkeypatch):
+    cid = _campaign(engine)
+    failed = []
+
+    def once_with_answers(_n, results):
+        if results and not failed:
+            failed.append(len(results))
+            return True
+        return False
+
+    _failing_settle(monkeypatch, once_with_answers)
+    report = _send(engine, cid, sim)
+    assert failed, "the failure was injected"
+    assert report.state == "stopped" and "database is locked" in (report.stop_reason or "")
+    counts = batch_state_counts(engine, cid)
+    assert counts["sending"] == 0 and counts["unknown"] == 0  # every answer was written
+    assert counts["accepted"] == report.requests_sent
+    monkeypatch.undo()
+    again = _send(engine, cid, sim)
+    assert again.state == "finished" and again.count("accepted") == 10
+    assert all(count == 1 for count in _taken(sim).values())
+
+
+def test_a_store_that_keeps_failing_is_a_store_error_not_a_traceback(engine, sim, monkeypatch):
+    from campaign.errors import StoreError
+
+    cid = _campaign(engine)
+    _failing_settle(monkeypatch, lambda n, _results: n > 1)
+    with pytest.raises(StoreError, match="database is locked"):
+        _send(engine, cid, sim)
+    monkeypatch.undo()
+    assert batch_state_counts(engine, cid)["accepted"] == 0  # nothing claimed twice, nothing lost
+    again = _send(engine, cid, sim)  # the worker is gone: its requests count as unknown
+    assert again.count("unknown") == 4 and again.count("accepted") == 6
+    assert all(count == 1 for count in _taken(sim).values())

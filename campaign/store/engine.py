@@ -41,7 +41,7 @@ def open_store(url: str, *, create: bool = True) -> Engine:
                 raise StoreError(f"no campaign store at {safe_url(url)}")
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"the store {safe_url(url)} does not open: {_first_line(exc)}") from None
+        raise StoreError(f"the store {safe_url(url)} does not open: {first_line(exc)}") from None
     except BaseException:
         engine.dispose()
         raise
@@ -149,10 +149,11 @@ def _check_and_upgrade(conn: Connection, version: int) -> None:
     metadata.create_all(conn)  # tables added without changes to existing ones
 
 
-def _first_line(exc: SQLAlchemyError) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a store error (the driver's message), for one-line reports."""
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["OperationalError", "is_sqlite", "open_store", "safe_url"]
+__all__ = ["OperationalError", "first_line", "is_sqlite", "open_store", "safe_url"]
