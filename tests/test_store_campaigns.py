@@ -340,3 +340,23 @@ def test_million_rows_chunking_small_sample(engine):
         ).scalars()
         assert sorted(numbers) == list(range(11))
     assert campaign_totals(engine, cid)["requests"] == 5
+
+
+def test_a_run_taken_for_dead_registers_again_at_its_next_beat(engine):
+    """A live run whose beats were missed (a long lock) and whose row another run removed
+    beats itself back in: the batches it claims from then on are not orphans."""
+    import time
+
+    from campaign.store.workers import Heartbeat, live_workers
+
+    cid = _new(engine)
+    with Heartbeat(engine, cid, interval=0.05) as beat:
+        with engine.begin() as conn:  # what recover_orphans does to a stale worker
+            conn.execute(sa.delete(workers).where(workers.c.id == beat.worker_id))
+        deadline = time.monotonic() + 5
+        while live_workers(engine, cid) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live_workers(engine, cid) == 1
+        claim_batches(engine, cid, beat.worker_id, 1)
+        assert recover_orphans(engine, cid) == 0
+    assert live_workers(engine, cid) == 0

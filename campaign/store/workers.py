@@ -9,6 +9,7 @@ is not alive, or when its heartbeat is older than `stale_after` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -19,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.store.schema import batches, workers
 from campaign.timeutil import utcnow
@@ -39,9 +41,9 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def register_worker(engine: Engine, campaign_id: int) -> str:
-    """Add this process as a worker of `campaign_id`; return its id."""
-    worker_id = uuid.uuid4().hex
+def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = None) -> str:
+    """Add this process as a worker of `campaign_id` (a new id unless given); return its id."""
+    worker_id = worker_id or uuid.uuid4().hex
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
@@ -57,9 +59,11 @@ def register_worker(engine: Engine, campaign_id: int) -> str:
     return worker_id
 
 
-def heartbeat(engine: Engine, worker_id: str) -> None:
+def heartbeat(engine: Engine, worker_id: str) -> bool:
+    """Stamp the worker's heartbeat; False when its row is gone (taken for dead)."""
     with engine.begin() as conn:
-        conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=utcnow()))
+        beat = update(workers).where(workers.c.id == worker_id).values(heartbeat_at=utcnow())
+        return bool(conn.execute(beat).rowcount)
 
 
 def unregister_worker(engine: Engine, worker_id: str) -> None:
@@ -155,6 +159,7 @@ class Heartbeat:
         self, engine: Engine, campaign_id: int, *, interval: float = HEARTBEAT_SECONDS
     ) -> None:
         self._engine = engine
+        self._campaign_id = campaign_id
         self._interval = interval
         self._done = threading.Event()
         self.worker_id = register_worker(engine, campaign_id)
@@ -164,14 +169,20 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._done.wait(self._interval):
             try:
-                heartbeat(self._engine, self.worker_id)
+                if not heartbeat(self._engine, self.worker_id):
+                    # Beats were missed long enough for another run to take this one for
+                    # dead (its batches then in flight became unknown); be alive again so
+                    # that the batches claimed from now on are not taken for orphans.
+                    register_worker(self._engine, self._campaign_id, self.worker_id)
             except Exception:  # a missed beat is not fatal; the next one retries
                 continue
 
     def close(self) -> None:
         self._done.set()
         self._thread.join()
-        unregister_worker(self._engine, self.worker_id)
+        # a row left behind is taken for dead later (by its pid, or its stale heartbeat)
+        with contextlib.suppress(SQLAlchemyError):
+            unregister_worker(self._engine, self.worker_id)
 
     def __enter__(self) -> Heartbeat:
         return self
