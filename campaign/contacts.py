@@ -60,6 +60,7 @@ _BLANK = r"^[\s\p{Z}\x{200b}-\x{200d}\x{2060}\x{feff}]*$"
 # A cell holding a phone-like number (7+ digits and separators only: "021-12345678", a mobile
 # a digit short): such a row is data, never a header.
 _NUMBER_CHARS = re.compile(r"[\d\s().+-]+")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 _STR = pd.StringDtype("pyarrow", na_value=float("nan"))
 
 
@@ -190,7 +191,7 @@ def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
     needed = max(min(2, width), math.ceil(width / 2))
     holds_mobile = _rows_holding_mobiles([cells for _, cells in candidates])
     is_data = [
-        mobile or any(_phone_like(cell) for cell in cells)
+        mobile or (_filled(cells) >= needed and any(_phone_like(cell) for cell in cells))
         for mobile, (_, cells) in zip(holds_mobile, candidates, strict=True)
     ]
     for (index, cells), data in zip(candidates, is_data, strict=True):
@@ -207,7 +208,12 @@ def _header_position(grid: Grid, header_row: int | None) -> tuple[int, bool]:
 
 
 def _phone_like(cell: str) -> bool:
-    return _NUMBER_CHARS.fullmatch(cell) is not None and sum(c.isdigit() for c in cell) >= 7
+    """A number of 7+ digits, not a date: "021-12345678", "1390021002"; not "2024-11-11"."""
+    return (
+        _NUMBER_CHARS.fullmatch(cell) is not None
+        and sum(c.isdigit() for c in cell) >= 7
+        and not _DATE.search(cell)
+    )
 
 
 def _rows_holding_mobiles(rows: list[list[str]]) -> list[bool]:

@@ -439,3 +439,10 @@ def test_a_headerless_first_row_is_data_not_lost(tmp_path, text):
     contacts = read_contacts([write_csv(tmp_path / "c.csv", text)])
     assert contacts.columns == ["column_A", "column_B"]
     assert column(contacts, "_source_row") == list(range(1, text.count("\n") + 1))
+
+
+def test_a_date_caption_above_a_loose_header_is_not_data(tmp_path):
+    rows = [["2024-11-11"], ["客户", "客户手机(必填)"], ["a", "13900210021"]]
+    contacts = read_contacts([write_xlsx(tmp_path / "c.xlsx", {"S": rows})])
+    assert contacts.columns == ["客户", "客户手机(必填)"]
+    assert column(contacts, "_source_row") == [3]
