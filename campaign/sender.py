@@ -20,6 +20,7 @@ Library code: never prints; progress and log lines go to `on_progress(ProgressEv
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import threading
@@ -243,7 +244,7 @@ def send_campaign(
     `max_recipients` caps the recipients whose requests leave in this run (the daily
     budget of `campaign run`); the rest stays pending with DAILY_LIMIT as the reason."""
     policy = policy or SendPolicy()
-    emit = on_progress or (lambda _event: None)
+    emit = _never_raising(on_progress)
     stop = stop or threading.Event()
     started = time.monotonic()
     record = get_campaign(engine, str(campaign_id))
@@ -278,6 +279,22 @@ def send_campaign(
         interrupted=interrupted,
         warnings=warnings,
     )
+
+
+def _never_raising(
+    on_progress: Callable[[ProgressEvent], None] | None,
+) -> Callable[[ProgressEvent], None]:
+    """The progress callback, made harmless: it runs between a committed claim and the
+    request, and between an answer and its record, so a failing display (stderr closed: a
+    BrokenPipeError) must not end the run and leave those batches `sending`."""
+
+    def emit(event: ProgressEvent) -> None:
+        if on_progress is None:
+            return
+        with contextlib.suppress(Exception):
+            on_progress(event)
+
+    return emit
 
 
 def _prepare(

@@ -411,3 +411,16 @@ def test_a_store_that_keeps_failing_is_a_store_error_not_a_traceback(engine, sim
     again = _send(engine, cid, sim)  # the worker is gone: its requests count as unknown
     assert again.count("unknown") == 4 and again.count("accepted") == 6
     assert all(count == 1 for count in _taken(sim).values())
+
+
+def test_a_failing_progress_display_does_not_break_the_run(engine, sim):
+    """on_progress runs between a committed claim and its request: stderr gone (a broken
+    pipe) must not leave batches `sending` nor end the run."""
+    cid = _campaign(engine)
+
+    def broken(_event: ProgressEvent) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    report = _send(engine, cid, sim, on_progress=broken)
+    assert report.state == "finished" and report.count("accepted") == 10
+    assert all(count == 1 for count in _taken(sim).values())
