@@ -216,6 +216,8 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     if unknown:
         raise ConfigError(f"unknown section(s) in the config file: {', '.join(unknown)}")
     gateway = _section(GatewaySettings, data.get("gateway", {}), "gateway")
+    if gateway.max_batch < 1:  # 0 would silently send one mobile per request
+        raise ConfigError("gateway.max_batch must be 1 or more (mobiles per request)")
     compliance_raw = dict(_table(data, "compliance"))
     window = compliance_raw.pop("send_window", None)
     words = compliance_raw.pop("sensitive_words", None)

@@ -182,3 +182,8 @@ def test_job_max_per_day_true_is_not_one(tmp_path):
     )
     with pytest.raises(ConfigError, match="max_per_day must be a positive whole number"):
         load_settings(path, env={})
+
+
+def test_max_batch_zero_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"gateway\.max_batch must be 1 or more"):
+        load_settings(write(tmp_path / "c.toml", "[gateway]\nmax_batch = 0\n"), env={})
