@@ -360,3 +360,20 @@ def test_a_run_taken_for_dead_registers_again_at_its_next_beat(engine):
         claim_batches(engine, cid, beat.worker_id, 1)
         assert recover_orphans(engine, cid) == 0
     assert live_workers(engine, cid) == 0
+
+
+def test_a_worker_on_a_host_whose_clock_is_behind_is_not_taken_for_dead(engine, monkeypatch):
+    """On PostgreSQL (several hosts) heartbeats are written and judged by the server's clock."""
+    from campaign.store import workers as workers_module
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("one host on SQLite: its own clock")
+    cid = _new(engine)
+    behind = datetime.now(UTC) - timedelta(minutes=5)
+    monkeypatch.setattr(workers_module, "utcnow", lambda: behind)
+    other = register_worker(engine, cid)
+    monkeypatch.undo()
+    with engine.begin() as conn:  # it runs on another host
+        conn.execute(sa.update(workers).where(workers.c.id == other).values(host="elsewhere"))
+    claim_batches(engine, cid, other, 1)
+    assert recover_orphans(engine, cid) == 0

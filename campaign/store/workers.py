@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.store.schema import batches, workers
@@ -44,8 +44,8 @@ def this_host() -> str:
 def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = None) -> str:
     """Add this process as a worker of `campaign_id` (a new id unless given); return its id."""
     worker_id = worker_id or uuid.uuid4().hex
-    now = utcnow()
     with engine.begin() as conn:
+        now = _clock(conn)
         conn.execute(
             insert(workers).values(
                 id=worker_id,
@@ -62,7 +62,7 @@ def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = No
 def heartbeat(engine: Engine, worker_id: str) -> bool:
     """Stamp the worker's heartbeat; False when its row is gone (taken for dead)."""
     with engine.begin() as conn:
-        beat = update(workers).where(workers.c.id == worker_id).values(heartbeat_at=utcnow())
+        beat = update(workers).where(workers.c.id == worker_id).values(heartbeat_at=_clock(conn))
         return bool(conn.execute(beat).rowcount)
 
 
@@ -98,8 +98,8 @@ def recover_orphans(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
 ) -> int:
     """Mark `unknown` the batches left in `sending` by dead workers; return how many."""
-    now = utcnow()
     with engine.begin() as conn:
+        now = _clock(conn)
         claimers = conn.execute(
             select(batches.c.claimed_by)
             .where(batches.c.campaign_id == campaign_id, batches.c.state == "sending")
@@ -133,11 +133,20 @@ def live_workers(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
 ) -> int:
     """How many registered workers of the campaign look alive (see `is_dead`)."""
-    now = utcnow()
     with engine.connect() as conn:
+        now = _clock(conn)
         rows = conn.execute(select(workers).where(workers.c.campaign_id == campaign_id)).all()
     infos = [WorkerInfo(r.id, r.host, int(r.pid), r.heartbeat_at) for r in rows]
     return sum(not is_dead(w, now=now, stale_after=stale_after) for w in infos)
+
+
+def _clock(conn: Connection) -> datetime:
+    """The time heartbeats are written and judged by: the database server's on PostgreSQL
+    (workers on several hosts: a host whose clock is behind would look stale, and its
+    batches in flight would be taken for orphans), this host's on SQLite (one host)."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(select(func.now())).scalar_one()
+    return utcnow()
 
 
 def _claimed_by(claimer: str | None) -> Any:
