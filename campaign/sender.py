@@ -21,7 +21,6 @@ Library code: never prints; progress and log lines go to `on_progress(ProgressEv
 from __future__ import annotations
 
 import contextlib
-import functools
 import random
 import threading
 import time
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,7 +56,7 @@ from campaign.store.batches import (
     settle_and_claim,
 )
 from campaign.store.campaigns import get_campaign, set_state
-from campaign.store.engine import first_line
+from campaign.store.engine import first_line, store_failures_raise
 from campaign.store.workers import (
     HEARTBEAT_SECONDS,
     STALE_AFTER_SECONDS,
@@ -66,8 +65,6 @@ from campaign.store.workers import (
 )
 from campaign.timeutil import china_now
 
-P = ParamSpec("P")
-R = TypeVar("R")
 DEFAULT_CONCURRENCY = 16
 INTERRUPTED = "interrupted by the user"
 STORE_ATTEMPTS = 5  # store failures in a row before the run gives up (StoreError)
@@ -207,23 +204,7 @@ class RateLimiter:
         self.rate = rate
 
 
-def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """A store that fails during a run (locked, gone, a dropped connection) is a StoreError."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"the store failed during the send: {first_line(exc)} (requests in flight "
-                "count as unknown; `campaign resume` goes on)"
-            ) from None
-
-    return wrapper
-
-
-@_store_errors
+@store_failures_raise("during the send", "requests in flight count as unknown; resume goes on")
 def send_campaign(
     engine: Engine,
     campaign_id: int,

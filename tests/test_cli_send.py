@@ -305,3 +305,17 @@ def test_wrong_password_stops_with_exit_4_and_nothing_sent(sqlite_url, sim):
     assert [r for r in sim.received() if r.sent] == []
     status = runner.invoke(app, ["status", str(cid), "--db", sqlite_url, "--json"])
     assert json.loads(status.stdout)["state"] == "stopped"
+
+
+def test_a_store_failing_mid_command_is_exit_3_not_unexpected(sqlite_url, monkeypatch):
+    from campaign.store import workers
+
+    cid = _stored_campaign(sqlite_url)
+
+    def locked(*_args, **_kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(workers, "live_workers", locked)
+    result = runner.invoke(app, ["status", str(cid), "--db", sqlite_url])
+    assert result.exit_code == 3, result.output
+    assert "the store failed: database is locked" in result.stderr

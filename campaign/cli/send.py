@@ -33,6 +33,7 @@ from campaign.cli.send_progress import progress_reporter
 from campaign.config import Settings
 from campaign.errors import ExitCode, UsageError
 from campaign.sender import SendReport, send_campaign
+from campaign.store.engine import store_failures_raise
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 NoWaitOption = Annotated[
@@ -47,6 +48,7 @@ CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).", show_
 
 @app.command("send")
 @handle_errors
+@store_failures_raise("")
 def send(
     contacts: Annotated[list[Path], typer.Argument(help="Contact files (xlsx, xls, csv).")],
     template: TemplateOption,
@@ -96,6 +98,7 @@ def send(
 
 @app.command("resume")
 @handle_errors
+@store_failures_raise("")
 def resume(
     campaign: CampaignArg,
     resend_unknown: Annotated[
@@ -134,6 +137,7 @@ def resume(
 
 @app.command("status")
 @handle_errors
+@store_failures_raise("")
 def status(
     campaign: Annotated[
         str | None, typer.Argument(help="Campaign id or name; all campaigns when omitted.")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
@@ -14,6 +15,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from campaign.errors import StoreError
 from campaign.store.schema import SCHEMA_VERSION, meta, metadata
 
+P = ParamSpec("P")
+R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # version -> the step that upgrades a store of that version to version + 1
@@ -156,4 +159,30 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["OperationalError", "first_line", "is_sqlite", "open_store", "safe_url"]
+def store_failures_raise(doing: str, hint: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function so that a store failing in it (locked, gone, a dropped
+    connection: any SQLAlchemyError) is a StoreError (exit 3) naming what it was doing."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return func(*args, **kwargs)
+            except SQLAlchemyError as exc:
+                what = f" {doing}" if doing else ""
+                extra = f" ({hint})" if hint else ""
+                raise StoreError(f"the store failed{what}: {first_line(exc)}{extra}") from None
+
+        return wrapper
+
+    return decorate
+
+
+__all__ = [
+    "OperationalError",
+    "first_line",
+    "is_sqlite",
+    "open_store",
+    "safe_url",
+    "store_failures_raise",
+]
