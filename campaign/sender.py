@@ -250,6 +250,8 @@ def send_campaign(
         stop_reason, interrupted = None, False
     if state != "sending":
         set_state(engine, record.id, state, reason=stop_reason)
+    if run.keyboard_interrupt:  # recorded and stopped: now the caller's Ctrl-C goes on
+        raise KeyboardInterrupt
     return SendReport(
         record.id,
         state,
@@ -310,6 +312,7 @@ class _Run:
     emit: Callable[[ProgressEvent], None]
     stop: threading.Event
     no_wait: bool
+    keyboard_interrupt: bool = False
 
     def send_pending(
         self, force: bool, max_recipients: int | None, log: Callable[[str, str], None]
@@ -337,6 +340,7 @@ class _Run:
         loop.budget = max_recipients
         with Heartbeat(self.engine, self.campaign_id, interval=self.policy.heartbeat) as beat:
             loop.run(beat.worker_id)
+        self.keyboard_interrupt = loop.keyboard_interrupt
         return loop.stop_reason, loop.sent
 
 
@@ -459,6 +463,7 @@ class _SendLoop:
         self.waiting_window = False
         self.last_progress = 0.0
         self.store_failures = 0  # settle_and_claim failures in a row
+        self.keyboard_interrupt = False  # Ctrl-C caught: raised again once the run is over
         self.budget: int | None = None  # recipients this run may still send
         self.released: list[BatchResult] = []  # claimed but over the budget
         self.started = time.monotonic()
@@ -561,10 +566,17 @@ class _SendLoop:
         return True
 
     def _wait_some(self, timeout: float) -> None:
-        if self.in_flight:
-            wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
-        else:
-            self.stop.wait(timeout)
+        """Wait for an answer (or the timeout). Ctrl-C here, where a caller on the main
+        thread (`campaign run`) spends its time, stops the run after the requests in
+        flight, their answers recorded: lost answers would count as unknown."""
+        try:
+            if self.in_flight:
+                wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+            else:
+                self.stop.wait(timeout)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.keyboard_interrupt = True
 
     def _delay(self) -> float:
         """Seconds before the next claim may happen (0: now)."""

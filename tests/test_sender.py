@@ -424,3 +424,28 @@ def test_a_failing_progress_display_does_not_break_the_run(engine, sim):
     report = _send(engine, cid, sim, on_progress=broken)
     assert report.state == "finished" and report.count("accepted") == 10
     assert all(count == 1 for count in _taken(sim).values())
+
+
+def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, monkeypatch):
+    """`campaign run` sends on the main thread: Ctrl-C while waiting for answers stops the
+    run after the requests in flight, their answers recorded (not left to become unknown),
+    and then goes on as a KeyboardInterrupt."""
+    import campaign.sender as sender_module
+
+    real_wait = sender_module.wait
+    calls = []
+
+    def interrupted_wait(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(sender_module, "wait", interrupted_wait)
+    cid = _campaign(engine)
+    with pytest.raises(KeyboardInterrupt):
+        _send(engine, cid, sim)
+    counts = batch_state_counts(engine, cid)
+    assert counts["sending"] == 0 and counts["unknown"] == 0
+    assert counts["accepted"] == len(sim.received()) > 0
+    assert get_campaign(engine, cid).state == ("stopped" if counts["pending"] else "finished")
