@@ -61,6 +61,7 @@ from campaign.store.workers import (
     HEARTBEAT_SECONDS,
     STALE_AFTER_SECONDS,
     Heartbeat,
+    live_worker_ids,
     recover_orphans,
 )
 from campaign.timeutil import china_now
@@ -296,7 +297,8 @@ def _prepare(
             "warning",
         )
     if resend_unknown:
-        again = reset_unknown(engine, campaign_id)
+        live = live_worker_ids(engine, campaign_id, stale_after=policy.stale_after)
+        again = reset_unknown(engine, campaign_id, live=live)
         log(f"{again} unknown request(s) will be sent again", "info")
 
 

@@ -377,3 +377,18 @@ def test_a_worker_on_a_host_whose_clock_is_behind_is_not_taken_for_dead(engine, 
         conn.execute(sa.update(workers).where(workers.c.id == other).values(host="elsewhere"))
     claim_batches(engine, cid, other, 1)
     assert recover_orphans(engine, cid) == 0
+
+
+def test_resend_unknown_leaves_the_batches_of_a_live_run(engine):
+    """A batch taken for an orphan while its run was alive may still be in flight."""
+    from campaign.store.workers import live_worker_ids
+
+    cid = _new(engine)
+    alive = register_worker(engine, cid)
+    claim_batches(engine, cid, alive, 1)
+    record_results(engine, cid, alive, [BatchResult("b000001", "unknown", detail="lost")])
+    live = live_worker_ids(engine, cid)
+    assert live == [alive]
+    assert reset_unknown(engine, cid, live=live) == 0
+    unregister_worker(engine, alive)
+    assert reset_unknown(engine, cid, live=live_worker_ids(engine, cid)) == 1

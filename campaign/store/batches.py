@@ -14,7 +14,7 @@ transaction is `BEGIN IMMEDIATE` (store/engine.py), which serializes the claims.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,12 +222,16 @@ def _record(
     return written
 
 
-def reset_unknown(engine: Engine, campaign_id: int) -> int:
-    """`resume --resend-unknown`: unknown -> pending (once, by this call); return how many."""
+def reset_unknown(engine: Engine, campaign_id: int, *, live: Collection[str] = ()) -> int:
+    """`resume --resend-unknown`: unknown -> pending (once, by this call); return how many.
+
+    Batches claimed by a `live` worker stay unknown: one taken for an orphan while its run
+    was alive (missed heartbeats) may still be in flight, and its answer still come."""
+    keep = batches.c.claimed_by.is_(None) | batches.c.claimed_by.not_in(list(live))
     with engine.begin() as conn:
         return conn.execute(
             update(batches)
-            .where(batches.c.campaign_id == campaign_id, batches.c.state == "unknown")
+            .where(batches.c.campaign_id == campaign_id, batches.c.state == "unknown", keep)
             .values(
                 state="pending",
                 claimed_by=None,

@@ -133,11 +133,18 @@ def live_workers(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
 ) -> int:
     """How many registered workers of the campaign look alive (see `is_dead`)."""
+    return len(live_worker_ids(engine, campaign_id, stale_after=stale_after))
+
+
+def live_worker_ids(
+    engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
+) -> list[str]:
+    """The ids of the registered workers of the campaign that look alive (see `is_dead`)."""
     with engine.connect() as conn:
         now = _clock(conn)
         rows = conn.execute(select(workers).where(workers.c.campaign_id == campaign_id)).all()
     infos = [WorkerInfo(r.id, r.host, int(r.pid), r.heartbeat_at) for r in rows]
-    return sum(not is_dead(w, now=now, stale_after=stale_after) for w in infos)
+    return [w.id for w in infos if not is_dead(w, now=now, stale_after=stale_after)]
 
 
 def _clock(conn: Connection) -> datetime:
