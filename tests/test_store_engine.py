@@ -110,3 +110,21 @@ def test_sqlite_writes_still_take_the_lock_at_begin(sqlite_url):
         assert done.wait(10) and not errors
     assert began == ["engine.begin", "conn.begin"]
     engine.dispose()
+
+
+def test_schema_1_store_is_upgraded_in_place(store_url):
+    engine = open_store(store_url)
+    with engine.begin() as conn:  # make it a store as schema 1 wrote it
+        conn.exec_driver_sql("DROP INDEX ix_campaigns_fingerprint")
+        conn.exec_driver_sql("ALTER TABLE campaigns DROP COLUMN fingerprint")
+        conn.exec_driver_sql("ALTER TABLE suppression DROP COLUMN added_by")
+        conn.execute(meta.update().values(value="1"))
+    engine.dispose()
+    engine = open_store(store_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(meta.c.value)).scalar() == str(SCHEMA_VERSION)
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("campaigns")}
+        assert "fingerprint" in columns
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("suppression")}
+        assert "added_by" in columns
+    engine.dispose()

@@ -19,8 +19,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+
+
+def _upgrade_1_to_2(conn: Connection) -> None:
+    """Schema 2: campaigns.fingerprint (the repeat guard), suppression.added_by."""
+    conn.exec_driver_sql("ALTER TABLE campaigns ADD COLUMN fingerprint VARCHAR(64)")
+    conn.exec_driver_sql("CREATE INDEX ix_campaigns_fingerprint ON campaigns (fingerprint)")
+    conn.exec_driver_sql("ALTER TABLE suppression ADD COLUMN added_by TEXT")
+
+
 # version -> the step that upgrades a store of that version to version + 1
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2}
 
 
 def open_store(url: str, *, create: bool = True) -> Engine:

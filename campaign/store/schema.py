@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -45,12 +45,15 @@ campaigns = Table(
     Column("files", Text, nullable=False),  # JSON list of {source, rows, blank_rows, ...}
     Column("content_key", String(128)),  # content hash of the contact file (campaign run)
     Column("job", Text),  # [[job]] name for `campaign run`
+    # hash of the (mobile, text) pairs it sends: the repeat guard of `send` (schema 2)
+    Column("fingerprint", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("exported_at", DateTime(timezone=True)),  # last export by `campaign run`
     Index("ix_campaigns_name", "name"),
     Index("ix_campaigns_job_key", "job", "content_key"),
+    Index("ix_campaigns_fingerprint", "fingerprint"),
 )
 
 # One row per input row, in input order (row_no 0..n-1): every row ends in one outcome.
@@ -171,5 +174,6 @@ suppression = Table(
     Column("mobile", String(16), primary_key=True),
     Column("reason", Text, nullable=False),  # optout reply | blacklist status | manual | import
     Column("detail", Text),  # the reply text, the report status, the file name
+    Column("added_by", Text),  # who: a user, "receiver", "import", "report" (schema 2)
     Column("added_at", DateTime(timezone=True), nullable=False),
 )
