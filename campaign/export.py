@@ -6,6 +6,10 @@ the result columns of SPEC), continued on `results_2`, `results_3`, ... past
 Streamed: rows come from `iter_results` a chunk at a time and go straight to the
 worksheet's row file (constant_memory), so memory does not grow with the campaign.
 
+`--lang zh` (`lang="zh"`) writes everything but the original columns in Chinese: sheet
+names, headers, outcomes, reasons, carriers, labels (campaign/zh.py); `en` keeps SPEC's names.
+Outcomes and carriers are translated per distinct value, after the tally has counted them.
+
 `.csv`: the results only, UTF-8 with a BOM (Excel then reads Chinese right), written by
 Arrow's CSV writer (text quoted, numbers not); cells that a spreadsheet would take for a
 formula get a leading `'` (OWASP's advice against CSV injection).
@@ -20,7 +24,7 @@ import codecs
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +39,24 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from campaign.errors import InputError, UsageError
-from campaign.export_summary import Formats, ResultTally, SummaryInputs, write_summary_sheets
+from campaign.export_summary import (
+    Formats,
+    ResultTally,
+    SummaryInputs,
+    sheet_name,
+    write_summary_sheets,
+)
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.results import (
     DEFAULT_CHUNK_ROWS,
     LANGS,
     RESULT_COLUMNS,
+    frame_from_table,
     iter_results,
 )
 from campaign.store.schema import recipients
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
+from campaign.zh import CARRIERS_ZH, OUTCOMES_ZH, RESULT_COLUMNS_ZH
 
 EXTENSIONS = (".xlsx", ".csv")
 MAX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header row
@@ -54,6 +66,8 @@ NUMERIC_RESULT_COLUMNS = ("source_row", "segments")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_BYTES = pa.array([p.encode() for p in FORMULA_PREFIXES], pa.binary())  # all ASCII
 WIDTH_SAMPLE_ROWS = 2_000
+#: result columns whose values are words of the tool, translated for `--lang zh`
+_TRANSLATED_VALUES = {"outcome": OUTCOMES_ZH, "carrier": CARRIERS_ZH}
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def _write_csv(
     """Arrow's CSV writer: strings quoted, numbers not, UTF-8 with a BOM for Excel."""
     tally = ResultTally(len(campaign.columns))
     numeric = _numeric_positions(campaign.columns)
-    names = [_neutral(name) for name in (*campaign.columns, *RESULT_COLUMNS)]
+    names = [_neutral(name) for name in (*campaign.columns, *result_headers(lang))]
     schema = pa.schema(
         [pa.field(n, pa.int64() if i in numeric else pa.string()) for i, n in enumerate(names)]
     )
@@ -166,11 +180,36 @@ def _write_csv(
                 engine, campaign.id, chunk_rows=chunk_rows, lang=lang, arrow=True
             ):
                 tally.add(chunk)
+                chunk = localize_values(chunk, len(campaign.columns), lang)
                 writer.write_table(_csv_table(chunk, schema, numeric))
                 wrote = True
             if not wrote:  # no rows: the header alone
                 writer.write_table(schema.empty_table())
     return tally
+
+
+def result_headers(lang: str) -> list[str]:
+    """The headers of the result columns: SPEC's names, or their Chinese for `zh`."""
+    if lang == "zh":
+        return [RESULT_COLUMNS_ZH[name] for name in RESULT_COLUMNS]
+    return list(RESULT_COLUMNS)
+
+
+def localize_values(chunk: pa.Table, n_columns: int, lang: str) -> pa.Table:
+    """Outcomes and carriers of an Arrow result chunk in `lang`, per distinct value."""
+    if lang == "en":
+        return chunk
+    for name, words in _TRANSLATED_VALUES.items():
+        pos = n_columns + RESULT_COLUMNS.index(name)
+        chunk = chunk.set_column(pos, chunk.field(pos), _translated(chunk.column(pos), words))
+    return chunk
+
+
+def _translated(values: pa.ChunkedArray, words: Mapping[str, str]) -> pa.ChunkedArray:
+    encoded = pc.dictionary_encode(values).combine_chunks()
+    known = encoded.dictionary.to_pylist()
+    dictionary = pa.array([words.get(v, v) for v in known], pa.string())
+    return pa.chunked_array([dictionary.take(encoded.indices)])
 
 
 def _csv_table(chunk: pa.Table, schema: pa.Schema, numeric: set[int]) -> pa.Table:
@@ -224,10 +263,9 @@ def _write_xlsx(
     )
     try:
         formats = Formats(book)
-        sheets = _ResultSheets(book, formats, campaign.columns, max_rows, fast)
+        sheets = _ResultSheets(book, formats, campaign.columns, max_rows, fast, lang)
         tally = ResultTally(len(campaign.columns))
-        for chunk in _chunks(engine, campaign, lang, chunk_rows):
-            tally.add(chunk)
+        for chunk in _chunks(engine, campaign, lang, chunk_rows, tally):
             sheets.write(chunk)
         names = sheets.finish()
         inputs = SummaryInputs(campaign, tally, _store_url(engine), lang)
@@ -247,10 +285,17 @@ class _ResultSheets:
     """`results`, `results_2`, ...: a header row each, at most `max_rows` data rows each."""
 
     def __init__(
-        self, book: Workbook, formats: Formats, columns: list[str], max_rows: int, fast: bool
+        self,
+        book: Workbook,
+        formats: Formats,
+        columns: list[str],
+        max_rows: int,
+        fast: bool,
+        lang: str,
     ) -> None:
         self._book, self._formats = book, formats
-        self._headers = [*columns, *RESULT_COLUMNS]
+        self._headers = [*columns, *result_headers(lang)]
+        self._sheet_name = sheet_name(RESULTS_SHEET, lang)
         self._numeric = _numeric_positions(columns)
         self._max_rows, self._fast = max_rows, fast
         self._widths: list[int] | None = None
@@ -281,7 +326,8 @@ class _ResultSheets:
 
     def _next_sheet(self) -> None:
         self._close_sheet()
-        name = RESULTS_SHEET if not self._names else f"{RESULTS_SHEET}_{len(self._names) + 1}"
+        first = self._sheet_name
+        name = first if not self._names else f"{first}_{len(self._names) + 1}"
         sheet = self._book.add_worksheet(name)
         widths = self._widths or _column_widths(self._headers, None)
         for col, width in enumerate(widths):
@@ -320,9 +366,18 @@ def _row_count(engine: Engine, campaign_id: int) -> int:
 
 
 def _chunks(
-    engine: Engine, campaign: CampaignRecord, lang: str, chunk_rows: int
+    engine: Engine, campaign: CampaignRecord, lang: str, chunk_rows: int, tally: ResultTally
 ) -> Iterator[pd.DataFrame]:
-    return iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang)
+    """The result chunks as frames, counted by `tally` before their values are translated."""
+    if lang == "en":
+        for frame in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
+            tally.add(frame)
+            yield frame
+        return
+    for table in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang, arrow=True):
+        tally.add(table)
+        table = localize_values(table, len(campaign.columns), lang)
+        yield frame_from_table(table, campaign.columns)
 
 
 def _store_url(engine: Engine) -> str:

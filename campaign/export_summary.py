@@ -8,7 +8,7 @@ a chart of outcomes and one of failure statuses), `by status`, `by carrier`, `by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,25 @@ from campaign.store.results import (
     status_frame,
     unmatched_reports,
 )
-from campaign.timeutil import CHINA, utcnow
+from campaign.timeutil import china_text, utcnow
+from campaign.zh import SHEETS_ZH, carrier_zh, outcome_zh, reason_zh, state_zh
 
 SUMMARY_SHEET = "summary"
 STATUS_SHEET = "by status"
 CARRIER_SHEET = "by carrier"
 SOURCE_SHEET = "by source"
 HOUR_SHEET = "by hour"
+SHEETS = (SUMMARY_SHEET, STATUS_SHEET, CARRIER_SHEET, SOURCE_SHEET, HOUR_SHEET)
+
+
+def sheet_name(name: str, lang: str) -> str:
+    """A sheet's name in `lang` (the English names are SPEC's)."""
+    return SHEETS_ZH.get(name, name) if lang == "zh" else name
+
+
+def outcome_label(outcome: str, lang: str) -> str:
+    return outcome_zh(outcome) if lang == "zh" else outcome
+
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -84,6 +96,7 @@ LABELS: dict[str, dict[str, str]] = {
         "chart_failures": "Failure statuses",
         "chart_hours": "Delivery reports per hour",
         "none": "(none)",
+        "title_sep": ": ",
     },
     "zh": {
         "title": "群发结果",
@@ -128,6 +141,7 @@ LABELS: dict[str, dict[str, str]] = {
         "chart_failures": "失败状态",
         "chart_hours": "每小时状态报告",
         "none": "（无）",
+        "title_sep": "：",
     },
 }
 
@@ -141,6 +155,8 @@ OUTCOME_MEANINGS: dict[str, dict[str, str]] = {
         "invalid": "number, template or length problem",
         "duplicate": "the same number earlier in this campaign",
         "suppressed": "opted out or blacklisted",
+        "capped": "the number already got the most messages allowed in the window",
+        "cancelled": "the campaign was cancelled before this row was sent",
         "unsent": "valid, not sent",
     },
     "zh": {
@@ -152,6 +168,8 @@ OUTCOME_MEANINGS: dict[str, dict[str, str]] = {
         "invalid": "号码、模板或长度有误",
         "duplicate": "本活动中前面已有相同号码",
         "suppressed": "已退订或在黑名单中",
+        "capped": "该号码在时间窗口内已达发送上限",
+        "cancelled": "此行发送前活动已取消",
         "unsent": "有效，但未发送",
     },
 }
@@ -289,15 +307,18 @@ def write_summary_sheets(
 ) -> list[str]:
     """Add the summary and breakdown sheets; return their names in order."""
     cid, lang = inputs.campaign.id, inputs.lang
+    names = [sheet_name(n, lang) for n in SHEETS]
     statuses = status_frame(inputs.tally.status_counts(), lang)
-    summary = book.add_worksheet(SUMMARY_SHEET)
-    status_sheet = book.add_worksheet(STATUS_SHEET)
+    summary = book.add_worksheet(sheet_name(SUMMARY_SHEET, lang))
+    status_sheet = book.add_worksheet(sheet_name(STATUS_SHEET, lang))
     failures = _write_status_sheet(status_sheet, formats, statuses, lang)
     _write_summary(summary, book, formats, engine, inputs, failures)
     for by, name in (("carrier", CARRIER_SHEET), ("source", SOURCE_SHEET)):
-        _write_breakdown(book.add_worksheet(name), formats, inputs.tally.breakdown(by), lang)
-    _write_hours(book.add_worksheet(HOUR_SHEET), book, formats, reports_per_hour(engine, cid), lang)
-    return [SUMMARY_SHEET, STATUS_SHEET, CARRIER_SHEET, SOURCE_SHEET, HOUR_SHEET]
+        sheet = book.add_worksheet(sheet_name(name, lang))
+        _write_breakdown(sheet, formats, inputs.tally.breakdown(by), lang)
+    hours = reports_per_hour(engine, cid)
+    _write_hours(book.add_worksheet(sheet_name(HOUR_SHEET, lang)), book, formats, hours, lang)
+    return names
 
 
 def _write_summary(
@@ -308,18 +329,19 @@ def _write_summary(
     inputs: SummaryInputs,
     failures: int,
 ) -> None:
-    words, campaign = LABELS[inputs.lang], inputs.campaign
+    lang, campaign = inputs.lang, inputs.campaign
+    words = LABELS[lang]
     sheet.set_column(0, 0, 44)
     sheet.set_column(1, 1, 18)
     sheet.set_column(2, 2, 14)
     sheet.set_column(3, 3, 48)
-    sheet.write_string(0, 0, f"{words['title']}: {campaign.name}", formats.title)
+    sheet.write_string(0, 0, f"{words['title']}{words['title_sep']}{campaign.name}", formats.title)
     sheet.write_string(2, 0, words["campaign"], formats.section)
     settings = [
         ("id", campaign.id),
         ("name", campaign.name),
-        ("state", campaign.state),
-        ("stop_reason", campaign.stop_reason or ""),
+        ("state", state_zh(campaign.state) if lang == "zh" else campaign.state),
+        ("stop_reason", _reason(campaign.stop_reason or "", lang)),
         ("template", campaign.template),
         ("signature", _setting(campaign.settings, "signature")),
         ("optout_text", _setting(campaign.settings, "optout_text")),
@@ -347,10 +369,10 @@ def _write_summary(
     for outcome in OUTCOMES:
         row += 1
         count = outcomes.get(outcome, 0)
-        sheet.write_string(row, 0, outcome)
+        sheet.write_string(row, 0, outcome_label(outcome, lang))
         sheet.write_number(row, 1, count, formats.count)
         sheet.write_number(row, 2, count / total if total else 0.0, formats.percent)
-        sheet.write_string(row, 3, OUTCOME_MEANINGS[inputs.lang][outcome])
+        sheet.write_string(row, 3, OUTCOME_MEANINGS[lang].get(outcome, ""))
     last_outcome = row
     row += 1
     sheet.write_string(row, 0, words["total"], formats.label)
@@ -382,27 +404,32 @@ def _write_summary(
     chart.add_series(
         {
             "name": words["chart_outcomes"],
-            "categories": [SUMMARY_SHEET, first_outcome, 0, last_outcome, 0],
-            "values": [SUMMARY_SHEET, first_outcome, 1, last_outcome, 1],
+            "categories": [sheet_name(SUMMARY_SHEET, lang), first_outcome, 0, last_outcome, 0],
+            "values": [sheet_name(SUMMARY_SHEET, lang), first_outcome, 1, last_outcome, 1],
             "data_labels": {"value": True},
         }
     )
     chart.set_title({"name": words["chart_outcomes"]})
+    chart.set_x_axis({"name": words["outcome"]})
+    chart.set_y_axis({"name": words["count"]})
     chart.set_legend({"none": True})
     sheet.insert_chart(2, 5, chart, {"x_scale": 1.3, "y_scale": 1.2})
     if failures:
+        status_sheet = sheet_name(STATUS_SHEET, lang)
+        first, last = 1 + _delivered_rows, failures + _delivered_rows
         bar = book.add_chart({"type": "bar"})
         bar.add_series(
             {
                 "name": words["chart_failures"],
-                "categories": [STATUS_SHEET, 1 + _delivered_rows, 0, failures + _delivered_rows, 0],
-                "values": [STATUS_SHEET, 1 + _delivered_rows, 2, failures + _delivered_rows, 2],
+                "categories": [status_sheet, first, 0, last, 0],
+                "values": [status_sheet, first, 2, last, 2],
                 "data_labels": {"value": True},
             }
         )
         bar.set_title({"name": words["chart_failures"]})
         bar.set_legend({"none": True})
-        bar.set_y_axis({"reverse": True})
+        bar.set_x_axis({"name": words["recipients"]})
+        bar.set_y_axis({"reverse": True, "name": words["status"]})
         sheet.insert_chart(22, 5, bar, {"x_scale": 1.3, "y_scale": 1.2})
 
 
@@ -432,11 +459,19 @@ def _write_status_sheet(
 def _write_breakdown(sheet: Worksheet, formats: Formats, frame: pd.DataFrame, lang: str) -> None:
     words = LABELS[lang]
     key = frame.columns[0]
-    headers = [words[key], words["count"], *OUTCOMES, words["delivery_rate"]]
+    headers = [
+        words[key],
+        words["count"],
+        *(outcome_label(o, lang) for o in OUTCOMES),
+        words["delivery_rate"],
+    ]
     widths = [30, 10, *[11] * len(OUTCOMES), 16]
     _table_header(sheet, formats, headers, widths, len(frame))
     for row, record in enumerate(frame.itertuples(index=False, name=None), start=1):
-        sheet.write_string(row, 0, str(record[0]) or words["none"])
+        value = str(record[0])
+        if key == "carrier" and lang == "zh":
+            value = carrier_zh(value)
+        sheet.write_string(row, 0, value or words["none"])
         for col, value in enumerate(record[1:-1], start=1):
             sheet.write_number(row, col, int(value), formats.count)
         rate = record[-1]
@@ -461,11 +496,13 @@ def _write_hours(
         chart.add_series(
             {
                 "name": name,
-                "categories": [HOUR_SHEET, 1, 0, len(frame), 0],
-                "values": [HOUR_SHEET, 1, col, len(frame), col],
+                "categories": [sheet_name(HOUR_SHEET, lang), 1, 0, len(frame), 0],
+                "values": [sheet_name(HOUR_SHEET, lang), 1, col, len(frame), col],
             }
         )
     chart.set_title({"name": words["chart_hours"]})
+    chart.set_x_axis({"name": words["hour"]})
+    chart.set_y_axis({"name": words["reports"]})
     sheet.insert_chart(1, 4, chart, {"x_scale": 1.4, "y_scale": 1.2})
 
 
@@ -494,11 +531,11 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _china(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return f"{moment.astimezone(CHINA):%Y-%m-%d %H:%M:%S}"
+    return china_text(moment) if moment is not None else ""
+
+
+def _reason(text: str, lang: str) -> str:
+    return reason_zh(text) if lang == "zh" else text
 
 
 def _setting(settings: dict[str, Any], key: str) -> str:

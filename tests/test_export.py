@@ -19,6 +19,7 @@ from campaign.errors import InputError, NotFoundError
 from campaign.export import export_campaign
 from campaign.store import open_store
 from campaign.store.results import OUTCOMES, RESULT_COLUMNS
+from campaign.zh import RESULT_COLUMNS_ZH
 from tests.support.store_rows import (
     COLUMNS,
     Row,
@@ -177,13 +178,17 @@ def test_csv_is_utf8_with_bom_and_neutralised(sqlite_engine, tmp_path):
 def test_chinese_reasons_and_labels(sqlite_engine, tmp_path):
     cid = every_outcome_campaign(sqlite_engine)
     out = tmp_path / "r.xlsx"
-    export_campaign(sqlite_engine, cid, out, lang="zh")
+    summary = export_campaign(sqlite_engine, cid, out, lang="zh")
+    assert summary.sheets == ["结果", "汇总", "按回执状态", "按运营商", "按来源文件", "按小时"]
+    assert summary.outcomes["pending"] == 1  # the JSON keys stay SPEC's outcome names
     sheets = read_sheets(out)
-    rows = results_rows(sheets)
-    assert rows[2][col("outcome")] == "pending"
+    header, *rows = sheets["结果"]
+    assert header[len(COLUMNS) :] == [RESULT_COLUMNS_ZH[name] for name in RESULT_COLUMNS]
+    assert rows[2][col("outcome")] == "等待回执"
     assert rows[2][col("reason")] == "网关已接收，尚无状态报告"
     assert rows[0][col("dlr_description")] == "成功"
-    assert any(row and row[0] == "送达率（占已接收）" for row in sheets["summary"])
+    assert rows[0][col("carrier")] == "中国移动"
+    assert any(row and row[0] == "送达率（占已接收）" for row in sheets["汇总"])
 
 
 @pytest.mark.parametrize("fast", [True, False])

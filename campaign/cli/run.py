@@ -13,6 +13,7 @@ from campaign.cli.app import app
 from campaign.cli.common import DbOption, JsonOption, handle_errors, print_json
 from campaign.config import load_settings
 from campaign.errors import ConfigError, ExitCode
+from campaign.timeutil import ChinaTimeFormatter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -28,7 +29,7 @@ def _setup_logging(log_file: Path | None) -> list[logging.Handler]:
         except OSError as exc:
             raise ConfigError(f"run.log {log_file} cannot be written: {exc.strerror}") from None
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(ChinaTimeFormatter(LOG_FORMAT))  # China time, with +08:00
         logger.addHandler(handler)
     return handlers
 

@@ -1,4 +1,5 @@
-"""Progress of a send on stderr: a rich progress bar on a terminal, timestamped lines otherwise."""
+"""Progress of a send on stderr: a rich progress bar on a terminal, timestamped lines otherwise
+(China time with its offset: `2026-12-03 16:05:01+08:00  12/40 requests, ...`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 from campaign.sender import ProgressEvent
+from campaign.timeutil import china_text
 
 PLAIN_EVERY = 5.0  # seconds between plain progress lines
 
@@ -44,8 +45,7 @@ class _PlainReporter:
 
 
 def _line(text: str) -> None:
-    stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    print(f"{stamp}  {text}", file=sys.stderr, flush=True)
+    print(f"{china_text()}  {text}", file=sys.stderr, flush=True)
 
 
 def _figures(event: ProgressEvent) -> str:

@@ -65,7 +65,7 @@ class ReceivedRequest:
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["time"] = self.time.isoformat()
+        data["time"] = self.time.astimezone(CHINA).isoformat()  # for people: China time
         data["mobiles"] = list(self.mobiles)
         return json.dumps(data, ensure_ascii=False)
 

@@ -63,6 +63,7 @@ from campaign.gateway.protocol import report_status_info, submit_code_info
 from campaign.plan import OUTCOMES as ALL_OUTCOMES
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.schema import batches, recipients, reports
+from campaign.zh import reason_zh
 
 DELIVERED_STATUS = "DELIVRD"
 
@@ -285,7 +286,7 @@ _JSON_SCHEMA = pa.schema(
     ]
 )
 _JSON_BLOCK = 1 << 22  # bytes of cell JSON per parsing block (Arrow's JSON reader)
-_PLAN_OUTCOMES = ["invalid", "duplicate", "suppressed", "unsent"]  # reason = the plan's reason
+_PLAN_OUTCOMES = ["invalid", "duplicate", "suppressed", "capped", "unsent"]  # the plan's reason
 
 
 @overload
@@ -335,7 +336,7 @@ def iter_results(
         if not raw:
             continue
         table = _result_table(raw, header, lang)
-        yield table if arrow else _frame_from_table(table, header.columns)
+        yield table if arrow else frame_from_table(table, header.columns)
 
 
 def _raw_chunks(
@@ -520,7 +521,7 @@ def _parse_cell_lists(cells: pa.Array) -> pa.Array:
         return pa.array(texts, pa.list_(pa.string()))
 
 
-def _frame_from_table(table: pa.Table, columns: list[str]) -> pd.DataFrame:
+def frame_from_table(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     """The pandas form of a result chunk: object columns of str, Int64 for the numbers."""
     index = pd.RangeIndex(table.num_rows)
     cells = pd.DataFrame(
@@ -550,9 +551,12 @@ def _int_series(column: pa.ChunkedArray, index: pd.Index) -> pd.Series:
 
 def _reasons(raw: dict[str, pa.Array], header: CampaignRecord, lang: str) -> pa.Array:
     words = _REASONS[lang]
+    said = _said(lang)  # a reason made in English where it arose, in `lang`
     outcome, state = raw["outcome"], raw["batch_state"]
     planned = pc.is_in(outcome, value_set=pa.array(_PLAN_OUTCOMES))
     reason = pc.if_else(planned, _filled(raw["plan_reason"]), "")
+    if lang != "en":
+        reason = _replace_mapped(reason, planned, reason, said)
 
     reason = _replace_mapped(
         reason,
@@ -571,7 +575,7 @@ def _reasons(raw: dict[str, pa.Array], header: CampaignRecord, lang: str) -> pa.
         reason,
         _is(outcome, "unknown"),
         _filled(raw["batch_detail"]),
-        lambda d: words["unknown"].format(detail=d) if d else words["unknown_plain"],
+        lambda d: words["unknown"].format(detail=said(d)) if d else words["unknown_plain"],
     )
     # Ready rows whose batch never went out: the plan said "send", the run did not get there.
     unsent = pc.and_(_is(outcome, "unsent"), pc.or_(pc.is_valid(state), _is(reason, "")))
@@ -579,7 +583,7 @@ def _reasons(raw: dict[str, pa.Array], header: CampaignRecord, lang: str) -> pa.
         reason,
         unsent,
         _filled(raw["batch_detail"]),
-        lambda d: _unsent_reason(d, header.stop_reason, words),
+        lambda d: _unsent_reason(said(d), said(header.stop_reason or ""), words),
     )
 
 
@@ -606,6 +610,13 @@ def _is(values: pa.Array, value: str) -> pa.Array:
 def _filled(values: pa.Array) -> pa.Array:
     """Text column: null -> ""."""
     return pc.fill_null(values, "")
+
+
+def _said(lang: str) -> Callable[[str | None], str]:
+    """A reason made in English (plan, sender, gateway, jobs) in `lang` (campaign.zh)."""
+    if lang == "zh":
+        return lambda text: reason_zh(text or "")
+    return lambda text: text or ""
 
 
 def _unsent_reason(detail: str, stop_reason: str | None, words: Mapping[str, str]) -> str:
