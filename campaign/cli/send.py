@@ -383,7 +383,7 @@ def _one_status(engine: Engine, ref: str, json_output: bool) -> None:
 def _list_status(engine: Engine, json_output: bool) -> None:
     from campaign.store.batches import batch_state_counts
     from campaign.store.campaigns import list_campaigns
-    from campaign.timeutil import CHINA
+    from campaign.timeutil import china_text
 
     records = list_campaigns(engine)
     rows = [{**r.brief(), "batches": batch_state_counts(engine, r.id)} for r in records]
@@ -395,8 +395,7 @@ def _list_status(engine: Engine, json_output: bool) -> None:
     for record, row in zip(records, rows, strict=True):
         done = sum(row["batches"][s] for s in ("accepted", "rejected", "unknown"))
         total = sum(row["batches"].values())
-        created = record.created_at.astimezone(CHINA)
+        created = china_text(record.created_at, timespec="minutes")  # "... 16:05+08:00"
         typer.echo(
-            f"{record.id:>5}  {record.state:<9} {done}/{total} requests  "
-            f"{created:%Y-%m-%d %H:%M}  {record.name}"
+            f"{record.id:>5}  {record.state:<9} {done}/{total} requests  {created}  {record.name}"
         )

@@ -9,6 +9,7 @@ import typer
 
 from campaign.cli.app import app
 from campaign.cli.common import ConfigOption, DbOption, handle_errors, info, settings_from
+from campaign.timeutil import ChinaTimeFormatter
 
 
 @app.command("serve")
@@ -40,7 +41,9 @@ def serve(
     from campaign.store.engine import safe_url
 
     settings = settings_from(config, db)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(ChinaTimeFormatter("%(asctime)s %(name)s %(message)s"))  # +08:00
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     info(f"store {safe_url(settings.store_url)}")
     info("press Ctrl-C to stop")
     run_receiver(settings, host, port)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from campaign.errors import NotFoundError
 from campaign.store.schema import batches, campaigns, recipients
-from campaign.timeutil import CHINA, utcnow
+from campaign.timeutil import CHINA, china_iso, utcnow
 
 if TYPE_CHECKING:
     from campaign.config import Settings
@@ -316,4 +316,5 @@ def _aware(moment: Any) -> Any:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+    """For JSON (status --json): ISO 8601, China time, +08:00; the store keeps UTC."""
+    return china_iso(moment)
