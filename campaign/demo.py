@@ -6,12 +6,21 @@ delivery reports, and exports the result spreadsheet. A few faults are injected 
 purpose so that the spreadsheet shows what the tool does with them: one request is
 refused by the gateway's review (`rejected`) and one connection drops after the
 request was read (`unknown`: never resent by itself).
+
+The demo only ever touches its own files in `out_dir`: the store `campaign-demo.db`
+(with its SQLite -wal/-shm/-journal files) and the workbook `demo-results.xlsx`. Whatever
+`--db`, `CAMPAIGN_DB`, `CAMPAIGN_CONFIG` or the current folder hold is never opened. A
+re-run replaces the demo's own previous store and workbook; a file at one of those names
+that the demo did not make (a store without the demo's SQLite application id, a workbook
+without the result sheets) is never replaced: the demo refuses (InputError, exit 3).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +38,7 @@ from campaign.receiver import Receiver
 from campaign.sender import ProgressEvent, send_campaign
 from campaign.store import open_store
 from campaign.store.campaigns import create_campaign, settings_snapshot
+from campaign.store.caps import capped_mobiles
 from campaign.store.results import outcome_counts
 from campaign.store.suppression import suppressed_set
 
@@ -36,7 +46,13 @@ DEMO_SIGNATURE = "【示例商城】"
 DEMO_OPTOUT_TEXT = "回T退订"
 DEMO_CAMPAIGN_NAME = "demo 双十一会员积分提醒"
 DEMO_WORKBOOK = "demo-results.xlsx"
-DEMO_STORE = "campaign.db"
+DEMO_STORE = "campaign-demo.db"
+# SQLite's header field `application_id` ("CDMO"): marks a store file as the demo's own,
+# readable from the first 100 bytes without opening the file as a database.
+DEMO_APPLICATION_ID = 0x43444D4F
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+DEMO_WORKBOOK_SHEETS = ("xl/workbook.xml", b'name="results"', b'name="summary"')
 SAMPLE_FILES = ("contacts.xlsx", "contacts.csv")
 TEMPLATE_FILE = "marketing.txt"
 OPTOUT_REPLY = "退订"
@@ -87,13 +103,15 @@ def find_project_dir(start: Path | None = None) -> Path:
 def run_demo(
     out_dir: Path, *, project_dir: Path | None = None, notify: Notify | None = None
 ) -> DemoResult:
-    """Run the whole pipeline once into `out_dir` (a fresh store each time)."""
+    """Run the whole pipeline once into `out_dir` (a fresh demo store each time).
+
+    InputError (exit 3, nothing changed) when `out_dir` holds a file at one of the demo's
+    names that the demo did not make.
+    """
     say = notify or (lambda _line: None)
     started = time.monotonic()
     project = find_project_dir(project_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    store_path = out_dir / DEMO_STORE
-    _remove_store(store_path)
+    store_path = prepare_out_dir(out_dir)
     settings = _demo_settings(f"sqlite:///{store_path.resolve()}")
     engine = open_store(settings.store_url)
     try:
@@ -105,7 +123,9 @@ def run_demo(
             contacts = read_contacts([project / "sample_data" / n for n in SAMPLE_FILES])
             _take_optout_reply(simulator, engine, _first_mobile(contacts), say)
             template = load_template(str(project / "templates" / TEMPLATE_FILE))
-            plan = make_plan(contacts, template, plan_options(settings), suppressed_set(engine))
+            options = plan_options(settings)
+            capped = capped_mobiles(engine, options.max_per_recipient, options.cap_window_hours)
+            plan = make_plan(contacts, template, options, suppressed_set(engine), capped=capped)
             campaign_id = create_campaign(
                 engine, plan, name=DEMO_CAMPAIGN_NAME, settings_snapshot=settings_snapshot(settings)
             )
@@ -194,11 +214,86 @@ def _progress_to(say: Notify) -> Callable[[ProgressEvent], None]:
     return on_progress
 
 
-def _remove_store(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        candidate = path.with_name(path.name + suffix)
-        if candidate.is_file():
-            candidate.unlink()
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Make `out_dir` ready for a run: refuse foreign files, remove the demo's own previous
+    store, create an empty marked store file. Returns the store's path."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a folder; nothing was changed")
+    store = out_dir / DEMO_STORE
+    foreign = foreign_files(out_dir)
+    if foreign:
+        names = ", ".join(p.name for p in foreign)
+        raise InputError(
+            f"{out_dir} already holds {names}, not made by `campaign demo`; nothing was "
+            "changed: give the demo another folder with --out, or move those files away"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in _store_files(store):
+        path.unlink(missing_ok=True)
+    _create_marked_store(store)
+    return store
 
 
-__all__ = ["DemoResult", "find_project_dir", "run_demo"]
+def foreign_files(out_dir: Path) -> list[Path]:
+    """Files at the demo's names in `out_dir` that the demo did not make."""
+    store = out_dir / DEMO_STORE
+    own_store = is_demo_store(store)
+    found = [p for p in _store_files(store) if p.exists() or p.is_symlink()]
+    foreign = [] if own_store else found
+    workbook = out_dir / DEMO_WORKBOOK
+    if (workbook.exists() or workbook.is_symlink()) and not is_demo_workbook(workbook):
+        foreign.append(workbook)
+    return foreign
+
+
+def is_demo_store(path: Path) -> bool:
+    """True for a regular SQLite file carrying the demo's application id (header only)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError:
+        return False
+    marked = int.from_bytes(header[68:72], "big") == DEMO_APPLICATION_ID
+    return header.startswith(SQLITE_HEADER) and marked
+
+
+def is_demo_workbook(path: Path) -> bool:
+    """True for a workbook with the `results` and `summary` sheets of a result export."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    member, *sheets = DEMO_WORKBOOK_SHEETS
+    try:
+        with zipfile.ZipFile(path) as archive:
+            listing = archive.read(member)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return all(sheet in listing for sheet in sheets)
+
+
+def _store_files(store: Path) -> list[Path]:
+    return [store, *(store.with_name(store.name + suffix) for suffix in SQLITE_SIDE_FILES)]
+
+
+def _create_marked_store(path: Path) -> None:
+    """An empty SQLite file whose header carries the demo's application id; written in
+    rollback-journal mode, so the mark is in the main file before the store turns to WAL."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+__all__ = [
+    "DEMO_STORE",
+    "DEMO_WORKBOOK",
+    "DemoResult",
+    "find_project_dir",
+    "foreign_files",
+    "is_demo_store",
+    "prepare_out_dir",
+    "run_demo",
+]

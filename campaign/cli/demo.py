@@ -8,23 +8,39 @@ from typing import Annotated
 import typer
 
 from campaign.cli.app import app
-from campaign.cli.common import JsonOption, handle_errors, info, print_json
+from campaign.cli.common import ConfigOption, DbOption, JsonOption, handle_errors, info, print_json
 
 OutOption = Annotated[
-    Path, typer.Option("--out", help="Folder for the result spreadsheet and the demo store.")
+    Path,
+    typer.Option(
+        "--out", metavar="DIR", help="Folder for the result spreadsheet and the demo store."
+    ),
 ]
 
 
 @app.command()
 @handle_errors
-def demo(out: OutOption = Path("demo-output"), json_output: JsonOption = False) -> None:
+def demo(
+    out: OutOption = Path("demo-output"),
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Run the whole pipeline on sample_data/ against the built-in gateway simulator.
 
     Sends the sample lists, receives the pushed delivery reports and an opt-out reply,
     and writes the result spreadsheet. No credentials, no network beyond loopback.
-    """
-    from campaign.demo import run_demo
+    The demo keeps its own store, DIR/campaign-demo.db: --db, CAMPAIGN_DB, --config and
+    the current folder's campaign.db are never opened. A re-run replaces the demo's own
+    files; a foreign file at one of their names is refused (exit 3), never replaced.
 
+    Example:
+      campaign demo --out demo-output
+    """
+    from campaign.demo import DEMO_STORE, run_demo
+
+    if db is not None or config is not None:
+        info(f"the demo uses its own store {out / DEMO_STORE}; --db/--config are not used")
     result = run_demo(out, notify=info)
     if json_output:
         print_json(result.summary())
