@@ -172,6 +172,8 @@ RULES: tuple[_Rule, ...] = (
     # cancel (any wording that says the campaign was cancelled)
     _rule(r"(?:not sent: )?(?:the )?campaign (?:was )?cancelled\b.*", "活动已取消，此行未发送"),
     # sender.py: batch details and stop reasons
+    _rule(r"(?P<why>.*); resume then", "{why}；届时再继续发送", "why"),
+    _rule(r"(?P<why>.*); resume later", "{why}；请稍后继续发送", "why"),
     _rule(
         r"max_per_day reached: the rest waits for the next day's run",
         "已达每日发送上限：其余号码等次日运行时发送",
@@ -180,7 +182,7 @@ RULES: tuple[_Rule, ...] = (
     _rule(r"not sent: (?P<why>.*)", "未发出：{why}", "why"),
     _rule(r"retried after (?P<why>.*)", "重试过（{why}）", "why"),
     _rule(r"gateway code (?P<code>[^:]+): .*", _gateway_code),
-    _rule(r"gateway unreachable: (?P<why>.*)", "无法连接网关：{why}", "why"),
+    _rule(r"gateway unreachable: (?P<why>.*)", "网关不可达：{why}", "why"),
     _rule(
         r"the gateway kept refusing for (?P<s>\d+) s "
         r"\((?P<n>\d+) times in a row; last: (?P<why>.*)\)",
@@ -189,12 +191,19 @@ RULES: tuple[_Rule, ...] = (
     ),
     _rule(r"the store failed: (?P<error>.*)", "数据库出错：{error}"),
     _rule(
+        r"the gateway refused the balance query: (?P<why>.*)", "网关拒绝了余额查询：{why}", "why"
+    ),
+    _rule(
+        r"the balance of product (?P<product>\S+) is (?P<balance>-?\d+) segments, "
+        r"but (?P<need>\d+) billed segments are still to send; top up the account, or use --force",
+        "产品 {product} 的余额为 {balance} 条，还有 {need} 条计费短信要发；"
+        "请充值，或加 --force 发送",
+    ),
+    _rule(
         r"outside the send window (?P<window>\S+) \(China time\); "
         r"it opens at (?P<at>[\d-]+ [\d:]+) \(in (?P<h>\d+) h (?P<m>\d+) min\)",
         "不在发送时段 {window}（北京时间）内；{at} 开始（{h} 小时 {m} 分钟后）",
     ),
-    _rule(r"(?P<why>.*); resume then", "{why}；届时再继续发送", "why"),
-    _rule(r"(?P<why>.*); resume later", "{why}；请稍后继续发送", "why"),
     # jobs.py
     _rule(
         r"not started by not_after (?P<at>\d\d:\d\d) China time; left unsent",
