@@ -38,7 +38,12 @@ def export(
         ),
     ],
     lang: Annotated[
-        Lang, typer.Option("--lang", help="Language of reasons and descriptions.")
+        Lang,
+        typer.Option(
+            "--lang",
+            help="en: SPEC's column names and English words; zh: everything but your own "
+            "columns in Chinese (sheets, headers, outcomes, reasons, labels).",
+        ),
     ] = Lang.en,
     config: ConfigOption = None,
     db: DbOption = None,
