@@ -24,7 +24,7 @@ from campaign.push_params import mask_mobile
 from campaign.reports import OptoutMatcher
 from campaign.store import suppression
 from campaign.store.engine import is_sqlite
-from campaign.store.inbound import BLACKLIST_REASON, InboundPart, store_inbound
+from campaign.store.inbound import ADDED_BY, BLACKLIST_REASON, InboundPart, store_inbound
 from campaign.store.reports import ReportRow, insert_reports
 
 log = logging.getLogger("campaign.receiver")
@@ -191,7 +191,9 @@ def suppress_blacklisted(conn: Connection, rows: Iterable[ReportRow]) -> int:
         if row[2] in BLACKLIST_STATUSES and _VALID_MOBILE.match(row[1]):
             by_status.setdefault(row[2], []).append(row[1])
     return sum(
-        suppression.add_in(conn, mobiles, BLACKLIST_REASON, f"report status {status}")
+        suppression.add_in(
+            conn, mobiles, BLACKLIST_REASON, f"report status {status}", added_by=ADDED_BY
+        )
         for status, mobiles in by_status.items()
     )
 

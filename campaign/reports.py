@@ -158,6 +158,7 @@ class OptoutMatcher:
 
 
 IMPORT_CHUNK = 250_000  # reports per transaction
+REPORTS_IMPORT = "reports import"  # suppression.added_by of blacklisted numbers in files
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ def import_report_file(
     with engine.begin() as conn:
         unmatched = count_unmatched(conn, valid["msgid"], valid["mobile"])
         if suppress_blacklisted:
-            _suppress_blacklisted(conn, valid)
+            _suppress_blacklisted(conn, valid, read.source)
     rows = tuple(
         zip(read.malformed["row"].tolist(), read.malformed["reason"].tolist(), strict=True)
     )
@@ -232,9 +233,10 @@ def _in_key_order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.take(order.to_numpy()).reset_index(drop=True)
 
 
-def _suppress_blacklisted(conn: Connection, valid: pd.DataFrame) -> None:
+def _suppress_blacklisted(conn: Connection, valid: pd.DataFrame, source: str) -> None:
     listed = valid[
         valid["status"].isin(BLACKLIST_STATUSES) & valid["mobile"].str.match(VALID_MOBILE)
     ]
     for status, group in listed.groupby("status"):
-        suppression.add_in(conn, group["mobile"], BLACKLIST_REASON, f"report status {status}")
+        detail = f"report status {status} ({source})"
+        suppression.add_in(conn, group["mobile"], BLACKLIST_REASON, detail, added_by=REPORTS_IMPORT)

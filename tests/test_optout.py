@@ -118,7 +118,7 @@ def test_cli_import_file(tmp_path, store_url):
     engine = open_store(store_url)
     [entry] = sup.entries(engine, ["13900139000"])
     engine.dispose()
-    assert (entry["reason"], entry["detail"]) == ("import", "optouts.csv")
+    assert (entry["reason"], entry["detail"]) == ("import", "optouts.csv row 5")
 
 
 def test_cli_import_xlsx_with_mobile_column(tmp_path, sqlite_url):

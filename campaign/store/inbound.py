@@ -26,6 +26,7 @@ from campaign.timeutil import utcnow
 _VALID_MOBILE = re.compile(VALID_MOBILE)
 OPTOUT_REASON = "optout reply"
 BLACKLIST_REASON = "blacklist status"
+ADDED_BY = "receiver"  # suppression.added_by of the entries pushes make
 # The parts of one long message arrive within this time; an emshead id seen again later
 # (ids are recycled) starts a new message.
 REASSEMBLY_WINDOW = timedelta(hours=24)
@@ -79,7 +80,7 @@ def store_inbound(
     )
     if optout and _VALID_MOBILE.match(part.mobile):  # only a mobile can be texted again
         detail = f"{text.strip()} ({part.mo_time or 'time unknown'})"
-        suppression.add_in(conn, [part.mobile], OPTOUT_REASON, detail)
+        suppression.add_in(conn, [part.mobile], OPTOUT_REASON, detail, added_by=ADDED_BY)
     return InboundResult(True, text, optout)
 
 

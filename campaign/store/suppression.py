@@ -3,13 +3,18 @@
 Numbers are stored as given (callers pass normalized 11-digit mobiles). Adding a number
 that is already on the list changes nothing (INSERT ... ON CONFLICT DO NOTHING, on SQLite
 and on PostgreSQL), so the first reason a number was suppressed is the one kept.
+
+Every entry keeps where it came from: `reason` (REASONS), `detail` (the reply text and
+its time, the file and row, the report status, a note), `added_by` (an OS user, or
+"receiver" / "reports import" for the machinery) and `added_at` (UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,20 +25,40 @@ from campaign.errors import StoreError
 from campaign.store.engine import safe_url
 from campaign.store.schema import suppression
 
-# Rows per INSERT statement: well below SQLite's 32766 bound variables (4 per row).
+T = TypeVar("T")
+
+# Rows per INSERT statement: well below SQLite's 32766 bound variables (5 per row).
 CHUNK = 2000
+# The reasons an entry is added for.
+REASONS = ("optout reply", "blacklist status", "manual", "import")
+# Every field of an entry, in the order `optout list --details` and the export show them.
+ENTRY_FIELDS = ("mobile", "added_at", "reason", "detail", "added_by")
 
 
 def add(
-    engine: Engine, mobiles: Iterable[str], reason: str = "manual", detail: str | None = None
+    engine: Engine,
+    mobiles: Iterable[str],
+    reason: str = "manual",
+    detail: str | None = None,
+    *,
+    added_by: str | None = None,
+    details: Mapping[str, str] | None = None,
 ) -> int:
-    """Put `mobiles` on the list; return how many were not on it before."""
+    """Put `mobiles` on the list; return how many were not on it before.
+
+    `detail` is stored with every number, unless `details` has one for that number."""
     with engine.begin() as conn:
-        return add_in(conn, mobiles, reason, detail)
+        return add_in(conn, mobiles, reason, detail, added_by=added_by, details=details)
 
 
 def add_in(
-    conn: Connection, mobiles: Iterable[str], reason: str = "manual", detail: str | None = None
+    conn: Connection,
+    mobiles: Iterable[str],
+    reason: str = "manual",
+    detail: str | None = None,
+    *,
+    added_by: str | None = None,
+    details: Mapping[str, str] | None = None,
 ) -> int:
     """`add` inside a transaction the caller holds (e.g. with the inbound message it stems from)."""
     unique = list(dict.fromkeys(m for m in mobiles if m))
@@ -41,10 +66,17 @@ def add_in(
         return 0
     now = datetime.now(UTC)
     insert = _insert_for(conn)
+    per_mobile = details or {}
     added = 0
     for start in range(0, len(unique), CHUNK):
         rows = [
-            {"mobile": m, "reason": reason, "detail": detail, "added_at": now}
+            {
+                "mobile": m,
+                "reason": reason,
+                "detail": per_mobile.get(m, detail),
+                "added_by": added_by,
+                "added_at": now,
+            }
             for m in unique[start : start + CHUNK]
         ]
         statement = (
@@ -91,12 +123,32 @@ def is_suppressed(engine: Engine, mobile: str) -> bool:
 
 
 def entries(engine: Engine, mobiles: Sequence[str] | None = None) -> list[dict[str, object]]:
-    """Full rows (mobile, reason, detail, added_at) by mobile; all when `mobiles` is None."""
-    query = select(suppression).order_by(suppression.c.mobile)
+    """Full rows (mobile, reason, detail, added_by, added_at) by mobile; all when `mobiles`
+    is None. `added_at` is timezone-aware UTC on every store."""
+    with engine.connect() as conn:
+        return _entries_in(conn, mobiles)
+
+
+def _entries_in(conn: Connection, mobiles: Sequence[str] | None = None) -> list[dict[str, object]]:
+    present = {c["name"] for c in inspect(conn).get_columns(suppression.name)}
+    columns = [suppression.c[name] for name in ENTRY_FIELDS if name in present]
+    query = select(*columns).order_by(suppression.c.mobile)
     if mobiles is not None:
         query = query.where(suppression.c.mobile.in_(list(mobiles)))
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+    rows = []
+    for row in conn.execute(query):
+        entry: dict[str, object] = dict.fromkeys(ENTRY_FIELDS)
+        entry.update(row._mapping)
+        entry["added_at"] = _aware(entry["added_at"])
+        rows.append(entry)
+    return rows
+
+
+def _aware(moment: object) -> object:
+    """A naive datetime (SQLite keeps no offset) is UTC, as every time in the store."""
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def count(engine: Engine) -> int:
@@ -107,8 +159,20 @@ def count(engine: Engine) -> int:
 def read_suppressed(url: str) -> set[str]:
     """The suppression list of the store at `url`, touching nothing: no store file or table
     is created (a SQLite file that does not exist is an empty list), nothing is written."""
+    return _read_untouched(
+        url, lambda conn: set(conn.execute(select(suppression.c.mobile)).scalars()), set()
+    )
+
+
+def read_entries(url: str) -> list[dict[str, object]]:
+    """`entries` of the store at `url`, touching nothing (like `read_suppressed`); a store
+    of schema 1 reads with `added_by` None."""
+    return _read_untouched(url, _entries_in, [])
+
+
+def _read_untouched(url: str, read: Callable[[Connection], T], empty: T) -> T:
     if not store_exists(url):
-        return set()
+        return empty
     try:
         engine = create_engine(url)
     except (ArgumentError, ImportError, ValueError) as exc:
@@ -116,8 +180,8 @@ def read_suppressed(url: str) -> set[str]:
     try:
         with engine.connect() as conn:
             if not inspect(conn).has_table(suppression.name):
-                return set()
-            return set(conn.execute(select(suppression.c.mobile)).scalars())
+                return empty
+            return read(conn)
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         detail = first[0] if first else type(exc).__name__
