@@ -28,6 +28,11 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DB_FILE = "campaign.db"
 DEFAULT_RECEIVER_HOST = "127.0.0.1"
 DEFAULT_RECEIVER_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a batched push of 50,000 reports is ~2.3 MB
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # request line (query string included) and headers
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds from a request's first byte to its last header
+DEFAULT_IDLE_TIMEOUT = 5.0  # seconds a kept-alive connection may wait for its next request
+DEFAULT_MAX_CONNECTIONS = 1000  # over it, the oldest connection not in a push is closed
 DEFAULT_OPTOUT_KEYWORDS: tuple[str, ...] = ("T", "TD", "R", "退订", "取消")
 BLACKLIST_STATUSES: tuple[str, ...] = ("MBBLACK", "DB:0141", "MA:0001", "MX:0013")
 
@@ -87,6 +92,11 @@ class ReceiverSettings:
     pswd: str = field(default="", repr=False)
     optout_keywords: tuple[str, ...] = DEFAULT_OPTOUT_KEYWORDS
     suppress_blacklisted: bool = False  # blacklist report statuses put the number on the list
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -232,6 +242,7 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     receiver = _section(ReceiverSettings, receiver_raw, "receiver")
     if receiver.port > 65535:  # the socket would silently take the port modulo 65536
         raise ConfigError(f"receiver.port must be a port number 0-65535, not {receiver.port}")
+    _check_receiver_limits(receiver)
     if keywords is not None:
         if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
             raise ConfigError("receiver.optout_keywords must be a list of strings")
@@ -246,6 +257,17 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     return Settings(
         gateway, compliance, receiver, normalize_store_url(store_url, base), run, jobs, path
     )
+
+
+_RECEIVER_LIMITS = ("max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
+                    "max_connections")  # fmt: skip
+
+
+def _check_receiver_limits(receiver: ReceiverSettings) -> None:
+    """0 would refuse every push or close every connection at once."""
+    for key in _RECEIVER_LIMITS:
+        if getattr(receiver, key) <= 0:
+            raise ConfigError(f"receiver.{key} must be more than 0")
 
 
 def _file_store_url(data: dict[str, Any], base: Path) -> str | None:

@@ -1,13 +1,20 @@
 """The parameters of one push, checked: `/dlr` -> report rows, `/mo` -> an inbound part.
 
 Pure: no I/O. Anything wrong raises `PushRefused` with the HTTP status and the reason the
-receiver answers with (and logs, mobile masked); nothing of such a push is stored.
+receiver answers with (and logs, mobile masked); nothing of such a push is stored. A batched
+`report=` push is checked item by item: its malformed items are listed (`Reports.malformed`)
+and the others stored; only a batch with no valid item is refused.
+
+A field holding a control character (NUL included) is malformed: such text cannot be
+stored alike on SQLite and PostgreSQL (which refuses NUL), and never goes out again in an
+SMS. Only the text of an inbound message may hold tabs and line breaks.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from campaign.phones import normalize_mobile
@@ -19,6 +26,9 @@ PUSH_ORIGIN = "push"
 _DIGITS = re.compile(r"^[0-9]{1,64}$")
 _MOBILE = re.compile(r"^\+?[0-9]{5,20}$")
 _EMSHEAD = re.compile(r"^\s*([0-9]{1,32})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: no field may hold one
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # msg: tab, CR, LF ok
+MALFORMED_SHOWN = 3  # reasons of malformed batch items quoted in the log line
 
 
 class PushRefused(Exception):
@@ -38,18 +48,47 @@ def mask_mobile(mobile: str) -> str:
     return "****"
 
 
-def parse_reports(params: Mapping[str, str]) -> list[ReportRow]:
-    """The reports of one /dlr push (single or batched `report=` form), or PushRefused."""
+@dataclass
+class Reports:
+    """The valid reports of one /dlr push, and a reason per malformed batch item."""
+
+    rows: list[ReportRow]
+    malformed: list[str] = field(default_factory=list)
+
+    def malformed_summary(self) -> str:
+        """One log line's worth: how many, and the first reasons (mobiles masked)."""
+        shown = "; ".join(self.malformed[:MALFORMED_SHOWN])
+        more = len(self.malformed) - MALFORMED_SHOWN
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_reports(params: Mapping[str, str]) -> Reports:
+    """The reports of one /dlr push (single or batched `report=` form), or PushRefused
+    (a single push that is malformed, a batch with no valid item)."""
     batched = params.get("report")
     if batched is not None:
-        items = [item for item in batched.split("||") if item.strip()]
-        if not items:
-            raise PushRefused(400, "empty report parameter")
-        return [_batched_report(item, n) for n, item in enumerate(items, start=1)]
+        return _batched_reports(batched)
     missing = [k for k in ("msgid", "reportTime", "mobile", "status") if not params.get(k)]
     if missing:
         raise PushRefused(400, f"missing parameter(s): {', '.join(missing)}")
-    return [_report(params["msgid"], params["reportTime"], params["mobile"], params["status"])]
+    fields = (params["msgid"], params["reportTime"], params["mobile"], params["status"])
+    return Reports([_report(*fields)])
+
+
+def _batched_reports(batched: str) -> Reports:
+    items = [item for item in batched.split("||") if item.strip()]
+    if not items:
+        raise PushRefused(400, "empty report parameter")
+    result = Reports([])
+    for number, item in enumerate(items, start=1):
+        try:
+            result.rows.append(_batched_report(item, number))
+        except PushRefused as exc:
+            who = f" (mobile {mask_mobile(exc.mobile)})" if exc.mobile else ""
+            result.malformed.append(exc.reason + who)
+    if not result.rows:
+        raise PushRefused(400, f"no valid report in the batch: {result.malformed_summary()}")
+    return result
 
 
 def _batched_report(item: str, number: int) -> ReportRow:
@@ -65,7 +104,9 @@ def _batched_report(item: str, number: int) -> ReportRow:
 def _report(msgid: str, report_time: str, mobile: str, status: str) -> ReportRow:
     msgid, report_time, status = msgid.strip(), report_time.strip(), status.strip()
     number = _mobile(mobile)
-    if not _DIGITS.match(msgid):
+    if _CONTROL.search(status) or _CONTROL.search(report_time):
+        raise PushRefused(400, "a field holds a control character", number)
+    if not _DIGITS.fullmatch(msgid):
         raise PushRefused(400, "msgid is not a number", number)
     canonical = parse_report_time(report_time)
     if canonical is None:
@@ -77,7 +118,7 @@ def _report(msgid: str, report_time: str, mobile: str, status: str) -> ReportRow
 
 def _mobile(raw: str) -> str:
     text = raw.strip().replace(" ", "").replace("-", "")
-    if not _MOBILE.match(text):
+    if not _MOBILE.fullmatch(text):
         raise PushRefused(400, "mobile is not a number")
     return normalize_number(text)
 
@@ -102,6 +143,8 @@ def parse_inbound(params: Mapping[str, str]) -> InboundPart:
     destcode = params.get("destcode", "").strip()
     if len(destcode) > 32:
         raise PushRefused(400, "destcode is too long", number)
+    if _CONTROL.search(destcode) or _TEXT_CONTROL.search(params["msg"]):
+        raise PushRefused(400, "a field holds a control character", number)
     isems = params.get("isems", "").strip()
     if isems in ("", "0"):
         return InboundPart(number, destcode, mo_time, params["msg"])

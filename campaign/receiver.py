@@ -16,14 +16,18 @@ passwords (the access log is off: query strings hold `pswd`) and mask mobiles.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
+import ipaddress
 import logging
+import resource
 import signal
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 from urllib.parse import unquote_plus
@@ -31,23 +35,25 @@ from urllib.parse import unquote_plus
 import uvicorn
 from sqlalchemy import Engine
 
-from campaign.config import Settings
+from campaign.config import ReceiverSettings, Settings
 from campaign.errors import ConfigError
 from campaign.push_params import (
     PushRefused,
+    Reports,
     mask_mobile,
     normalize_number,
     parse_inbound,
     parse_reports,
 )
+from campaign.receiver_limits import ConnectionLimits, guarded_protocol
 from campaign.receiver_writer import StoreWriter, Work, first_line, suppress_blacklisted
 from campaign.store import open_store
 
 log = logging.getLogger("campaign.receiver")
 
-MAX_BODY = 64 * 1024
 MAX_FIELDS = 64  # parameters per push
 BACKLOG = 4096
+FILES_BESIDE_CONNECTIONS = 64  # listening socket, store files, logs
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 Scope = dict[str, Any]
@@ -78,7 +84,13 @@ class ReceiverApp:
         self._password = settings.receiver.pswd.encode()
         self._check_auth = bool(self._user or self._password)
         self._store = store
+        self._limits = _RequestLimits(
+            settings.receiver.max_header_bytes,
+            settings.receiver.max_body_bytes,
+            settings.receiver.header_timeout,
+        )
         self.writer = StoreWriter(engine, settings) if store and engine is not None else None
+        self.malformed_reports = 0  # items of batched pushes left out as malformed
 
     def start(self) -> None:
         if self.writer:
@@ -104,9 +116,11 @@ class ReceiverApp:
             await _answer(send, 405, "use GET or POST")
             return
         try:
-            params = await _params(scope, receive)
+            params = await _params(scope, receive, self._limits)
             self._authenticate(params)
             work = self._work(path, params)
+        except _ClientGone:  # closed mid-body: nothing to store, nobody to answer
+            return
         except PushRefused as exc:
             _log_refusal(path, exc)
             await _answer(send, exc.status, exc.reason)
@@ -131,8 +145,20 @@ class ReceiverApp:
     def _work(self, path: str, params: Mapping[str, str]) -> Work:
         future = asyncio.get_running_loop().create_future()
         if path == "/dlr":
-            return Work(parse_reports(params), None, future)
+            found = parse_reports(params)
+            if found.malformed:
+                self._count_malformed(found)
+            return Work(found.rows, None, future)
         return Work(None, parse_inbound(params), future)
+
+    def _count_malformed(self, found: Reports) -> None:
+        self.malformed_reports += len(found.malformed)
+        log.warning(
+            "/dlr batch: stored %d report(s), left out %d malformed: %s",
+            len(found.rows),
+            len(found.malformed),
+            found.malformed_summary(),
+        )
 
     async def _store_and_answer(self, work: Work, send: Send) -> None:
         if self.writer is None:
@@ -148,11 +174,22 @@ class ReceiverApp:
         await _answer(send, 200, "OK")
 
 
-async def _params(scope: Scope, receive: Receive) -> dict[str, str]:
+@dataclass(frozen=True)
+class _RequestLimits:
+    max_query: int  # bytes; the header cap bounds it too, this is the app's own check
+    max_body: int  # bytes
+    body_stall: float  # seconds a body may pause between two chunks
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its request was whole."""
+
+
+async def _params(scope: Scope, receive: Receive, limits: _RequestLimits) -> dict[str, str]:
     query = scope.get("query_string", b"")
-    if len(query) > MAX_BODY:
-        raise PushRefused(414, f"query string longer than {MAX_BODY} bytes")
-    body = await _body(scope, receive) if scope["method"] == "POST" else b""
+    if len(query) > limits.max_query:
+        raise PushRefused(414, f"query string longer than {limits.max_query} bytes")
+    body = await _body(scope, receive, limits) if scope["method"] == "POST" else b""
     try:
         pairs = _pairs(query)
         if body:
@@ -188,21 +225,35 @@ def _decoded_pairs(data: bytes, encoding: str) -> list[tuple[str, str]]:
     return pairs
 
 
-async def _body(scope: Scope, receive: Receive) -> bytes:
+async def _body(scope: Scope, receive: Receive, limits: _RequestLimits) -> bytes:
+    too_large = PushRefused(413, f"body larger than {limits.max_body} bytes")
     for name, value in scope.get("headers", ()):
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-            raise PushRefused(413, f"body larger than {MAX_BODY} bytes")
+        if name == b"content-length" and value.isdigit() and int(value) > limits.max_body:
+            raise too_large
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message = await _next_chunk(receive, limits.body_stall)
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
-            raise PushRefused(413, f"body larger than {MAX_BODY} bytes")
+        if size > limits.max_body:
+            raise too_large
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _next_chunk(receive: Receive, stall: float) -> dict[str, Any]:
+    """The next body message; a body that stops coming for `stall` seconds is refused (408),
+    a client gone mid-body is `_ClientGone` (its partial body is never parsed)."""
+    try:
+        async with asyncio.timeout(stall):
+            message = await receive()
+    except TimeoutError:
+        raise PushRefused(408, f"the body stalled for {stall:g} s") from None
+    if message["type"] == "http.disconnect":
+        raise _ClientGone
+    return message
 
 
 async def _answer(send: Send, status: int, text: str) -> None:
@@ -220,13 +271,15 @@ def _log_refusal(path: str, exc: PushRefused) -> None:
 # ----------------------------------------------------------------------------- running
 
 
-def _config(app: ReceiverApp, host: str, port: int) -> uvicorn.Config:
+def _config(app: ReceiverApp, host: str, port: int, limits: ReceiverSettings) -> uvicorn.Config:
+    guard = ConnectionLimits(limits.max_header_bytes, limits.header_timeout, limits.max_connections)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(guard),  # httptools, with a header cap and timeouts
+        timeout_keep_alive=limits.idle_timeout,  # type: ignore[arg-type]  # float is fine
         lifespan="off",
         access_log=False,  # query strings carry the push password
         log_level="warning",
@@ -256,7 +309,8 @@ class Receiver:
         self.app = ReceiverApp(settings, self.engine, store=store)
         self._sock = listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        self._server = uvicorn.Server(_config(self.app, self.host, self.port))
+        config = _config(self.app, self.host, self.port, settings.receiver)
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="receiver", daemon=True)
         self.app.start()
         self._thread.start()
@@ -303,9 +357,35 @@ class Receiver:
         self.stop()
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Run the receiver in the foreground until SIGINT/SIGTERM (`campaign serve`)."""
+def serve(
+    settings: Settings, host: str | None = None, port: int | None = None, *, insecure: bool = False
+) -> None:
+    """Run the receiver in the foreground until SIGINT/SIGTERM (`campaign serve`).
+
+    ConfigError when `host` is not loopback and no push credentials are configured, unless
+    `insecure`: anyone reaching the port could otherwise write reports and opt-outs."""
+    host = host or settings.receiver.host
+    check_exposure(host, settings.receiver, insecure=insecure)
     serve_app(settings, host, port, store=True)
+
+
+def check_exposure(host: str, receiver: ReceiverSettings, *, insecure: bool = False) -> None:
+    """Refuse (ConfigError) a non-loopback address without push credentials."""
+    if insecure or receiver.receiver or receiver.pswd or is_loopback(host):
+        return
+    raise ConfigError(
+        f"refusing to listen on {host or 'every address'} without push credentials: "
+        "set receiver and pswd in [receiver], or pass --insecure"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name (or "", every address): reachable from elsewhere
 
 
 def serve_app(
@@ -315,6 +395,7 @@ def serve_app(
     host = host or settings.receiver.host
     port = settings.receiver.port if port is None else port
     sock = listen(host, port)
+    _allow_open_files(settings.receiver.max_connections)
     engine = None
     try:
         engine = open_store(settings.store_url) if store else None
@@ -325,7 +406,8 @@ def serve_app(
         try:
             bound = sock.getsockname()
             log.info("receiving on http://%s:%d (/dlr, /mo, /healthz)", bound[0], bound[1])
-            _ForegroundServer(_config(app, host, port)).run(sockets=[sock])
+            config = _config(app, host, port, settings.receiver)
+            _ForegroundServer(config).run(sockets=[sock])
         finally:
             app.close()
     finally:
@@ -342,6 +424,17 @@ class _ForegroundServer(uvicorn.Server):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
+
+
+def _allow_open_files(connections: int) -> None:
+    """Raise the soft limit of open files (up to the hard one) so that `max_connections`
+    sockets, plus the store's files, fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FILES_BESIDE_CONNECTIONS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -137,7 +137,7 @@ def test_repeated_push_is_stored_once(rx):
         ({**DLR, "mobile": "139-abc", "status": "DELIVRD"}, "mobile is not a number"),
         ({**DLR, "status": "S" * 65}, "too long"),
         ({"report": "1,2611251002,13900210021"}, "4 fields"),
-        ({"report": "1,2611251002,13900210021,DELIVRD||x,2611251002,13900210021,D"}, "#2"),
+        ({"report": "x,2611251002,13900210021,D||2,2611251002,13900210021"}, "no valid report"),
         ({"report": ""}, "report"),
     ],
 )
@@ -165,7 +165,7 @@ def test_bad_inbound_push_is_400(refusing):
 
 
 def test_oversized_body_is_413(refusing):
-    body = "report=" + "||".join(f"{i},2611251002,13900210021,DELIVRD" for i in range(3000))
+    body = "report=" + "||".join(f"{i},2611251002,13900210021,DELIVRD" for i in range(150_000))
     answer = httpx.post(
         refusing.dlr_url,
         content=body,
@@ -374,7 +374,7 @@ def test_overlong_query_is_414_and_too_many_fields_400(refusing):
     with socket.create_connection((refusing.host, refusing.port), timeout=5) as sock:
         sock.sendall(f"GET /dlr?report={'1' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         status = sock.recv(100)[:12]
-    assert status in (b"HTTP/1.1 414", b"HTTP/1.1 400")  # ours, or the HTTP parser's own limit
+    assert status in (b"HTTP/1.1 414", b"HTTP/1.1 431", b"HTTP/1.1 400")  # ours, the caps
     many = "&".join(f"f{i}=1" for i in range(100))
     assert httpx.get(f"{refusing.dlr_url}?{many}").status_code == 400
     assert _rows(refusing.engine, reports) == []

@@ -32,18 +32,28 @@ def serve(
     ] = None,
     config: ConfigOption = None,
     db: DbOption = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Allow an address other than loopback without push credentials "
+            "(receiver/pswd): anyone reaching the port could write reports and opt-outs.",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP receiver for pushed delivery reports (/dlr) and replies (/mo) until Ctrl-C.
 
     Every push is answered 200 OK only once it is durably stored.
     """
+    from campaign.receiver import check_exposure
     from campaign.receiver import serve as run_receiver
     from campaign.store.engine import safe_url
 
     settings = settings_from(config, db)
+    check_exposure(host or settings.receiver.host, settings.receiver, insecure=insecure)
     handler = logging.StreamHandler()
     handler.setFormatter(ChinaTimeFormatter("%(asctime)s %(name)s %(message)s"))  # +08:00
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     info(f"store {safe_url(settings.store_url)}")
     info("press Ctrl-C to stop")
-    run_receiver(settings, host, port)
+    run_receiver(settings, host, port, insecure=insecure)
