@@ -7,7 +7,8 @@
     │   ├── ContactsError         a contact file that cannot be read or used
     │   ├── TemplateError         a template that cannot be rendered
     │   ├── StoreError            a store that does not open or is too new
-    │   └── NotFoundError         a campaign id or name that does not exist
+    │   ├── NotFoundError         a campaign id or name that does not exist
+    │   └── RepeatError           a list or a name the store already holds as a campaign
     └── GatewayStop               the gateway or the account stopped the run (exit 4)
 
 Row-level problems are never exceptions: they become an outcome and a reason.
@@ -61,6 +62,10 @@ class StoreError(InputError):
 
 class NotFoundError(InputError):
     pass
+
+
+class RepeatError(InputError):
+    """`send` of a list (or a --name) that a stored campaign already has."""
 
 
 class GatewayStop(CampaignError):

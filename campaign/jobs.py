@@ -270,11 +270,14 @@ def _create_campaign(
     from campaign.messages import load_template
     from campaign.plan import make_plan, plan_options
     from campaign.store.campaigns import create_campaign, settings_snapshot
+    from campaign.store.caps import capped_mobiles
     from campaign.store.suppression import suppressed_set
 
     contacts = read_contacts([path])
     template = load_template(job.template)
-    plan = make_plan(contacts, template, plan_options(settings), suppressed_set(engine))
+    options = plan_options(settings)
+    capped = capped_mobiles(engine, options.max_per_recipient, options.cap_window_hours)
+    plan = make_plan(contacts, template, options, suppressed_set(engine), capped=capped)
     return create_campaign(
         engine,
         plan,

@@ -5,9 +5,15 @@ Pure and vectorized. The checks, in order of precedence (a row gets the first th
 1. `invalid`    the mobile cannot be normalized (reason from `phones`)
 2. `duplicate`  the same number on an earlier row (of any file); the first one is kept
 3. `suppressed` the number is on the suppression list
-4. `invalid`    an empty cell without fallback, an empty or too long text, a sensitive word
-5. `unsent`     fewer recipients with this text than the account's minimum group size
-6. `ready`      everything else: grouped by identical text into requests of <= max_batch
+4. `capped`     the number already got `max_per_recipient` messages in the cap window
+                (the counts come from the store: `store.caps`)
+5. `invalid`    an empty cell without fallback, an empty or too long text, a sensitive word
+6. `unsent`     fewer recipients with this text than the account's minimum group size
+7. `ready`      everything else: grouped by identical text into requests of <= max_batch
+
+`Plan.fingerprint` identifies the (mobile, text) pairs the list sends, taken before the
+suppression list and the cap rule them out (those change between two sends of one list):
+`campaign send` refuses a list whose fingerprint a stored campaign already has.
 
 Batches are numbered "b000001", ... in sending order: groups in order of their first row,
 each group split into equal chunks (sizes differ by at most one) of at most max_batch.
@@ -15,7 +21,8 @@ each group split into equal chunks (sizes differ by at most one) of at most max_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -25,7 +32,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from campaign.config import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, Settings
+from campaign.config import (
+    DEFAULT_CAP_WINDOW_HOURS,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MIN_BATCH,
+    Settings,
+)
 from campaign.contacts import ContactList
 from campaign.errors import ConfigError, InputError
 from campaign.messages import (
@@ -52,9 +64,10 @@ OUTCOMES = (
     "invalid",
     "duplicate",
     "suppressed",
+    "capped",
     "unsent",
 )
-PLAN_OUTCOMES = ("ready", "invalid", "duplicate", "suppressed", "unsent")
+PLAN_OUTCOMES = ("ready", "invalid", "duplicate", "suppressed", "capped", "unsent")
 ROW_COLUMNS = (
     "normalized_mobile",
     "carrier",
@@ -65,6 +78,7 @@ ROW_COLUMNS = (
     "batch_id",
 )
 SUPPRESSED_REASON = "on the suppression list"
+_FINGERPRINT_TAG = b"campaign fingerprint v1\0"  # change it when the hashed data changes
 ITER_CHUNK = 10_000  # batches converted to Python objects at a time when iterating
 
 
@@ -75,6 +89,8 @@ class PlanOptions:
     sensitive_words: SensitiveWords | None = None
     max_batch: int = DEFAULT_MAX_BATCH
     min_batch: int = DEFAULT_MIN_BATCH
+    max_per_recipient: int | None = None  # messages per number in the cap window; None: no cap
+    cap_window_hours: float = DEFAULT_CAP_WINDOW_HOURS
 
 
 def plan_options(settings: Settings) -> PlanOptions:
@@ -92,6 +108,8 @@ def plan_options(settings: Settings) -> PlanOptions:
         sensitive_words=SensitiveWords.load(words) if words else None,
         max_batch=max(1, gateway.max_batch),
         min_batch=max(1, gateway.min_batch),
+        max_per_recipient=compliance.max_per_recipient,
+        cap_window_hours=compliance.cap_window_hours,
     )
 
 
@@ -227,6 +245,7 @@ class Plan:
     batches: Batches
     template: str
     options: PlanOptions = field(default_factory=PlanOptions)
+    fingerprint: str | None = None  # see the module docstring; None when nothing would be sent
 
     def outcome_counts(self) -> dict[str, int]:
         counts = self.rows["outcome"].value_counts()
@@ -258,10 +277,13 @@ def make_plan(
     options: PlanOptions | None = None,
     suppressed: AbstractSet[str] = frozenset(),
     *,
+    capped: Mapping[str, int] | None = None,
     allow_nothing_valid: bool = False,
 ) -> Plan:
     """Decide every row's outcome and build the batches (see the module docstring).
 
+    `capped`: mobile -> messages it already got in the cap window, for the numbers at the
+    cap (`store.caps.capped_mobiles`); used only when `options.max_per_recipient` is set.
     A list whose every row is invalid is an InputError, unless `allow_nothing_valid` (for a
     preview that shows why; `refuse_if_nothing_valid` raises the same error afterwards)."""
     options = options or PlanOptions()
@@ -273,8 +295,11 @@ def make_plan(
     state = _RowState(len(frame))
     mobiles = _check_mobiles(frame, state)
     _check_duplicates(frame, mobiles, state)
-    _check_suppressed(mobiles, suppressed, state)
+    candidates = np.flatnonzero(state.ready())  # what the store's lists may still rule out
     _render(frame, template, options, state)
+    fingerprint = _fingerprint(to_arrow(mobiles), state)
+    _check_suppressed(mobiles, suppressed, state, candidates)
+    _check_capped(mobiles, capped or {}, options, state, candidates)
     if not allow_nothing_valid:
         _refuse_if_nothing_valid(state.outcome, state.reason)
     batches = _batch(state, to_arrow(mobiles), options)
@@ -290,7 +315,7 @@ def make_plan(
         },
         index=frame.index,
     )
-    return Plan(contacts, rows, batches, template_text, options)
+    return Plan(contacts, rows, batches, template_text, options, fingerprint)
 
 
 class _RowState:
@@ -314,6 +339,12 @@ class _RowState:
 
     def ready(self) -> np.ndarray:
         return self.outcome == "ready"
+
+    def rule_out(self, rows: np.ndarray, outcome: str, reason: Any) -> None:
+        """Rows rendered as candidates that are not sent after all: no message, no group."""
+        self.set(rows, outcome, reason)
+        self.text_group[rows] = -1
+        self.segments[rows] = 0
 
 
 def _check_mobiles(frame: pd.DataFrame, state: _RowState) -> pd.Series:
@@ -350,14 +381,49 @@ def _check_duplicates(frame: pd.DataFrame, mobiles: pd.Series, state: _RowState)
     state.set(dup_rows, "duplicate", reasons.to_numpy(zero_copy_only=False))
 
 
-def _check_suppressed(mobiles: pd.Series, suppressed: AbstractSet[str], state: _RowState) -> None:
-    if not suppressed:
+def _check_suppressed(
+    mobiles: pd.Series, suppressed: AbstractSet[str], state: _RowState, candidates: np.ndarray
+) -> None:
+    """Candidates (valid, first of their number) on the list; before any text problem."""
+    if not suppressed or not len(candidates):
         return
-    candidates = np.flatnonzero(state.ready())
     listed = pa.array(list(suppressed), pa.large_string())
     hit = pc.is_in(to_arrow(mobiles).take(pa.array(candidates)), value_set=listed)
-    hit_rows = candidates[hit.to_numpy(zero_copy_only=False)]
-    state.set(hit_rows, "suppressed", SUPPRESSED_REASON)
+    state.rule_out(candidates[hit.to_numpy(zero_copy_only=False)], "suppressed", SUPPRESSED_REASON)
+
+
+def _check_capped(
+    mobiles: pd.Series,
+    capped: Mapping[str, int],
+    options: PlanOptions,
+    state: _RowState,
+    candidates: np.ndarray,
+) -> None:
+    """Candidates not suppressed whose number is at the cap; reason per distinct count."""
+    limit = options.max_per_recipient
+    if limit is None or not capped or not len(candidates):
+        return
+    candidates = candidates[state.outcome[candidates] != "suppressed"]
+    numbers = pa.array(list(capped), pa.large_string())
+    counts = np.fromiter(capped.values(), dtype=np.int64, count=len(capped))
+    found = pc.index_in(to_arrow(mobiles).take(pa.array(candidates)), value_set=numbers)
+    hit = found.is_valid().to_numpy(zero_copy_only=False)
+    sent = counts[pc.drop_null(found).to_numpy()]
+    keep = sent >= limit
+    rows, sent = candidates[hit][keep], sent[keep]
+    reasons = np.empty(len(rows), dtype=object)
+    for n in np.unique(sent):  # one reason per distinct count, not per row
+        reasons[sent == n] = cap_reason(int(n), limit, options.cap_window_hours)
+    state.rule_out(rows, "capped", reasons)
+
+
+def cap_reason(sent: int, limit: int, window_hours: float) -> str:
+    """Why a number is `capped`, e.g. "already sent 2 messages in the last 24 h (...)"."""
+    plural = "s" if sent != 1 else ""
+    return (
+        f"already sent {sent} message{plural} in the last {window_hours:g} h "
+        f"(max_per_recipient = {limit})"
+    )
 
 
 def _render(
@@ -394,6 +460,39 @@ def _render(
     problems = _text_problems(state.rendered, first_rows, lengths, options.sensitive_words)
     bad = problems[codes] != ""
     state.set(rows[bad], "invalid", problems[codes][bad])
+
+
+def _fingerprint(mobiles: pa.Array, state: _RowState) -> str | None:
+    """sha256 of the (mobile, text) pairs of the rows still ready, in an order that does not
+    depend on the input order: the distinct texts sorted, then (mobile, rank of its text) by
+    mobile (a mobile appears once: duplicates are out). None when no row is ready."""
+    rows = np.flatnonzero(state.ready())
+    if not len(rows) or state.rendered is None:
+        return None
+    groups = state.text_group[rows]
+    used = np.flatnonzero(np.bincount(groups, minlength=len(state.group_text)))  # sorted
+    texts = state.rendered.take(pa.array(state.group_text[used]))
+    order = pc.sort_indices(texts).to_numpy()
+    rank_of_group = np.zeros(len(state.group_text), dtype=np.int64)
+    rank_of_group[used[order]] = np.arange(len(used), dtype=np.int64)
+    numbers = pc.cast(mobiles.take(pa.array(rows)), pa.int64()).to_numpy(zero_copy_only=False)
+    by_mobile = np.argsort(numbers, kind="stable")
+    pairs = np.column_stack([numbers[by_mobile], rank_of_group[groups][by_mobile]])
+    digest = hashlib.sha256(_FINGERPRINT_TAG)
+    _hash_texts(digest, texts.take(pa.array(order)))
+    digest.update(pairs.astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
+def _hash_texts(digest: Any, texts: pa.Array) -> None:
+    """Feed the texts (large_string) to `digest`: their UTF-8 lengths, then their bytes."""
+    lengths = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype("<i8")
+    digest.update(len(texts).to_bytes(8, "little"))
+    digest.update(lengths.tobytes())
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)
+    first, last = offsets[texts.offset], offsets[texts.offset + len(texts)]
+    if last > first:
+        digest.update(memoryview(texts.buffers()[2])[first:last])
 
 
 def _first_occurrences(codes: np.ndarray) -> np.ndarray:

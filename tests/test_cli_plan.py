@@ -77,6 +77,7 @@ def test_xlsx_with_title_row_and_numeric_cells(tmp_path):
         "invalid": 1,
         "duplicate": 1,
         "suppressed": 0,
+        "capped": 0,
         "unsent": 0,
     }
     assert summary["recipients"] == 2

@@ -87,6 +87,7 @@ def test_outcomes_and_precedence(tmp_path):
         "invalid": 3,
         "duplicate": 2,
         "suppressed": 1,
+        "capped": 0,
         "unsent": 0,
     }
     assert set(summary["outcomes"]) == set(PLAN_OUTCOMES)

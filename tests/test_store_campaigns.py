@@ -77,6 +77,7 @@ class FakePlan:
     batches: list[FakeBatch]
     template: str = "{name}, hello"
     options: Any = field(default=None)
+    fingerprint: str | None = None
 
 
 def fake_plan(n: int = 10, per_batch: int = 3, *, segments: int = 1) -> FakePlan:

@@ -55,6 +55,7 @@ def plan(
     from campaign.errors import InputError
     from campaign.messages import load_template
     from campaign.plan import make_plan, plan_options, refuse_if_nothing_valid
+    from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
 
     if out is not None:
@@ -66,7 +67,12 @@ def plan(
         [Path(p) for p in contacts], sheet=sheet, header_row=header_row, mobile_column=mobile_column
     )
     suppressed = read_suppressed(settings.store_url)
-    result = make_plan(found, text, options, suppressed, allow_nothing_valid=out is not None)
+    capped = read_capped_mobiles(
+        settings.store_url, options.max_per_recipient, options.cap_window_hours
+    )
+    result = make_plan(
+        found, text, options, suppressed, capped=capped, allow_nothing_valid=out is not None
+    )
     summary = result.summary()
     if name:
         summary["name"] = name

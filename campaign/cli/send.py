@@ -43,6 +43,13 @@ NoWaitOption = Annotated[
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Send even when the balance looks too low.")
 ]
+AgainOption = Annotated[
+    bool,
+    typer.Option(
+        "--again",
+        help="Send a list that the store already holds as a campaign once more, on purpose.",
+    ),
+]
 CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).", show_default=False)]
 
 
@@ -63,16 +70,21 @@ def send(
     json_output: JsonOption = False,
     no_wait: NoWaitOption = False,
     force: ForceOption = False,
+    again: AgainOption = False,
 ) -> None:
     """Plan the campaign, store it and send it; prints the campaign id."""
     from campaign.gateway.runtime import require_account
     from campaign.store import open_store
     from campaign.store.campaigns import create_campaign, default_campaign_name, settings_snapshot
+    from campaign.store.repeats import RepeatGuard, read_repeat
 
     settings = settings_from(config, db, gateway)
     require_account(settings.gateway)
     plan = _make_plan(settings, contacts, template, sheet, header_row, mobile_column)
     figures = plan.summary()
+    # a list sent before (and not cancelled) is refused unless --again; nothing to send: no guard
+    guard = RepeatGuard(name=name, allow_repeat=again or not figures["recipients"])
+    read_repeat(settings.store_url, guard, plan.fingerprint)  # before asking to confirm
     if is_terminal() and not yes and not _confirm(figures):
         info("nothing stored, nothing sent")
         if json_output:  # still exactly one JSON object for a script reading stdout
@@ -85,6 +97,7 @@ def send(
             plan,
             name=name or default_campaign_name(contacts),
             settings_snapshot=settings_snapshot(settings),
+            guard=guard,
         )
         info(
             f"campaign {campaign_id}: {figures['recipients']} recipients in "
@@ -181,11 +194,14 @@ def _make_plan(
     from campaign.contacts import read_contacts
     from campaign.messages import load_template
     from campaign.plan import make_plan, plan_options
+    from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
 
     contacts = read_contacts(paths, sheet=sheet, header_row=header_row, mobile_column=mobile_column)
     text = load_template(template)
-    return make_plan(contacts, text, plan_options(settings), read_suppressed(settings.store_url))
+    compliance, url = settings.compliance, settings.store_url
+    capped = read_capped_mobiles(url, compliance.max_per_recipient, compliance.cap_window_hours)
+    return make_plan(contacts, text, plan_options(settings), read_suppressed(url), capped=capped)
 
 
 def _plan_keys(figures: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from campaign.errors import NotFoundError
+from campaign.store.repeats import RepeatGuard, check_repeat
 from campaign.store.schema import batches, campaigns, recipients
 from campaign.timeutil import CHINA, china_iso, utcnow
 
@@ -90,12 +91,18 @@ def create_campaign(
     settings_snapshot: dict[str, Any],
     content_key: str | None = None,
     job: str | None = None,
+    guard: RepeatGuard | None = None,
 ) -> int:
-    """Store the campaign (state "planned"), its rows and its batches; return its id."""
+    """Store the campaign (state "planned"), its rows and its batches; return its id.
+
+    With a `guard`, a list or name that the store already holds is a RepeatError (in the same
+    transaction: nothing stored), see `store.repeats`."""
     snapshot = _jsonable(settings_snapshot)  # drops any password that slipped in
     contacts = plan.contacts
     files = [_file_dict(f) for f in contacts.files]
     with engine.begin() as conn:
+        if guard is not None:
+            check_repeat(conn, guard, plan.fingerprint)
         campaign_id = conn.execute(
             insert(campaigns)
             .values(
@@ -107,6 +114,7 @@ def create_campaign(
                 files=json.dumps(files, ensure_ascii=False),
                 content_key=content_key,
                 job=job,
+                fingerprint=plan.fingerprint,
                 created_at=utcnow(),
             )
             .returning(campaigns.c.id)

@@ -67,7 +67,7 @@ recipients = Table(
     Column("cells", Text, nullable=False),  # JSON list aligned with campaigns.columns
     Column("mobile", String(16)),  # normalized 11-digit mobile, or NULL
     Column("carrier", String(32)),
-    # plan outcome: ready | invalid | duplicate | suppressed | unsent
+    # plan outcome: ready | invalid | duplicate | suppressed | capped | unsent
     Column("outcome", String(16), nullable=False),
     Column("reason", Text),
     Column("message", Text),

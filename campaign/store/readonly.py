@@ -1,0 +1,47 @@
+"""Reading a store without touching it: no file, table or schema upgrade is made.
+
+What `campaign plan`, and `campaign send` before its confirmation, read from the store:
+a SQLite file that does not exist, or a store without the tables asked for, reads as
+nothing there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from sqlalchemy import Connection, create_engine, inspect
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from campaign.errors import StoreError
+from campaign.store.engine import first_line, safe_url
+from campaign.store.suppression import store_exists
+
+T = TypeVar("T")
+
+
+def read_existing(
+    url: str, tables: Sequence[str], read: Callable[[Connection], T], default: T
+) -> T:
+    """read(conn) on the store at `url`; `default` when it or one of `tables` does not exist."""
+    if not store_exists(url):
+        return default
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise StoreError(f"the store URL {safe_url(url)} is not usable: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            if not all(inspector.has_table(name) for name in tables):
+                return default
+            return read(conn)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"the store {safe_url(url)} does not open: {first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def has_column(conn: Connection, table: str, column: str) -> bool:
+    """Whether `table` has `column` (an older schema may not have it yet)."""
+    return any(c["name"] == column for c in inspect(conn).get_columns(table))
