@@ -28,6 +28,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DB_FILE = "campaign.db"
 DEFAULT_RECEIVER_HOST = "127.0.0.1"
 DEFAULT_RECEIVER_PORT = 8080
+DEFAULT_CAP_WINDOW_HOURS = 24.0
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a batched push of 50,000 reports is ~2.3 MB
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # request line (query string included) and headers
 DEFAULT_HEADER_TIMEOUT = 10.0  # seconds from a request's first byte to its last header
@@ -82,6 +83,8 @@ class ComplianceSettings:
     optout_text: str = ""
     send_window: SendWindow | None = None
     sensitive_words: Path | None = None
+    max_per_recipient: int | None = None  # messages per number in the window; None: no cap
+    cap_window_hours: float = DEFAULT_CAP_WINDOW_HOURS
 
 
 @dataclass(frozen=True)
@@ -231,11 +234,13 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     compliance_raw = dict(_table(data, "compliance"))
     window = compliance_raw.pop("send_window", None)
     words = compliance_raw.pop("sensitive_words", None)
+    cap = _cap_settings(compliance_raw)
     compliance = _section(ComplianceSettings, compliance_raw, "compliance")
     compliance = replace(
         compliance,
         send_window=parse_window(_str(window, "compliance.send_window")) if window else None,
         sensitive_words=base / _str(words, "compliance.sensitive_words") if words else None,
+        **cap,
     )
     receiver_raw = dict(_table(data, "receiver"))
     keywords = receiver_raw.pop("optout_keywords", None)
@@ -268,6 +273,26 @@ def _check_receiver_limits(receiver: ReceiverSettings) -> None:
     for key in _RECEIVER_LIMITS:
         if getattr(receiver, key) <= 0:
             raise ConfigError(f"receiver.{key} must be more than 0")
+
+
+def _cap_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """Pop and check compliance.max_per_recipient (whole number >= 1) and cap_window_hours
+    (a number > 0): the frequency cap across campaigns."""
+    found: dict[str, Any] = {}
+    limit = raw.pop("max_per_recipient", None)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(
+                "compliance.max_per_recipient must be a whole number >= 1 (messages per number "
+                f"in the window), not {limit!r}"
+            )
+        found["max_per_recipient"] = limit
+    hours = raw.pop("cap_window_hours", None)
+    if hours is not None:
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours < inf:
+            raise ConfigError(f"compliance.cap_window_hours must be a number > 0, not {hours!r}")
+        found["cap_window_hours"] = float(hours)
+    return found
 
 
 def _file_store_url(data: dict[str, Any], base: Path) -> str | None:
