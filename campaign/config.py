@@ -112,7 +112,7 @@ class RunSettings:
 class JobSettings:
     name: str
     contacts: str  # a path or a glob, resolved against the config folder
-    template: str
+    template: str  # a file, resolved against the config folder (`campaign run --check`)
     inbox: Path | None = None
     export: Path | None = None
     send_at: time | None = None
@@ -316,8 +316,7 @@ def _job(raw: Any, base: Path, number: int) -> JobSettings:
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    template = _str(raw["template"], f"{where}.template")
-    template_path = base / template
+    template = _str(raw["template"], f"{where}.template")  # always a file (SPEC: Templates)
     max_per_day = raw.get("max_per_day")
     if max_per_day is not None and (
         isinstance(max_per_day, bool) or not isinstance(max_per_day, int) or max_per_day < 1
@@ -326,7 +325,7 @@ def _job(raw: Any, base: Path, number: int) -> JobSettings:
     return JobSettings(
         name=_str(raw["name"], f"{where}.name"),
         contacts=str(base / _str(raw["contacts"], f"{where}.contacts")),
-        template=str(template_path) if template_path.exists() else template,
+        template=str(base / template),
         inbox=base / _str(raw["inbox"], f"{where}.inbox") if raw.get("inbox") else None,
         export=base / _str(raw["export"], f"{where}.export") if raw.get("export") else None,
         send_at=_job_clock(raw, "send_at", where),

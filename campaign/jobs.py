@@ -7,12 +7,21 @@ For each job, in order:
    again under another name, creates nothing;
 3. unfinished campaigns of the job are sent or resumed, within `send_at`, `not_after`,
    the send window and `max_per_day` (recipients per China calendar day, across runs);
-   a campaign that could not start by `not_after` is closed, its recipients `unsent`;
 4. campaigns with news (sent or reported since their last export) are exported to
-   `export/<campaign name>.xlsx`.
+   `export/<job> <file stem>.xlsx`.
 
-A lock file (flock) keeps a second overlapping run out: it returns at once with
-`already_running`. Nothing here prints: lines go to the `campaign.jobs` logger.
+`not_after` (China time) is never passed. The China day a campaign may start is the day
+its file was found, or the next day when it was found at or after `not_after`. A campaign
+not started by `not_after` of that day is closed, its recipients `unsent` with that
+reason. A campaign whose sending started goes on within [send_at, not_after) only: a run
+stops claiming batches when `not_after` passes, and the rest waits for the next day's
+`send_at`. The log says which, every time.
+
+Before anything (lock, store, files), the config is checked (`jobs_check`): a problem is
+a ConfigError (exit 3) and nothing happens. A lock file (flock) keeps a second
+overlapping run out: it returns at once with `already_running`. Nothing here prints:
+lines go to the `campaign.jobs` logger. Every decision about time uses the injected
+`clock`.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,13 +44,13 @@ from sqlalchemy import Engine
 
 from campaign.config import JobSettings, Settings
 from campaign.errors import CampaignError, ConfigError, ExitCode
-from campaign.timeutil import CHINA, china_now
+from campaign.jobs_check import CheckReport, check_config, clock_text, job_window, lock_path
+from campaign.timeutil import CHINA, china_iso, china_now
 
 log = logging.getLogger("campaign.jobs")
 
 REPORT_SUFFIXES = (".csv", ".xlsx", ".xls")
 CONTACT_SUFFIXES = (".csv", ".xlsx", ".xls")
-DEFAULT_LOCK = "campaign.lock"
 HASH_CHUNK = 1 << 20
 
 Clock = Callable[[], datetime]
@@ -54,6 +63,7 @@ class JobReport:
     created: list[int] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # campaign_id, until, reason
     exported: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
@@ -69,6 +79,7 @@ class JobReport:
             "created": self.created,
             "sent": self.sent,
             "expired": self.expired,
+            "waiting": self.waiting,
             "exported": self.exported,
             "problems": self.problems,
             "exit_code": int(self.exit_code),
@@ -79,6 +90,7 @@ class JobReport:
 class RunReport:
     already_running: bool = False
     jobs: list[JobReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # of the config check
 
     @property
     def exit_code(self) -> ExitCode:
@@ -92,6 +104,7 @@ class RunReport:
         return {
             "already_running": self.already_running,
             "exit_code": int(self.exit_code),
+            "warnings": self.warnings,
             "jobs": [j.summary() for j in self.jobs],
         }
 
@@ -127,13 +140,14 @@ def run_lock(path: Path) -> Iterator[None]:
         handle.close()
 
 
-def lock_path(settings: Settings) -> Path:
-    return settings.run.lock or settings.base_dir / DEFAULT_LOCK
+def run_jobs(settings: Settings, *, clock: Clock | None = None) -> RunReport:
+    """Do every job of the config once; return what happened (see the module docstring).
 
-
-def run_jobs(settings: Settings, *, clock: Clock = china_now) -> RunReport:
-    """Do every job of the config once; return what happened (see the module docstring)."""
-    report = RunReport()
+    `clock` (China time now; default the real one) decides everything about send_at and
+    not_after. ConfigError (exit 3) before anything happens when the config check finds a
+    problem."""
+    clock = clock or china_now
+    report = RunReport(warnings=checked_config(settings).warnings)
     try:
         with run_lock(lock_path(settings)):
             from campaign.store import open_store
@@ -150,12 +164,23 @@ def run_jobs(settings: Settings, *, clock: Clock = china_now) -> RunReport:
     return report
 
 
+def checked_config(settings: Settings) -> CheckReport:
+    """The config check; its warnings logged, its first error raised (ConfigError)."""
+    check = check_config(settings)
+    for warning in check.warnings:
+        log.warning("%s", warning)
+    for error in check.errors:
+        log.error("%s", error)
+    check.raise_if_invalid()
+    return check
+
+
 def _run_job(engine: Engine, settings: Settings, job: JobSettings, clock: Clock) -> JobReport:
     result = JobReport(job.name)
     log.info("job %s: start", job.name)
     if job.inbox:
         _import_inbox(engine, settings, job.inbox, result)
-    _create_new_campaigns(engine, settings, job, result)
+    _create_new_campaigns(engine, settings, job, clock, result)
     _send_unfinished(engine, settings, job, clock, result)
     if job.export:
         _export_news(engine, job, result)
@@ -238,9 +263,9 @@ def is_lock_or_hidden(path: Path) -> bool:
 
 
 def _create_new_campaigns(
-    engine: Engine, settings: Settings, job: JobSettings, result: JobReport
+    engine: Engine, settings: Settings, job: JobSettings, clock: Clock, result: JobReport
 ) -> None:
-    from campaign.store.jobs import find_job_campaign
+    from campaign.store.jobs import find_job_campaign, stamp_found
 
     for path in contact_files(job.contacts):
         try:
@@ -259,6 +284,8 @@ def _create_new_campaigns(
             result.problems.append(f"{path.name}: {exc}")
             result.worse(exc.exit_code)
             continue
+        found = clock().astimezone(CHINA)
+        stamp_found(engine, campaign_id, found)
         result.created.append(campaign_id)
         log.info("job %s: campaign %d created from %s", job.name, campaign_id, path.name)
 
@@ -273,7 +300,7 @@ def _create_campaign(
     from campaign.store.caps import capped_mobiles
     from campaign.store.suppression import suppressed_set
 
-    contacts = read_contacts([path])
+    contacts = read_contacts([path], limits=settings.limits)
     template = load_template(job.template)
     options = plan_options(settings)
     capped = capped_mobiles(engine, options.max_per_recipient, options.cap_window_hours)
@@ -288,12 +315,6 @@ def _create_campaign(
     )
 
 
-def _job_settings(settings: Settings, job: JobSettings) -> Settings:
-    if job.send_window is None:
-        return settings
-    return replace(settings, compliance=replace(settings.compliance, send_window=job.send_window))
-
-
 # ---------------------------------------------------------------------------- sending
 
 
@@ -302,41 +323,106 @@ def _send_unfinished(
 ) -> None:
     from campaign.store.jobs import UNFINISHED_STATES, job_campaigns
 
-    pending = job_campaigns(engine, job.name, UNFINISHED_STATES)
-    if not pending:
-        return
-    now = clock().astimezone(CHINA)
-    if job.send_at and now.time() < job.send_at:
-        log.info("job %s: before send_at %s, nothing sent", job.name, _clock_text(job.send_at))
-        return
-    pending = [c for c in pending if not _expire_if_stale(engine, job, c, now, result)]
-    for campaign_id in pending:
+    sending_settings = _sending_settings(settings, job)
+    for campaign_id in job_campaigns(engine, job.name, UNFINISHED_STATES):
+        now = clock().astimezone(CHINA)
+        if not _may_send(engine, job, campaign_id, now, result):
+            continue
         budget = _daily_budget(engine, job, now)
         if budget is not None and budget <= 0:
             log.info("job %s: max_per_day %s reached today", job.name, job.max_per_day)
             return
-        _send_one(engine, _job_settings(settings, job), campaign_id, budget, result)
+        _send_one(engine, sending_settings, job, campaign_id, budget, clock, result)
 
 
-def _expire_if_stale(
+def _may_send(
     engine: Engine, job: JobSettings, campaign_id: int, now: datetime, result: JobReport
 ) -> bool:
-    from campaign.store.campaigns import get_campaign, set_state
+    """Whether the campaign may be sent now; else it is closed (not started by not_after of
+    the day it would start) or waits (and the log and the report say until when)."""
+    from campaign.store.campaigns import get_campaign
     from campaign.store.jobs import has_started
 
-    if job.not_after is None or now.time() < job.not_after:
+    record = get_campaign(engine, str(campaign_id))
+    if not has_started(engine, campaign_id):
+        day = _start_day(job, record.created_at.astimezone(CHINA))
+        if job.not_after is not None and now >= _on(day, job.not_after):
+            _expire(engine, job, campaign_id, result)
+            return False
+        if now.date() < day:
+            reason = (
+                f"found after not_after {clock_text(job.not_after or time(0, 0))} (China time); "
+                f"waits for {_next_start_text(job)}"
+            )
+            _wait(job, campaign_id, record.name, _on(day, job.send_at), reason, result)
+            return False
+    if job.send_at is not None and now.time() < job.send_at:
+        reason = f"waits for send_at {clock_text(job.send_at)} (China time)"
+        _wait(job, campaign_id, record.name, _on(now.date(), job.send_at), reason, result)
         return False
-    if has_started(engine, campaign_id):
+    if job.not_after is not None and now.time() >= job.not_after:
+        reason = (
+            f"not_after {clock_text(job.not_after)} (China time) has passed; the rest waits "
+            f"for {_next_start_text(job)}"
+        )
+        tomorrow = now.date() + timedelta(days=1)
+        _wait(job, campaign_id, record.name, _on(tomorrow, job.send_at), reason, result)
         return False
-    created = get_campaign(engine, str(campaign_id)).created_at.astimezone(CHINA)
-    if created.date() == now.date() and created.time() >= job.not_after:
-        # arrived after not_after today: it waits for tomorrow's send_at instead
-        return False
-    reason = f"not started by not_after {_clock_text(job.not_after)} China time; left unsent"
-    set_state(engine, campaign_id, "finished", reason=reason)
-    result.expired.append(campaign_id)
-    log.warning("job %s: campaign %d %s", job.name, campaign_id, reason)
     return True
+
+
+def _start_day(job: JobSettings, found: datetime) -> date:
+    """The China day a campaign found at `found` may start: that day, or the next one when
+    it was found at or after not_after."""
+    if job.not_after is not None and found.time() >= job.not_after:
+        return found.date() + timedelta(days=1)
+    return found.date()
+
+
+def _on(day: date, moment: time | None) -> datetime:
+    return datetime.combine(day, moment or time(0, 0), tzinfo=CHINA)
+
+
+def _next_start_text(job: JobSettings) -> str:
+    if job.send_at is None:
+        return "tomorrow (from 00:00 China time)"
+    return f"tomorrow's send_at {clock_text(job.send_at)}"
+
+
+def _wait(
+    job: JobSettings,
+    campaign_id: int,
+    name: str,
+    until: datetime,
+    reason: str,
+    result: JobReport,
+) -> None:
+    result.waiting.append(
+        {"campaign_id": campaign_id, "name": name, "until": china_iso(until), "reason": reason}
+    )
+    log.info("%s: %s", name, reason)
+
+
+def _expire(engine: Engine, job: JobSettings, campaign_id: int, result: JobReport) -> None:
+    from campaign.store.campaigns import set_state
+
+    reason = f"not started by not_after {clock_text(job.not_after or time(0, 0))} China time"
+    set_state(engine, campaign_id, "finished", reason=f"{reason}; left unsent")
+    result.expired.append(campaign_id)
+    log.warning("job %s: campaign %d %s; left unsent", job.name, campaign_id, reason)
+
+
+def _job_settings(settings: Settings, job: JobSettings) -> Settings:
+    if job.send_window is None:
+        return settings
+    return replace(settings, compliance=replace(settings.compliance, send_window=job.send_window))
+
+
+def _sending_settings(settings: Settings, job: JobSettings) -> Settings:
+    """The settings a run sends with: the send window narrowed to [send_at, not_after), so the
+    sender stops claiming batches the moment not_after passes (by the run's clock)."""
+    window = job_window(job, job.send_window or settings.compliance.send_window)
+    return replace(settings, compliance=replace(settings.compliance, send_window=window))
 
 
 def _daily_budget(engine: Engine, job: JobSettings, now: datetime) -> int | None:
@@ -349,11 +435,17 @@ def _daily_budget(engine: Engine, job: JobSettings, now: datetime) -> int | None
 
 
 def _send_one(
-    engine: Engine, settings: Settings, campaign_id: int, budget: int | None, result: JobReport
+    engine: Engine,
+    settings: Settings,
+    job: JobSettings,
+    campaign_id: int,
+    budget: int | None,
+    clock: Clock,
+    result: JobReport,
 ) -> None:
     from campaign.gateway.client import GatewayClient
     from campaign.gateway.runtime import open_gateway
-    from campaign.sender import send_campaign
+    from campaign.sender import SendPolicy, send_campaign
 
     def progress(event: Any) -> None:
         if event.kind != "progress":
@@ -371,6 +463,7 @@ def _send_one(
                     replace(settings, gateway=gateway),
                     on_progress=progress,
                     no_wait=True,
+                    policy=SendPolicy(clock=clock),
                     max_recipients=budget,
                 )
             finally:
@@ -380,43 +473,100 @@ def _send_one(
         result.problems.append(f"campaign {campaign_id}: {exc}")
         result.worse(exc.exit_code)
         return
-    summary = sent.summary()
-    result.sent.append(summary)
+    _record_sent(engine, job, sent, clock, result)
+
+
+def _record_sent(
+    engine: Engine, job: JobSettings, sent: Any, clock: Clock, result: JobReport
+) -> None:
+    if _stopped_at_not_after(job, sent, clock().astimezone(CHINA)):
+        _stop_at_not_after(engine, job, sent, clock().astimezone(CHINA), result)
+    result.sent.append(sent.summary())
     log.info(
         "campaign %d: %s, %d requests sent this run%s",
-        campaign_id,
+        sent.campaign_id,
         sent.state,
         sent.requests_sent,
         f" ({sent.stop_reason})" if sent.stop_reason else "",
     )
-    if sent.exit_code in (ExitCode.GATEWAY_STOP, ExitCode.PARTIAL) and not _daily_stop(sent):
+    if sent.exit_code in (ExitCode.GATEWAY_STOP, ExitCode.PARTIAL) and not _expected_stop(sent):
         result.worse(sent.exit_code)
 
 
-def _daily_stop(sent: Any) -> bool:
-    return bool(sent.stop_reason) and "max_per_day" in str(sent.stop_reason)
+def _stopped_at_not_after(job: JobSettings, sent: Any, now: datetime) -> bool:
+    """The sender stopped because the job's window closed: not_after passed during the run."""
+    return (
+        job.not_after is not None
+        and sent.state == "stopped"
+        and str(sent.stop_reason or "").startswith("outside the send window")
+        and now.time() >= job.not_after
+    )
+
+
+def _stop_at_not_after(
+    engine: Engine, job: JobSettings, sent: Any, now: datetime, result: JobReport
+) -> None:
+    from campaign.store.campaigns import get_campaign, set_state
+
+    reason = (
+        f"not_after {clock_text(job.not_after or time(0, 0))} (China time) passed during the "
+        f"run: no more batches claimed; the rest waits for {_next_start_text(job)}"
+    )
+    set_state(engine, sent.campaign_id, "stopped", reason=reason)
+    sent.stop_reason = reason
+    name = get_campaign(engine, str(sent.campaign_id)).name
+    tomorrow = _on(now.date() + timedelta(days=1), job.send_at)
+    _wait(job, sent.campaign_id, name, tomorrow, reason, result)
+
+
+def _expected_stop(sent: Any) -> bool:
+    """Stops that are the job's rules, not a failure: max_per_day, not_after."""
+    why = str(sent.stop_reason or "")
+    return "max_per_day" in why or why.startswith("not_after")
 
 
 # ---------------------------------------------------------------------------- exports
 
 
 def export_name(campaign_name: str) -> str:
-    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", campaign_name).strip(" .")
+    """The export file of a job campaign "<job> <file name>": "<job> <file stem>.xlsx"
+    (never "list.csv.xlsx"), made safe as a file name."""
+    stem = campaign_name
+    for suffix in CONTACT_SUFFIXES:
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", stem).strip(" .")
     return f"{cleaned or 'campaign'}.xlsx"
+
+
+def export_targets(engine: Engine, job: JobSettings, folder: Path) -> dict[int, Path]:
+    """Each campaign of the job -> its export file; when two campaigns would share a name
+    ("list.csv" and "list.xlsx"), the later one's carries its campaign id."""
+    from campaign.store.campaigns import get_campaign
+    from campaign.store.jobs import job_campaigns
+
+    targets: dict[int, Path] = {}
+    taken: set[str] = set()
+    for campaign_id in job_campaigns(engine, job.name):
+        name = export_name(get_campaign(engine, str(campaign_id)).name)
+        if name.lower() in taken:
+            name = f"{name[: -len('.xlsx')]} (campaign {campaign_id}).xlsx"
+        taken.add(name.lower())
+        targets[campaign_id] = folder / name
+    return targets
 
 
 def _export_news(engine: Engine, job: JobSettings, result: JobReport) -> None:
     from campaign.export import export_campaign
-    from campaign.store.campaigns import get_campaign
-    from campaign.store.jobs import job_campaigns, mark_exported, needs_export
+    from campaign.store.jobs import mark_exported, needs_export
     from campaign.timeutil import utcnow
 
     assert job.export is not None
-    for campaign_id in job_campaigns(engine, job.name):
+    for campaign_id, target in export_targets(engine, job, job.export).items():
         if not needs_export(engine, campaign_id):
             continue
         started = utcnow()
-        target = job.export / export_name(get_campaign(engine, str(campaign_id)).name)
         try:
             job.export.mkdir(parents=True, exist_ok=True)
             export_campaign(engine, campaign_id, target)
@@ -430,8 +580,4 @@ def _export_news(engine: Engine, job: JobSettings, result: JobReport) -> None:
         log.info("campaign %d: exported to %s", campaign_id, target)
 
 
-def _clock_text(moment: time) -> str:
-    return moment.strftime("%H:%M")
-
-
-__all__ = ["RunReport", "content_key", "export_name", "run_jobs"]
+__all__ = ["RunReport", "content_key", "export_name", "lock_path", "run_jobs"]

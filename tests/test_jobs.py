@@ -230,13 +230,14 @@ def test_export_names_are_safe(name):
 def test_unwritable_log_or_lock_is_bad_config_not_a_traceback(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
+    (tmp_path / "hi.txt").write_text("hi", encoding="utf-8")
     for section in (
         f'[run]\nlog = "{blocker}/sub/campaign.log"\n',
         f'[run]\nlock = "{blocker}/sub/campaign.lock"\n',
     ):
         config = tmp_path / "c.toml"
         config.write_text(
-            section + '\n[[job]]\nname = "x"\ncontacts = "in/*.csv"\ntemplate = "hi"\n',
+            section + '\n[[job]]\nname = "x"\ncontacts = "in/*.csv"\ntemplate = "hi.txt"\n',
             encoding="utf-8",
         )
         result = invoke(config)

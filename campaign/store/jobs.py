@@ -94,3 +94,14 @@ def mark_exported(engine: Engine, campaign_id: int, at: datetime | None = None) 
             .where(campaigns.c.id == campaign_id)
             .values(exported_at=at or utcnow())
         )
+
+
+def stamp_found(engine: Engine, campaign_id: int, at: datetime) -> None:
+    """Record when the run found the campaign's file (the run's clock, which decides on which
+    China day the campaign may start: one found after `not_after` waits for the next day)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(campaigns)
+            .where(campaigns.c.id == campaign_id)
+            .values(created_at=at.astimezone(UTC))
+        )
