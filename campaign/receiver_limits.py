@@ -13,7 +13,7 @@ or the sockets of the receiver. `GuardedHttpToolsProtocol` adds, per connection:
   clients cannot lock real pushes out.
 
 The idle (keep-alive) timeout between requests is uvicorn's own `timeout_keep_alive`.
-h11 has a header cap, but answers ~40 % fewer pushes a second (BENCHMARKS.md, Receiver).
+h11 has a header cap, but answered 3-4x fewer pushes a second here (BENCHMARKS.md, Receiver).
 """
 
 from __future__ import annotations
