@@ -11,6 +11,7 @@
     │   └── RepeatError           a list or a name the store already holds as a campaign
     └── GatewayStop               the gateway or the account stopped the run (exit 4)
 
+Ctrl-C is no CampaignError: the CLI maps KeyboardInterrupt to ExitCode.INTERRUPTED (130).
 Row-level problems are never exceptions: they become an outcome and a reason.
 """
 
@@ -28,6 +29,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 3
     GATEWAY_STOP = 4
     PARTIAL = 5  # finished, but some batches are unknown or rejected
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it); resumable
 
 
 class CampaignError(Exception):

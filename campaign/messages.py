@@ -30,13 +30,9 @@ MAX_LENGTH = 536  # UTF-16 code units one request may carry (8 parts of 67)
 SINGLE_LENGTH = 70  # a text up to this long is one part
 PART_LENGTH = 67  # longer texts are billed per part of this many units
 SCAN_CHUNK = 100_000  # texts joined per pass of the sensitive-word automaton
+MAX_TEMPLATE_BYTES = 64 * 1024  # a template file larger than this is not a message template
+MAX_TEMPLATE_CHARS = MAX_TEMPLATE_BYTES  # nor is a --text this long
 
-# An argument of `-t` that looks like a file name: one word ending in a usual extension, or
-# one word starting like a path (./x, ../x, /x, ~/x).
-_PATH_LIKE = re.compile(
-    r"^(?:[^\s{}|]+\.(?:txt|text|tpl|tmpl|template|md|j2|msg|sms)|(?:\.{1,2}|~)?/[^\s{}|]*)$",
-    re.IGNORECASE,
-)
 _SIGNATURE = r"^【[^【】]+】"
 _ASTRAL = "[\U00010000-\U0010ffff]"  # characters outside the BMP: two UTF-16 units each
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -338,35 +334,57 @@ def _placeholder(inner: str, position: int) -> Placeholder:
     return Placeholder(name, fallback if bar else None, position)
 
 
-def load_template(arg: str, base: Path | None = None) -> str:
-    """The template text: the file `arg` names if it exists, else `arg` itself (inline).
+def load_template(arg: str | Path, base: Path | None = None, *, hint: str = "") -> str:
+    """The template text of the file `arg` names (relative to `base` when given).
 
-    A single word that looks like a file name but names no file is an error, not a
-    one-word message.
+    `arg` is always a file name, never the text itself: a name that is no file is a
+    TemplateError ("no template file NAME", then `hint` when given), so a mistyped file
+    name is never sent as the message. A folder, an unreadable, over-large or non-UTF-8
+    file, or an empty one is a TemplateError naming it.
     """
-    path = Path(arg).expanduser()
+    name = str(arg)
+    path = Path(name).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
-    is_file = "\n" not in arg and len(arg) < 4096 and _is_file(path)
-    if is_file:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise TemplateError(f"template file {arg} cannot be read: {exc.strerror}") from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise TemplateError(f"template file {arg} is not UTF-8 text") from None
-    elif _PATH_LIKE.match(arg.strip()):
-        raise TemplateError(f"template file {arg} does not exist")
-    elif "\n" not in arg and len(arg) < 4096 and _is_dir(path):
-        raise TemplateError(f"template {arg} is a folder, not a file")
-    else:
-        text = arg
+    if _is_dir(path):
+        raise TemplateError(f"template {name} is a folder, not a file")
+    if not _is_file(path):
+        raise TemplateError(f"no template file {name}{'; ' + hint if hint else ''}")
+    text = _read_template_file(path, name)
     text = text.replace("\r\n", "\n").strip()  # a file saved on Windows: CR is not billed
     if not text:
-        raise TemplateError(f"the template {'file ' + arg + ' ' if is_file else ''}is empty")
+        raise TemplateError(f"the template file {name} is empty")
     return text
+
+
+def check_template_text(text: str) -> str:
+    """A template given as text (`--text`): the same rules as a file's content."""
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise TemplateError("the template text is empty")
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(
+            f"the template text is longer than {MAX_TEMPLATE_CHARS} characters "
+            "(no SMS is that long)"
+        )
+    return text
+
+
+def _read_template_file(path: Path, name: str) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as exc:
+        raise TemplateError(f"template file {name} cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_TEMPLATE_BYTES:
+        raise TemplateError(
+            f"template file {name} is larger than {MAX_TEMPLATE_BYTES // 1024} KiB "
+            "(no SMS template is that long; is it the right file?)"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise TemplateError(f"template file {name} is not UTF-8 text") from None
 
 
 def _is_file(path: Path) -> bool:

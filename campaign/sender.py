@@ -147,7 +147,7 @@ class SendReport:
     @property
     def exit_code(self) -> ExitCode:
         if self.interrupted:
-            return ExitCode.UNEXPECTED
+            return ExitCode.INTERRUPTED
         if self.state == "stopped":
             return ExitCode.GATEWAY_STOP
         if self.count("unknown") or self.count("rejected"):

@@ -114,7 +114,7 @@ def write_config(tmp_path: Path, gateway: str = "", receiver: str = "", rate: in
 
 def send(tmp_path: Path, gw: StrictGateway, files: str, template: str, *extra: str) -> Any:
     return cli(
-        tmp_path, "send", files, "-t", template, "--gateway", gw.url, "--yes", "--json", *extra
+        tmp_path, "send", files, "--text", template, "--gateway", gw.url, "--yes", "--json", *extra
     )
 
 
@@ -204,7 +204,7 @@ def test_needstatus_false_and_plain_output_names_the_campaign(tmp_path, gw):
     config = write_config(tmp_path, "needstatus = false")
     files = contacts(tmp_path, mobiles(2))
     result = cli(
-        tmp_path, "send", files, "-t", "hi", "--gateway", gw.url, "--yes", "--config", config
+        tmp_path, "send", files, "--text", "hi", "--gateway", gw.url, "--yes", "--config", config
     )
     assert result.returncode == 0, result.stderr
     [request] = gw.sends()
@@ -223,7 +223,9 @@ def test_gateway_without_balance_interface_still_sends(tmp_path, gw):
 def test_missing_credentials_and_bad_input_exit_3_sending_nothing(tmp_path, gw):
     files = contacts(tmp_path, mobiles(2))
     no_creds = _env(tmp_path, credentials=False)
-    result = cli(tmp_path, "send", files, "-t", "hi", "--gateway", gw.url, "--yes", env=no_creds)
+    result = cli(
+        tmp_path, "send", files, "--text", "hi", "--gateway", gw.url, "--yes", env=no_creds
+    )
     assert result.returncode == 3 and "Error" in result.stderr
     missing = send(tmp_path, gw, str(tmp_path / "nope.csv"), "hi")
     assert missing.returncode == 3
@@ -493,7 +495,7 @@ def test_mo_optout_suppresses_next_plan(tmp_path, served):
         )
         assert (answer.status, answer.body.strip()) == (200, "OK")
     plan = cli(
-        tmp_path, "plan", contacts(tmp_path, numbers), "-t", "hi", "--json", "--out", "p.csv"
+        tmp_path, "plan", contacts(tmp_path, numbers), "--text", "hi", "--json", "--out", "p.csv"
     )
     assert as_json(plan)["outcomes"]["suppressed"] == 5
     with (tmp_path / "p.csv").open(encoding="utf-8-sig") as handle:
@@ -648,7 +650,7 @@ def test_whole_flow_on_postgresql(tmp_path, gw, pg_url):
             tmp_path,
             "send",
             files,
-            "-t",
+            "--text",
             "hi",
             "--gateway",
             gw.url,
@@ -683,5 +685,5 @@ def test_whole_flow_on_postgresql(tmp_path, gw, pg_url):
     status = as_json(cli(tmp_path, "status", "--name", "pg", "--json", env=env))
     assert status["outcomes"]["delivered"] == 2 and status["outcomes"]["failed"] == 1
     assert status["reports"] == {"DELIVRD": 2, "UNDELIV": 1}
-    plan = cli(tmp_path, "plan", files, "-t", "hi", "--json", env=env)
+    plan = cli(tmp_path, "plan", files, "--text", "hi", "--json", env=env)
     assert as_json(plan)["outcomes"]["suppressed"] == 1

@@ -69,7 +69,7 @@ def test_xlsx_with_title_row_and_numeric_cells(tmp_path):
         ],
         title="2024年VIP客户名单",
     )
-    summary = plan_json(str(path), "-t", TEMPLATE)
+    summary = plan_json(str(path), "--text", TEMPLATE)
     assert summary["rows"] == 4
     assert summary["blank_rows"] == 1
     assert summary["outcomes"] == {
@@ -101,7 +101,7 @@ def test_gbk_csv_and_template_file(tmp_path):
 
 def test_human_summary_on_stdout(tmp_path):
     path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["乙", "x", "", "1"]])
-    result = runner.invoke(app, ["plan", str(path), "-t", TEMPLATE])
+    result = runner.invoke(app, ["plan", str(path), "--text", TEMPLATE])
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "c.csv: 2 rows" in out
@@ -124,14 +124,14 @@ def test_settings_from_config(tmp_path):
         encoding="utf-8",
     )
     out = tmp_path / "p.csv"
-    args = [str(path), "-t", "{姓名}您好", "--config", str(config), "--out", str(out)]
+    args = [str(path), "--text", "{姓名}您好", "--config", str(config), "--out", str(out)]
     summary = plan_json(*args)
     assert summary["outcomes"]["invalid"] == 1
     assert summary["recipients"] == 1
     lines = out.read_text(encoding="utf-8-sig").splitlines()
     assert "message contains the sensitive word 发票" in lines[1]
     assert "【品牌】乙您好回T退订" in lines[2]
-    result = runner.invoke(app, ["plan", str(path), "-t", "代开发票", "--config", str(config)])
+    result = runner.invoke(app, ["plan", str(path), "--text", "代开发票", "--config", str(config)])
     assert result.exit_code == 3
     assert "no valid recipients: all 2 rows are invalid" in result.stderr
     assert "sensitive word 发票" in result.stderr
@@ -147,7 +147,7 @@ def test_preview_xlsx_read_back(tmp_path):
         ],
     )
     out = tmp_path / "plan.xlsx"
-    result = runner.invoke(app, ["plan", str(path), "-t", "{姓名}:{积分}", "--out", str(out)])
+    result = runner.invoke(app, ["plan", str(path), "--text", "{姓名}:{积分}", "--out", str(out)])
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out, read_only=True)
     try:
@@ -180,7 +180,7 @@ def test_preview_csv(tmp_path):
         tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["=1+1", "13900139000", "", "2"]]
     )
     out = tmp_path / "plan.csv"
-    result = runner.invoke(app, ["plan", str(path), "-t", "hi", "--out", str(out)])
+    result = runner.invoke(app, ["plan", str(path), "--text", "hi", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text(encoding="utf-8-sig").splitlines()
     assert text[0] == ",".join([*HEADER, *RESULT_COLUMNS])
@@ -194,7 +194,7 @@ def test_suppression_list_is_read_and_nothing_is_written(tmp_path):
     path = write_csv(
         tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["乙", "13900139000", "", "1"]]
     )
-    summary = plan_json(str(path), "-t", "hi")
+    summary = plan_json(str(path), "--text", "hi")
     assert summary["outcomes"]["suppressed"] == 0
     assert not (tmp_path / "campaign.db").exists()  # no store file created
     store = tmp_path / "store.db"
@@ -202,7 +202,7 @@ def test_suppression_list_is_read_and_nothing_is_written(tmp_path):
     sup.add(engine, ["13900139000"], "manual")
     engine.dispose()
     before = store.read_bytes()
-    summary = plan_json(str(path), "-t", "hi", "--db", f"sqlite:///{store}")
+    summary = plan_json(str(path), "--text", "hi", "--db", f"sqlite:///{store}")
     assert summary["outcomes"]["suppressed"] == 1
     assert summary["recipients"] == 1
     assert store.read_bytes() == before
@@ -215,20 +215,23 @@ def test_suppression_from_postgres(tmp_path, pg_url):
     path = write_csv(
         tmp_path / "c.csv", [["甲", "13800138000", "", "1"], ["乙", "13900139000", "", "1"]]
     )
-    summary = plan_json(str(path), "-t", "hi", "--db", pg_url)
+    summary = plan_json(str(path), "--text", "hi", "--db", pg_url)
     assert summary["outcomes"]["suppressed"] == 1
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["missing.csv", "-t", "hi"], "missing.csv"),
-        (["c.csv", "-t", "{会员等级}您好"], "columns available: 姓名, 手机号码, 城市, 积分"),
-        (["c.csv", "-t", "{姓名您好"], "position 1"),
-        (["c.csv", "-t", "tpl.txt"], "template file tpl.txt does not exist"),
-        (["c.csv", "-t", "{积分}"], "no valid recipients"),
-        (["c.csv", "-t", "hi", "--mobile-column", "电话"], "电话"),
-        (["nomobile.csv", "-t", "hi"], "mobile"),
+        (["missing.csv", "--text", "hi"], "missing.csv"),
+        (["c.csv", "--text", "{会员等级}您好"], "columns available: 姓名, 手机号码, 城市, 积分"),
+        (["c.csv", "--text", "{姓名您好"], "position 1"),
+        (
+            ["c.csv", "-t", "tpl.txt"],
+            "no template file tpl.txt; to give the text itself use --text",
+        ),
+        (["c.csv", "--text", "{积分}"], "no valid recipients"),
+        (["c.csv", "--text", "hi", "--mobile-column", "电话"], "电话"),
+        (["nomobile.csv", "--text", "hi"], "mobile"),
     ],
 )
 def test_bad_input_exits_3_with_a_clear_message(tmp_path, args, message):
@@ -244,7 +247,7 @@ def test_bad_input_exits_3_with_a_clear_message(tmp_path, args, message):
 def test_json_is_the_only_stdout(tmp_path):
     path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"]])
     out = tmp_path / "p.xlsx"
-    result = runner.invoke(app, ["plan", str(path), "-t", "hi", "--json", "--out", str(out)])
+    result = runner.invoke(app, ["plan", str(path), "--text", "hi", "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     for key in ("rows", "outcomes", "recipients", "requests", "segments", "files"):
@@ -258,7 +261,9 @@ def test_preview_of_several_files(tmp_path):
     )
     second = write_xlsx(tmp_path / "b.xlsx", [["乙", 13900139000, "北京", 2]])
     out = tmp_path / "plan.xlsx"
-    result = runner.invoke(app, ["plan", str(first), str(second), "-t", "hi", "--out", str(out)])
+    result = runner.invoke(
+        app, ["plan", str(first), str(second), "--text", "hi", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out, read_only=True)
     try:
@@ -282,11 +287,13 @@ def test_sheet_and_header_row_options(tmp_path):
     sheet.append(["甲", 13800138000, "北京", 1])
     book.save(tmp_path / "two.xlsx")
     book.close()
-    args = [str(tmp_path / "two.xlsx"), "-t", "{姓名}", "--sheet", "名单", "--header-row", "3"]
+    args = [str(tmp_path / "two.xlsx"), "--text", "{姓名}", "--sheet", "名单", "--header-row", "3"]
     summary = plan_json(*args)
     assert summary["recipients"] == 1
     assert summary["files"][0]["source"] == "two.xlsx:名单"
-    result = runner.invoke(app, ["plan", str(tmp_path / "two.xlsx"), "-t", "hi", "--sheet", "无"])
+    result = runner.invoke(
+        app, ["plan", str(tmp_path / "two.xlsx"), "--text", "hi", "--sheet", "无"]
+    )
     assert result.exit_code == 3
     assert "无" in result.stderr
 
@@ -294,7 +301,7 @@ def test_sheet_and_header_row_options(tmp_path):
 def test_out_naming_the_contact_file_is_refused_and_the_file_kept(tmp_path):
     path = write_csv(tmp_path / "c.csv", [["甲", "13800138000", "", "1"]])
     before = path.read_bytes()
-    result = runner.invoke(app, ["plan", "c.csv", "-t", "hi", "--out", str(path)])
+    result = runner.invoke(app, ["plan", "c.csv", "--text", "hi", "--out", str(path)])
     assert result.exit_code == 3, result.output
     assert "is the contact file c.csv itself" in result.stderr
     assert path.read_bytes() == before

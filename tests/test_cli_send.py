@@ -63,7 +63,7 @@ def test_send_plans_stores_and_sends(store_url, tmp_path, sim):
         [
             "send",
             _contacts(tmp_path),
-            "-t",
+            "--text",
             "{name}您好，春季特惠",
             "--db",
             store_url,
@@ -104,7 +104,7 @@ def test_send_with_the_builtin_simulator_needs_no_credentials(sqlite_url, tmp_pa
         [
             "send",
             _contacts(tmp_path),
-            "-t",
+            "--text",
             "hello {name}",
             "--db",
             sqlite_url,
@@ -124,7 +124,7 @@ def test_missing_credentials_is_bad_input_and_stores_nothing(sqlite_url, tmp_pat
         [
             "send",
             _contacts(tmp_path),
-            "-t",
+            "--text",
             "hi",
             "--db",
             sqlite_url,
@@ -145,7 +145,7 @@ def test_missing_contact_file_is_bad_input(sqlite_url, tmp_path, sim):
         [
             "send",
             str(tmp_path / "nope.csv"),
-            "-t",
+            "--text",
             "hi",
             "--db",
             sqlite_url,
@@ -262,7 +262,7 @@ def test_confirmation_on_a_terminal(sqlite_url, tmp_path, sim, monkeypatch):
     args = [
         "send",
         _contacts(tmp_path),
-        "-t",
+        "--text",
         "hi {name}",
         "--db",
         sqlite_url,

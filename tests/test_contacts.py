@@ -399,7 +399,7 @@ def test_cli_reports_bad_contact_files_with_exit_code_3(tmp_path, monkeypatch, s
         (["send", str(DATA / "no_mobile.csv"), "--gateway", "simulator", "--yes"], "no mobile"),
     ]
     for args, words in cases:
-        result = runner.invoke(app, [*args, "-t", "hi", "--db", sqlite_url])
+        result = runner.invoke(app, [*args, "--text", "hi", "--db", sqlite_url])
         assert result.exit_code == ExitCode.BAD_INPUT, (args, result.output)
         assert words in result.output, (args, result.output)
         assert "Traceback" not in result.output
@@ -408,7 +408,7 @@ def test_cli_reports_bad_contact_files_with_exit_code_3(tmp_path, monkeypatch, s
 def test_cli_plan_reads_every_file_and_counts_blank_rows(tmp_path, sqlite_url):
     result = CliRunner().invoke(
         app,
-        ["plan", str(SAMPLES / "contacts.xlsx"), str(SAMPLES / "contacts.csv"), "-t",
+        ["plan", str(SAMPLES / "contacts.xlsx"), str(SAMPLES / "contacts.csv"), "--text",
          "{姓名|会员}您好", "--db", sqlite_url, "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -177,7 +177,7 @@ def test_ctrl_c_stops_after_the_requests_in_flight(sqlite_url, tmp_path):
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
-        assert process.returncode == 1, err.decode()
+        assert process.returncode == 130, err.decode()  # Ctrl-C: 128 + SIGINT
         assert "interrupted" in err.decode() and f"campaign resume {cid}" in err.decode()
         assert b"stopped" in out
         states = Counter(state for state, _ in _batch_states(sqlite_url, cid).values())
@@ -210,7 +210,7 @@ def test_sigkill_during_send_then_resume(sqlite_url, tmp_path):
             "campaign",
             "send",
             str(contacts),
-            "-t",
+            "--text",
             "会员日八折",
             "--db",
             sqlite_url,

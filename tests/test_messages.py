@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 from campaign.errors import ConfigError, TemplateError
 from campaign.messages import (
     MAX_LENGTH,
+    MAX_TEMPLATE_BYTES,
+    MAX_TEMPLATE_CHARS,
     Placeholder,
     SensitiveWords,
     Template,
     apply_compliance,
+    check_template_text,
     count_segments,
     load_template,
     segment_counts,
@@ -118,24 +121,38 @@ def test_render_without_placeholders_gives_the_same_text():
 # --- load_template -----------------------------------------------------------------------
 
 
-def test_load_template_from_file_or_inline(tmp_path):
+def test_load_template_reads_the_file(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("\ufeff{姓名}您好\n", encoding="utf-8")
     assert load_template(str(path)) == "{姓名}您好"
+    assert load_template(path) == "{姓名}您好"
     assert load_template("t.txt", base=tmp_path) == "{姓名}您好"
-    assert load_template("{姓名}您好，今天上新") == "{姓名}您好，今天上新"
-    assert load_template("hello world.txt is inline") == "hello world.txt is inline"
 
 
 def test_load_template_errors(tmp_path):
-    with pytest.raises(TemplateError, match=r"template file x\.txt does not exist"):
+    with pytest.raises(TemplateError, match=r"^no template file x\.txt$"):
         load_template("x.txt", base=tmp_path)
+    with pytest.raises(TemplateError, match=r"^no template file x; use --text$"):
+        load_template("x", base=tmp_path, hint="use --text")
     (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
     with pytest.raises(TemplateError, match="empty"):
         load_template(str(tmp_path / "empty.txt"))
     (tmp_path / "gbk.txt").write_bytes("您好".encode("gbk"))
     with pytest.raises(TemplateError, match="not UTF-8"):
         load_template(str(tmp_path / "gbk.txt"))
+    with pytest.raises(TemplateError, match="is a folder"):
+        load_template(str(tmp_path))
+    (tmp_path / "big.txt").write_bytes(b"a" * (MAX_TEMPLATE_BYTES + 1))
+    with pytest.raises(TemplateError, match="larger than"):
+        load_template(str(tmp_path / "big.txt"))
+
+
+def test_template_text_given_inline_is_checked():
+    assert check_template_text("  {姓名}您好\r\n回复有礼 ") == "{姓名}您好\n回复有礼"
+    with pytest.raises(TemplateError, match="empty"):
+        check_template_text(" \n ")
+    with pytest.raises(TemplateError, match="longer than"):
+        check_template_text("a" * (MAX_TEMPLATE_CHARS + 1))
 
 
 # --- compliance --------------------------------------------------------------------------
@@ -305,12 +322,9 @@ def test_sensitive_scan_in_chunks(monkeypatch):
     assert sensitive.first_matches(texts) == [None, "发票", None, "赌", "发票"]
 
 
-@pytest.mark.parametrize("arg", ["./notice", "../t/vip", "/no/such/file", "~/x", "vip.TXT"])
-def test_path_like_arguments_must_exist(tmp_path, arg):
-    with pytest.raises(TemplateError, match="does not exist"):
+@pytest.mark.parametrize(
+    "arg", ["./notice", "../t/vip", "/no/such/file", "~/x", "vip.TXT", "marketing", "全场5折"]
+)
+def test_a_name_of_no_file_is_never_the_text(tmp_path, arg):
+    with pytest.raises(TemplateError, match="no template file"):
         load_template(arg, base=tmp_path)
-
-
-@pytest.mark.parametrize("arg", ["今天/明天都有活动", "全场5折", "a.b", "{姓名}.txt"])
-def test_other_arguments_are_inline_text(arg):
-    assert load_template(arg) == arg

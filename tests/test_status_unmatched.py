@@ -24,7 +24,7 @@ def test_unknown_msgid_and_wrong_mobile_reports_show_as_unmatched(tmp_path, sqli
             [
                 "send",
                 str(contacts),
-                "-t",
+                "--text",
                 "hi {name}",
                 "--gateway",
                 sim.url,

@@ -52,7 +52,7 @@ def test_wrong_base_url_stops_with_exit_4_and_leaves_everything_unsent(tmp_path,
             [
                 "send",
                 str(contacts),
-                "-t",
+                "--text",
                 "您好{name}",
                 "--gateway",
                 url,

@@ -1,13 +1,147 @@
-"""The typer application object; command modules register themselves on it."""
+"""The typer application object; command modules register themselves on it.
+
+`CampaignGroup` adds what every command shares: `-h` as well as `--help`, flags shown
+without a type name in help, and a usage error given with `--json` printed as one JSON
+object on stdout too (SPEC: with `--json`, a command that fails still prints one).
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
+from typing import Annotated, Any
+
 import typer
+from typer._click import Command, Context
+from typer._click.exceptions import UsageError  # typer >= 0.24 carries its own click
+from typer.core import TyperArgument, TyperGroup
+
+import campaign
+
+HELP_OPTION_NAMES = ["--help", "-h"]
+_VALUE_NAMES = {"path": "FILE", "int": "N", "float": "N"}
+_JSON_FLAG = "--json"
+_JSON_META = "campaign.json_output"
+
+
+class CampaignGroup(TyperGroup):
+    """The top-level group of `campaign`."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        ctx.meta[_JSON_META] = _JSON_FLAG in _before_double_dash(args)
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            _print_usage_json(ctx, exc)
+            raise
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:  # of a command's own options and arguments
+            _print_usage_json(ctx, exc)
+            raise
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            tidy_help(command, ctx)
+        return command
+
+    def format_help(self, ctx: Context, formatter: Any) -> None:
+        tidy_help(self, ctx, recurse=False)
+        super().format_help(ctx, formatter)
+
+
+def tidy_help(command: Command, ctx: Context, *, recurse: bool = True) -> None:
+    """Help that reads well: paragraphs reflowed, value names (FILE, N, TEXT), never
+    Python types like `<bool>`.
+
+    Flags (and -h/--help) take no value: nothing is shown beside them. An option without
+    a metavar of its own gets one from its type; an argument's metavar is its name.
+    """
+    if command.help:
+        command.help = reflow(command.help)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if isinstance(param, TyperArgument):
+            param.display_type_rich = _no_type  # type: ignore[method-assign]
+        elif param is not None and param.metavar is None:
+            param.metavar = "" if getattr(param, "is_flag", False) else _value_name(param, ctx)
+    if recurse and isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            tidy_help(sub, ctx)
+
+
+def reflow(text: str) -> str:
+    """Join the lines of each paragraph of a docstring (rich help keeps line breaks), except
+    in paragraphs with indented lines: examples stay one command a line."""
+    paragraphs = [p.strip("\n") for p in inspect.cleandoc(text).split("\n\n")]
+    kept = [p if _has_indented_line(p) else " ".join(p.split("\n")) for p in paragraphs]
+    if len(kept) > 1 and _has_indented_line(kept[1]):
+        # rich help dedents the text after the first paragraph as a docstring, ignoring its
+        # first line: an empty first line keeps an example's indentation
+        kept[1] = "\n" + kept[1]
+    return "\n\n".join(kept)
+
+
+def _has_indented_line(paragraph: str) -> bool:
+    return any(line[:1].isspace() for line in paragraph.split("\n"))
+
+
+def _value_name(param: Any, ctx: Context) -> str:
+    shown = str(param.display_type(ctx)).strip("<>")
+    if "|" in shown:  # a choice: its values say more than any name
+        return shown
+    return _VALUE_NAMES.get(shown.removesuffix(" range"), "TEXT")
+
+
+def _no_type(ctx: Context) -> None:
+    return None
+
+
+def _before_double_dash(args: list[str]) -> list[str]:
+    return args[: args.index("--")] if "--" in args else args
+
+
+def _print_usage_json(ctx: Context, exc: UsageError) -> None:
+    if ctx.meta.get(_JSON_META) and type(exc).__name__ != "NoArgsIsHelpError":
+        message = exc.format_message()
+        typer.echo(json.dumps({"error": message, "exit_code": exc.exit_code}, ensure_ascii=False))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"campaign {campaign.__version__}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="campaign",
-    help="Bulk SMS campaigns from Excel/CSV contact lists, with delivery reports joined back.",
+    cls=CampaignGroup,
+    help=(
+        "Bulk SMS campaigns from Excel/CSV contact lists, with delivery reports joined back."
+        "\n\nExample (check, send, then export the results):"
+        "\n  campaign plan customers.xlsx -t spring.txt"
+        "\n  campaign send customers.xlsx -t spring.txt"
+        "\n  campaign export 1 -o results.xlsx"
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version (campaign X.Y.Z) and exit.",
+            is_eager=True,
+            callback=_show_version,
+        ),
+    ] = False,
+) -> None:
+    """`campaign --version`; the app's help is the `help` of `app`."""

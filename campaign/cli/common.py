@@ -12,57 +12,142 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import typer
+from typer._click import ClickException
 
-from campaign.config import ENV_CONFIG, ENV_DB, ENV_GATEWAY, Settings, load_settings
-from campaign.errors import CampaignError, ExitCode
+from campaign.config import (
+    ENV_CONFIG,
+    ENV_DB,
+    ENV_GATEWAY,
+    SIMULATOR,
+    Settings,
+    load_settings,
+    read_toml,
+)
+from campaign.errors import CampaignError, ExitCode, UsageError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_json_printed: ContextVar[bool] = ContextVar("campaign_json_printed", default=False)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", envvar=ENV_CONFIG, help="TOML config file.", show_default=False),
+    typer.Option(
+        "--config",
+        envvar=ENV_CONFIG,
+        metavar="FILE",
+        help="TOML config file.",
+        show_default=False,
+    ),
 ]
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
         envvar=ENV_DB,
+        metavar="URL",
         help="Store URL (sqlite:///file.db or postgresql://...); default campaign.db here.",
         show_default=False,
     ),
 ]
+
+
+def _gateway_url(value: str | None) -> str | None:
+    """`--gateway` (or CAMPAIGN_GATEWAY): an http(s) URL or `simulator`, else a usage error."""
+    if value is None or value == SIMULATOR:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme.lower() in ("http", "https") and parts.hostname:
+        return value
+    raise typer.BadParameter(
+        f"{value!r} is neither an http(s) URL (e.g. http://send.18sms.com/msg) nor "
+        f"'{SIMULATOR}'"
+    )
+
+
 GatewayOption = Annotated[
     str | None,
     typer.Option(
         "--gateway",
         envvar=ENV_GATEWAY,
+        metavar="URL",
         help="Gateway base URL, or 'simulator' for the built-in one.",
         show_default=False,
+        callback=_gateway_url,
     ),
 ]
 TemplateOption = Annotated[
-    str,
-    typer.Option("--template", "-t", help="Template file, or the text itself.", show_default=False),
+    Path | None,
+    typer.Option(
+        "--template",
+        "-t",
+        metavar="FILE",
+        help="Template file (UTF-8 text). Give -t FILE or --text.",
+        show_default=False,
+    ),
+]
+TextOption = Annotated[
+    str | None,
+    typer.Option(
+        "--text",
+        metavar="TEXT",
+        help="The template text itself, instead of -t FILE.",
+        show_default=False,
+    ),
 ]
 SheetOption = Annotated[
-    str | None, typer.Option("--sheet", help="Sheet of the workbooks.", show_default=False)
+    str | None,
+    typer.Option(
+        "--sheet", metavar="NAME", help="Sheet of the workbooks.", show_default=False
+    ),
 ]
 HeaderRowOption = Annotated[
     int | None,
-    typer.Option("--header-row", help="Row number of the header (1-based).", show_default=False),
+    typer.Option(
+        "--header-row",
+        metavar="N",
+        help="Row number of the header (1-based).",
+        show_default=False,
+    ),
 ]
 MobileColumnOption = Annotated[
     str | None,
-    typer.Option("--mobile-column", help="Header of the mobile column.", show_default=False),
+    typer.Option(
+        "--mobile-column",
+        metavar="NAME",
+        help="Header of the mobile column.",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print exactly one JSON object on stdout, nothing else.")
+    bool,
+    typer.Option(
+        "--json", help="Print exactly one JSON object on stdout, nothing else."
+    ),
 ]
+TEXT_HINT = "to give the text itself use --text"
+
+
+def template_text(template: Path | None, text: str | None) -> str:
+    """The template of `-t FILE` or `--text TEXT`: exactly one of them (else exit 2)."""
+    from campaign.messages import check_template_text, load_template
+
+    if template is not None and text is not None:
+        raise UsageError(
+            "give the template either as -t FILE or as --text TEXT, not both"
+        )
+    if text is not None:
+        return check_template_text(text)
+    if template is None:
+        raise UsageError(
+            "a template is needed: -t FILE (a UTF-8 text file) or --text 'TEXT'"
+        )
+    return load_template(template, hint=TEXT_HINT)
 
 
 def settings_from(
@@ -71,18 +156,44 @@ def settings_from(
     return load_settings(config, db=db, gateway=gateway)
 
 
+def resume_gateway(settings: Settings, given: str | None, record: Any) -> Settings:
+    """`resume`: the gateway the campaign was sent through, unless `--gateway` (or
+    CAMPAIGN_GATEWAY, which typer hands in as `given`) or the config file names one."""
+    from dataclasses import replace
+
+    from campaign.store.campaigns import sent_gateway_url
+
+    stored = sent_gateway_url(record)
+    if given or stored is None or _config_names_gateway(settings.config_path):
+        return settings
+    return replace(settings, gateway=replace(settings.gateway, url=stored))
+
+
+def _config_names_gateway(path: Path | None) -> bool:
+    if path is None:
+        return False
+    gateway = read_toml(path).get("gateway")
+    return isinstance(gateway, dict) and bool(gateway.get("url"))
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Map library errors to `Error: ...` and the SPEC exit code; never a traceback."""
+    """Map library errors to `Error: ...` and the SPEC exit code; never a traceback.
+
+    With `--json` (the command's `json_output` argument), a failure also prints one
+    object `{"error": ..., "exit_code": N}` on stdout, unless the command printed its own.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("json_output"))
+        _json_printed.set(False)
         try:
             return func(*args, **kwargs)
         except CampaignError as exc:
-            fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", ExitCode.UNEXPECTED)
-        except (typer.Exit, typer.Abort, SystemExit):
+            fail(str(exc), exc.exit_code, as_json=as_json)
+        except (KeyboardInterrupt, typer.Abort):  # Abort: Ctrl-C at a prompt
+            fail("interrupted", ExitCode.INTERRUPTED, as_json=as_json)
+        except (typer.Exit, SystemExit, ClickException):
             raise
         except Exception as exc:  # the last line of defence: one line, not a traceback
             if os.environ.get("CAMPAIGN_DEBUG"):
@@ -90,19 +201,25 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(
                 f"unexpected {type(exc).__name__}: {exc} (set CAMPAIGN_DEBUG=1 for a traceback)",
                 ExitCode.UNEXPECTED,
+                as_json=as_json,
             )
         raise AssertionError("unreachable")
 
     return wrapper
 
 
-def fail(message: str, code: ExitCode) -> None:
+def fail(message: str, code: ExitCode, *, as_json: bool = False) -> NoReturn:
+    """`Error: message` on stderr, exit `code`; with `as_json` also the error object on
+    stdout, unless this command already printed its JSON object."""
     typer.echo(f"Error: {message}", err=True)
+    if as_json and not _json_printed.get():
+        print_json({"error": message, "exit_code": int(code)})
     raise typer.Exit(int(code))
 
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+    _json_printed.set(True)
 
 
 def info(message: str) -> None:

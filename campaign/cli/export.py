@@ -27,12 +27,15 @@ class Lang(StrEnum):
 @app.command("export")
 @handle_errors
 def export(
-    campaign: Annotated[str, typer.Argument(help="Campaign id (or name).", show_default=False)],
+    campaign: Annotated[
+        str, typer.Argument(metavar="ID", help="Campaign id (or name).", show_default=False)
+    ],
     out: Annotated[
         Path,
         typer.Option(
             "--out",
             "-o",
+            metavar="FILE",
             help="File to write: .xlsx (with summary sheets) or .csv.",
             show_default=False,
         ),
@@ -49,7 +52,12 @@ def export(
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write the result spreadsheet of a campaign: one row per input row, with its outcome."""
+    """Write the result spreadsheet of a campaign: one row per input row, with its outcome.
+
+    Example:
+      campaign export 12 -o results.xlsx
+      campaign export spring-2026 -o results.csv --lang zh
+    """
     from campaign.export import export_campaign, output_format
     from campaign.store import open_store
     from campaign.store.campaigns import get_campaign

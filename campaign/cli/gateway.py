@@ -35,7 +35,12 @@ def balance(
     gateway: GatewayOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Query the gateway balance (remaining billed messages) per product."""
+    """Query the gateway balance (remaining billed messages) per product.
+
+    Example:
+      campaign balance --config campaign.toml
+      campaign balance --gateway simulator --json
+    """
     from campaign.gateway.client import GatewayClient
     from campaign.gateway.runtime import open_gateway
 
@@ -70,24 +75,34 @@ def _query_balance(client: GatewayClient) -> BalanceResult:
 
 SimConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="Simulator TOML file (keys: see campaign.gateway.simconfig)."),
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        help="Simulator TOML file (keys: see campaign.gateway.simconfig).",
+    ),
 ]
 
 
 @app.command("simulator")
 @handle_errors
 def simulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="N", help="Port to listen on.")] = 8090,
     config: SimConfigOption = None,
     push_url: Annotated[
-        str | None, typer.Option("--push-url", help="Where delivery reports are pushed.")
+        str | None,
+        typer.Option("--push-url", metavar="URL", help="Where delivery reports are pushed."),
     ] = None,
     log: Annotated[
-        Path | None, typer.Option("--log", help="Append every send request as a JSON line.")
+        Path | None,
+        typer.Option("--log", metavar="FILE", help="Append every send request as a JSON line."),
     ] = None,
 ) -> None:
-    """Run the built-in gateway simulator until Ctrl-C."""
+    """Run the built-in gateway simulator until Ctrl-C.
+
+    Example:
+      campaign simulator --port 8090 --push-url http://127.0.0.1:8080/dlr
+    """
     from campaign.gateway.simconfig import DEMO_PASSWORD, SimulatorSettings, make_settings
     from campaign.gateway.simulator import Simulator, load_simulator_settings, run_simulator
 

@@ -16,16 +16,18 @@ from campaign.cli.common import (
     MobileColumnOption,
     SheetOption,
     TemplateOption,
+    TextOption,
     handle_errors,
     info,
     print_json,
     settings_from,
+    template_text,
 )
 
 Reasons = dict[str, list[tuple[str, int]]]  # outcome -> [(reason, rows), ...]
 ContactsArg = Annotated[
     list[str],
-    typer.Argument(metavar="CONTACTS", help="Contact files (xlsx, xls, csv).", show_default=False),
+    typer.Argument(metavar="FILE", help="Contact files (xlsx, xls, csv).", show_default=False),
 ]
 
 
@@ -33,27 +35,41 @@ ContactsArg = Annotated[
 @handle_errors
 def plan(
     contacts: ContactsArg,
-    template: TemplateOption,
+    template: TemplateOption = None,
+    text: TextOption = None,
     sheet: SheetOption = None,
     header_row: HeaderRowOption = None,
     mobile_column: MobileColumnOption = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Campaign name (shown only).", show_default=False)
+        str | None,
+        typer.Option(
+            "--name", metavar="TEXT", help="Campaign name (shown only).", show_default=False
+        ),
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Write the per-row preview (.xlsx or .csv).", show_default=False
+            "--out",
+            metavar="FILE",
+            help="Write the per-row preview (.xlsx or .csv).",
+            show_default=False,
         ),
     ] = None,
     config: ConfigOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Dry run: counts by outcome, billed segments and batches; sends and stores nothing."""
+    """Dry run: counts by outcome, billed segments and batches; sends and stores nothing.
+
+    Shows one rendered sample message (the first recipient's, number masked) and warns
+    when the texts carry no signature.
+
+    Example:
+      campaign plan customers.xlsx -t spring.txt --out preview.xlsx
+      campaign plan a.csv b.csv --text '{姓名|会员}您好，春季会员日全场八折'
+    """
     from campaign.contacts import read_contacts
     from campaign.errors import InputError
-    from campaign.messages import load_template
     from campaign.plan import make_plan, plan_options, refuse_if_nothing_valid
     from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
@@ -61,7 +77,7 @@ def plan(
     if out is not None:
         _refuse_to_overwrite_input(out, [Path(p) for p in contacts])
     settings = settings_from(config, db)
-    text = load_template(template)
+    message = template_text(template, text)
     options = plan_options(settings)
     found = read_contacts(
         [Path(p) for p in contacts], sheet=sheet, header_row=header_row, mobile_column=mobile_column
@@ -71,9 +87,9 @@ def plan(
         settings.store_url, options.max_per_recipient, options.cap_window_hours
     )
     result = make_plan(
-        found, text, options, suppressed, capped=capped, allow_nothing_valid=out is not None
+        found, message, options, suppressed, capped=capped, allow_nothing_valid=out is not None
     )
-    summary = result.summary()
+    summary = {**result.summary(), **before_sending(result)}
     if name:
         summary["name"] = name
     if out is not None:
@@ -85,12 +101,41 @@ def plan(
             refuse_if_nothing_valid(result)  # still bad input, but the preview shows each row
         except InputError as exc:
             raise InputError(f"{exc}; every row and its reason: {out}") from None
+    for warning in summary["warnings"]:
+        info(f"warning: {warning}")
     if json_output:
         print_json(summary)
         return
     typer.echo(human_summary(summary, top_reasons(result.rows)))
     if out is not None:
         info(f"preview written to {out}")
+
+
+def before_sending(plan: Any) -> dict[str, Any]:
+    """What the sender sees before sending: `sample` (or None) and `warnings`."""
+    from campaign.plan_sample import plan_warnings, sample_message
+
+    sample = sample_message(plan)
+    return {"sample": sample, "warnings": plan_warnings(plan, sample)}
+
+
+def show_before_sending(plan: Any) -> dict[str, Any]:
+    """`before_sending`, shown on stderr: the sample message and the warnings."""
+    seen = before_sending(plan)
+    for line in sample_lines(seen["sample"]):
+        info(line)
+    for warning in seen["warnings"]:
+        info(f"warning: {warning}")
+    return seen
+
+
+def sample_lines(sample: dict[str, Any] | None) -> list[str]:
+    """The sample message for people: number, segments, then the text indented."""
+    if sample is None:
+        return ["sample message: none (nobody is ready to send to)"]
+    parts = "segment" if sample["segments"] == 1 else "segments"
+    head = f"sample message to {sample['mobile']} ({sample['segments']} billed {parts}):"
+    return [head, *(f"  {line}" for line in sample["text"].split("\n"))]
 
 
 def _refuse_to_overwrite_input(out: Path, contacts: list[Path]) -> None:
@@ -137,4 +182,6 @@ def human_summary(summary: dict[str, Any], reasons: Reasons | None = None) -> st
             f"largest batch: {summary['largest_batch']}, "
             f"smallest batch: {summary['smallest_batch']}"
         )
+    if "sample" in summary:
+        lines.extend(sample_lines(summary["sample"]))
     return "\n".join(lines)

@@ -18,7 +18,10 @@ from campaign.cli.common import (
 )
 
 reports_app = typer.Typer(
-    name="reports", help="Delivery-report files: import them into the store.", no_args_is_help=True
+    name="reports",
+    help="Delivery-report files: import them into the store."
+    "\n\nExample:\n  campaign reports import reports/*.csv",
+    no_args_is_help=True,
 )
 app.add_typer(reports_app, name="reports")
 
@@ -31,6 +34,7 @@ def import_reports(
     files: Annotated[
         list[Path],
         typer.Argument(
+            metavar="FILE",
             help="Report files (CSV or XLSX) with msgid, mobile, status and reportTime columns.",
             show_default=False,
         ),
@@ -39,7 +43,11 @@ def import_reports(
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Import delivery-report files; importing the same file again changes nothing."""
+    """Import delivery-report files; importing the same file again changes nothing.
+
+    Example:
+      campaign reports import reports/2026-03-01.csv reports/2026-03-02.xlsx --json
+    """
     from campaign.reports import import_report_files
     from campaign.store import open_store
 

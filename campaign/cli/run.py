@@ -58,7 +58,10 @@ def _check_only(settings: Settings, json_output: bool) -> None:
 @handle_errors
 def run_command(
     config: Annotated[
-        Path, typer.Argument(help="TOML config with one job table per recurring campaign.")
+        Path,
+        typer.Argument(
+            metavar="CONFIG", help="TOML config with one job table per recurring campaign."
+        ),
     ],
     db: DbOption = None,
     check: Annotated[
@@ -78,6 +81,9 @@ def run_command(
     A second run while one is running exits 0 at once. A config problem (no template file,
     send_at not before not_after, ...) stops a run before anything happens (exit 3);
     --check finds such problems and does nothing else.
+
+    Example:
+      campaign run /etc/campaign/nightly.toml --json
     """
     from campaign.jobs import run_jobs
 

@@ -22,12 +22,15 @@ from campaign.cli.common import (
     MobileColumnOption,
     SheetOption,
     TemplateOption,
+    TextOption,
     fail,
     handle_errors,
     info,
     is_terminal,
     print_json,
+    resume_gateway,
     settings_from,
+    template_text,
 )
 from campaign.cli.send_progress import progress_reporter
 from campaign.config import Settings
@@ -50,16 +53,23 @@ AgainOption = Annotated[
         help="Send a list that the store already holds as a campaign once more, on purpose.",
     ),
 ]
-CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).", show_default=False)]
+CampaignArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Campaign id (or name).", show_default=False)
+]
 
 
 @app.command("send")
 @handle_errors
 @store_failures_raise("")
 def send(
-    contacts: Annotated[list[Path], typer.Argument(help="Contact files (xlsx, xls, csv).")],
-    template: TemplateOption,
-    name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
+    contacts: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help="Contact files (xlsx, xls, csv).")
+    ],
+    template: TemplateOption = None,
+    text: TextOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="TEXT", help="Campaign name.")
+    ] = None,
     sheet: SheetOption = None,
     header_row: HeaderRowOption = None,
     mobile_column: MobileColumnOption = None,
@@ -72,21 +82,32 @@ def send(
     force: ForceOption = False,
     again: AgainOption = False,
 ) -> None:
-    """Plan the campaign, store it and send it; prints the campaign id."""
+    """Plan the campaign, store it and send it; prints the campaign id.
+
+    Shows one sample message and asks for confirmation on a terminal unless --yes.
+    Ctrl-C stops after the requests in flight (exit 130); `campaign resume ID` sends the rest.
+
+    Example:
+      campaign send customers.xlsx -t spring.txt --name spring-2026
+      campaign send vip.csv --text '{姓名}您好，会员日八折' --yes --json
+    """
+    from campaign.cli.plan import show_before_sending
     from campaign.gateway.runtime import require_account
     from campaign.store import open_store
     from campaign.store.campaigns import create_campaign, default_campaign_name, settings_snapshot
     from campaign.store.repeats import RepeatGuard, read_repeat
 
+    message = template_text(template, text)
     settings = settings_from(config, db, gateway)
     require_account(settings.gateway)
-    plan = _make_plan(settings, contacts, template, sheet, header_row, mobile_column)
-    figures = plan.summary()
+    plan = _make_plan(settings, contacts, message, sheet, header_row, mobile_column)
+    summary = plan.summary()
     # a list sent before (and not cancelled) is refused unless --again; nothing to send: no guard
-    guard = RepeatGuard(name=name, allow_repeat=again or not figures["recipients"])
-    read_repeat(settings.store_url, guard, plan.fingerprint)  # before asking to confirm
+    guard = RepeatGuard(name=name, allow_repeat=again or not summary["recipients"])
+    read_repeat(settings.store_url, guard, plan.fingerprint)  # before showing or asking
+    figures = {**summary, **show_before_sending(plan)}
     if is_terminal() and not yes and not _confirm(figures):
-        info("nothing stored, nothing sent")
+        info("declined: nothing was sent (nothing stored)")
         if json_output:  # still exactly one JSON object for a script reading stdout
             print_json({"campaign_id": None, "declined": True, **_plan_keys(figures)})
         return
@@ -104,7 +125,7 @@ def send(
             f"{figures['requests']} requests, {figures['segments']} billed segments"
         )
         report = _run(engine, campaign_id, settings, no_wait=no_wait, force=force)
-        _finish(engine, report, json_output)
+        _finish(engine, report, json_output, {k: figures[k] for k in ("sample", "warnings")})
     finally:
         engine.dispose()
 
@@ -125,16 +146,25 @@ def resume(
     db: DbOption = None,
     gateway: GatewayOption = None,
 ) -> None:
-    """Send what a stopped or failed run left unsent."""
+    """Send what a stopped or failed run left unsent.
+
+    Sends through the gateway the campaign was sent through, unless --gateway,
+    CAMPAIGN_GATEWAY or the config file names one.
+
+    Example:
+      campaign resume 12
+      campaign resume spring-2026 --resend-unknown
+    """
     from campaign.gateway.runtime import require_account
     from campaign.store import open_store
     from campaign.store.campaigns import get_campaign
 
     settings = settings_from(config, db, gateway)
-    require_account(settings.gateway)
     engine = open_store(settings.store_url, create=False)
     try:
         record = get_campaign(engine, campaign)
+        settings = resume_gateway(settings, gateway, record)
+        require_account(settings.gateway)
         report = _run(
             engine,
             record.id,
@@ -153,16 +183,25 @@ def resume(
 @store_failures_raise("")
 def status(
     campaign: Annotated[
-        str | None, typer.Argument(help="Campaign id or name; all campaigns when omitted.")
+        str | None,
+        typer.Argument(metavar="ID", help="Campaign id or name; all campaigns when omitted."),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="The campaign of that name (as `send --name`).")
+        str | None,
+        typer.Option(
+            "--name", metavar="TEXT", help="The campaign of that name (as `send --name`)."
+        ),
     ] = None,
     json_output: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
-    """Progress and delivery figures of one campaign, or a list of all."""
+    """Progress and delivery figures of one campaign, or a list of all.
+
+    Example:
+      campaign status
+      campaign status 12 --json
+    """
     from campaign.store import open_store
 
     if name is not None and campaign is not None and name != campaign:
@@ -186,19 +225,17 @@ def status(
 def _make_plan(
     settings: Settings,
     paths: list[Path],
-    template: str,
+    text: str,
     sheet: str | None,
     header_row: int | None,
     mobile_column: str | None,
 ) -> Any:
     from campaign.contacts import read_contacts
-    from campaign.messages import load_template
     from campaign.plan import make_plan, plan_options
     from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
 
     contacts = read_contacts(paths, sheet=sheet, header_row=header_row, mobile_column=mobile_column)
-    text = load_template(template)
     compliance, url = settings.compliance, settings.store_url
     capped = read_capped_mobiles(url, compliance.max_per_recipient, compliance.cap_window_hours)
     return make_plan(contacts, text, plan_options(settings), read_suppressed(url), capped=capped)
@@ -213,7 +250,10 @@ def _confirm(figures: dict[str, Any]) -> bool:
         f"Send {figures['recipients']} recipients in {figures['requests']} requests "
         f"({figures['segments']} billed segments)?"
     )
-    return typer.confirm(question, default=False, err=True)
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # Ctrl-C (or end of input) at the question
+        fail("interrupted: nothing was sent (nothing stored)", ExitCode.INTERRUPTED)
 
 
 def _run(
@@ -295,11 +335,14 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _finish(engine: Engine, report: SendReport, json_output: bool) -> None:
+def _finish(
+    engine: Engine, report: SendReport, json_output: bool, extra: dict[str, Any] | None = None
+) -> None:
     from campaign.store.results import outcome_counts
 
     outcomes = outcome_counts(engine, report.campaign_id)
     summary = {"campaign_id": report.campaign_id, "outcomes": outcomes, **report.summary()}
+    summary.update(extra or {})
     if json_output:
         print_json(summary)
     else:
@@ -313,7 +356,7 @@ def _finish(engine: Engine, report: SendReport, json_output: bool) -> None:
             f"{report.stop_reason}; campaign {cid} stopped: `campaign resume {cid}` sends the rest",
             code,
         )
-    elif code is ExitCode.UNEXPECTED:
+    elif code is ExitCode.INTERRUPTED:
         fail(f"interrupted; campaign {cid} stopped: `campaign resume {cid}` sends the rest", code)
     elif code is ExitCode.PARTIAL:
         fail(

@@ -18,13 +18,16 @@ def serve(
     host: Annotated[
         str | None,
         typer.Option(
-            help="Address to listen on [default: receiver.host, 127.0.0.1].", show_default=False
+            metavar="HOST",
+            help="Address to listen on (default: receiver.host, else 127.0.0.1).",
+            show_default=False,
         ),
     ] = None,
     port: Annotated[
         int | None,
         typer.Option(
-            help="Port to listen on [default: receiver.port, 8080].",
+            metavar="N",
+            help="Port to listen on (default: receiver.port, else 8080).",
             show_default=False,
             min=0,
             max=65535,
@@ -44,6 +47,9 @@ def serve(
     """Run the HTTP receiver for pushed delivery reports (/dlr) and replies (/mo) until Ctrl-C.
 
     Every push is answered 200 OK only once it is durably stored.
+
+    Example:
+      campaign serve --config campaign.toml --host 0.0.0.0 --port 8080
     """
     from campaign.receiver import check_exposure
     from campaign.receiver import serve as run_receiver

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
@@ -67,8 +68,28 @@ def default_campaign_name(paths: Sequence[Path | str], now: datetime | None = No
 
 
 def settings_snapshot(settings: Settings) -> dict[str, Any]:
-    """The settings a plan was made with, JSON-ready, without any password."""
-    return _jsonable(dataclasses.asdict(settings))
+    """The settings a plan was made with, JSON-ready, without any password (fields dropped,
+    credentials in URLs masked: `http://***@host/msg`). The gateway URL is kept without its
+    `user:password@` part at all: `resume` sends through it again (`sent_gateway_url`)."""
+    snapshot = dataclasses.asdict(settings)
+    gateway = snapshot.get("gateway") or {}
+    if isinstance(gateway.get("url"), str):
+        gateway["url"] = without_userinfo(gateway["url"])
+    return _jsonable(snapshot)
+
+
+def sent_gateway_url(record: CampaignRecord) -> str | None:
+    """The gateway URL the campaign was planned to be sent through (its settings snapshot)."""
+    url = (record.settings.get("gateway") or {}).get("url")
+    return without_userinfo(url) if isinstance(url, str) and url else None
+
+
+def without_userinfo(url: str) -> str:
+    """`http://user:pw@host/msg` -> `http://host/msg`; other values unchanged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _jsonable(value: Any) -> Any:
