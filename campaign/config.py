@@ -16,8 +16,10 @@ from datetime import time
 from math import inf
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from campaign.errors import ConfigError
+from campaign.errors import CampaignError, ConfigError, UsageError
+from campaign.redact import redact_url, replace_secrets, url_secrets
 
 DEFAULT_GATEWAY_URL = "http://send.18sms.com/msg"
 SIMULATOR = "simulator"
@@ -132,6 +134,13 @@ class Settings:
     config_path: Path | None = None
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The passwords these settings hold, for `campaign.redact` (never shown)."""
+        found = [self.gateway.password, self.receiver.pswd]
+        found += url_secrets(self.gateway.url) + url_secrets(self.store_url)
+        return tuple(dict.fromkeys(s for s in found if s))
+
+    @property
     def base_dir(self) -> Path:
         """Folder that relative paths of the config file are relative to."""
         return self.config_path.parent if self.config_path else Path.cwd()
@@ -185,7 +194,11 @@ def load_settings(
     """Build the settings: defaults < config file < environment < these arguments.
 
     The default store is `campaign.db` in the current folder, or beside the config file
-    when `store_beside_config` (the `campaign run` form).
+    when `store_beside_config` (the `campaign run` form). A relative SQLite path is
+    relative to the config file's folder only when the config file says it; given as
+    `db` or in CAMPAIGN_DB it is relative to the current folder. A gateway or store URL
+    given here or in the environment that cannot be used is a UsageError (exit 2), one in
+    the config file a ConfigError. The passwords are registered with `campaign.redact`.
     """
     env = os.environ if env is None else env
     path = Path(config) if config else (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
@@ -200,14 +213,60 @@ def load_settings(
     gw_changes = {k: v for k, v in gw_env.items() if v}
     if gateway:
         gw_changes["url"] = gateway
+    if "url" in gw_changes:
+        check_gateway_url(gw_changes["url"], UsageError)
     default_base = base if store_beside_config else Path.cwd()
     default_store = f"sqlite:///{(default_base / DEFAULT_DB_FILE).resolve()}"
-    store_url = db or env.get(ENV_DB) or _file_store_url(data, base) or default_store
-    return replace(
-        settings,
-        gateway=replace(settings.gateway, **gw_changes),
-        store_url=normalize_store_url(store_url, base),
-    )
+    given = db or env.get(ENV_DB)  # command line or environment: relative to here
+    if given:
+        store_url = normalize_store_url(check_store_url(given, UsageError), Path.cwd())
+    else:
+        store_url = _file_store_url(data, base) or default_store
+    result = replace(settings, gateway=replace(settings.gateway, **gw_changes), store_url=store_url)
+    replace_secrets(*result.secrets)
+    return result
+
+
+def is_gateway_url(url: str) -> bool:
+    """`simulator`, or an http(s) URL with a host that parses (brackets, port included)."""
+    if url == SIMULATOR:
+        return True
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def check_gateway_url(url: str, error: type[CampaignError] = ConfigError) -> str:
+    """The URL, or `error` (UsageError for the command line, ConfigError for the file)."""
+    if not is_gateway_url(url):
+        raise error(
+            f"the gateway URL {redact_url(url)!r} is neither an http(s) URL "
+            f"(e.g. {DEFAULT_GATEWAY_URL}) nor '{SIMULATOR}'"
+        )
+    return url
+
+
+_STORE_SCHEME = re.compile(r"^(?:sqlite|postgres|postgresql)(?:\+\w+)?$", re.IGNORECASE)
+
+
+def check_store_url(url: str, error: type[CampaignError] = ConfigError) -> str:
+    """A file path, sqlite:///FILE or postgresql://...; anything else is `error`."""
+    if "://" not in url:
+        return url  # a file path
+    shown = redact_url(url)
+    if not _STORE_SCHEME.match(url.split("://", 1)[0]):
+        raise error(
+            f"the store URL {shown!r} is neither a file path, sqlite:///FILE "
+            "nor a postgresql:// URL"
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for brackets or a bad port
+    except ValueError as exc:
+        raise error(f"the store URL {shown!r} cannot be parsed: {exc}") from None
+    return url
 
 
 def normalize_store_url(url: str, base: Path) -> str:
@@ -229,6 +288,7 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     if unknown:
         raise ConfigError(f"unknown section(s) in the config file: {', '.join(unknown)}")
     gateway = _section(GatewaySettings, data.get("gateway", {}), "gateway")
+    check_gateway_url(gateway.url)
     if gateway.max_batch < 1:  # 0 would silently send one mobile per request
         raise ConfigError("gateway.max_batch must be 1 or more (mobiles per request)")
     compliance_raw = dict(_table(data, "compliance"))
@@ -302,7 +362,7 @@ def _file_store_url(data: dict[str, Any], base: Path) -> str | None:
         raise ConfigError(f"unknown key store.{unknown[0]} in the config file")
     if not store.get("url"):
         return None
-    return normalize_store_url(_str(store["url"], "store.url"), base)
+    return normalize_store_url(check_store_url(_str(store["url"], "store.url")), base)
 
 
 def _job(raw: Any, base: Path, number: int) -> JobSettings:

@@ -16,6 +16,8 @@ What the gateway says decides what happens (protocol.Action, never bare codes):
     REFUSE_BATCH / UNKNOWN_CODE -> rejected with the code and its meaning
 
 Library code: never prints; progress and log lines go to `on_progress(ProgressEvent)`.
+Every text that leaves here (batch details, the stop reason, progress and log lines) goes
+through a `Redactor` of the settings' secrets first: a gateway answer may echo the password.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -47,6 +49,7 @@ from campaign.gateway.protocol import (
     SubmitResult,
     is_no_such_interface,
 )
+from campaign.redact import Redactor
 from campaign.store.batches import (
     BatchResult,
     ClaimedBatch,
@@ -226,7 +229,8 @@ def send_campaign(
     `max_recipients` caps the recipients whose requests leave in this run (the daily
     budget of `campaign run`); the rest stays pending with DAILY_LIMIT as the reason."""
     policy = policy or SendPolicy()
-    emit = _never_raising(on_progress)
+    redact = Redactor(settings.secrets)
+    emit = _redacting(_never_raising(on_progress), redact)
     stop = stop or threading.Event()
     started = time.monotonic()
     record = get_campaign(engine, str(campaign_id))
@@ -234,7 +238,7 @@ def send_campaign(
 
     def log(message: str, kind: str = "info") -> None:
         if kind == "warning":
-            warnings.append(message)
+            warnings.append(redact(message))
         emit(ProgressEvent(kind, message))
 
     _prepare(engine, record.id, policy, resend_unknown, log)
@@ -249,6 +253,7 @@ def send_campaign(
     state = _final_state(figures, stop_reason)
     if state == "finished":  # a stop that came when nothing was left changes nothing
         stop_reason, interrupted = None, False
+    stop_reason = redact(stop_reason) if stop_reason else stop_reason
     if state != "sending":
         set_state(engine, record.id, state, reason=stop_reason)
     if run.keyboard_interrupt:  # recorded and stopped: now the caller's Ctrl-C goes on
@@ -279,6 +284,17 @@ def _never_raising(
             on_progress(event)
 
     return emit
+
+
+def _redacting(
+    emit: Callable[[ProgressEvent], None], redact: Redactor
+) -> Callable[[ProgressEvent], None]:
+    """The progress callback, fed only texts without secrets."""
+
+    def redacted(event: ProgressEvent) -> None:
+        emit(replace(event, message=redact(event.message)) if event.message else event)
+
+    return redacted
 
 
 def _prepare(
@@ -446,6 +462,7 @@ class _SendLoop:
         no_wait: bool,
     ) -> None:
         self.engine, self.campaign_id, self.client = engine, campaign_id, client
+        self.redact = Redactor(settings.secrets)
         self.policy, self.emit, self.stop, self.no_wait = policy, emit, stop, no_wait
         self.window = settings.compliance.send_window
         self.configured_rate = settings.gateway.rate
@@ -605,6 +622,8 @@ class _SendLoop:
         for future in finished:
             batch = self.in_flight.pop(future)
             result = self._handle(batch, _result_of(future))
+            if result.detail:  # stored, then shown in status and exports
+                result = replace(result, detail=self.redact(result.detail))
             self.sent_at.pop(batch.batch_id, None)
             if result.state == "pending" and self.budget is not None:
                 self.budget += batch.size  # not sent after all: back in the budget

@@ -155,8 +155,8 @@ def test_read_suppressed(tmp_path, store_url):
 
 
 @pytest.mark.parametrize("command", ["add", "remove"])
-def test_optout_with_an_unparseable_store_url_is_bad_input(command):
+def test_optout_with_an_unparseable_store_url_is_a_usage_error(command):
     result = runner.invoke(app, ["optout", command, "13900139000", "--db", "://nothing"])
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 2, result.output  # SPEC: a --db that cannot be parsed
     assert "Error: the store URL" in result.output
     assert "unexpected" not in result.output

@@ -334,11 +334,11 @@ def test_balance_without_credentials_is_exit_3() -> None:
 
 def test_balance_refused_is_exit_4() -> None:
     with running_simulator() as sim:
-        env = {"CAMPAIGN_ACCOUNT": "demo", "CAMPAIGN_PASSWORD": "wrong-one"}
+        env = {"CAMPAIGN_ACCOUNT": "demo", "CAMPAIGN_PASSWORD": "Bad-Pw-7"}
         result = RUNNER.invoke(app, ["balance", "--gateway", sim.url], env=env)
     assert result.exit_code == 4
     assert "102" in result.stderr and "wrong password" in result.stderr
-    assert "wrong-one" not in result.output
+    assert "Bad-Pw-7" not in result.output
 
 
 def test_balance_from_config_file(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 import typer
 from typer._click import ClickException
@@ -26,10 +25,12 @@ from campaign.config import (
     ENV_GATEWAY,
     SIMULATOR,
     Settings,
+    is_gateway_url,
     load_settings,
     read_toml,
 )
 from campaign.errors import CampaignError, ExitCode, UsageError
+from campaign.redact import redact, redact_url
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,14 +60,11 @@ DbOption = Annotated[
 
 def _gateway_url(value: str | None) -> str | None:
     """`--gateway` (or CAMPAIGN_GATEWAY): an http(s) URL or `simulator`, else a usage error."""
-    if value is None or value == SIMULATOR:
-        return value
-    parts = urlsplit(value)
-    if parts.scheme.lower() in ("http", "https") and parts.hostname:
+    if value is None or is_gateway_url(value):  # one check, shared with the config file
         return value
     raise typer.BadParameter(
-        f"{value!r} is neither an http(s) URL (e.g. http://send.18sms.com/msg) nor "
-        f"'{SIMULATOR}'"
+        f"{redact_url(value)!r} is neither an http(s) URL (e.g. http://send.18sms.com/msg) "
+        f"nor '{SIMULATOR}'"
     )
 
 
@@ -210,7 +208,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def fail(message: str, code: ExitCode, *, as_json: bool = False) -> NoReturn:
     """`Error: message` on stderr, exit `code`; with `as_json` also the error object on
-    stdout, unless this command already printed its JSON object."""
+    stdout, unless this command already printed its JSON object. The message goes through
+    `redact` first: the last line of defence for secrets (campaign.redact)."""
+    message = redact(message)
     typer.echo(f"Error: {message}", err=True)
     if as_json and not _json_printed.get():
         print_json({"error": message, "exit_code": int(code)})
@@ -224,7 +224,7 @@ def print_json(data: Any) -> None:
 
 def info(message: str) -> None:
     """A line for people, on stderr (stdout is reserved for summaries and JSON)."""
-    typer.echo(message, err=True)
+    typer.echo(redact(message), err=True)
 
 
 def is_terminal() -> bool:

@@ -13,6 +13,7 @@ from campaign.cli.app import app
 from campaign.cli.common import DbOption, JsonOption, handle_errors, print_json
 from campaign.config import Settings, load_settings
 from campaign.errors import ConfigError, ExitCode
+from campaign.redact import RedactingFilter
 from campaign.timeutil import ChinaTimeFormatter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -30,6 +31,7 @@ def _setup_logging(log_file: Path | None) -> list[logging.Handler]:
             raise ConfigError(f"run.log {log_file} cannot be written: {exc.strerror}") from None
     for handler in handlers:
         handler.setFormatter(ChinaTimeFormatter(LOG_FORMAT))  # China time, with +08:00
+        handler.addFilter(RedactingFilter())  # no password in any form (campaign.redact)
         logger.addHandler(handler)
     return handlers
 

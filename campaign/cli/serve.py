@@ -9,6 +9,7 @@ import typer
 
 from campaign.cli.app import app
 from campaign.cli.common import ConfigOption, DbOption, handle_errors, info, settings_from
+from campaign.redact import RedactingFilter
 from campaign.timeutil import ChinaTimeFormatter
 
 
@@ -59,6 +60,7 @@ def serve(
     check_exposure(host or settings.receiver.host, settings.receiver, insecure=insecure)
     handler = logging.StreamHandler()
     handler.setFormatter(ChinaTimeFormatter("%(asctime)s %(name)s %(message)s"))  # +08:00
+    handler.addFilter(RedactingFilter())  # no password in any form (campaign.redact)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     info(f"store {safe_url(settings.store_url)}")
     info("press Ctrl-C to stop")

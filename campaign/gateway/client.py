@@ -10,7 +10,10 @@ It never raises for gateway behaviour; it classifies every outcome:
 
 One `requests.Session` with a keep-alive pool sized for a sender thread pool, no automatic
 retries. The password travels only in the POST body: never in the URL, a log, a `repr` or
-a reason text.
+a reason text (every reason goes through the client's `Redactor`, built from its settings;
+the password is also registered for `campaign.redact.redact`, the last line of defence).
+Credentials written in the gateway URL (`http://user:pw@host/msg`) are sent as HTTP basic
+auth by requests, and never shown.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from campaign.gateway.protocol import (
     parse_balance_response,
     parse_submit_response,
 )
+from campaign.redact import Redactor, redact_url, register_secret, url_secrets
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -90,6 +94,8 @@ class GatewayClient:
         pool_size: int = POOL_SIZE,
     ) -> None:
         self._settings = settings
+        register_secret(settings.password, *url_secrets(settings.url))
+        self._redact = Redactor([settings.password, *url_secrets(settings.url)])
         self._owns_session = session is None
         self._session = session if session is not None else make_session(pool_size)
         # Proxies from the environment (honouring no_proxy) are looked up once, not per request.
@@ -104,7 +110,8 @@ class GatewayClient:
         self._needstatus = "true" if settings.needstatus else "false"
 
     def __repr__(self) -> str:
-        return f"GatewayClient(url={self._settings.url!r}, account={self._settings.account!r})"
+        url = redact_url(self._settings.url)
+        return f"GatewayClient(url={url!r}, account={self._settings.account!r})"
 
     @property
     def settings(self) -> GatewaySettings:
@@ -185,16 +192,9 @@ class GatewayClient:
         )
 
     def _scrub(self, result: _R) -> _R:
-        """Make sure the password never travels in a reason text."""
-        secret = self._settings.password
-        reason = getattr(result, "reason", None)
-        if (
-            len(secret) >= 4
-            and isinstance(result, Ambiguous | NotSent)
-            and reason
-            and secret in reason
-        ):
-            return type(result)(reason.replace(secret, "***"))  # type: ignore[return-value]
+        """The result with the password (any form, any piece) out of its reason text."""
+        if isinstance(result, Ambiguous | NotSent):
+            return type(result)(self._redact(result.reason))  # type: ignore[return-value]
         return result
 
 

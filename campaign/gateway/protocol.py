@@ -7,6 +7,10 @@ kept verbatim with a generic meaning; they are never treated as success.
 Parsing is strict (see `parse_submit_response`): anything that is not exactly the
 protocol's answer is `Ambiguous`, because an HTTP error page or garbage that came back
 after the request was sent does not tell whether the batch was sent.
+
+Reasons quote at most a short piece of a malformed answer, and none at all of an answer
+that carries a password field (it echoes the request: `campaign.redact.is_echo`). The
+client passes every reason through its `Redactor`, which knows the password.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from campaign.redact import ECHOED, is_echo
 
 
 class Action(StrEnum):
@@ -291,9 +297,20 @@ _PRODUCT_LINE = re.compile(r"^([^,\s]+)\s*,\s*(-?\d{1,18})$", re.ASCII)
 _SNIPPET = 60
 
 
+Quote = Callable[[str], str]
+
+
 def _snippet(text: str) -> str:
     flat = " ".join(text.split())
     return repr(flat[:_SNIPPET] + ("..." if len(flat) > _SNIPPET else ""))
+
+
+def _quoter(body: str) -> Quote:
+    """How to quote pieces of this answer: never at all when it echoes the request (a
+    gateway or proxy that answers with the request body would show the password)."""
+    if is_echo(body):
+        return lambda _text: f"({ECHOED})"
+    return _snippet
 
 
 def _lines(body: str) -> list[str]:
@@ -321,11 +338,12 @@ def is_no_such_interface(result: Refused) -> bool:
     return result.code in {f"HTTP {status}" for status in NO_SUCH_INTERFACE}
 
 
-def _precheck(http_status: int, body: str, what: str) -> Ambiguous | Refused | None:
+def _precheck(http_status: int, body: str, what: str, quote: Quote) -> Ambiguous | Refused | None:
     if http_status in NO_SUCH_INTERFACE:
         return Refused(f"HTTP {http_status}", no_such_interface(http_status))
     if not 200 <= http_status < 300:
-        kind = "an HTML page" if _looks_html(body) else f"body {_snippet(body)}"
+        kind = "an HTML page" if _looks_html(body) else f"body {quote(body)}"
+        kind = ECHOED if is_echo(body) else kind
         return Ambiguous(f"HTTP {http_status} from the gateway ({kind}); {what}")
     if not body.strip():
         return Ambiguous(f"empty answer from the gateway; {what}")
@@ -340,18 +358,18 @@ def _looks_html(body: str) -> bool:
 
 
 def _accepted_lines(
-    http_status: int, body: str, what: str, meaning: Callable[[str], CodeInfo]
+    http_status: int, body: str, what: str, meaning: Callable[[str], CodeInfo], quote: Quote
 ) -> Ambiguous | Refused | tuple[str, list[str]]:
     """What both answers share: the HTTP and body checks, the `TIME,CODE` line, a refusal.
 
     For code 0: (response time, the lines after the status line)."""
-    problem = _precheck(http_status, body, what)
+    problem = _precheck(http_status, body, what, quote)
     if problem:
         return problem
     lines = _lines(body)
     status = _STATUS_LINE.match(lines[0])
     if not status:
-        return Ambiguous(f"unexpected first line {_snippet(lines[0])}; {what}")
+        return Ambiguous(f"unexpected first line {quote(lines[0])}; {what}")
     response_time, code = status.group(1), status.group(2)
     if code != "0":
         if len(lines) > 1:
@@ -363,7 +381,8 @@ def _accepted_lines(
 def parse_submit_response(http_status: int, body: str, needstatus: bool) -> SubmitResult:
     """Classify the answer to HttpBatchSendSM; strict: anything malformed is Ambiguous."""
     maybe = "the batch may have been sent"
-    head = _accepted_lines(http_status, body, maybe, submit_code_info)
+    quote = _quoter(body)
+    head = _accepted_lines(http_status, body, maybe, submit_code_info, quote)
     if not isinstance(head, tuple):
         return head
     response_time, rest = head
@@ -371,7 +390,7 @@ def parse_submit_response(http_status: int, body: str, needstatus: bool) -> Subm
         return Ambiguous(f"unexpected extra lines after the msgid; {maybe}")
     if rest:
         if not _MSGID.match(rest[0]):
-            return Ambiguous(f"code 0 with a malformed msgid {_snippet(rest[0])}; {maybe}")
+            return Ambiguous(f"code 0 with a malformed msgid {quote(rest[0])}; {maybe}")
         return Accepted(rest[0], response_time)
     if needstatus:
         return Ambiguous(f"code 0 without a msgid although reports were requested; {maybe}")
@@ -381,7 +400,8 @@ def parse_submit_response(http_status: int, body: str, needstatus: bool) -> Subm
 def parse_balance_response(http_status: int, body: str) -> BalanceResult:
     """Classify the answer to QueryBalance; strict like `parse_submit_response`."""
     what = "no balance"
-    head = _accepted_lines(http_status, body, what, balance_code_info)
+    quote = _quoter(body)
+    head = _accepted_lines(http_status, body, what, balance_code_info, quote)
     if not isinstance(head, tuple):
         return head
     response_time, rest = head
@@ -389,7 +409,7 @@ def parse_balance_response(http_status: int, body: str) -> BalanceResult:
     for line in rest:
         match = _PRODUCT_LINE.match(line)
         if not match:
-            return Ambiguous(f"malformed product line {_snippet(line)}; {what}")
+            return Ambiguous(f"malformed product line {quote(line)}; {what}")
         products[match.group(1)] = int(match.group(2))
     return Balances(products, response_time)
 

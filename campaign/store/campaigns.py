@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from campaign.errors import NotFoundError
+from campaign.redact import redact
 from campaign.store.repeats import RepeatGuard, check_repeat
 from campaign.store.schema import batches, campaigns, recipients
 from campaign.timeutil import CHINA, china_iso, utcnow
@@ -99,7 +100,9 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Path | time):
         return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return redact(value)  # URL credentials, password fields, known secrets
+    if value is None or isinstance(value, int | float | bool):
         return value
     return str(value)
 
@@ -292,7 +295,7 @@ def set_state(
     """Move a campaign to `state`; "sending" stamps started_at once, "finished" finished_at."""
     if state not in STATES:
         raise ValueError(f"unknown campaign state {state!r}")
-    values: dict[str, Any] = {"state": state, "stop_reason": reason}
+    values: dict[str, Any] = {"state": state, "stop_reason": redact(reason) if reason else reason}
     now = utcnow()
     if state == "sending":
         values["started_at"] = func.coalesce(campaigns.c.started_at, now)

@@ -61,6 +61,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from campaign.errors import UsageError
 from campaign.gateway.protocol import report_status_info, submit_code_info
 from campaign.plan import OUTCOMES as ALL_OUTCOMES
+from campaign.redact import redact
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.schema import batches, recipients, reports
 from campaign.zh import reason_zh
@@ -614,9 +615,9 @@ def _filled(values: pa.Array) -> pa.Array:
 
 def _said(lang: str) -> Callable[[str | None], str]:
     """A reason made in English (plan, sender, gateway, jobs) in `lang` (campaign.zh)."""
-    if lang == "zh":
-        return lambda text: reason_zh(text or "")
-    return lambda text: text or ""
+    if lang == "zh":  # redact: the last line of defence for a store written before it
+        return lambda text: reason_zh(redact(text or ""))
+    return lambda text: redact(text or "")
 
 
 def _unsent_reason(detail: str, stop_reason: str | None, words: Mapping[str, str]) -> str:
