@@ -206,6 +206,25 @@ RULES: tuple[_Rule, ...] = (
     ),
     # jobs.py
     _rule(
+        r"not_after (?P<at>\d\d:\d\d) \(China time\) passed during the run: no more batches "
+        r"claimed; the rest waits for (?P<next>.*)",
+        "运行中已到截止时间 {at}（北京时间）：不再领取新批次；其余的等{next}",
+        "next",
+    ),
+    _rule(
+        r"not_after (?P<at>\d\d:\d\d) \(China time\) has passed; the rest waits for (?P<next>.*)",
+        "已过截止时间 {at}（北京时间）；其余的等{next}",
+        "next",
+    ),
+    _rule(
+        r"found after not_after (?P<at>\d\d:\d\d) \(China time\); waits for (?P<next>.*)",
+        "在截止时间 {at}（北京时间）之后才找到；等{next}",
+        "next",
+    ),
+    _rule(r"waits for send_at (?P<at>\d\d:\d\d) \(China time\)", "等发送时间 {at}（北京时间）"),
+    _rule(r"tomorrow \(from 00:00 China time\)", "明天（北京时间 00:00 起）"),
+    _rule(r"tomorrow's send_at (?P<at>\d\d:\d\d)", "明天的发送时间 {at}"),
+    _rule(
         r"not started by not_after (?P<at>\d\d:\d\d) China time; left unsent",
         "未能在 {at}（北京时间）前开始，未发送",
     ),

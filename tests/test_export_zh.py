@@ -341,6 +341,12 @@ def tool_reasons() -> list[str]:
         f"{refused[0]}; resume later",
         f"the gateway kept refusing for 301 s (12 times in a row; last: {refused[0]})",
         "not started by not_after 20:00 China time; left unsent",
+        "not_after 20:00 (China time) passed during the run: no more batches claimed; "
+        "the rest waits for tomorrow's send_at 09:00",
+        "not_after 20:00 (China time) has passed; "
+        "the rest waits for tomorrow (from 00:00 China time)",
+        "found after not_after 20:00 (China time); waits for tomorrow's send_at 09:00",
+        "waits for send_at 09:00 (China time)",
         "the send failed unexpectedly (KeyError); it may have been sent",
         "the balance of product 1001 is 1 segments, but 4 billed segments are still to send; "
         "top up the account, or use --force",
