@@ -30,12 +30,21 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DB_FILE = "campaign.db"
 DEFAULT_RECEIVER_HOST = "127.0.0.1"
 DEFAULT_RECEIVER_PORT = 8080
-DEFAULT_CAP_WINDOW_HOURS = 24.0
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a batched push of 50,000 reports is ~2.3 MB
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # request line (query string included) and headers
 DEFAULT_HEADER_TIMEOUT = 10.0  # seconds from a request's first byte to its last header
 DEFAULT_IDLE_TIMEOUT = 5.0  # seconds a kept-alive connection may wait for its next request
 DEFAULT_MAX_CONNECTIONS = 1000  # over it, the oldest connection not in a push is closed
+DEFAULT_CAP_WINDOW_HOURS = 24.0
+# [limits]: what an input file or template may hold before it is refused (exit 3)
+DEFAULT_MAX_ROWS = 10_000_000  # rows of one CSV file or sheet
+DEFAULT_MAX_COLUMNS = 1_000  # columns of one CSV file or sheet
+DEFAULT_MAX_CELLS = 50_000_000  # rows x columns of one sheet (a workbook reader fills the grid)
+DEFAULT_MAX_CELL_CHARS = 32_767  # characters of one cell (Excel's own limit)
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024  # bytes of one CSV line
+DEFAULT_MAX_PART_BYTES = 1024**3  # decompressed bytes of one part of an xlsx (zip) workbook
+DEFAULT_MAX_TEMPLATE_CHARS = 10_000  # characters of a template
+DEFAULT_MAX_PLACEHOLDERS = 100  # placeholders of a template
 DEFAULT_OPTOUT_KEYWORDS: tuple[str, ...] = ("T", "TD", "R", "退订", "取消")
 BLACKLIST_STATUSES: tuple[str, ...] = ("MBBLACK", "DB:0141", "MA:0001", "MX:0013")
 
@@ -105,6 +114,20 @@ class ReceiverSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """Bounds on hostile input: each is checked before the reader allocates for it."""
+
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    max_cells: int = DEFAULT_MAX_CELLS
+    max_cell_chars: int = DEFAULT_MAX_CELL_CHARS
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
+    max_template_chars: int = DEFAULT_MAX_TEMPLATE_CHARS
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS
+
+
+@dataclass(frozen=True)
 class RunSettings:
     log: Path | None = None
     lock: Path | None = None
@@ -132,6 +155,7 @@ class Settings:
     run: RunSettings = RunSettings()
     jobs: tuple[JobSettings, ...] = ()
     config_path: Path | None = None
+    limits: LimitSettings = LimitSettings()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -283,7 +307,7 @@ def normalize_store_url(url: str, base: Path) -> str:
 
 
 def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
-    known = {"gateway", "compliance", "receiver", "store", "run", "job"}
+    known = {"gateway", "compliance", "receiver", "store", "run", "job", "limits"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown section(s) in the config file: {', '.join(unknown)}")
@@ -320,19 +344,24 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
     )
     jobs = tuple(_job(raw, base, i) for i, raw in enumerate(data.get("job", []), start=1))
     return Settings(
-        gateway, compliance, receiver, normalize_store_url(store_url, base), run, jobs, path
+        gateway,
+        compliance,
+        receiver,
+        normalize_store_url(store_url, base),
+        run,
+        jobs,
+        path,
+        limits=_limits(data),
     )
 
 
-_RECEIVER_LIMITS = ("max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
-                    "max_connections")  # fmt: skip
-
-
-def _check_receiver_limits(receiver: ReceiverSettings) -> None:
-    """0 would refuse every push or close every connection at once."""
-    for key in _RECEIVER_LIMITS:
-        if getattr(receiver, key) <= 0:
-            raise ConfigError(f"receiver.{key} must be more than 0")
+def _limits(data: dict[str, Any]) -> LimitSettings:
+    """[limits]: whole numbers >= 1 (0 would refuse every file)."""
+    limits = _section(LimitSettings, _table(data, "limits"), "limits")
+    for key in fields(LimitSettings):
+        if getattr(limits, key.name) < 1:
+            raise ConfigError(f"limits.{key.name} must be a whole number >= 1")
+    return limits
 
 
 def _cap_settings(raw: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +382,17 @@ def _cap_settings(raw: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"compliance.cap_window_hours must be a number > 0, not {hours!r}")
         found["cap_window_hours"] = float(hours)
     return found
+
+
+_RECEIVER_LIMITS = ("max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
+                    "max_connections")  # fmt: skip
+
+
+def _check_receiver_limits(receiver: ReceiverSettings) -> None:
+    """0 would refuse every push or close every connection at once."""
+    for key in _RECEIVER_LIMITS:
+        if getattr(receiver, key) <= 0:
+            raise ConfigError(f"receiver.{key} must be more than 0")
 
 
 def _file_store_url(data: dict[str, Any], base: Path) -> str | None:

@@ -120,7 +120,9 @@ def run_demo(
             Simulator(push_url=receiver.dlr_url, report_delay=0.0, seed=7) as simulator,
         ):
             say(f"simulator on {simulator.url}, receiver on {receiver.url}")
-            contacts = read_contacts([project / "sample_data" / n for n in SAMPLE_FILES])
+            contacts = read_contacts(
+                [project / "sample_data" / n for n in SAMPLE_FILES], limits=settings.limits
+            )
             _take_optout_reply(simulator, engine, _first_mobile(contacts), say)
             template = load_template(str(project / "templates" / TEMPLATE_FILE))
             options = plan_options(settings)

@@ -24,7 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from campaign.config import LimitSettings
 from campaign.errors import ConfigError, TemplateError
+from campaign.input_limits import control_char_name, first_control_char
 
 MAX_LENGTH = 536  # UTF-16 code units one request may carry (8 parts of 67)
 SINGLE_LENGTH = 70  # a text up to this long is one part
@@ -61,7 +63,10 @@ class Template:
     parts: tuple[str | Placeholder, ...]
 
     @classmethod
-    def parse(cls, text: str) -> Template:
+    def parse(cls, text: str, limits: LimitSettings | None = None) -> Template:
+        """TemplateError for unbalanced braces, or a text past `limits` (its length, its
+        placeholders) or holding a control character (checked before parsing)."""
+        check_template_limits(text, limits or LimitSettings())
         return cls(text, tuple(_parse_parts(text)))
 
     @property
@@ -306,6 +311,29 @@ def _parse_parts(text: str) -> list[str | Placeholder]:
     if literal:
         parts.append("".join(literal))
     return parts
+
+
+def check_template_limits(text: str, limits: LimitSettings) -> None:
+    """TemplateError for a template longer than max_template_chars, with more than
+    max_placeholders placeholders, or holding a control character (a NUL, ESC, ...; tab and
+    line breaks are fine): what is refused here is never sent."""
+    if len(text) > limits.max_template_chars:
+        raise TemplateError(
+            f"the template is {len(text):,} characters long (the limit is "
+            f"{limits.max_template_chars:,}: [limits] max_template_chars)"
+        )
+    placeholders = text.count("{") - 2 * text.count("{{")
+    if placeholders > limits.max_placeholders:
+        raise TemplateError(
+            f"the template has {placeholders:,} placeholders (the limit is "
+            f"{limits.max_placeholders:,}: [limits] max_placeholders)"
+        )
+    char = first_control_char(text)
+    if char is not None:
+        raise TemplateError(
+            f"the template holds a control character ({control_char_name(char)}) at position "
+            f"{text.index(char) + 1}; it would go out inside every message"
+        )
 
 
 def _closing(text: str, start: int) -> int:

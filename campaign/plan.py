@@ -36,9 +36,10 @@ from campaign.config import (
     DEFAULT_CAP_WINDOW_HOURS,
     DEFAULT_MAX_BATCH,
     DEFAULT_MIN_BATCH,
+    LimitSettings,
     Settings,
 )
-from campaign.contacts import ContactList
+from campaign.contacts import ContactList, control_character_rows
 from campaign.errors import ConfigError, InputError
 from campaign.messages import (
     MAX_LENGTH,
@@ -91,6 +92,7 @@ class PlanOptions:
     min_batch: int = DEFAULT_MIN_BATCH
     max_per_recipient: int | None = None  # messages per number in the cap window; None: no cap
     cap_window_hours: float = DEFAULT_CAP_WINDOW_HOURS
+    limits: LimitSettings = field(default_factory=LimitSettings)  # template size ([limits])
 
 
 def plan_options(settings: Settings) -> PlanOptions:
@@ -110,6 +112,7 @@ def plan_options(settings: Settings) -> PlanOptions:
         min_batch=max(1, gateway.min_batch),
         max_per_recipient=compliance.max_per_recipient,
         cap_window_hours=compliance.cap_window_hours,
+        limits=settings.limits,
     )
 
 
@@ -287,7 +290,7 @@ def make_plan(
     A list whose every row is invalid is an InputError, unless `allow_nothing_valid` (for a
     preview that shows why; `refuse_if_nothing_valid` raises the same error afterwards)."""
     options = options or PlanOptions()
-    template = Template.parse(template_text).resolved(contacts.columns)
+    template = Template.parse(template_text, options.limits).resolved(contacts.columns)
     template.check_columns(contacts.columns)
     frame = contacts.frame
     if len(frame) == 0:
@@ -442,6 +445,12 @@ def _render(
         )
         state.set(has_hole, "invalid", reasons.filter(pa.array(has_hole)).to_numpy(False))
         ready &= ~has_hole
+    # a NUL or other control character never goes out (nor into the store): no text either
+    control = control_character_rows(frame, template.columns).to_numpy(dtype=object)
+    has_control = ready & (control != "")
+    if has_control.any():
+        state.set(has_control, "invalid", control[has_control])
+        ready &= ~has_control
     rows = np.flatnonzero(ready)
     # text groups: equal texts, numbered by first appearance among the rows still running
     codes = pd.factorize(rendered.codes[rows], sort=False)[0].astype(np.int64)

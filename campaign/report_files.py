@@ -6,7 +6,10 @@ Columns are found by their header, case- and width-insensitively (SPEC): msgid (
 of the file's first rows that names all four (title rows above it are fine); where a file
 has two columns for one field, a specific header beats the generic `时间` / `状态`. Every cell is
 read as text (`campaign.tabular`): a long msgid never becomes a float. Rows are checked a
-column at a time; a bad row is data (`malformed`, with its row number), not an error.
+column at a time; a bad row is data (`malformed`, with its row number), not an error: so is
+a row whose msgid, mobile, status or time holds a NUL or other control character (nothing
+with one reaches the store; PostgreSQL refuses NUL in text). A file past `[limits]` is bad
+input (exit 3), refused by `campaign.tabular` before it is read whole.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from campaign.config import LimitSettings
 from campaign.errors import ContactsError, InputError
+from campaign.input_limits import CONTROL_CHARS_RE2
 from campaign.phones import VALID_MOBILE, normalize_mobiles
 from campaign.reports import parse_report_times_arrow
-from campaign.tabular import Grid, read_grids
+from campaign.tabular import DEFAULT_LIMITS, Grid, read_grids
 
 HEADER_NAMES: dict[str, tuple[str, ...]] = {
     "msgid": ("msgid", "消息ID", "消息编号"),
@@ -35,6 +40,7 @@ HEADER_NAMES: dict[str, tuple[str, ...]] = {
 HEADER_SEARCH_ROWS = 20
 MAX_STATUS = 64
 REASONS = (
+    "a cell holds a control character (NUL, ...)",
     "msgid is not a number",
     "mobile is not a number",
     "status is empty or too long",
@@ -52,13 +58,13 @@ class ReportFile:
     malformed: pd.DataFrame
 
 
-def read_report_file(path: Path | str) -> ReportFile:
+def read_report_file(path: Path | str, limits: LimitSettings = DEFAULT_LIMITS) -> ReportFile:
     """Read and check one report file; InputError (exit 3) when it cannot be used at all."""
     file = Path(path)
     if not file.exists():
         raise InputError(f"report file not found: {path}")
     try:
-        grids = [g for g in read_grids(file) if g.height]
+        grids = [g for g in read_grids(file, limits=limits) if g.height]
     except ContactsError as exc:  # the shared reader speaks of contact files
         raise InputError(str(exc).replace("contact file", "report file")) from None
     found = [(grid, _header(grid)) for grid in grids]
@@ -132,12 +138,16 @@ def _check_rows(
     times = parse_report_times_arrow(cells["time"])
     status = cells["status"]
     status_ok = pc.and_(pc.not_equal(status, ""), pc.less_equal(pc.utf8_length(status), MAX_STATUS))
+    control = functools.reduce(
+        pc.or_, [pc.match_substring_regex(c, CONTROL_CHARS_RE2) for c in cells.values()]
+    )
     problems = pc.make_struct(
+        control,
         pc.invert(pc.match_substring_regex(cells["msgid"], r"^[0-9]{1,64}$")),
         pc.is_null(mobile),
         pc.invert(status_ok),
         pc.is_null(times),
-        field_names=["msgid", "mobile", "status", "time"],
+        field_names=["control", "msgid", "mobile", "status", "time"],
     )
     reason = pc.case_when(problems, *REASONS)  # the first problem of a row; null when none
     ok = pc.is_null(reason)

@@ -8,6 +8,13 @@ ever converted to a number), in UTF-8, UTF-8 with a BOM, UTF-16 with a BOM, or G
 separated by commas, tabs or semicolons (whichever is on the most of the first lines); Excel's
 keep-as-text cells ="010010" read as 010010.
 Problems with a whole file raise `ContactsError` naming the file.
+
+Hostile files are refused in bounded memory before a reader allocates for them (limits from
+`[limits]`, `campaign.input_limits`): a workbook's parts are streamed through zlib and its
+sheets' declared size and cell references checked first; a CSV's line length and first-line
+width are checked before pyarrow parses it; rows, columns and cell lengths of every grid
+after. What a native reader raises (a Rust panic, an Arrow or Python MemoryError) is bad
+input naming the file, never a crash.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ import csv
 import datetime as dt
 import io
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
+from campaign import input_limits
+from campaign.config import LimitSettings
 from campaign.errors import ContactsError
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
@@ -34,6 +44,11 @@ TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 _MAX_CSV_COLUMNS = 4096
+DEFAULT_LIMITS = LimitSettings()
+T = TypeVar("T")
+# What a native reader raises for a file it cannot hold: pyo3's PanicException derives from
+# BaseException only; ArrowMemoryError is a MemoryError.
+_NATIVE_FAILURES: tuple[type[BaseException], ...] = (BaseException,)
 
 
 @dataclass(frozen=True)
@@ -58,21 +73,66 @@ class Grid:
         return [list(row) for row in zip(*heads, strict=True)]
 
 
-def read_grids(path: Path | str, sheet: str | None = None, what: str = "file") -> list[Grid]:
+def read_grids(
+    path: Path | str,
+    sheet: str | None = None,
+    what: str = "file",
+    limits: LimitSettings = DEFAULT_LIMITS,
+) -> list[Grid]:
     """The grids of one file: each visible worksheet of a workbook (or just `sheet`), or the
     CSV. Raises ContactsError (exit 3) for a missing, unreadable, empty, corrupt or unsupported
-    file; `what` names the file in those messages ("contact file", "report file", ...)."""
+    file, or one past `limits`; `what` names the file in those messages ("contact file",
+    "report file", ...)."""
     file = Path(path)
     data = _read_bytes(file, str(path), what)
     suffix = file.suffix.lower()
     if suffix in WORKBOOK_SUFFIXES or data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
-        return _workbook_grids(file, str(path), data, sheet)
-    if suffix in TEXT_SUFFIXES:
-        return [_csv_grid(file, str(path), data)]
+        grids = _guarded(str(path), lambda: _workbook_grids(file, str(path), data, sheet, limits))
+    elif suffix in TEXT_SUFFIXES:
+        grids = [_guarded(str(path), lambda: _csv_grid(file, str(path), data, limits))]
+    else:
+        grids = None
+    if grids is not None:
+        for grid in grids:
+            _check_grid(grid, limits)
+        return grids
     kinds = ", ".join(WORKBOOK_SUFFIXES + TEXT_SUFFIXES)
     raise ContactsError(
         f"cannot read {path}: unsupported file type '{file.suffix or '(none)'}'; use one of {kinds}"
     )
+
+
+def _guarded(shown: str, read: Callable[[], T]) -> T:
+    """`read()`, with whatever a native reader raises for a file it cannot hold (a Rust
+    panic, MemoryError, ArrowMemoryError) turned into a ContactsError naming the file."""
+    try:
+        return read()
+    except (ContactsError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except _NATIVE_FAILURES as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise ContactsError(
+            f"cannot read {shown}: the reader gave up on it ({type(exc).__name__}"
+            f"{': ' + detail if detail else ''})"
+        ) from None
+
+
+def _check_grid(grid: Grid, limits: LimitSettings) -> None:
+    """Rows, columns and the longest cell of a grid that was read (each column's longest
+    cell is found from its offsets: bytes, then characters only when bytes pass)."""
+    input_limits.check_grid_size(grid.height, len(grid.columns), grid.where, limits)
+    for number, column in enumerate(grid.columns, start=1):
+        if not len(column):
+            continue
+        longest = pc.max(pc.binary_length(column)).as_py() or 0
+        if longest > limits.max_cell_chars:
+            longest = pc.max(pc.utf8_length(column)).as_py() or 0
+        if longest > limits.max_cell_chars:
+            raise ContactsError(
+                f"{grid.where}: a cell of column {input_limits.column_letters(number)} holds "
+                f"{longest:,} characters (the limit is {limits.max_cell_chars:,}: "
+                "[limits] max_cell_chars)"
+            )
 
 
 def _read_bytes(file: Path, shown: str, what: str) -> bytes:
@@ -94,7 +154,11 @@ def _read_bytes(file: Path, shown: str, what: str) -> bytes:
 # --- workbooks --------------------------------------------------------------------------------
 
 
-def _workbook_grids(file: Path, shown: str, data: bytes, sheet: str | None) -> list[Grid]:
+def _workbook_grids(
+    file: Path, shown: str, data: bytes, sheet: str | None, limits: LimitSettings
+) -> list[Grid]:
+    if data.startswith(_ZIP_MAGIC):
+        input_limits.check_zip_workbook(data, shown, limits)
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except Exception as exc:  # calamine raises many kinds (zip, xml, cfb, ...)
@@ -108,7 +172,7 @@ def _workbook_grids(file: Path, shown: str, data: bytes, sheet: str | None) -> l
                 for meta in workbook.sheets_metadata
                 if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet
             ]
-        return [_sheet_grid(workbook, file.name, shown, name) for name in names]
+        return [_sheet_grid(workbook, file.name, shown, name, limits) for name in names]
 
 
 def _sheet_named(names: list[str], wanted: str, shown: str) -> str:
@@ -123,15 +187,24 @@ def _sheet_named(names: list[str], wanted: str, shown: str) -> str:
     raise ContactsError(f"no sheet '{wanted}' in {shown}; its sheets are: {listed}")
 
 
-def _sheet_grid(workbook: CalamineWorkbook, file_name: str, shown: str, name: str) -> Grid:
+def _sheet_grid(
+    workbook: CalamineWorkbook, file_name: str, shown: str, name: str, limits: LimitSettings
+) -> Grid:
+    where = f"{shown} (sheet '{name}')"
     try:
         sheet = workbook.get_sheet_by_name(name)
+    except Exception as exc:
+        raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
+    if sheet.height:  # to_python fills the grid from A1 to the last cell: bound it first
+        rows_to, columns_to = sheet.end
+        input_limits.check_grid_size(rows_to + 1, columns_to + 1, where, limits)
+    try:
         rows = sheet.to_python(skip_empty_area=False)
         merged = sheet.merged_cell_ranges or []
     except Exception as exc:
         raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
     _fill_merged_down(rows, merged)
-    return Grid(f"{file_name}:{name}", f"{shown} (sheet '{name}')", _text_columns(rows), name)
+    return Grid(f"{file_name}:{name}", where, _text_columns(rows), name)
 
 
 def _fill_merged_down(
@@ -215,14 +288,17 @@ def _corrupt_workbook_message(shown: str, data: bytes, exc: Exception) -> str:
 # --- CSV ------------------------------------------------------------------------------------
 
 
-def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
+def _csv_grid(file: Path, shown: str, data: bytes, limits: LimitSettings) -> Grid:
     """UTF-8 goes straight to pyarrow (which validates it); anything else is decoded first."""
     body = _without_bom(shown, data)
-    if b"\x00" in body[:65536]:
+    head = body[:65536]
+    if head.count(b"\x00") > max(1, len(head) // 100):  # a stray NUL: a bad row, not binary
         raise ContactsError(f"cannot read {shown}: it is a binary file, not CSV text")
+    input_limits.check_csv_lines(body, shown, limits)
     delimiter = _delimiter(file, body)
+    _check_first_line(body, shown, delimiter, limits)
     try:
-        columns = _csv_columns_fast(body, delimiter)
+        columns = _csv_columns_fast(body, delimiter, limits)
     except pa.ArrowInvalid:  # not UTF-8, or ragged rows (e.g. a title line without commas)
         pass
     else:
@@ -232,11 +308,22 @@ def _csv_grid(file: Path, shown: str, data: bytes) -> Grid:
     columns = None
     if encoding != "utf-8":
         with contextlib.suppress(pa.ArrowInvalid):
-            columns = _csv_columns_fast(text.encode("utf-8"), delimiter)
+            columns = _csv_columns_fast(text.encode("utf-8"), delimiter, limits)
             _refuse_open_quote(shown, columns, text, delimiter)
     if columns is None:
-        columns = _csv_columns_careful(shown, text, delimiter)
+        columns = _csv_columns_careful(shown, text, delimiter, limits)
     return Grid(file.name, shown, _as_shown(columns))
+
+
+def _check_first_line(body: bytes, shown: str, delimiter: str, limits: LimitSettings) -> None:
+    """pyarrow makes a column per field of the first line: count them first (delimiters
+    give an upper bound; quotes are respected only when that bound passes the limit)."""
+    end = input_limits.next_line_break(body, 0)
+    first = body[:end]
+    if first.count(delimiter.encode()) < limits.max_columns:
+        return
+    fields = input_limits.count_fields(first.decode("utf-8", "replace"), delimiter)
+    input_limits.check_columns(fields, shown, limits)
 
 
 def _as_shown(
@@ -303,7 +390,7 @@ def _delimiter(file: Path, data: bytes) -> str:
     return delimiter.decode() if lines_with else ","
 
 
-def _csv_columns_fast(data: bytes, delimiter: str) -> list[pa.Array]:
+def _csv_columns_fast(data: bytes, delimiter: str, limits: LimitSettings) -> list[pa.Array]:
     table = pa_csv.read_csv(
         pa.BufferReader(data),
         read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
@@ -311,7 +398,9 @@ def _csv_columns_fast(data: bytes, delimiter: str) -> list[pa.Array]:
             delimiter=delimiter, newlines_in_values=b'"' in data, ignore_empty_lines=False
         ),
         convert_options=pa_csv.ConvertOptions(
-            column_types={f"f{i}": pa.string() for i in range(_MAX_CSV_COLUMNS)},
+            column_types={
+                f"f{i}": pa.string() for i in range(max(_MAX_CSV_COLUMNS, limits.max_columns))
+            },
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
@@ -319,13 +408,16 @@ def _csv_columns_fast(data: bytes, delimiter: str) -> list[pa.Array]:
     return list(table.columns)  # chunked arrays: combining them would copy every cell
 
 
-def _csv_columns_careful(shown: str, text: str, delimiter: str) -> list[pa.Array]:
+def _csv_columns_careful(
+    shown: str, text: str, delimiter: str, limits: LimitSettings
+) -> list[pa.Array]:
     rows = _strict_csv_rows(shown, text, delimiter)
     if rows is None:  # e.g. `"ab"c`: read it as a spreadsheet program would
         try:
             rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         except csv.Error as exc:
             raise ContactsError(f"cannot read {shown} as CSV: {exc}") from None
+    input_limits.check_columns(max(map(len, rows), default=0), shown, limits)
     return [pa.array(column, pa.string()) for column in itertools.zip_longest(*rows, fillvalue="")]
 
 

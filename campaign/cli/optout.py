@@ -228,6 +228,7 @@ def import_file(
         header_row=header_row,
         mobile_column=mobile_column,
         what="opt-out file",
+        limits=settings.limits,
     )
     frame = contacts.frame
     normalized = normalize_mobiles(frame["_mobile_raw"])

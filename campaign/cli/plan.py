@@ -70,6 +70,7 @@ def plan(
     """
     from campaign.contacts import read_contacts
     from campaign.errors import InputError
+    from campaign.messages import check_template_limits
     from campaign.plan import make_plan, plan_options, refuse_if_nothing_valid
     from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
@@ -79,8 +80,13 @@ def plan(
     settings = settings_from(config, db)
     message = template_text(template, text)
     options = plan_options(settings)
+    check_template_limits(message, settings.limits)  # before a long list is read
     found = read_contacts(
-        [Path(p) for p in contacts], sheet=sheet, header_row=header_row, mobile_column=mobile_column
+        [Path(p) for p in contacts],
+        sheet=sheet,
+        header_row=header_row,
+        mobile_column=mobile_column,
+        limits=settings.limits,
     )
     suppressed = read_suppressed(settings.store_url)
     capped = read_capped_mobiles(

@@ -231,11 +231,19 @@ def _make_plan(
     mobile_column: str | None,
 ) -> Any:
     from campaign.contacts import read_contacts
+    from campaign.messages import check_template_limits
     from campaign.plan import make_plan, plan_options
     from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
 
-    contacts = read_contacts(paths, sheet=sheet, header_row=header_row, mobile_column=mobile_column)
+    check_template_limits(text, settings.limits)  # before a long list is read
+    contacts = read_contacts(
+        paths,
+        sheet=sheet,
+        header_row=header_row,
+        mobile_column=mobile_column,
+        limits=settings.limits,
+    )
     compliance, url = settings.compliance, settings.store_url
     capped = read_capped_mobiles(url, compliance.max_per_recipient, compliance.cap_window_hours)
     return make_plan(contacts, text, plan_options(settings), read_suppressed(url), capped=capped)
@@ -273,7 +281,7 @@ def _run(
 
     stop = threading.Event()
     with (
-        open_gateway(settings.gateway) as resolved,
+        open_gateway(settings.gateway, receiver=settings.receiver, notify=info) as resolved,
         GatewayClient(resolved) as client,
         progress_reporter() as on_progress,
     ):
