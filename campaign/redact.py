@@ -35,6 +35,9 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 MASK = "***"
 MIN_PIECE = 4  # a piece of a secret this long or longer never survives
 ECHOED = "the answer echoed the request; not shown"
+# The built-in simulator's demo password is printed in the README: not a secret. Masking
+# its pieces would turn every "demo" in the demo's own messages into "***".
+PUBLIC_PASSWORDS = frozenset({"demo-secret"})
 
 _KEY = r"(?:pswd|passwd|password)"
 # A field name starts a word, or follows an encoded `&` or `?` (`...%26pswd%3D...`).
@@ -93,7 +96,7 @@ class Redactor:
     """Masks the given secrets (in every form and piece), password fields and URL credentials."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = frozenset(s for s in secrets if s)
+        self._secrets = frozenset(s for s in secrets if s and s not in PUBLIC_PASSWORDS)
         self._windows = _pieces(self._secrets)
 
     def __repr__(self) -> str:
@@ -104,7 +107,7 @@ class Redactor:
 
     def including(self, secrets: Iterable[str]) -> Redactor:
         """A redactor of these secrets and this one's."""
-        return Redactor(self._secrets | {s for s in secrets if s})
+        return Redactor(self._secrets | set(secrets))
 
     def redact(self, text: str) -> str:
         """`text` with every secret, password field and URL credential masked."""

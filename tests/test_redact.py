@@ -220,3 +220,11 @@ def test_log_lines_and_tracebacks_are_redacted(caplog):
     assert f"pswd={MASK}" in text
     assert "Tr4c" not in text and "u:pw" not in text
     assert "ValueError" in text
+
+
+def test_the_simulators_documented_demo_password_is_not_masked():
+    from campaign.gateway.simconfig import DEMO_PASSWORD
+
+    text = "campaign demo: wrong password for account demo"
+    assert Redactor([DEMO_PASSWORD]).redact(text) == text
+    assert Redactor([DEMO_PASSWORD, "Zq9#Pw"]).redact("x Zq9#Pw y") == "x *** y"
