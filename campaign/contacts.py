@@ -28,7 +28,11 @@ import pyarrow.compute as pc
 
 from campaign.config import LimitSettings
 from campaign.errors import ContactsError
-from campaign.input_limits import CONTROL_CHARS_RE2, control_char_name
+from campaign.input_limits import (
+    CONTROL_CHARS_RE2,
+    control_char_name,
+    may_hold_control_chars,
+)
 from campaign.phones import normalize_mobiles
 from campaign.tabular import DEFAULT_LIMITS, Grid, read_grids
 
@@ -421,29 +425,33 @@ def _nonblank_sample(column: pa.Array, rows: int) -> pa.Array:
 # --- control characters -----------------------------------------------------------------------
 
 
-def control_character_rows(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """Per row: "" or why it cannot go into a message ("column 姓名 holds a control
-    character (NUL)"), for the first of `columns` whose cell holds one. One regex pass per
-    column; reasons are built per distinct character, not per row."""
-    reasons = np.full(len(frame), "", dtype=object)
+def control_character_rows(
+    frame: pd.DataFrame, columns: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, reasons): the positions of the rows where one of `columns` holds a control
+    character, in order, and why ("column 姓名 holds a control character (NUL)", for the
+    first such column). A look at each column's raw bytes first, a regex pass only where it
+    may hold one; reasons are built per distinct character, not per row."""
+    found: dict[int, str] = {}
     for column in columns:
-        values = pa.array(frame[column].astype("str"), pa.string(), from_pandas=True)
-        hit = pc.fill_null(pc.match_substring_regex(values, CONTROL_CHARS_RE2), False)
-        if not pc.any(hit).as_py():
+        values = pa.array(frame[column], from_pandas=True)  # no copy: Arrow-backed already
+        if not may_hold_control_chars(values):
             continue
-        rows = pc.indices_nonzero(hit).to_numpy()
-        rows = rows[reasons[rows] == ""]  # an earlier column already named
-        found = pc.extract_regex(values.take(pa.array(rows)), f"(?P<c>{CONTROL_CHARS_RE2})")
-        encoded = pc.dictionary_encode(pc.struct_field(found, "c"))
-        named = np.array(
-            [
-                f"column {column} holds a control character ({control_char_name(char)})"
-                for char in encoded.dictionary.to_pylist()
-            ],
-            dtype=object,
-        )
-        reasons[rows] = named[encoded.indices.to_numpy(zero_copy_only=False)]
-    return pd.Series(reasons, index=frame.index)
+        values = pc.fill_null(pa.array(frame[column].astype("str"), pa.string()), "")
+        hit = pc.match_substring_regex(values, CONTROL_CHARS_RE2)
+        rows = [row for row in pc.indices_nonzero(hit).to_numpy() if row not in found]
+        if not rows:
+            continue
+        chars = pc.extract_regex(values.take(pa.array(rows)), f"(?P<c>{CONTROL_CHARS_RE2})")
+        encoded = pc.dictionary_encode(pc.struct_field(chars, "c"))
+        named = [
+            f"column {column} holds a control character ({control_char_name(char)})"
+            for char in encoded.dictionary.to_pylist()
+        ]
+        for row, index in zip(rows, encoded.indices.to_pylist(), strict=True):
+            found[int(row)] = named[index]
+    positions = np.array(sorted(found), dtype=np.int64)
+    return positions, np.array([found[row] for row in positions], dtype=object)
 
 
 # --- several files ----------------------------------------------------------------------------

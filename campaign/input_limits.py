@@ -28,6 +28,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+import pyarrow as pa
+
 from campaign.config import LimitSettings
 from campaign.errors import ContactsError
 
@@ -51,6 +54,27 @@ _SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b([^>]*)>")
 _ATTRIBUTE = re.compile(rb'([\w:]+)\s*=\s*"([^"]*)"')
 _RELATIONSHIP = re.compile(rb"<(?:\w+:)?Relationship\b([^>]*)>")
 _PREFIXED_ROW = re.compile(rb"<(\w+):row[\s/>]")
+
+
+def may_hold_control_chars(values: pa.Array | pa.ChunkedArray) -> bool:
+    """False when no cell of a UTF-8 string column can hold a control character: a look at
+    the raw bytes (no byte < 0x20 but tab and line breaks, no DEL, no C2 80-9F), much
+    faster than a regex; True means "look with CONTROL_CHARS_RE2"."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    for chunk in chunks:
+        data = chunk.buffers()[2] if chunk.type in (pa.string(), pa.large_string()) else None
+        if data is None:
+            if len(chunk) and chunk.type not in (pa.string(), pa.large_string()):
+                return True
+            continue
+        raw = np.frombuffer(data, dtype=np.uint8)
+        low = raw[raw < 0x20]
+        if ((low != 0x09) & (low != 0x0A) & (low != 0x0D)).any() or (raw == 0x7F).any():
+            return True
+        after_c2 = np.flatnonzero(raw[:-1] == 0xC2) + 1  # U+0080-U+009F: C2 80 .. C2 9F
+        if (raw[after_c2] < 0xA0).any():
+            return True
+    return False
 
 
 def control_char_name(char: str) -> str:

@@ -446,11 +446,11 @@ def _render(
         state.set(has_hole, "invalid", reasons.filter(pa.array(has_hole)).to_numpy(False))
         ready &= ~has_hole
     # a NUL or other control character never goes out (nor into the store): no text either
-    control = control_character_rows(frame, template.columns).to_numpy(dtype=object)
-    has_control = ready & (control != "")
-    if has_control.any():
-        state.set(has_control, "invalid", control[has_control])
-        ready &= ~has_control
+    control_rows, control_reasons = control_character_rows(frame, template.columns)
+    still = ready[control_rows]
+    if still.any():
+        state.set(control_rows[still], "invalid", control_reasons[still])
+        ready[control_rows] = False
     rows = np.flatnonzero(ready)
     # text groups: equal texts, numbered by first appearance among the rows still running
     codes = pd.factorize(rendered.codes[rows], sort=False)[0].astype(np.int64)

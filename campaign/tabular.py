@@ -292,7 +292,7 @@ def _csv_grid(file: Path, shown: str, data: bytes, limits: LimitSettings) -> Gri
     """UTF-8 goes straight to pyarrow (which validates it); anything else is decoded first."""
     body = _without_bom(shown, data)
     head = body[:65536]
-    if head.count(b"\x00") > max(1, len(head) // 100):  # a stray NUL: a bad row, not binary
+    if head.count(b"\x00") > max(2, len(head) // 1000):  # a stray NUL: a bad row, not binary
         raise ContactsError(f"cannot read {shown}: it is a binary file, not CSV text")
     input_limits.check_csv_lines(body, shown, limits)
     delimiter = _delimiter(file, body)

@@ -219,14 +219,25 @@ def nul_csv(path: Path) -> Path:
 
 def test_control_character_rows_name_the_column_and_the_character(tmp_path):
     contacts = read_contacts([nul_csv(tmp_path / "c.csv")])
-    reasons = control_character_rows(contacts.frame, ["姓名"]).tolist()
-    assert reasons[-3:] == [
+    rows, reasons = control_character_rows(contacts.frame, ["备注", "姓名"])
+    assert rows.tolist() == [len(contacts.frame) - 3, len(contacts.frame) - 2]
+    assert reasons.tolist() == [
         "column 姓名 holds a control character (NUL)",
         "column 姓名 holds a control character (ESC)",
-        "",
     ]
-    assert sum(1 for r in reasons if r) == 2
-    assert control_character_rows(contacts.frame, ["备注"]).eq("").all()
+    assert not len(control_character_rows(contacts.frame, ["备注"])[0])
+
+
+def test_c1_controls_and_del_count_but_tab_and_no_break_space_do_not(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text(
+        'name,mobile\nx\x85y,13900210021\n"a\tb",13900210022\na\u00a0b,13900210023\n'
+        "c\x7f,13900210024\n",
+        encoding="utf-8",
+    )
+    rows, reasons = control_character_rows(read_contacts([path]).frame, ["name"])
+    assert rows.tolist() == [0, 3]
+    assert [r.rsplit(" ", 1)[-1] for r in reasons] == ["(U+0085)", "(DEL)"]
 
 
 def test_plan_marks_rows_with_control_characters_invalid(tmp_path):
