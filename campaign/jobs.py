@@ -4,11 +4,14 @@ For each job, in order:
 1. report files in `inbox` are imported, then moved to `inbox/done/` (or `inbox/failed/`);
 2. each contact file matching `contacts` whose content (SHA-256) this job has not seen
    becomes one campaign named "<job> <file name>" — a re-run, or the same file delivered
-   again under another name, creates nothing;
+   again under another name, creates nothing. Names are unique in the store: when another
+   file's campaign has that name, it is "<job> <path below the glob's folder>" ("nightly
+   a/list.csv"), else "<job> <file name> <China date>", else that with " (2)", ...;
 3. unfinished campaigns of the job are sent or resumed, within `send_at`, `not_after`,
    the send window and `max_per_day` (recipients per China calendar day, across runs);
 4. campaigns with news (sent or reported since their last export) are exported to
-   `export/<job> <file stem>.xlsx`.
+   `export/<campaign name without the file suffix>.xlsx` (`export_name`), never one file
+   for two campaigns.
 
 `not_after` (China time) is never passed. The China day a campaign may start is the day
 its file was found, or the next day when it was found at or after `not_after`. A campaign
@@ -29,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -51,6 +55,7 @@ log = logging.getLogger("campaign.jobs")
 
 REPORT_SUFFIXES = (".csv", ".xlsx", ".xls")
 CONTACT_SUFFIXES = (".csv", ".xlsx", ".xls")
+_WILDCARD = re.compile(r"[*?[]")
 HASH_CHUNK = 1 << 20
 
 Clock = Callable[[], datetime]
@@ -278,7 +283,8 @@ def _create_new_campaigns(
         if find_job_campaign(engine, job.name, key) is not None:
             continue
         try:
-            campaign_id = _create_campaign(engine, settings, job, path, key)
+            day = clock().astimezone(CHINA).date()
+            campaign_id = _create_campaign(engine, settings, job, path, key, day)
         except CampaignError as exc:
             log.error("job %s: %s not planned: %s", job.name, path, exc)
             result.problems.append(f"{path.name}: {exc}")
@@ -290,8 +296,30 @@ def _create_new_campaigns(
         log.info("job %s: campaign %d created from %s", job.name, campaign_id, path.name)
 
 
+def campaign_names(job: JobSettings, path: Path, day: date) -> list[str]:
+    """The names a job campaign of `path` may get, in order (`create_campaign` takes the first
+    one that is free, else the last with " (2)", ...): "<job> <file name>", "<job> <path
+    below the glob's folder>", "<job> <file name> <China date>"."""
+    first = f"{job.name} {path.name}"
+    try:
+        below = path.relative_to(glob_root(job.contacts)).as_posix()
+    except ValueError:
+        below = path.name
+    return [first, f"{job.name} {below}", f"{first} {day:%Y-%m-%d}"]
+
+
+def glob_root(pattern: str) -> Path:
+    """The folder a glob searches from: its leading parts without a wildcard
+    ("in/*/list.csv" -> "in"; a plain file path -> its folder)."""
+    parts = Path(pattern).parts
+    plain = list(itertools.takewhile(lambda part: not _WILDCARD.search(part), parts))
+    if len(plain) == len(parts):
+        plain = plain[:-1]
+    return Path(*plain) if plain else Path()
+
+
 def _create_campaign(
-    engine: Engine, settings: Settings, job: JobSettings, path: Path, key: str
+    engine: Engine, settings: Settings, job: JobSettings, path: Path, key: str, day: date
 ) -> int:
     from campaign.contacts import read_contacts
     from campaign.messages import load_template
@@ -305,10 +333,12 @@ def _create_campaign(
     options = plan_options(settings)
     capped = capped_mobiles(engine, options.max_per_recipient, options.cap_window_hours)
     plan = make_plan(contacts, template, options, suppressed_set(engine), capped=capped)
+    first, *others = campaign_names(job, path, day)
     return create_campaign(
         engine,
         plan,
-        name=f"{job.name} {path.name}",
+        name=first,
+        other_names=others,
         settings_snapshot=settings_snapshot(_job_settings(settings, job)),
         content_key=key,
         job=job.name,
@@ -530,7 +560,9 @@ def _expected_stop(sent: Any) -> bool:
 
 def export_name(campaign_name: str) -> str:
     """The export file of a job campaign "<job> <file name>": "<job> <file stem>.xlsx"
-    (never "list.csv.xlsx"), made safe as a file name."""
+    (never "list.csv.xlsx"), made safe as a file name ("nightly a/list.csv" ->
+    "nightly a_list.xlsx": path separators and other characters a file name cannot
+    have become "_")."""
     stem = campaign_name
     for suffix in CONTACT_SUFFIXES:
         if stem.lower().endswith(suffix) and len(stem) > len(suffix):

@@ -166,10 +166,11 @@ def test_create_campaign_stores_rows_and_batches(engine):
     assert campaign_totals(engine, cid) == {"recipients": 9, "requests": 3, "segments": 9}
 
 
-def test_get_campaign_by_name_takes_the_latest_and_unknown_is_not_found(engine):
+def test_names_are_unique_and_unknown_is_not_found(engine):
     first = _new(engine, name="vip")
-    second = _new(engine, name="vip")
-    assert get_campaign(engine, "vip").id == second > first
+    second = _new(engine, name="vip")  # taken: the second one is "vip (2)"
+    assert get_campaign(engine, "vip").id == first
+    assert get_campaign(engine, "vip (2)").id == second > first
     assert [c.id for c in list_campaigns(engine)] == [first, second]
     with pytest.raises(NotFoundError, match="no campaign '999' in the store"):
         get_campaign(engine, "999")

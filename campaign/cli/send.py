@@ -94,9 +94,15 @@ def send(
     from campaign.cli.plan import show_before_sending
     from campaign.gateway.runtime import require_account
     from campaign.store import open_store
-    from campaign.store.campaigns import create_campaign, default_campaign_name, settings_snapshot
+    from campaign.store.campaigns import (
+        create_campaign,
+        default_campaign_name,
+        settings_snapshot,
+        usable_name,
+    )
     from campaign.store.repeats import RepeatGuard, read_repeat
 
+    name = usable_name(name) if name is not None else None  # all digits: exit 3 (an id)
     message = template_text(template, text)
     settings = settings_from(config, db, gateway)
     require_account(settings.gateway)

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from campaign.errors import NotFoundError
+from campaign.errors import InputError, NotFoundError
 from campaign.redact import redact
-from campaign.store.repeats import RepeatGuard, check_repeat
+from campaign.store.repeats import RepeatGuard, check_repeat, lock_creation
 from campaign.store.schema import batches, campaigns, recipients
 from campaign.timeutil import CHINA, china_iso, utcnow
 
@@ -62,10 +62,35 @@ class CampaignRecord:
 
 
 def default_campaign_name(paths: Sequence[Path | str], now: datetime | None = None) -> str:
-    """The first contact file's stem and the China time, e.g. "vip 2026-01-31 09:05"."""
+    """The first contact file's stem and the China time, e.g. "vip 2026-01-31 09:05"
+    (`create_campaign` adds " (2)", " (3)", ... when a campaign already has it)."""
     moment = (now or utcnow()).astimezone(CHINA)
     stem = Path(paths[0]).stem if paths else "campaign"
     return f"{stem} {moment:%Y-%m-%d %H:%M}"
+
+
+# ids of the store are INTEGER: a longer number is no id (PostgreSQL would refuse to compare)
+_MAX_ID = 2**31 - 1
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether a CAMPAIGN argument is read as an id: all digits (ids win over names)."""
+    return text.isdecimal() and len(text) <= 10 and int(text) <= _MAX_ID
+
+
+def usable_name(name: str) -> str:
+    """A name given with `send --name`, stripped; InputError (exit 3) when it is empty or all
+    digits (a CAMPAIGN argument of digits is an id: such a name could not be told apart)."""
+    stripped = name.strip()
+    if not stripped:
+        raise InputError("--name is empty: give the campaign a name, or leave --name out")
+    if stripped.isdecimal():
+        raise InputError(
+            f"--name {stripped!r} is all digits, which `campaign status`, `export` and "
+            "`resume` read as a campaign id: give a name with a letter in it "
+            f"(e.g. 'list {stripped}')"
+        )
+    return stripped
 
 
 def settings_snapshot(settings: Settings) -> dict[str, Any]:
@@ -116,21 +141,25 @@ def create_campaign(
     content_key: str | None = None,
     job: str | None = None,
     guard: RepeatGuard | None = None,
+    other_names: Sequence[str] = (),
 ) -> int:
     """Store the campaign (state "planned"), its rows and its batches; return its id.
 
-    With a `guard`, a list or name that the store already holds is a RepeatError (in the same
-    transaction: nothing stored), see `store.repeats`."""
+    Names are unique in the store: the campaign is named `name`, or when a campaign has it
+    already, the first free one of `other_names`, else the last of them with " (2)", " (3)",
+    ... (see `free_name`). With a `guard`, a list or a guard.name that the store already holds
+    is a RepeatError instead (in the same transaction: nothing stored), see `store.repeats`."""
     snapshot = _jsonable(settings_snapshot)  # drops any password that slipped in
     contacts = plan.contacts
     files = [_file_dict(f) for f in contacts.files]
     with engine.begin() as conn:
+        lock_creation(conn)  # one creator at a time: the free name stays free until commit
         if guard is not None:
             check_repeat(conn, guard, plan.fingerprint)
         campaign_id = conn.execute(
             insert(campaigns)
             .values(
-                name=name,
+                name=free_name(conn, [name, *other_names]),
                 state="planned",
                 template=plan.template,
                 settings=json.dumps(snapshot, ensure_ascii=False),
@@ -148,6 +177,24 @@ def create_campaign(
         for chunk in _batch_chunks(campaign_id, plan):
             bulk_insert(conn, batches.name, BATCH_COLUMNS, chunk)
     return int(campaign_id)
+
+
+def free_name(conn: Connection, candidates: Sequence[str]) -> str:
+    """The first of `candidates` no campaign has; else the last one with " (2)", " (3)", ...
+    Call it inside the creating transaction after `lock_creation`."""
+    wanted = list(dict.fromkeys(c.strip() for c in candidates if c.strip())) or ["campaign"]
+    for candidate in wanted:
+        if not _name_taken(conn, candidate):
+            return candidate
+    n = 2
+    while _name_taken(conn, f"{wanted[-1]} ({n})"):
+        n += 1
+    return f"{wanted[-1]} ({n})"
+
+
+def _name_taken(conn: Connection, name: str) -> bool:
+    query = select(campaigns.c.id).where(campaigns.c.name == name).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def _file_dict(summary: Any) -> dict[str, Any]:
@@ -262,25 +309,43 @@ def _batch_chunks(campaign_id: int, plan: Plan) -> Iterator[list[tuple[Any, ...]
 
 
 def get_campaign(engine: Engine, ref: str | int) -> CampaignRecord:
-    """A campaign by numeric id, or by name (the most recent one with that name)."""
+    """A campaign by numeric id (all digits: ids win), or by its name.
+
+    A name that several campaigns have (a store from before names were unique, read without
+    the schema 3 upgrade) is an InputError listing their ids: never one of them silently."""
     text = str(ref).strip()
     with engine.connect() as conn:
-        row = None
-        if text.isdigit():
+        if looks_like_id(text):
             row = conn.execute(select(campaigns).where(campaigns.c.id == int(text))).first()
-        if row is None:
-            row = conn.execute(
-                select(campaigns)
-                .where(campaigns.c.name == text)
-                .order_by(campaigns.c.id.desc())
-                .limit(1)
-            ).first()
-    if row is None:
-        raise NotFoundError(
-            f"no campaign {text!r} in the store (give the id that `campaign send` printed, "
-            "or a name; `campaign status` lists them)"
-        )
-    return _record(row._mapping)
+            if row is not None:
+                return _record(row._mapping)
+        rows = conn.execute(
+            select(campaigns).where(campaigns.c.name == text).order_by(campaigns.c.id)
+        ).all()
+        if len(rows) == 1:
+            return _record(rows[0]._mapping)
+        if rows:
+            ids = ", ".join(str(r.id) for r in rows)
+            raise InputError(f"{len(rows)} campaigns are named {text!r}: {ids}; give the id")
+        renamed = _renamed(conn, text)
+    hint = f"; did you mean {renamed}?" if renamed else ""
+    raise NotFoundError(
+        f"no campaign {text!r} in the store (give the id that `campaign send` printed, "
+        f"or a name; `campaign status` lists them){hint}"
+    )
+
+
+def _renamed(conn: Connection, name: str) -> str:
+    """The names the schema 3 upgrade gave campaigns that shared `name` ("x (#4)", ...)."""
+    if not name:
+        return ""
+    rows = conn.execute(
+        select(campaigns.c.name)
+        .where(campaigns.c.name.startswith(f"{name} (#", autoescape=True))
+        .order_by(campaigns.c.id)
+        .limit(10)
+    ).scalars()
+    return ", ".join(repr(n) for n in rows)
 
 
 def list_campaigns(engine: Engine) -> list[CampaignRecord]:

@@ -8,17 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from campaign.errors import StoreError
-from campaign.store.schema import SCHEMA_VERSION, meta, metadata
+from campaign.store.schema import SCHEMA_VERSION, campaigns, meta, metadata
 
 P = ParamSpec("P")
 R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
 
 
 def _upgrade_1_to_2(conn: Connection) -> None:
@@ -28,8 +27,29 @@ def _upgrade_1_to_2(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE suppression ADD COLUMN added_by TEXT")
 
 
+def _upgrade_2_to_3(conn: Connection) -> None:
+    """Schema 3: campaign names are unique. Every campaign that shares its name with another
+    is renamed "<name> (#<id>)" first (all of them: none keeps the name, so that none is
+    found by it in place of the others), then ix_campaigns_name becomes a unique index."""
+    rows = conn.execute(select(campaigns.c.id, campaigns.c.name).order_by(campaigns.c.id)).all()
+    taken = {row.name for row in rows}
+    seen: dict[str, int] = {}
+    for row in rows:
+        seen[row.name] = seen.get(row.name, 0) + 1
+    for row in rows:
+        if seen[row.name] < 2:
+            continue
+        new = f"{row.name} (#{row.id})"
+        while new in taken:  # a campaign already had that name, improbable as it is
+            new = f"{new} (#{row.id})"
+        taken.add(new)
+        conn.execute(update(campaigns).where(campaigns.c.id == row.id).values(name=new))
+    conn.exec_driver_sql("DROP INDEX ix_campaigns_name")
+    conn.exec_driver_sql("CREATE UNIQUE INDEX ix_campaigns_name ON campaigns (name)")
+
+
 # version -> the step that upgrades a store of that version to version + 1
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2}
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 
 
 def open_store(url: str, *, create: bool = True) -> Engine:

@@ -32,10 +32,17 @@ class RepeatGuard:
     allow_repeat: bool = False
 
 
-def check_repeat(conn: Connection, guard: RepeatGuard, fingerprint: str | None) -> None:
-    """RepeatError when `guard` refuses what is about to be created (in its transaction)."""
+def lock_creation(conn: Connection) -> None:
+    """Serialize the transactions that create campaigns (what they check, such as a free
+    name, stays true until they commit): an advisory lock on PostgreSQL; on SQLite every
+    write transaction is BEGIN IMMEDIATE already."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+
+
+def check_repeat(conn: Connection, guard: RepeatGuard, fingerprint: str | None) -> None:
+    """RepeatError when `guard` refuses what is about to be created (in its transaction)."""
+    lock_creation(conn)
     _check(conn, guard, fingerprint)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -51,7 +51,8 @@ campaigns = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("exported_at", DateTime(timezone=True)),  # last export by `campaign run`
-    Index("ix_campaigns_name", "name"),
+    # names are unique (schema 3): a name finds one campaign, an export file is one campaign's
+    Index("ix_campaigns_name", "name", unique=True),
     Index("ix_campaigns_job_key", "job", "content_key"),
     Index("ix_campaigns_fingerprint", "fingerprint"),
 )
