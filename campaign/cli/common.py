@@ -39,11 +39,7 @@ _json_printed: ContextVar[bool] = ContextVar("campaign_json_printed", default=Fa
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config",
-        envvar=ENV_CONFIG,
-        metavar="FILE",
-        help="TOML config file.",
-        show_default=False,
+        "--config", envvar=ENV_CONFIG, metavar="FILE", help="TOML config file.", show_default=False
     ),
 ]
 DbOption = Annotated[
@@ -100,33 +96,22 @@ TextOption = Annotated[
 ]
 SheetOption = Annotated[
     str | None,
-    typer.Option(
-        "--sheet", metavar="NAME", help="Sheet of the workbooks.", show_default=False
-    ),
+    typer.Option("--sheet", metavar="NAME", help="Sheet of the workbooks.", show_default=False),
 ]
 HeaderRowOption = Annotated[
     int | None,
     typer.Option(
-        "--header-row",
-        metavar="N",
-        help="Row number of the header (1-based).",
-        show_default=False,
+        "--header-row", metavar="N", help="Row number of the header (1-based).", show_default=False
     ),
 ]
 MobileColumnOption = Annotated[
     str | None,
     typer.Option(
-        "--mobile-column",
-        metavar="NAME",
-        help="Header of the mobile column.",
-        show_default=False,
+        "--mobile-column", metavar="NAME", help="Header of the mobile column.", show_default=False
     ),
 ]
 JsonOption = Annotated[
-    bool,
-    typer.Option(
-        "--json", help="Print exactly one JSON object on stdout, nothing else."
-    ),
+    bool, typer.Option("--json", help="Print exactly one JSON object on stdout, nothing else.")
 ]
 TEXT_HINT = "to give the text itself use --text"
 
@@ -136,15 +121,11 @@ def template_text(template: Path | None, text: str | None) -> str:
     from campaign.messages import check_template_text, load_template
 
     if template is not None and text is not None:
-        raise UsageError(
-            "give the template either as -t FILE or as --text TEXT, not both"
-        )
+        raise UsageError("give the template either as -t FILE or as --text TEXT, not both")
     if text is not None:
         return check_template_text(text)
     if template is None:
-        raise UsageError(
-            "a template is needed: -t FILE (a UTF-8 text file) or --text 'TEXT'"
-        )
+        raise UsageError("a template is needed: -t FILE (a UTF-8 text file) or --text 'TEXT'")
     return load_template(template, hint=TEXT_HINT)
 
 
