@@ -13,7 +13,8 @@ or the sockets of the receiver. `GuardedHttpToolsProtocol` adds, per connection:
   clients cannot lock real pushes out.
 
 The idle (keep-alive) timeout between requests is uvicorn's own `timeout_keep_alive`.
-h11 has a header cap, but answered 3-4x fewer pushes a second here (BENCHMARKS.md, Receiver).
+h11 has a header cap, but answered 3-4x fewer pushes a second here
+(docs/performance-notes.md, Receiving reports).
 """
 
 from __future__ import annotations
