@@ -1,4 +1,5 @@
-"""What every command shares: option declarations, settings, output and error mapping.
+"""What every command shares: settings, output and error mapping (the option declarations
+are in `cli.options`, re-exported here).
 
 The CLI package is the only place that prints or exits. Library code raises
 `CampaignError`s; `handle_errors` turns them into `Error: ...` on stderr and the
@@ -14,105 +15,34 @@ import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from typer._click import ClickException
 
+from campaign.cli.options import (  # noqa: F401  (re-exported for the command modules)
+    ConfigOption,
+    DbOption,
+    GatewayOption,
+    HeaderRowOption,
+    JsonOption,
+    MobileColumnOption,
+    SheetOption,
+    TemplateOption,
+    TextOption,
+)
 from campaign.config import (
-    ENV_CONFIG,
-    ENV_DB,
-    ENV_GATEWAY,
-    SIMULATOR,
     Settings,
-    is_gateway_url,
     load_settings,
-    read_toml,
 )
 from campaign.errors import CampaignError, ExitCode, UsageError
-from campaign.redact import redact, redact_url
+from campaign.redact import redact
 
 P = ParamSpec("P")
 R = TypeVar("R")
 _json_printed: ContextVar[bool] = ContextVar("campaign_json_printed", default=False)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", envvar=ENV_CONFIG, metavar="FILE", help="TOML config file.", show_default=False
-    ),
-]
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar=ENV_DB,
-        metavar="URL",
-        help="Store URL (sqlite:///file.db or postgresql://...); default campaign.db here.",
-        show_default=False,
-    ),
-]
 
-
-def _gateway_url(value: str | None) -> str | None:
-    """`--gateway` (or CAMPAIGN_GATEWAY): an http(s) URL or `simulator`, else a usage error."""
-    if value is None or is_gateway_url(value):  # one check, shared with the config file
-        return value
-    raise typer.BadParameter(
-        f"{redact_url(value)!r} is neither an http(s) URL (e.g. http://send.18sms.com/msg) "
-        f"nor '{SIMULATOR}'"
-    )
-
-
-GatewayOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gateway",
-        envvar=ENV_GATEWAY,
-        metavar="URL",
-        help="Gateway base URL, or 'simulator' for the built-in one.",
-        show_default=False,
-        callback=_gateway_url,
-    ),
-]
-TemplateOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--template",
-        "-t",
-        metavar="FILE",
-        help="Template file (UTF-8 text). Give -t FILE or --text.",
-        show_default=False,
-    ),
-]
-TextOption = Annotated[
-    str | None,
-    typer.Option(
-        "--text",
-        metavar="TEXT",
-        help="The template text itself, instead of -t FILE.",
-        show_default=False,
-    ),
-]
-SheetOption = Annotated[
-    str | None,
-    typer.Option("--sheet", metavar="NAME", help="Sheet of the workbooks.", show_default=False),
-]
-HeaderRowOption = Annotated[
-    int | None,
-    typer.Option(
-        "--header-row", metavar="N", help="Row number of the header (1-based).", show_default=False
-    ),
-]
-MobileColumnOption = Annotated[
-    str | None,
-    typer.Option(
-        "--mobile-column", metavar="NAME", help="Header of the mobile column.", show_default=False
-    ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print exactly one JSON object on stdout, nothing else.")
-]
 TEXT_HINT = "to give the text itself use --text"
 
 
@@ -136,23 +66,10 @@ def settings_from(
 
 
 def resume_gateway(settings: Settings, given: str | None, record: Any) -> Settings:
-    """`resume`: the gateway the campaign was sent through, unless `--gateway` (or
-    CAMPAIGN_GATEWAY, which typer hands in as `given`) or the config file names one."""
-    from dataclasses import replace
+    """`workflow.resume_gateway` (kept here for callers of the CLI package)."""
+    from campaign.workflow import resume_gateway as chosen
 
-    from campaign.store.campaigns import sent_gateway_url
-
-    stored = sent_gateway_url(record)
-    if given or stored is None or _config_names_gateway(settings.config_path):
-        return settings
-    return replace(settings, gateway=replace(settings.gateway, url=stored))
-
-
-def _config_names_gateway(path: Path | None) -> bool:
-    if path is None:
-        return False
-    gateway = read_toml(path).get("gateway")
-    return isinstance(gateway, dict) and bool(gateway.get("url"))
+    return chosen(settings, given, record)
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
