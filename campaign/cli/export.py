@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from campaign import workflow
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -58,21 +59,12 @@ def export(
       campaign export 12 -o results.xlsx
       campaign export spring-2026 -o results.csv --lang zh
     """
-    from campaign.export import export_campaign, output_format
-    from campaign.store import open_store
-    from campaign.store.campaigns import get_campaign
-
-    output_format(out)  # a wrong extension is refused before the store is opened
-    settings = settings_from(config, db=db)
-    engine = open_store(settings.store_url, create=False)
-    try:
-        record = get_campaign(engine, campaign)
-        summary = export_campaign(engine, record.id, out, lang=lang.value)
-    finally:
-        engine.dispose()
+    result = workflow.export(settings_from(config, db=db), campaign, out, lang=lang.value)
+    summary = result.summary
     if json_output:
-        print_json(summary.to_json())
+        print_json(result.to_json())
         return
     counts = ", ".join(f"{o} {n}" for o, n in summary.outcomes.items() if n)
     typer.echo(str(summary.path))
-    typer.echo(f"{summary.rows} rows of campaign {record.id} ({record.name}): {counts or 'none'}")
+    what = f"campaign {result.campaign_id} ({result.name})"
+    typer.echo(f"{summary.rows} rows of {what}: {counts or 'none'}")

@@ -112,3 +112,27 @@ FilesArg = Annotated[
 ResendOption = Annotated[
     bool, typer.Option("--resend-unknown", help="Also send the requests whose result is unknown.")
 ]
+MobilesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="MOBILE", help="Mobile numbers (11 digits; +86 and spaces are fine)."),
+]
+NoteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--note", metavar="TEXT", help="Why, kept with each entry (its detail).", show_default=False
+    ),
+]
+DetailsOption = Annotated[
+    bool,
+    typer.Option(
+        "--details",
+        "-l",
+        help="A table of where each entry came from (with --json: objects, not numbers).",
+    ),
+]
+OptoutOutOption = Annotated[
+    Path, typer.Option("--out", "-o", metavar="FILE", help="The file to write: .xlsx or .csv.")
+]
+OptoutFileArg = Annotated[
+    str, typer.Argument(metavar="FILE", help="CSV/XLSX file with a mobile column.")
+]

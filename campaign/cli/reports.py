@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from campaign import workflow
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -48,21 +49,11 @@ def import_reports(
     Example:
       campaign reports import reports/2026-03-01.csv reports/2026-03-02.xlsx --json
     """
-    from campaign.reports import import_report_files
-    from campaign.store import open_store
-
-    settings = settings_from(config, db)
-    engine = open_store(settings.store_url)
-    try:
-        summaries = import_report_files(
-            engine, files, suppress_blacklisted=settings.receiver.suppress_blacklisted
-        )
-    finally:
-        engine.dispose()
+    result = workflow.import_reports(settings_from(config, db), files)
     if json_output:
-        print_json({"files": [s.to_json() for s in summaries]})
+        print_json(result.to_json())
         return
-    for summary in summaries:
+    for summary in result.files:
         typer.echo(
             f"{summary.source}: {summary.imported} imported, {summary.repeated} repeated, "
             f"{summary.malformed} malformed, {summary.unmatched} unmatched"
