@@ -152,8 +152,8 @@ def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
 
     import campaign.export as export_module
     from campaign.export import export_campaign
+    from campaign.result_rows import iter_results
     from campaign.store import open_store
-    from campaign.store.results import iter_results
 
     engine = open_store(f"sqlite:///{db}", create=False)
     reading = [0.0]

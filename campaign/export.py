@@ -46,14 +46,14 @@ from campaign.export_summary import (
     sheet_name,
     write_summary_sheets,
 )
-from campaign.store.campaigns import CampaignRecord, get_campaign
-from campaign.store.results import (
+from campaign.result_rows import (
     DEFAULT_CHUNK_ROWS,
     LANGS,
     RESULT_COLUMNS,
     frame_from_table,
     iter_results,
 )
+from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.schema import recipients
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
 from campaign.zh import CARRIERS_ZH, OUTCOMES_ZH, RESULT_COLUMNS_ZH

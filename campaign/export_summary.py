@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from campaign.result_rows import status_frame
 from campaign.store.campaigns import CampaignRecord
 from campaign.store.engine import safe_url
 from campaign.store.results import (
@@ -29,7 +30,6 @@ from campaign.store.results import (
     RESULT_COLUMNS,
     breakdown_frame,
     reports_per_hour,
-    status_frame,
     unmatched_reports,
 )
 from campaign.timeutil import china_text, utcnow

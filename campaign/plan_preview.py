@@ -18,8 +18,8 @@ from xlsxwriter.workbook import Workbook
 
 from campaign.errors import InputError
 from campaign.export import ZIP64_ROWS, atomic_output
+from campaign.outcomes import RESULT_COLUMNS
 from campaign.plan import Plan
-from campaign.store.results import RESULT_COLUMNS
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
 
 SHEET = "plan"

@@ -381,8 +381,8 @@ def test_export_of_a_stored_ready_campaign_without_batches(sqlite_engine, tmp_pa
 
 def test_streamed_tally_matches_the_store_queries(engine):
     from campaign.export_summary import ResultTally
+    from campaign.result_rows import iter_results
     from campaign.store.results import (
-        iter_results,
         outcome_breakdown,
         outcome_counts,
         report_status_counts,
@@ -409,7 +409,7 @@ def test_tally_of_arrow_chunks_equals_the_frame_tally(engine):
     import pandas as pd
 
     from campaign.export_summary import ResultTally
-    from campaign.store.results import iter_results
+    from campaign.result_rows import iter_results
 
     cid = every_outcome_campaign(engine)
     frames, tables = ResultTally(len(COLUMNS)), ResultTally(len(COLUMNS))

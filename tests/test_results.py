@@ -4,14 +4,13 @@ import pandas as pd
 import pytest
 
 from campaign.errors import NotFoundError
+from campaign.result_rows import iter_results, report_status_breakdown
 from campaign.store import open_store
 from campaign.store.results import (
     OUTCOMES,
     RESULT_COLUMNS,
-    iter_results,
     outcome_breakdown,
     outcome_counts,
-    report_status_breakdown,
     report_status_counts,
     reports_per_hour,
     segment_totals,
@@ -174,6 +173,7 @@ def test_campaign_without_rows_and_missing_campaign(engine):
 
 def test_json_lines_read_equals_the_tuple_read(engine, monkeypatch):
     """SQLite reads a chunk as JSON lines parsed by Arrow; the DBAPI tuples give the same."""
+    import campaign.store.json_transport as transport
     import campaign.store.results as results
 
     cid = every_outcome_campaign(engine)
@@ -192,7 +192,7 @@ def test_json_lines_read_equals_the_tuple_read(engine, monkeypatch):
         monkeypatch.setattr(results, "_json_columns", lambda blob: None)  # re-read as tuples
         pd.testing.assert_frame_equal(all_results(engine, cid, chunk_rows=4, lang=lang), slow)
         monkeypatch.undo()
-        monkeypatch.setattr(results, "_JSON_BLOCK", 64)  # lines longer than a block
+        monkeypatch.setattr(transport, "_JSON_BLOCK", 64)  # lines longer than a block
         pd.testing.assert_frame_equal(all_results(engine, cid, chunk_rows=4, lang=lang), slow)
         monkeypatch.undo()
         assert fast.iloc[10, 0] == 'a "quoted"\\\ttab\n'

@@ -1,0 +1,135 @@
+"""Outcomes of rows and states of campaigns and batches, as `StrEnum`s (no dependencies).
+
+A member compares equal to its text and `str()`/`json.dumps`/SQL give the plain text, so the
+values stored, shown and exported stay exactly the words of SPEC. Code refers to the
+members, never to bare words; the ordered tuples say which outcomes each stage shows.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What became of one input row (the `outcome` column of SPEC)."""
+
+    READY = "ready"  # the plan would send it (a plan's outcome only)
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    PENDING = "pending"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    CAPPED = "capped"
+    CANCELLED = "cancelled"  # SPEC's queued sending; no code writes it yet
+    UNSENT = "unsent"
+
+
+class CampaignState(StrEnum):
+    """`campaigns.state`."""
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class BatchState(StrEnum):
+    """`batches.state` (one request to the gateway)."""
+
+    PENDING = "pending"  # not sent yet
+    SENDING = "sending"  # claimed by a run; its answer not recorded yet
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"  # may or may not have reached the gateway; never resent blindly
+    UNSENT = "unsent"
+
+
+#: Every outcome a plan or a result shows, in SPEC's order (`cancelled` not yet written).
+OUTCOMES: tuple[Outcome, ...] = (
+    Outcome.READY,
+    Outcome.DELIVERED,
+    Outcome.FAILED,
+    Outcome.PENDING,
+    Outcome.REJECTED,
+    Outcome.UNKNOWN,
+    Outcome.INVALID,
+    Outcome.DUPLICATE,
+    Outcome.SUPPRESSED,
+    Outcome.CAPPED,
+    Outcome.UNSENT,
+)
+#: Outcomes a plan gives, in the order it counts them.
+PLAN_OUTCOMES: tuple[Outcome, ...] = (
+    Outcome.READY,
+    Outcome.INVALID,
+    Outcome.DUPLICATE,
+    Outcome.SUPPRESSED,
+    Outcome.CAPPED,
+    Outcome.UNSENT,
+)
+#: Outcomes of the result spreadsheet, in the order they are shown (no `ready`).
+RESULT_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in OUTCOMES if o != Outcome.READY)
+#: Outcomes of rows the gateway accepted: the billed ones.
+ACCEPTED_OUTCOMES: tuple[Outcome, ...] = (Outcome.DELIVERED, Outcome.FAILED, Outcome.PENDING)
+#: Outcomes decided by the plan, whose reason is the plan's (not ready: the run decides).
+PLANNED_OUTCOMES: tuple[Outcome, ...] = (
+    Outcome.INVALID,
+    Outcome.DUPLICATE,
+    Outcome.SUPPRESSED,
+    Outcome.CAPPED,
+    Outcome.UNSENT,
+)
+#: Outcomes of rows the plan left out of every batch.
+LEFT_OUT_OUTCOMES: tuple[Outcome, ...] = (Outcome.INVALID, Outcome.DUPLICATE, Outcome.SUPPRESSED)
+
+#: Campaign states in which a campaign may still send.
+UNFINISHED_STATES: tuple[CampaignState, ...] = (
+    CampaignState.PLANNED,
+    CampaignState.SENDING,
+    CampaignState.STOPPED,
+)
+#: Batch states, in the order `batch_figures` counts them.
+BATCH_STATES: tuple[BatchState, ...] = (
+    BatchState.PENDING,
+    BatchState.SENDING,
+    BatchState.ACCEPTED,
+    BatchState.REJECTED,
+    BatchState.UNKNOWN,
+)
+#: Batch states of a request that went out (or may have).
+SUBMITTED_STATES: tuple[BatchState, ...] = (
+    BatchState.SENDING,
+    BatchState.ACCEPTED,
+    BatchState.REJECTED,
+    BatchState.UNKNOWN,
+)
+#: Batch states whose answer is known or may have been sent (the result's msgid is shown).
+ANSWERED_STATES: tuple[BatchState, ...] = (
+    BatchState.ACCEPTED,
+    BatchState.REJECTED,
+    BatchState.UNKNOWN,
+)
+
+#: Columns after the original ones in a result file, with exactly the names of SPEC.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "source",
+    "source_row",
+    "normalized_mobile",
+    "carrier",
+    "outcome",
+    "reason",
+    "message",
+    "segments",
+    "batch_id",
+    "msgid",
+    "submit_code",
+    "dlr_status",
+    "dlr_description",
+    "report_time",
+)
+#: The delivery report status of a delivered message.
+DELIVERED_STATUS = "DELIVRD"
