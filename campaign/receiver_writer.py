@@ -23,7 +23,7 @@ from campaign.phones import VALID_MOBILE
 from campaign.push_params import mask_mobile
 from campaign.reports import OptoutMatcher
 from campaign.store import suppression
-from campaign.store.engine import is_sqlite
+from campaign.store.engine import is_sqlite, write
 from campaign.store.inbound import ADDED_BY, BLACKLIST_REASON, InboundPart, store_inbound
 from campaign.store.reports import ReportRow, insert_reports
 
@@ -128,7 +128,7 @@ class StoreWriter:
     def _write(self, group: list[Work]) -> None:
         rows = [row for work in group if work.reports for row in work.reports]
         conn = self._connection()
-        with conn.begin():
+        with write(conn):
             insert_reports(conn, rows)
             if self._suppress_blacklisted:
                 suppress_blacklisted(conn, rows)

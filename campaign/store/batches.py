@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
+from campaign.store.engine import write
 from campaign.store.schema import batches
 from campaign.timeutil import utcnow
 
@@ -66,7 +67,7 @@ def record_results(
     """
     if not results:
         return 0
-    with engine.begin() as conn:
+    with write(engine) as conn:
         return _record(conn, campaign_id, worker_id, results)
 
 
@@ -86,7 +87,7 @@ def settle_and_claim(
     """
     if not results and limit <= 0:
         return []
-    with engine.begin() as conn:
+    with write(engine) as conn:
         _record(conn, campaign_id, worker_id, results)
         if limit <= 0:
             return []
@@ -228,7 +229,7 @@ def reset_unknown(engine: Engine, campaign_id: int, *, live: Collection[str] = (
     Batches claimed by a `live` worker stay unknown: one taken for an orphan while its run
     was alive (missed heartbeats) may still be in flight, and its answer still come."""
     keep = batches.c.claimed_by.is_(None) | batches.c.claimed_by.not_in(list(live))
-    with engine.begin() as conn:
+    with write(engine) as conn:
         return conn.execute(
             update(batches)
             .where(batches.c.campaign_id == campaign_id, batches.c.state == "unknown", keep)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from campaign.errors import InputError, NotFoundError
 from campaign.redact import redact
+from campaign.store.engine import write
 from campaign.store.repeats import RepeatGuard, check_repeat, lock_creation
 from campaign.store.schema import batches, campaigns, recipients
 from campaign.timeutil import CHINA, china_iso, utcnow
@@ -152,7 +153,7 @@ def create_campaign(
     snapshot = _jsonable(settings_snapshot)  # drops any password that slipped in
     contacts = plan.contacts
     files = [_file_dict(f) for f in contacts.files]
-    with engine.begin() as conn:
+    with write(engine) as conn:
         lock_creation(conn)  # one creator at a time: the free name stays free until commit
         if guard is not None:
             check_repeat(conn, guard, plan.fingerprint)
@@ -370,7 +371,7 @@ def set_state(
     if isinstance(engine, Connection):
         engine.execute(statement)
         return
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(statement)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,6 +19,8 @@ from campaign.store.schema import SCHEMA_VERSION, campaigns, meta, metadata
 P = ParamSpec("P")
 R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The execution option that marks a write transaction (set by `write`, read by _sqlite_begin).
+WRITE_OPTION = "campaign_write"
 
 
 def _upgrade_1_to_2(conn: Connection) -> None:
@@ -62,7 +65,7 @@ def open_store(url: str, *, create: bool = True) -> Engine:
         _require_sqlite_file(url)
     engine = _create_engine(url)
     try:
-        with engine.begin() as conn:
+        with write(engine) as conn:
             version = _stored_version(conn)
             if version is None and create:
                 metadata.create_all(conn)
@@ -110,7 +113,6 @@ def _create_engine(url: str) -> Engine:
                 url,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
             )
-            engine._connection_cls = _SQLiteConnection  # tells reads from writes (below)
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
@@ -130,32 +132,37 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
-class _SQLiteConnection(Connection):
-    """A Connection that knows when SQLAlchemy begins its transaction by itself.
+@contextmanager
+def write(bind: Engine | Connection) -> Iterator[Connection]:
+    """A write transaction: `with write(engine) as conn:` in place of `engine.begin()`.
 
-    That happens on the first statement of `engine.connect()` (autobegin): the store's reads.
-    Every write goes through `engine.begin()` or `conn.begin()`, an explicit begin.
-    """
-
-    autobegun = False
-
-    def _autobegin(self) -> None:
-        self.autobegun = True
-        try:
-            super()._autobegin()
-        finally:
-            self.autobegun = False
+    On SQLite it is a BEGIN IMMEDIATE: it takes the write lock at once, so two writers are
+    serialized up front (the batch claim's compare-and-set relies on it) instead of one
+    failing with "database is locked" when its read lock is upgraded. Given a Connection
+    (a long-lived writer's), the transaction is begun on it. Every write in campaign/ goes
+    through here (tests/test_store_engine.py checks that no other `.begin()` is left)."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn, write(conn) as inner:
+            yield inner
+        return
+    bind.execution_options(**{WRITE_OPTION: True})
+    try:
+        with bind.begin():
+            yield bind
+    finally:
+        bind.execution_options(**{WRITE_OPTION: False})
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    """Explicit transactions (writes) take the write lock at once: BEGIN IMMEDIATE, so two of
-    them are serialized up front (the batch claim's compare-and-set relies on it) instead of
-    failing on a lock upgrade. A read (autobegin) is a deferred BEGIN: in WAL mode it reads its
-    snapshot while a writer works, so `status` or an export never queue behind a send."""
-    if getattr(conn, "autobegun", False):
-        conn.exec_driver_sql("BEGIN")
-    else:
+    """A write transaction (`write`) takes the write lock at once: BEGIN IMMEDIATE. Any other
+    transaction, the store's reads (`engine.connect()`, begun by SQLAlchemy on the first
+    statement), is a deferred BEGIN: in WAL mode it reads its snapshot while a writer works,
+    so `status` or an export never queue behind a send. Public API only: the `begin` event
+    and the connection's execution options (no subclass of Connection)."""
+    if conn.get_execution_options().get(WRITE_OPTION, False):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def _stored_version(conn: Connection) -> int | None:
@@ -214,4 +221,5 @@ __all__ = [
     "open_store",
     "safe_url",
     "store_failures_raise",
+    "write",
 ]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 
+from campaign.store.engine import write
 from campaign.store.schema import batches, campaigns, reports
 from campaign.timeutil import utcnow
 
@@ -88,7 +89,7 @@ def needs_export(engine: Engine, campaign_id: int) -> bool:
 
 
 def mark_exported(engine: Engine, campaign_id: int, at: datetime | None = None) -> None:
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(
             update(campaigns)
             .where(campaigns.c.id == campaign_id)
@@ -99,7 +100,7 @@ def mark_exported(engine: Engine, campaign_id: int, at: datetime | None = None) 
 def stamp_found(engine: Engine, campaign_id: int, at: datetime) -> None:
     """Record when the run found the campaign's file (the run's clock, which decides on which
     China day the campaign may start: one found after `not_after` waits for the next day)."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(
             update(campaigns)
             .where(campaigns.c.id == campaign_id)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from campaign.errors import StoreError
-from campaign.store.engine import safe_url
+from campaign.store.engine import safe_url, write
 from campaign.store.schema import suppression
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def add(
     """Put `mobiles` on the list; return how many were not on it before.
 
     `detail` is stored with every number, unless `details` has one for that number."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         return add_in(conn, mobiles, reason, detail, added_by=added_by, details=details)
 
 
@@ -92,7 +92,7 @@ def remove(engine: Engine, mobiles: Iterable[str]) -> int:
     """Take `mobiles` off the list; return how many were on it."""
     unique = list(dict.fromkeys(m for m in mobiles if m))
     removed = 0
-    with engine.begin() as conn:
+    with write(engine) as conn:
         for start in range(0, len(unique), CHUNK):
             chunk = unique[start : start + CHUNK]
             result = conn.execute(delete(suppression).where(suppression.c.mobile.in_(chunk)))

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from campaign.store.engine import write
 from campaign.store.schema import batches, workers
 from campaign.timeutil import utcnow
 
@@ -44,7 +45,7 @@ def this_host() -> str:
 def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = None) -> str:
     """Add this process as a worker of `campaign_id` (a new id unless given); return its id."""
     worker_id = worker_id or uuid.uuid4().hex
-    with engine.begin() as conn:
+    with write(engine) as conn:
         now = _clock(conn)
         conn.execute(
             insert(workers).values(
@@ -61,13 +62,13 @@ def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = No
 
 def heartbeat(engine: Engine, worker_id: str) -> bool:
     """Stamp the worker's heartbeat; False when its row is gone (taken for dead)."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         beat = update(workers).where(workers.c.id == worker_id).values(heartbeat_at=_clock(conn))
         return bool(conn.execute(beat).rowcount)
 
 
 def unregister_worker(engine: Engine, worker_id: str) -> None:
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(delete(workers).where(workers.c.id == worker_id))
 
 
@@ -98,7 +99,7 @@ def recover_orphans(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
 ) -> int:
     """Mark `unknown` the batches left in `sending` by dead workers; return how many."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         now = _clock(conn)
         claimers = conn.execute(
             select(batches.c.claimed_by)
