@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from campaign.phones import normalize_mobile
-from campaign.reports import parse_report_time
+from campaign.report_times import parse_report_time
 from campaign.store.inbound import InboundPart
 from campaign.store.reports import ReportRow
 

@@ -46,7 +46,8 @@ from campaign.push_params import (
     parse_reports,
 )
 from campaign.receiver_limits import ConnectionLimits, guarded_protocol
-from campaign.receiver_writer import StoreWriter, Work, first_line, suppress_blacklisted
+from campaign.receiver_writer import StoreWriter, Work, first_line
+from campaign.reports import suppress_blacklisted
 from campaign.store import open_store
 
 log = logging.getLogger("campaign.receiver")

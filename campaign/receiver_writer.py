@@ -11,26 +11,22 @@ import asyncio
 import contextlib
 import logging
 import queue
-import re
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
-from campaign.config import BLACKLIST_STATUSES, Settings
-from campaign.phones import VALID_MOBILE
+from campaign.config import Settings
+from campaign.optout_keywords import OptoutMatcher
 from campaign.push_params import mask_mobile
-from campaign.reports import OptoutMatcher
-from campaign.store import suppression
+from campaign.reports import suppress_blacklisted
 from campaign.store.engine import is_sqlite, write
-from campaign.store.inbound import ADDED_BY, BLACKLIST_REASON, InboundPart, store_inbound
+from campaign.store.inbound import ADDED_BY, InboundPart, store_inbound
 from campaign.store.reports import ReportRow, insert_reports
 
 log = logging.getLogger("campaign.receiver")
 
 CHECKPOINT_INTERVAL = 0.5  # seconds between SQLite WAL checkpoints
-_VALID_MOBILE = re.compile(VALID_MOBILE)
 
 
 @dataclass
@@ -131,7 +127,8 @@ class StoreWriter:
         with write(conn):
             insert_reports(conn, rows)
             if self._suppress_blacklisted:
-                suppress_blacklisted(conn, rows)
+                pairs = ((row[1], row[2]) for row in rows)
+                suppress_blacklisted(conn, pairs, added_by=ADDED_BY)
             for work in group:
                 if work.part is not None:
                     result = store_inbound(conn, work.part, self._optout)
@@ -182,20 +179,6 @@ class _Checkpointer:
                     log.warning("WAL checkpoint failed: %s", first_line(exc))
         finally:
             raw.close()
-
-
-def suppress_blacklisted(conn: Connection, rows: Iterable[ReportRow]) -> int:
-    """Put the numbers of blacklist-status reports on the suppression list."""
-    by_status: dict[str, list[str]] = {}
-    for row in rows:
-        if row[2] in BLACKLIST_STATUSES and _VALID_MOBILE.match(row[1]):
-            by_status.setdefault(row[2], []).append(row[1])
-    return sum(
-        suppression.add_in(
-            conn, mobiles, BLACKLIST_REASON, f"report status {status}", added_by=ADDED_BY
-        )
-        for status, mobiles in by_status.items()
-    )
 
 
 #: SQLite's primary result codes of a store that cannot take any write just now (busy,

@@ -28,7 +28,7 @@ from campaign.config import LimitSettings
 from campaign.errors import ContactsError, InputError
 from campaign.input_limits import CONTROL_CHARS_RE2
 from campaign.phones import VALID_MOBILE, normalize_mobiles
-from campaign.reports import parse_report_times_arrow
+from campaign.report_times import parse_report_times_arrow
 from campaign.tabular import DEFAULT_LIMITS, Grid, read_grids
 
 HEADER_NAMES: dict[str, tuple[str, ...]] = {

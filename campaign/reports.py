@@ -1,22 +1,18 @@
-"""Delivery reports and replies: report times, opt-out keywords, report-file import.
+"""Delivery reports: report-file import and blacklist suppression.
 
-- `parse_report_time` / `parse_report_times`: every time form the gateway and its
-  website use (`YYMMDDhhmm`, `YYYYMMDDhhmmss`, `YYYY-MM-DD hh:mm[:ss]`, `YYYY/MM/DD ...`,
-  Excel date cells) -> one canonical ISO 8601 string in China time, so that the pushed and
-  the exported form of one report are equal ("2026-11-25T10:02:00+08:00").
-- `OptoutMatcher`: is a whole inbound message an opt-out keyword?
 - `import_report_files`: `campaign reports import FILE...` (reading and checking the
-  files: `campaign.report_files`).
+  files: `campaign.report_files`; report times: `campaign.report_times`).
+- `suppress_blacklisted`: the one rule putting the numbers of blacklist-status reports on
+  the suppression list, for pushed reports (the receiver) and imported ones.
+
+Opt-out keywords are in `campaign.optout_keywords`.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -27,136 +23,13 @@ from sqlalchemy import Connection, Engine
 from campaign.config import BLACKLIST_STATUSES
 from campaign.errors import InputError
 from campaign.phones import VALID_MOBILE
+from campaign.report_files import read_report_file
 from campaign.store import suppression
+from campaign.store.engine import write
 from campaign.store.inbound import BLACKLIST_REASON
 from campaign.store.reports import REPORT_KEY, count_unmatched, insert_report_frame
 
-CHINA_OFFSET = timezone(timedelta(hours=8))
-EXCEL_EPOCH = datetime(1899, 12, 30)
-
-_TIME = re.compile(
-    r"""^\s*(?:
-        (?P<yymmddhhmm>\d{10})
-      | (?P<yyyymmddhhmm>\d{12})
-      | (?P<yyyymmddhhmmss>\d{14})
-      | (?P<y>\d{4})[-/.](?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})
-        (?:(?:[ T]+|T)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?)?
-      | (?P<serial>\d{5}(?:\.\d+)?)
-    )\s*(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?\s*$""",
-    re.X | re.I | re.ASCII,
-)
-
-
-@lru_cache(maxsize=65536)
-def parse_report_time(text: str) -> str | None:
-    """The canonical ISO form of a report time, or None when it is not a real time.
-
-    Without an offset the time is China time; with one it is converted to China time.
-    A bare 5-digit number (with or without a fraction) is an Excel serial date.
-    """
-    match = _TIME.match(text)
-    if not match:
-        return None
-    try:
-        moment = _moment(match)
-    except (ValueError, OverflowError):
-        return None
-    tz = match.group("tz")
-    offset = CHINA_OFFSET if not tz else _offset(tz)
-    if offset is None:
-        return None
-    try:  # year 1 at +14:00 or 9999-12-31 at -10:00 has no China time
-        return moment.replace(tzinfo=offset).astimezone(CHINA_OFFSET).isoformat()
-    except OverflowError:
-        return None
-
-
-def _moment(match: re.Match[str]) -> datetime:
-    if digits := match.group("yymmddhhmm"):
-        return datetime(2000 + int(digits[:2]), *_pairs(digits[2:]))
-    if digits := match.group("yyyymmddhhmm") or match.group("yyyymmddhhmmss"):
-        return datetime(int(digits[:4]), *_pairs(digits[4:]))
-    if serial := match.group("serial"):
-        return excel_serial_time(float(serial))
-    return datetime(
-        int(match.group("y")),
-        int(match.group("mo")),
-        int(match.group("d")),
-        int(match.group("h") or 0),
-        int(match.group("mi") or 0),
-        int(match.group("s") or 0),
-    )
-
-
-def _pairs(digits: str) -> list[int]:
-    return [int(digits[i : i + 2]) for i in range(0, len(digits), 2)]
-
-
-def _offset(tz: str) -> timezone | None:
-    if tz.upper() == "Z":
-        return UTC
-    sign = -1 if tz[0] == "-" else 1
-    digits = tz[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-    if hours > 14 or minutes > 59:
-        return None
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
-
-
-def excel_serial_time(serial: float) -> datetime:
-    """An Excel date cell's number (days since 1899-12-30) as a datetime, to the second."""
-    if not 1 <= serial < 2958466:  # 9999-12-31
-        raise ValueError(f"{serial} is not an Excel date")
-    return EXCEL_EPOCH + timedelta(seconds=round(serial * 86400))
-
-
-def parse_report_times_arrow(values: pa.Array) -> pa.Array:
-    """`parse_report_time` over a pyarrow string array, once per distinct value; null where
-    invalid."""
-    encoded = pc.dictionary_encode(values)
-    parsed = [parse_report_time(u) for u in encoded.dictionary.to_pylist()]
-    return pc.take(pa.array(parsed, pa.string()), encoded.indices)
-
-
-def parse_report_times(values: pd.Series) -> pd.Series:
-    """Vectorized `parse_report_time`: parsed once per distinct value; None where invalid."""
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    parsed = [parse_report_time(str(u)) for u in uniques]
-    table = pd.array([*parsed, None], dtype=object)  # code -1 (missing) -> the last entry
-    return pd.Series(table[codes], index=values.index, dtype=object)
-
-
-# ----------------------------------------------------------------------------- opt-out
-
-
-def fold_text(text: str) -> str:
-    """Width- and case-insensitive form, surrounding spaces and punctuation removed."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    start, end = 0, len(folded)
-    while start < end and _is_filler(folded[start]):
-        start += 1
-    while end > start and _is_filler(folded[end - 1]):
-        end -= 1
-    return folded[start:end]
-
-
-def _is_filler(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char)[0] in "PZC"
-
-
-class OptoutMatcher:
-    """Tells whether a whole message is one of the opt-out keywords."""
-
-    def __init__(self, keywords: Iterable[str]) -> None:
-        self.keywords = frozenset(k for k in (fold_text(w) for w in keywords) if k)
-
-    def __call__(self, message: str) -> bool:
-        return fold_text(message) in self.keywords
-
-
-# ----------------------------------------------------------------------------- import
-
-
+_VALID_MOBILE = re.compile(VALID_MOBILE)
 IMPORT_CHUNK = 250_000  # reports per transaction
 REPORTS_IMPORT = "reports import"  # suppression.added_by of blacklisted numbers in files
 
@@ -203,21 +76,25 @@ def import_report_files(
 def import_report_file(
     engine: Engine, path: Path | str, *, suppress_blacklisted: bool = False
 ) -> ImportSummary:
-    from campaign.report_files import read_report_file
-
     read = read_report_file(path)
     valid = _in_key_order(read.valid)  # index order
     new = 0
     for start in range(0, len(valid), IMPORT_CHUNK):
         # one transaction per chunk: a receiver on the same SQLite store waits for a
         # chunk, not the whole file; a crash in between is repaired by importing again
-        with engine.begin() as conn:
+        with write(engine) as conn:
             chunk = valid.iloc[start : start + IMPORT_CHUNK]
             new += insert_report_frame(conn, chunk, ordered=True)
-    with engine.begin() as conn:
+    with write(engine) as conn:
         unmatched = count_unmatched(conn, valid["msgid"], valid["mobile"])
         if suppress_blacklisted:
-            _suppress_blacklisted(conn, valid, read.source)
+            listed = valid[valid["status"].isin(BLACKLIST_STATUSES)]  # only a quicker loop
+            _suppress(
+                conn,
+                zip(listed["mobile"], listed["status"], strict=True),
+                added_by=REPORTS_IMPORT,
+                source=read.source,
+            )
     rows = tuple(
         zip(read.malformed["row"].tolist(), read.malformed["reason"].tolist(), strict=True)
     )
@@ -233,10 +110,26 @@ def _in_key_order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.take(order.to_numpy()).reset_index(drop=True)
 
 
-def _suppress_blacklisted(conn: Connection, valid: pd.DataFrame, source: str) -> None:
-    listed = valid[
-        valid["status"].isin(BLACKLIST_STATUSES) & valid["mobile"].str.match(VALID_MOBILE)
-    ]
-    for status, group in listed.groupby("status"):
-        detail = f"report status {status} ({source})"
-        suppression.add_in(conn, group["mobile"], BLACKLIST_REASON, detail, added_by=REPORTS_IMPORT)
+def suppress_blacklisted(
+    conn: Connection,
+    reports: Iterable[tuple[str, str]],
+    *,
+    added_by: str,
+    source: str | None = None,
+) -> int:
+    """Put the numbers of blacklist-status reports ((mobile, status) pairs) on the
+    suppression list: pushed (the receiver) or imported from a file (`source`)."""
+    by_status: dict[str, list[str]] = {}
+    for mobile, status in reports:
+        if status in BLACKLIST_STATUSES and _VALID_MOBILE.match(mobile):
+            by_status.setdefault(status, []).append(mobile)
+    where = f" ({source})" if source else ""
+    return sum(
+        suppression.add_in(
+            conn, mobiles, BLACKLIST_REASON, f"report status {status}{where}", added_by=added_by
+        )
+        for status, mobiles in sorted(by_status.items())
+    )
+
+
+_suppress = suppress_blacklisted  # inside import_report_file, a flag has the function's name

@@ -433,7 +433,7 @@ def test_end_to_end_with_the_real_pipeline_writers(store_url, tmp_path):
     """Contacts file -> plan -> stored campaign -> batch results -> reports -> spreadsheet."""
     from campaign.contacts import read_contacts
     from campaign.plan import PlanOptions, make_plan
-    from campaign.reports import parse_report_time
+    from campaign.report_times import parse_report_time
     from campaign.store.batches import BatchResult, claim_batches, record_results
     from campaign.store.campaigns import create_campaign
     from campaign.store.reports import insert_reports

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from campaign.reports import OptoutMatcher, excel_serial_time, fold_text, parse_report_time
-from campaign.reports import parse_report_times as parse_many
+from campaign.optout_keywords import OptoutMatcher, fold_text
+from campaign.report_times import excel_serial_time, parse_report_time
+from campaign.report_times import parse_report_times as parse_many
 from campaign.store import open_store
 from campaign.store.inbound import InboundPart, inbound_messages, store_inbound
 from campaign.store.reports import count_reports, count_unmatched, insert_reports
