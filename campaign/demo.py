@@ -26,21 +26,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from campaign import workflow
 from campaign.config import ComplianceSettings, GatewaySettings, Settings
 from campaign.contacts import read_contacts
 from campaign.errors import InputError
-from campaign.export import export_campaign
-from campaign.gateway.client import GatewayClient
 from campaign.gateway.simulator import Simulator
 from campaign.messages import load_template
-from campaign.plan import make_plan, plan_options
 from campaign.receiver import Receiver
-from campaign.sender import ProgressEvent, send_campaign
+from campaign.sender import ProgressEvent
 from campaign.store import open_store
-from campaign.store.campaigns import create_campaign, settings_snapshot
-from campaign.store.caps import capped_mobiles
-from campaign.store.results import outcome_counts
-from campaign.store.suppression import suppressed_set
 
 DEMO_SIGNATURE = "【示例商城】"
 DEMO_OPTOUT_TEXT = "回T退订"
@@ -120,18 +114,17 @@ def run_demo(
             Simulator(push_url=receiver.dlr_url, report_delay=0.0, seed=7) as simulator,
         ):
             say(f"simulator on {simulator.url}, receiver on {receiver.url}")
-            contacts = read_contacts(
-                [project / "sample_data" / n for n in SAMPLE_FILES], limits=settings.limits
-            )
+            files = [project / "sample_data" / n for n in SAMPLE_FILES]
+            contacts = read_contacts(files, limits=settings.limits)
             _take_optout_reply(simulator, engine, _first_mobile(contacts), say)
             template = load_template(str(project / "templates" / TEMPLATE_FILE))
-            options = plan_options(settings)
-            capped = capped_mobiles(engine, options.max_per_recipient, options.cap_window_hours)
-            plan = make_plan(contacts, template, options, suppressed_set(engine), capped=capped)
-            campaign_id = create_campaign(
-                engine, plan, name=DEMO_CAMPAIGN_NAME, settings_snapshot=settings_snapshot(settings)
+            planned = workflow.plan_from_files(
+                settings, files, template, engine_or_url=engine, with_sample=False
             )
-            say(f"campaign {campaign_id}: {len(plan.batches)} requests planned")
+            campaign_id = workflow.create_campaign(
+                settings, engine, planned, name=DEMO_CAMPAIGN_NAME
+            ).campaign_id
+            say(f"campaign {campaign_id}: {len(planned.plan.batches)} requests planned")
             # Two faults, so the results show how they are handled.
             simulator.inject_code("115", 1)  # refused by the gateway's review -> rejected
             simulator.inject_drop(1)  # answer lost after the request was read -> unknown
@@ -141,28 +134,25 @@ def run_demo(
                 account=simulator.account,
                 password=simulator.password,
             )
-            client = GatewayClient(gateway)
-            try:
-                report = send_campaign(
-                    engine, campaign_id, client, settings, on_progress=_progress_to(say)
-                )
-            finally:
-                client.close()
+            report = workflow.send(
+                settings, engine, campaign_id, gateway=gateway, on_progress=_progress_to(say)
+            ).report
             say(f"sent {report.requests_sent} requests; waiting for delivery reports")
             if not simulator.wait_reports_pushed(timeout=REPORT_WAIT_SECONDS):
                 say("some delivery reports did not arrive in time; they stay pending")
         workbook = out_dir / DEMO_WORKBOOK
-        export_campaign(engine, campaign_id, workbook)
+        workflow.export(settings, str(campaign_id), workbook, engine=engine)
+        outcomes = workflow.campaign_status(engine, str(campaign_id)).data["outcomes"]
         return DemoResult(
             out_dir=out_dir,
             workbook=workbook,
             store_url=settings.store_url,
             campaign_id=campaign_id,
-            rows=len(plan.rows),
+            rows=len(planned.plan.rows),
             recipients=report.recipients,
             requests=report.requests,
             segments=report.segments,
-            outcomes={k: v for k, v in outcome_counts(engine, campaign_id).items() if v},
+            outcomes={k: v for k, v in outcomes.items() if v},
             seconds=time.monotonic() - started,
         )
     finally:
@@ -191,7 +181,7 @@ def _take_optout_reply(simulator: Simulator, engine: Any, mobile: str, say: Noti
     """A customer replies 退订 before the campaign: the receiver puts them on the list."""
     simulator.push_mo(mobile, OPTOUT_REPLY)
     deadline = time.monotonic() + 10
-    while mobile not in suppressed_set(engine):
+    while mobile not in workflow.suppressed(engine):
         if time.monotonic() > deadline:
             raise RuntimeError("the opt-out reply did not reach the suppression list")
         time.sleep(0.02)

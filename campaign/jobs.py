@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
+from campaign import workflow
 from campaign.config import JobSettings, Settings
 from campaign.errors import CampaignError, ConfigError, ExitCode
 from campaign.jobs_check import CheckReport, check_config, clock_text, job_window, lock_path
@@ -188,7 +189,7 @@ def _run_job(engine: Engine, settings: Settings, job: JobSettings, clock: Clock)
     _create_new_campaigns(engine, settings, job, clock, result)
     _send_unfinished(engine, settings, job, clock, result)
     if job.export:
-        _export_news(engine, job, result)
+        _export_news(engine, settings, job, result)
     log.info("job %s: done (exit %d)", job.name, int(result.exit_code))
     return result
 
@@ -197,8 +198,6 @@ def _run_job(engine: Engine, settings: Settings, job: JobSettings, clock: Clock)
 
 
 def _import_inbox(engine: Engine, settings: Settings, inbox: Path, result: JobReport) -> None:
-    from campaign.reports import import_report_file
-
     files = sorted(
         p
         for p in inbox.glob("*")
@@ -206,9 +205,7 @@ def _import_inbox(engine: Engine, settings: Settings, inbox: Path, result: JobRe
     )
     for path in files:
         try:
-            summary = import_report_file(
-                engine, path, suppress_blacklisted=settings.receiver.suppress_blacklisted
-            )
+            [summary] = workflow.import_reports(settings, [path], engine=engine).files
         except CampaignError as exc:
             log.error("job %s: report file %s not imported: %s", result.name, path, exc)
             result.problems.append(f"{path.name}: {exc}")
@@ -321,28 +318,23 @@ def glob_root(pattern: str) -> Path:
 def _create_campaign(
     engine: Engine, settings: Settings, job: JobSettings, path: Path, key: str, day: date
 ) -> int:
-    from campaign.contacts import read_contacts
     from campaign.messages import load_template
-    from campaign.plan import make_plan, plan_options
-    from campaign.store.campaigns import create_campaign, settings_snapshot
-    from campaign.store.caps import capped_mobiles
-    from campaign.store.suppression import suppressed_set
 
-    contacts = read_contacts([path], limits=settings.limits)
     template = load_template(job.template)
-    options = plan_options(settings)
-    capped = capped_mobiles(engine, options.max_per_recipient, options.cap_window_hours)
-    plan = make_plan(contacts, template, options, suppressed_set(engine), capped=capped)
+    planned = workflow.plan_from_files(
+        settings, [path], template, engine_or_url=engine, with_sample=False
+    )
     first, *others = campaign_names(job, path, day)
-    return create_campaign(
+    created = workflow.create_campaign(
+        _job_settings(settings, job),
         engine,
-        plan,
+        planned,
         name=first,
         other_names=others,
-        settings_snapshot=settings_snapshot(_job_settings(settings, job)),
         content_key=key,
         job=job.name,
     )
+    return created.campaign_id
 
 
 # ---------------------------------------------------------------------------- sending
@@ -473,9 +465,7 @@ def _send_one(
     clock: Clock,
     result: JobReport,
 ) -> None:
-    from campaign.gateway.client import GatewayClient
-    from campaign.gateway.runtime import open_gateway
-    from campaign.sender import SendPolicy, send_campaign
+    from campaign.sender import SendPolicy
 
     def progress(event: Any) -> None:
         if event.kind != "progress":
@@ -483,21 +473,16 @@ def _send_one(
             log.log(level, "campaign %d: %s", campaign_id, event.message)
 
     try:
-        with open_gateway(settings.gateway) as gateway:
-            client = GatewayClient(gateway)
-            try:
-                sent = send_campaign(
-                    engine,
-                    campaign_id,
-                    client,
-                    replace(settings, gateway=gateway),
-                    on_progress=progress,
-                    no_wait=True,
-                    policy=SendPolicy(clock=clock),
-                    max_recipients=budget,
-                )
-            finally:
-                client.close()
+        sent = workflow.send(
+            settings,
+            engine,
+            campaign_id,
+            on_progress=progress,
+            no_wait=True,
+            push_reports=False,
+            policy=SendPolicy(clock=clock),
+            max_recipients=budget,
+        ).report
     except CampaignError as exc:
         log.error("campaign %d: %s", campaign_id, exc)
         result.problems.append(f"campaign {campaign_id}: {exc}")
@@ -589,8 +574,7 @@ def export_targets(engine: Engine, job: JobSettings, folder: Path) -> dict[int, 
     return targets
 
 
-def _export_news(engine: Engine, job: JobSettings, result: JobReport) -> None:
-    from campaign.export import export_campaign
+def _export_news(engine: Engine, settings: Settings, job: JobSettings, result: JobReport) -> None:
     from campaign.store.jobs import mark_exported, needs_export
     from campaign.timeutil import utcnow
 
@@ -601,7 +585,7 @@ def _export_news(engine: Engine, job: JobSettings, result: JobReport) -> None:
         started = utcnow()
         try:
             job.export.mkdir(parents=True, exist_ok=True)
-            export_campaign(engine, campaign_id, target)
+            workflow.export(settings, str(campaign_id), target, engine=engine)
         except (CampaignError, OSError) as exc:
             log.error("campaign %d: export to %s failed: %s", campaign_id, target, exc)
             result.problems.append(f"export of campaign {campaign_id}: {exc}")

@@ -549,16 +549,18 @@ class ExportResult:
         return dict(self.summary.to_json())
 
 
-def export(settings: Settings, ref: str, out: Path, *, lang: str = "en") -> ExportResult:
+def export(
+    settings: Settings, ref: str, out: Path, *, lang: str = "en", engine: Engine | None = None
+) -> ExportResult:
     """Write the result spreadsheet of the campaign `ref` (id or name) to `out`; a wrong
     file extension is refused before the store is opened."""
     from campaign.export import export_campaign, output_format
     from campaign.store.campaigns import get_campaign
 
     output_format(out)
-    with opened(settings, create=False) as engine:
-        record = get_campaign(engine, ref)
-        summary = export_campaign(engine, record.id, out, lang=lang)
+    with opened(settings, engine, create=False) as store:
+        record = get_campaign(store, ref)
+        summary = export_campaign(store, record.id, out, lang=lang)
     return ExportResult(record.id, record.name, summary)
 
 
@@ -656,6 +658,13 @@ def remove_optouts(settings: Settings, mobiles: list[str]) -> OptoutChange:
         with opened(settings) as engine:
             removed = remove(engine, numbers)
     return OptoutChange(removed, len(numbers) - removed, ("removed", "not_listed"))
+
+
+def suppressed(engine: Engine) -> set[str]:
+    """The numbers on the suppression list of an open store."""
+    from campaign.store.suppression import suppressed_set
+
+    return suppressed_set(engine)
 
 
 def optout_numbers(settings: Settings) -> list[str]:
