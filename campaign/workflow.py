@@ -136,7 +136,7 @@ def plan_from_files(
 
 def _suppressed_and_capped(
     settings: Settings, engine_or_url: Engine | str | None
-) -> tuple[set[str], dict[str, int]]:
+) -> tuple[set[str], Mapping[str, int]]:
     compliance = settings.compliance
     limit, hours = compliance.max_per_recipient, compliance.cap_window_hours
     if isinstance(engine_or_url, Engine):
@@ -583,6 +583,47 @@ def import_reports(
             store, paths, suppress_blacklisted=settings.receiver.suppress_blacklisted
         )
     return ImportResult(list(summaries))
+
+
+# --------------------------------------------------------------------------- balance
+
+#: PROTOCOL: QueryBalance at most once every 10 s (else 103); asked once more after that.
+BALANCE_RETRY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class BalanceResult:
+    products: dict[str, int]  # product id -> remaining billed messages
+
+    def to_json(self) -> dict[str, Any]:
+        return {"products": self.products}
+
+
+def balance(settings: Settings, *, notify: Notify | None = None) -> BalanceResult:
+    """The gateway balance per product; GatewayStop (exit 4) when it cannot be had. After
+    a 103 (querying too fast, e.g. just after a send's own balance check) it is asked once
+    more when the protocol's interval has passed (`notify` hears the wait)."""
+    import time
+
+    from campaign.errors import GatewayStop
+    from campaign.gateway.client import GatewayClient
+    from campaign.gateway.protocol import Action, Balances, NotSent, Refused
+    from campaign.gateway.runtime import open_gateway
+
+    gateway = settings.gateway
+    with open_gateway(gateway) as resolved, GatewayClient(resolved) as client:
+        result = client.query_balance()
+        if isinstance(result, Refused) and result.action is Action.RETRY_LATER:
+            (notify or _quiet)(f"{result.reason}; asking again in {BALANCE_RETRY_SECONDS:.0f} s")
+            time.sleep(BALANCE_RETRY_SECONDS)
+            result = client.query_balance()
+    if isinstance(result, Refused):
+        raise GatewayStop(f"the gateway refused the balance query: {result.reason}")
+    if isinstance(result, NotSent):
+        raise GatewayStop(f"cannot reach the gateway at {gateway.url}: {result.reason}")
+    if not isinstance(result, Balances):
+        raise GatewayStop(f"no valid balance from the gateway at {gateway.url}: {result.reason}")
+    return BalanceResult(dict(result.products))
 
 
 # --------------------------------------------------------------------------- opt-outs

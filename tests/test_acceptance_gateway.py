@@ -345,7 +345,7 @@ def test_balance_too_fast_is_asked_again_after_the_interval(tmp_path, monkeypatc
 
     from campaign.cli import app
 
-    monkeypatch.setattr("campaign.cli.gateway.BALANCE_RETRY_SECONDS", 0.4)
+    monkeypatch.setattr("campaign.workflow.BALANCE_RETRY_SECONDS", 0.4)
     env = _env(tmp_path)
     with StrictGateway(account=ACCOUNT, password=PASSWORD) as gw:
         gw.balance_interval = 0.3

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from campaign import workflow
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -18,14 +18,7 @@ from campaign.cli.common import (
     print_json,
     settings_from,
 )
-from campaign.errors import ConfigError, GatewayStop
-from campaign.gateway.protocol import Action, BalanceResult, Balances, NotSent, Refused
-
-if TYPE_CHECKING:
-    from campaign.gateway.client import GatewayClient
-
-#: PROTOCOL: QueryBalance at most once every 10 s (else 103); asked once more after that.
-BALANCE_RETRY_SECONDS = 10.0
+from campaign.errors import ConfigError
 
 
 @app.command("balance")
@@ -41,36 +34,14 @@ def balance(
       campaign balance --config campaign.toml
       campaign balance --gateway simulator --json
     """
-    from campaign.gateway.client import GatewayClient
-    from campaign.gateway.runtime import open_gateway
-
-    settings = settings_from(config, gateway=gateway).gateway
-    with open_gateway(settings) as resolved, GatewayClient(resolved) as client:
-        result = _query_balance(client)
-    if isinstance(result, Refused):
-        raise GatewayStop(f"the gateway refused the balance query: {result.reason}")
-    if isinstance(result, NotSent):
-        raise GatewayStop(f"cannot reach the gateway at {settings.url}: {result.reason}")
-    if not isinstance(result, Balances):
-        raise GatewayStop(f"no valid balance from the gateway at {settings.url}: {result.reason}")
+    result = workflow.balance(settings_from(config, gateway=gateway), notify=info)
     if json_output:
-        print_json({"products": result.products})
+        print_json(result.to_json())
         return
     if not result.products:
         typer.echo("no products on this account")
     for product, amount in result.products.items():
         typer.echo(f"product {product}: {amount}")
-
-
-def _query_balance(client: GatewayClient) -> BalanceResult:
-    """The balance; after a 103 (querying too fast, e.g. just after a send's own balance
-    check) asked once more when the protocol's interval has passed."""
-    result = client.query_balance()
-    if isinstance(result, Refused) and result.action is Action.RETRY_LATER:
-        info(f"{result.reason}; asking again in {BALANCE_RETRY_SECONDS:.0f} s")
-        time.sleep(BALANCE_RETRY_SECONDS)
-        result = client.query_balance()
-    return result
 
 
 SimConfigOption = Annotated[
