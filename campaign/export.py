@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from xlsxwriter.exceptions import XlsxWriterException
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
@@ -54,7 +54,7 @@ from campaign.result_rows import (
     iter_results,
 )
 from campaign.store.campaigns import CampaignRecord, get_campaign
-from campaign.store.schema import recipients
+from campaign.store.results import recipient_count
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
 from campaign.zh import CARRIERS_ZH, OUTCOMES_ZH, RESULT_COLUMNS_ZH
 
@@ -258,7 +258,7 @@ def _write_xlsx(
             "strings_to_formulas": False,
             "strings_to_numbers": False,
             "strings_to_urls": False,
-            "use_zip64": _row_count(engine, campaign.id) > ZIP64_ROWS,
+            "use_zip64": recipient_count(engine, campaign.id) > ZIP64_ROWS,
         },
     )
     try:
@@ -357,12 +357,6 @@ def _column_widths(headers: list[str], sample: pd.DataFrame | None) -> list[int]
 
 def _display_width(text: pd.Series) -> pd.Series:
     return text.str.len() + text.str.count(r"[^\x00-\x7f]")
-
-
-def _row_count(engine: Engine, campaign_id: int) -> int:
-    with engine.connect() as conn:
-        query = select(func.count()).where(recipients.c.campaign_id == campaign_id)
-        return int(conn.execute(query).scalar() or 0)
 
 
 def _chunks(

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from phonenumbers import PhoneNumber
 from phonenumbers.carrier import name_for_valid_number
 
-VALID_MOBILE = r"^1[3-9][0-9]{9}$"
+from campaign.patterns import VALID_MOBILE
 
 CARRIER_LABELS = ("China Mobile", "China Unicom", "China Telecom", "China Broadnet")
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from campaign.phones import VALID_MOBILE
+from campaign.patterns import VALID_MOBILE
 from campaign.store import suppression
 from campaign.store.schema import inbound, inbound_parts
 from campaign.timeutil import utcnow

@@ -78,6 +78,7 @@ __all__ = [
     "iter_result_columns",
     "outcome_breakdown",
     "outcome_counts",
+    "recipient_count",
     "report_status_counts",
     "reports_per_hour",
     "results_select",
@@ -337,6 +338,13 @@ def report_status_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
     )
     with engine.connect() as conn:
         return {status: int(n) for status, n in conn.execute(query)}
+
+
+def recipient_count(engine: Engine, campaign_id: int) -> int:
+    """Input rows of a campaign (every outcome)."""
+    query = select(func.count()).where(recipients.c.campaign_id == campaign_id)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
 
 
 def unmatched_reports(engine: Engine, campaign_id: int | None = None) -> int:
