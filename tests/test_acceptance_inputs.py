@@ -566,8 +566,9 @@ def test_header_row_option(tmp_path):
 
 def test_header_row_zero_or_past_the_end_is_bad_input(tmp_path):
     path = write_csv(tmp_path / "c.csv", "mobile\n13900210021\n")
-    result = cli("plan", path, "--text", "hi", "--header-row", "0")
-    assert result.exit_code in (2, 3) and "Traceback" not in result.output
+    assert "header row must be 1 or more" in bad_input(
+        "plan", path, "--text", "hi", "--header-row", "0"
+    )
     bad_input("plan", path, "--text", "hi", "--header-row", "9")
 
 
@@ -622,7 +623,8 @@ def test_send_messy_workbook_then_export_every_row_once(tmp_path, monkeypatch):
     assert len(body) == 6
     outcome_at = header.index("outcome", 4)
     got = [row[outcome_at] for row in body]
-    assert all(o in ("pending", "delivered") for o in (got[0], got[4], got[5]))
+    # accepted, and no report can arrive: the simulator pushes none without a push_url
+    assert [got[0], got[4], got[5]] == ["pending", "pending", "pending"]
     assert got[1:4] == ["suppressed", "invalid", "duplicate"]
     assert body[0][2] == "x" and body[0][3] == "110101199003071234"
     assert body[1][3] == "=1+1"  # text, not a formula

@@ -123,7 +123,7 @@ def test_store_url_forms(tmp_path):
     assert normalize_store_url("x.db", tmp_path) == f"sqlite:///{tmp_path / 'x.db'}"
     assert normalize_store_url("postgres://a@b/c", tmp_path) == "postgresql+psycopg://a@b/c"
     assert normalize_store_url("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
-    assert isinstance(Settings(), Settings)
+    assert Settings().store_url == "sqlite:///campaign.db"  # SPEC: the default store
 
 
 def test_default_store_is_here_or_beside_config_for_run(tmp_path, monkeypatch):

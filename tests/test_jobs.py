@@ -209,7 +209,7 @@ def test_killed_run_restarts_without_double_sends(tmp_path):
         before = sum(sent_mobiles(sim).values())
         assert 0 < before < 60
         rerun = invoke(config)
-        assert rerun.exit_code in (0, 5), rerun.output
+        assert rerun.exit_code in (0, 5), rerun.output  # which one: checked below
         counts = sent_mobiles(sim)
         assert max(counts.values()) == 1  # nobody twice
         engine = open_store(load_settings(config, store_beside_config=True).store_url)
@@ -219,6 +219,9 @@ def test_killed_run_restarts_without_double_sends(tmp_path):
             engine.dispose()
         # everyone was submitted once, except batches in flight at the kill: unknown
         assert outcomes["pending"] + outcomes["unknown"] == 60
+        # The kill is a race: a batch claimed but not answered when SIGKILL came is `unknown`
+        # (never sent again) and the rerun finishes with 5; killed between two batches, 0.
+        assert rerun.exit_code == (5 if outcomes["unknown"] else 0), rerun.output
         assert len(counts) + 0 >= 60 - outcomes["unknown"]
 
 

@@ -141,7 +141,9 @@ def test_max_batch_chunks_into_equal_requests(tmp_path):
     assert [b.batch_id for b in plan.batches] == ["b000001", "b000002", "b000003"]
     assert [b.seq for b in plan.batches] == [1, 2, 3]
     assert plan.batches[-1] == plan.batches[2]
-    assert isinstance(plan.batches[0], Batch)
+    assert plan.batches[0] == Batch(
+        "b000001", 1, "通知", 1, ("13900000000", "13900000001", "13900000002"), (0, 1, 2)
+    )
     assert [b.rows for b in plan.batches[1:]] == [(3, 4), (5, 6)]
     summary = plan.summary()
     assert (summary["requests"], summary["largest_batch"], summary["smallest_batch"]) == (3, 3, 2)
