@@ -24,7 +24,8 @@ from campaign.receiver_writer import StoreWriter, Work
 from campaign.store import open_store
 from campaign.store.inbound import inbound_messages
 from campaign.store.results import unmatched_reports
-from campaign.store.schema import batches, inbound_parts, recipients, reports, suppression
+from campaign.store.schema import inbound_parts, reports, suppression
+from tests.support.plans import accepted_batch
 
 DLR = {"msgid": "1234567890100", "reportTime": "2611251002", "mobile": "13900210021"}
 
@@ -50,28 +51,6 @@ def refusing(tmp_path_factory) -> Iterator[Receiver]:
 def _rows(engine: sa.Engine, table: sa.Table) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.select(table).order_by(table.c[0]))]
-
-
-def _add_batch(engine: sa.Engine, msgid: str, mobiles: list[str], campaign_id: int = 1) -> None:
-    """What the sender records for an accepted request: the batch and its recipients."""
-    with engine.begin() as conn:
-        conn.execute(
-            batches.insert().values(
-                campaign_id=campaign_id, batch_id=f"b{msgid[-6:]}", seq=1, text="hi",
-                segments=1, size=len(mobiles), mobiles=",".join(mobiles), state="accepted",
-                attempts=1, msgid=msgid, submit_code="0",
-            )
-        )  # fmt: skip
-        start = conn.execute(sa.select(sa.func.count()).select_from(recipients)).scalar_one()
-        conn.execute(
-            recipients.insert(),
-            [
-                {"campaign_id": campaign_id, "row_no": start + i, "source": "c.csv",
-                 "source_row": i + 2, "cells": "[]", "mobile": m, "outcome": "ready",
-                 "batch_id": f"b{msgid[-6:]}"}
-                for i, m in enumerate(mobiles)
-            ],
-        )  # fmt: skip
 
 
 def test_pushed_report_is_stored_then_ok(store_url):
@@ -240,7 +219,7 @@ def test_report_before_its_msgid_is_matched_once_the_batch_is_recorded(store_url
     with Receiver(_settings(store_url)) as rx:
         assert httpx.get(rx.dlr_url, params={**DLR, "status": "DELIVRD"}).status_code == 200
         assert unmatched_reports(rx.engine) == 1  # kept, not yet matched
-        _add_batch(rx.engine, DLR["msgid"], [DLR["mobile"], "13900210022"])
+        accepted_batch(rx.engine, DLR["msgid"], [DLR["mobile"], "13900210022"])
         assert unmatched_reports(rx.engine) == 0
         # a msgid this system never issued is kept and counted unmatched
         other = {**DLR, "msgid": "999", "status": "DELIVRD"}
@@ -259,7 +238,7 @@ def test_reports_pushed_by_the_simulator_after_a_real_send(store_url):
             long_text = "【品牌】" + "长" * 100  # two parts: one report per part
             result = client.send_batch(mobiles, long_text)
         assert isinstance(result, Accepted)
-        _add_batch(rx.engine, result.msgid, mobiles)
+        accepted_batch(rx.engine, result.msgid, mobiles)
         assert sim.wait_reports_pushed(timeout=20)
         assert sim.pusher.given_up == 0
         stored = _rows(rx.engine, reports)
@@ -370,11 +349,19 @@ def test_receiver_with_a_given_engine_leaves_it_open(sqlite_url):
         engine.dispose()
 
 
-def test_overlong_query_is_414_and_too_many_fields_400(refusing):
+def test_overlong_request_line_is_refused_and_too_many_fields_400(refusing):
+    line = f"GET /dlr?report={'1' * 70_000} HTTP/1.1\r\nHost: x\r\n"
     with socket.create_connection((refusing.host, refusing.port), timeout=5) as sock:
-        sock.sendall(f"GET /dlr?report={'1' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(line.encode())  # unfinished: over max_header_bytes (64 KiB) without an end
+        assert sock.recv(100)[:12] == b"HTTP/1.1 431"
+    with socket.create_connection((refusing.host, refusing.port), timeout=5) as sock:
+        sock.sendall(f"{line}\r\n".encode())
         status = sock.recv(100)[:12]
-    assert status in (b"HTTP/1.1 414", b"HTTP/1.1 431", b"HTTP/1.1 400")  # ours, the caps
+    # Whole, the request is refused before the app in one of two ways, both by design: the
+    # HTTP parser answers 400 when the request arrives in one read (a request line over 64 KiB
+    # is invalid to it), the header cap 431 when a read leaves it unfinished past 64 KiB; which
+    # one depends on how the kernel hands over the bytes.
+    assert status in (b"HTTP/1.1 400", b"HTTP/1.1 431")
     many = "&".join(f"f{i}=1" for i in range(100))
     assert httpx.get(f"{refusing.dlr_url}?{many}").status_code == 400
     assert _rows(refusing.engine, reports) == []

@@ -14,7 +14,8 @@ from campaign.report_times import parse_report_times as parse_many
 from campaign.store import open_store
 from campaign.store.inbound import InboundPart, inbound_messages, store_inbound
 from campaign.store.reports import count_reports, count_unmatched, insert_reports
-from campaign.store.schema import batches, inbound_parts, recipients, suppression
+from campaign.store.schema import inbound_parts, suppression
+from tests.support.plans import accepted_batch
 
 CANONICAL = "2026-11-25T10:02:00+08:00"
 
@@ -107,21 +108,7 @@ def test_insert_reports_counts_new_and_ignores_exact_repeats(store_url):
 def test_unmatched_counts_by_msgid_and_mobile(store_url):
     engine = open_store(store_url)
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                batches.insert().values(
-                    campaign_id=1, batch_id="b000001", seq=1, text="t", segments=1, size=2,
-                    mobiles="13900210021,13900210022", state="accepted", attempts=1, msgid="77",
-                )
-            )  # fmt: skip
-            conn.execute(
-                recipients.insert(),
-                [
-                    {"campaign_id": 1, "row_no": i, "source": "c.csv", "source_row": i + 2,
-                     "cells": "[]", "mobile": m, "outcome": "ready", "batch_id": "b000001"}
-                    for i, m in enumerate(["13900210021", "13900210022"])
-                ],
-            )  # fmt: skip
+        accepted_batch(engine, "77", ["13900210021", "13900210022"])
         msgids = pd.Series(["77", "77", "77", "78"])
         mobiles = pd.Series(["13900210021", "13900210022", "13900210099", "13900210021"])
         with engine.connect() as conn:

@@ -17,7 +17,8 @@ from campaign.config import Settings
 from campaign.receiver import Receiver
 from campaign.reports import import_report_files
 from campaign.store import open_store
-from campaign.store.schema import batches, recipients, reports, suppression
+from campaign.store.schema import reports, suppression
+from tests.support.plans import accepted_batch
 
 runner = CliRunner()
 LONG_MSGID = "202611251002123456789"  # would lose digits as a float
@@ -184,22 +185,7 @@ def test_an_imported_report_that_was_pushed_is_repeated(tmp_path, sqlite_url):
 def test_unmatched_counts_against_recorded_batches(tmp_path, store_url):
     engine = open_store(store_url)
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                batches.insert().values(
-                    campaign_id=1, batch_id="b000001", seq=1, text="t", segments=1, size=2,
-                    mobiles="13900210021,13900210022", state="accepted", attempts=1,
-                    msgid=LONG_MSGID,
-                )
-            )  # fmt: skip
-            conn.execute(
-                recipients.insert(),
-                [
-                    {"campaign_id": 1, "row_no": i, "source": "c.csv", "source_row": i + 2,
-                     "cells": "[]", "mobile": m, "outcome": "ready", "batch_id": "b000001"}
-                    for i, m in enumerate(["13900210021", "13900210022"])
-                ],
-            )  # fmt: skip
+        accepted_batch(engine, LONG_MSGID, ["13900210021", "13900210022"])
         summaries = import_report_files(engine, [_csv(tmp_path)])
     finally:
         engine.dispose()

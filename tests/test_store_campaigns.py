@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from campaign.config import Settings, load_settings
+from campaign.contacts import read_contacts
 from campaign.errors import NotFoundError
+from campaign.plan import Plan, PlanOptions, make_plan
 from campaign.store import open_store
 from campaign.store.batches import (
     BatchResult,
@@ -41,92 +42,19 @@ from campaign.store.workers import (
     unregister_worker,
 )
 
-# ---------------------------------------------------------------- a small plan, without files
+# ---------------------------------------------------------------- a small plan, the real one
 
 
-@dataclass(frozen=True)
-class FakeFile:
-    source: str
-    rows: int
-    blank_rows: int = 0
-    mobile_column: str = "mobile"
-    path: str = "list.csv"
-
-
-@dataclass(frozen=True)
-class FakeContacts:
-    frame: pd.DataFrame
-    columns: list[str]
-    files: list[FakeFile]
-
-
-@dataclass(frozen=True)
-class FakeBatch:
-    batch_id: str
-    seq: int
-    text: str
-    segments: int
-    mobiles: tuple[str, ...]
-    rows: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class FakePlan:
-    contacts: FakeContacts
-    rows: pd.DataFrame
-    batches: list[FakeBatch]
-    template: str = "{name}, hello"
-    options: Any = field(default=None)
-    fingerprint: str | None = None
-
-
-def fake_plan(n: int = 10, per_batch: int = 3, *, segments: int = 1) -> FakePlan:
-    """n rows: row 1 invalid, the others ready, `per_batch` mobiles a batch."""
-    mobiles = [f"139{i:08d}" for i in range(n)]
-    frame = pd.DataFrame(
-        {
-            "name": [f"名{i}" for i in range(n)],
-            "mobile": mobiles,
-            "_source": ["list.csv"] * n,
-            "_source_row": list(range(2, n + 2)),
-            "_mobile_raw": mobiles,
-        }
-    )
-    outcome = ["ready"] * n
-    outcome[1] = "invalid"
-    ready = [i for i in range(n) if outcome[i] == "ready"]
-    batch_of = [""] * n
-    plan_batches = []
-    for k in range(0, len(ready), per_batch):
-        rows = ready[k : k + per_batch]
-        bid = f"b{len(plan_batches) + 1:06d}"
-        for r in rows:
-            batch_of[r] = bid
-        plan_batches.append(
-            FakeBatch(
-                bid,
-                len(plan_batches) + 1,
-                "hello",
-                segments,
-                tuple(mobiles[r] for r in rows),
-                tuple(rows),
-            )
-        )
-    rows = pd.DataFrame(
-        {
-            "normalized_mobile": [
-                m if o == "ready" else "" for m, o in zip(mobiles, outcome, strict=True)
-            ],
-            "carrier": ["China Mobile"] * n,
-            "outcome": outcome,
-            "reason": ["" if o == "ready" else "bad number" for o in outcome],
-            "message": ["hello" if o == "ready" else "" for o in outcome],
-            "segments": [segments if o == "ready" else 0 for o in outcome],
-            "batch_id": batch_of,
-        }
-    )
-    contacts = FakeContacts(frame, ["name", "mobile"], [FakeFile("list.csv", n)])
-    return FakePlan(contacts, rows, plan_batches)
+def small_plan(n: int = 10, per_batch: int = 3) -> Plan:
+    """`make_plan` on an n-row list.csv: row 1 invalid, the others ready, `per_batch` mobiles a
+    batch (one text, so the batches are the ready rows in order)."""
+    lines = ["name,mobile"]
+    lines += [f"名{i},{'12345' if i == 1 else f'139{i:08d}'}" for i in range(n)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "list.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        contacts = read_contacts([path])
+    return make_plan(contacts, "hello", PlanOptions(max_batch=per_batch))
 
 
 @pytest.fixture
@@ -138,7 +66,7 @@ def engine(store_url):
 
 def _new(engine, plan=None, name="spring") -> int:
     return create_campaign(
-        engine, plan or fake_plan(), name=name, settings_snapshot={"gateway": {"rate": 5}}
+        engine, plan or small_plan(), name=name, settings_snapshot={"gateway": {"rate": 5}}
     )
 
 
@@ -146,7 +74,7 @@ def _new(engine, plan=None, name="spring") -> int:
 
 
 def test_create_campaign_stores_rows_and_batches(engine):
-    plan = fake_plan(10, 3)
+    plan = small_plan(10, 3)
     cid = _new(engine, plan)
     record = get_campaign(engine, str(cid))
     assert (record.name, record.state, record.columns) == ("spring", "planned", ["name", "mobile"])
@@ -201,7 +129,8 @@ def test_snapshot_and_default_name():
     assert "password" not in snapshot["gateway"] and snapshot["gateway"]["account"] == "acc"
     moment = datetime(2026, 1, 31, 1, 5, tzinfo=UTC)  # 09:05 in China
     assert default_campaign_name(["in/vip list.xlsx"], moment) == "vip list 2026-01-31 09:05"
-    assert isinstance(Settings(), Settings)
+    defaults = settings_snapshot(Settings())
+    assert defaults["gateway"]["account"] == "" and "password" not in defaults["gateway"]
 
 
 # ---------------------------------------------------------------- claims and results
@@ -246,7 +175,7 @@ def test_claim_is_compare_and_set(engine):
 
 def test_concurrent_claims_never_overlap(store_url):
     setup = open_store(store_url)
-    cid = _new(setup, fake_plan(121, 1))  # 120 single-mobile batches
+    cid = _new(setup, small_plan(121, 1))  # 120 single-mobile batches
     setup.dispose()
     got: dict[str, list[str]] = {}
 
@@ -333,7 +262,7 @@ def test_million_rows_chunking_small_sample(engine):
     old = module.CHUNK_ROWS
     module.CHUNK_ROWS = 4
     try:
-        cid = _new(engine, fake_plan(11, 2))
+        cid = _new(engine, small_plan(11, 2))
     finally:
         module.CHUNK_ROWS = old
     with engine.connect() as conn:
