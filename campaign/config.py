@@ -234,7 +234,7 @@ def load_settings(
         "account": env.get(ENV_ACCOUNT),
         "password": env.get(ENV_PASSWORD),
     }
-    gw_changes = {k: v for k, v in gw_env.items() if v}
+    gw_changes: dict[str, Any] = {k: v for k, v in gw_env.items() if v}  # field -> value
     if gateway:
         gw_changes["url"] = gateway
     if "url" in gw_changes:

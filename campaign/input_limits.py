@@ -25,7 +25,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -249,7 +249,7 @@ def _compressed(data: bytes, info: zipfile.ZipInfo, where: str) -> memoryview:
     return memoryview(data)[begin : begin + info.compress_size]
 
 
-def _chunks(raw: memoryview, method: int):  # -> Iterator[bytes]
+def _chunks(raw: memoryview, method: int) -> Iterator[bytes]:
     if method == zipfile.ZIP_STORED:
         for start in range(0, len(raw), _OUT_CHUNK):
             yield bytes(raw[start : start + _OUT_CHUNK])

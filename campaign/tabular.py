@@ -195,8 +195,9 @@ def _sheet_grid(
         sheet = workbook.get_sheet_by_name(name)
     except Exception as exc:
         raise ContactsError(f"cannot read sheet '{name}' of {shown}: {exc}") from None
-    if sheet.height:  # to_python fills the grid from A1 to the last cell: bound it first
-        rows_to, columns_to = sheet.end
+    end = sheet.end  # None for an empty sheet only
+    if sheet.height and end is not None:  # to_python fills the grid from A1: bound it first
+        rows_to, columns_to = end
         input_limits.check_grid_size(rows_to + 1, columns_to + 1, where, limits)
     try:
         rows = sheet.to_python(skip_empty_area=False)
@@ -208,7 +209,7 @@ def _sheet_grid(
 
 
 def _fill_merged_down(
-    rows: list[list[object]], merged: list[tuple[tuple[int, int], tuple[int, int]]]
+    rows: Sequence[list[T]], merged: list[tuple[tuple[int, int], tuple[int, int]]]
 ) -> None:
     """A cell merged down one column (a store's name beside each of its customers) holds its
     value on every row it spans, as the sheet shows it. Merges across columns (a title over
@@ -222,7 +223,7 @@ def _fill_merged_down(
                 row[left] = value  # a row that is otherwise blank stays blank
 
 
-def _text_columns(rows: list[list[object]]) -> list[pa.Array]:
+def _text_columns(rows: Sequence[Sequence[object]]) -> list[pa.Array]:
     """Calamine's rows (all of one width) as text columns: transposed in C by numpy; a column
     of strings goes to Arrow as is, only columns holding numbers/dates take the cell path."""
     if not rows:
@@ -305,14 +306,14 @@ def _csv_grid(file: Path, shown: str, data: bytes, limits: LimitSettings) -> Gri
         _refuse_open_quote(shown, columns, body, delimiter)
         return Grid(file.name, shown, _as_shown(columns))
     text, encoding = _decode(shown, body)
-    columns = None
+    recoded: list[pa.Array] | None = None
     if encoding != "utf-8":
         with contextlib.suppress(pa.ArrowInvalid):
-            columns = _csv_columns_fast(text.encode("utf-8"), delimiter, limits)
-            _refuse_open_quote(shown, columns, text, delimiter)
-    if columns is None:
-        columns = _csv_columns_careful(shown, text, delimiter, limits)
-    return Grid(file.name, shown, _as_shown(columns))
+            recoded = _csv_columns_fast(text.encode("utf-8"), delimiter, limits)
+            _refuse_open_quote(shown, recoded, text, delimiter)
+    if recoded is None:
+        recoded = _csv_columns_careful(shown, text, delimiter, limits)
+    return Grid(file.name, shown, _as_shown(recoded))
 
 
 def _check_first_line(body: bytes, shown: str, delimiter: str, limits: LimitSettings) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TypeVar
 from urllib.parse import urlencode
 
@@ -61,7 +62,7 @@ CONNECT_TIMEOUT = 5.0
 POOL_SIZE = 32
 SEND_PATH = "HttpBatchSendSM"
 BALANCE_PATH = "QueryBalance"
-_R = TypeVar("_R", Accepted, Refused, Ambiguous, NotSent, Balances)
+_R = TypeVar("_R", bound=Accepted | Refused | Ambiguous | NotSent | Balances)
 _NOT_SENT_ERRORS = (
     requests.exceptions.MissingSchema,
     requests.exceptions.InvalidSchema,
@@ -106,7 +107,10 @@ class GatewayClient:
         base = settings.url.rstrip("/")
         self._send_url = f"{base}/{SEND_PATH}"
         self._balance_url = f"{base}/{BALANCE_PATH}"
-        self._timeout = (CONNECT_TIMEOUT, settings.timeout or None)
+        # (connect, read) seconds; no read timeout when settings.timeout is 0
+        self._timeout: tuple[float, float] | tuple[float, None] = (
+            (CONNECT_TIMEOUT, settings.timeout) if settings.timeout else (CONNECT_TIMEOUT, None)
+        )
         self._needstatus = "true" if settings.needstatus else "false"
 
     def __repr__(self) -> str:
@@ -186,7 +190,9 @@ class GatewayClient:
             request,
             stream=False,
             timeout=self._timeout,
-            verify=self._session.verify,
+            # types-requests: Session.verify may be None, the adapter takes bool | str;
+            # passed on as it is (requests' own Session.send does the same)
+            verify=self._session.verify,  # type: ignore[arg-type]
             cert=self._session.cert,
             proxies=self._proxies,
         )
@@ -194,7 +200,7 @@ class GatewayClient:
     def _scrub(self, result: _R) -> _R:
         """The result with the password (any form, any piece) out of its reason text."""
         if isinstance(result, Ambiguous | NotSent):
-            return type(result)(self._redact(result.reason))  # type: ignore[return-value]
+            return replace(result, reason=self._redact(result.reason))
         return result
 
 
