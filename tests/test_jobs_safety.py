@@ -102,8 +102,10 @@ def test_campaign_not_started_by_not_after_of_its_day_is_left_unsent(tmp_path, s
         try:
             assert outcome_counts(engine, campaign_id)["unsent"] == 5
             record = get_campaign(engine, str(campaign_id))
-            assert record.state == "finished"
-            assert "not started by not_after 20:00" in (record.stop_reason or "")
+            assert (record.state, record.stop_reason) == (
+                "finished",
+                "not started by not_after 20:00 China time; left unsent",
+            )
         finally:
             engine.dispose()
 
