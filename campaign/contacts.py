@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from campaign.input_limits import (
     control_char_name,
     may_hold_control_chars,
 )
+from campaign.patterns import header_key
 from campaign.phones import normalize_mobiles
 from campaign.tabular import DEFAULT_LIMITS, Grid, read_grids
 
@@ -332,7 +332,7 @@ def _to_series(column: pa.Array) -> pd.Series:
 
 def _header_key(name: str) -> str:
     """Headers compared without case, width, spaces, punctuation: "Mobile-Phone" ~ "mobilephone"."""
-    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", name).lower())
+    return re.sub(r"[\W_]+", "", header_key(name))
 
 
 _EXACT = {_header_key(name): rank for rank, name in enumerate(MOBILE_HEADERS)}

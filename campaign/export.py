@@ -46,6 +46,7 @@ from campaign.export_summary import (
     sheet_name,
     write_summary_sheets,
 )
+from campaign.patterns import FORMULA_PREFIXES, neutralise_formula
 from campaign.result_rows import (
     DEFAULT_CHUNK_ROWS,
     LANGS,
@@ -63,7 +64,6 @@ MAX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header row
 RESULTS_SHEET = "results"
 ZIP64_ROWS = 2_000_000  # beyond this many rows the workbook may pass 4 GB before compression
 NUMERIC_RESULT_COLUMNS = ("source_row", "segments")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_BYTES = pa.array([p.encode() for p in FORMULA_PREFIXES], pa.binary())  # all ASCII
 WIDTH_SAMPLE_ROWS = 2_000
 #: result columns whose values are words of the tool, translated for `--lang zh`
@@ -168,7 +168,7 @@ def _write_csv(
     """Arrow's CSV writer: strings quoted, numbers not, UTF-8 with a BOM for Excel."""
     tally = ResultTally(len(campaign.columns))
     numeric = _numeric_positions(campaign.columns)
-    names = [_neutral(name) for name in (*campaign.columns, *result_headers(lang))]
+    names = [neutralise_formula(name) for name in (*campaign.columns, *result_headers(lang))]
     schema = pa.schema(
         [pa.field(n, pa.int64() if i in numeric else pa.string()) for i, n in enumerate(names)]
     )
@@ -228,10 +228,6 @@ def neutralise_formulas(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunk
     if not pc.any(risky).as_py():
         return text
     return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
-
-
-def _neutral(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def _numeric_positions(columns: list[str]) -> set[int]:

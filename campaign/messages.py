@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from campaign.config import LimitSettings
 from campaign.errors import ConfigError, TemplateError
 from campaign.input_limits import control_char_name, first_control_char
+from campaign.patterns import header_key
 
 MAX_LENGTH = 536  # UTF-16 code units one request may carry (8 parts of 67)
 SINGLE_LENGTH = 70  # a text up to this long is one part
@@ -85,12 +86,12 @@ class Template:
         available = set(columns)
         loose: dict[str, list[str]] = {}
         for column in columns:
-            loose.setdefault(_column_key(column), []).append(column)
+            loose.setdefault(header_key(column), []).append(column)
 
         def resolve(part: str | Placeholder) -> str | Placeholder:
             if isinstance(part, str) or part.column in available:
                 return part
-            matches = loose.get(_column_key(part.column), [])
+            matches = loose.get(header_key(part.column), [])
             return replace(part, column=matches[0]) if len(matches) == 1 else part
 
         return Template(self.source, tuple(resolve(part) for part in self.parts))
@@ -345,10 +346,6 @@ def _closing(text: str, start: int) -> int:
             "(write '{{' for a literal brace)"
         )
     return end
-
-
-def _column_key(name: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name).casefold())
 
 
 def _placeholder(inner: str, position: int) -> Placeholder:

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from campaign.export import FORMULA_PREFIXES, atomic_output, output_format
+from campaign.export import atomic_output, output_format
+from campaign.patterns import neutralise_formula
 from campaign.store.suppression import ENTRY_FIELDS
 from campaign.timeutil import CHINA
 
@@ -57,7 +58,7 @@ def _text(value: object) -> str | None:
 def write_optouts(entries: Iterable[Mapping[str, object]], out: Path) -> int:
     """Write `entries` to `out` (.xlsx or .csv); return the rows written."""
     kind = output_format(out)
-    rows = [[_neutral(cell) for cell in entry_cells(entry)] for entry in entries]
+    rows = [[neutralise_formula(cell) for cell in entry_cells(entry)] for entry in entries]
     with atomic_output(out) as partial:
         if kind == "csv":
             _write_csv(rows, partial)
@@ -91,11 +92,6 @@ def _write_xlsx(rows: Sequence[list[str]], path: Path) -> None:
         sheet.freeze_panes(1, 0)
     finally:
         workbook.close()
-
-
-def _neutral(text: str) -> str:
-    """Text starting like a formula gets a leading `'` (OWASP's advice on CSV injection)."""
-    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
 
 
 __all__ = ["china_time", "entry_cells", "entry_json", "write_optouts"]

@@ -8,7 +8,6 @@ a formula or a number. Past Excel's row limit the rows continue on `plan_2`, `pl
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from xlsxwriter.workbook import Workbook
 from campaign.errors import InputError
 from campaign.export import ZIP64_ROWS, atomic_output
 from campaign.outcomes import RESULT_COLUMNS
+from campaign.patterns import FORMULA_PREFIXES, neutralise_formula
 from campaign.plan import Plan
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
 
@@ -27,7 +27,6 @@ MAX_SHEET_ROWS = 1_048_575  # Excel's row limit, less the header row
 CHUNK_ROWS = 50_000
 NUMERIC_COLUMNS = ("source_row", "segments")
 SEND_COLUMNS = ("msgid", "submit_code", "dlr_status", "dlr_description", "report_time")
-FORMULA_START = r"^[=+\-@\t\r]"  # a spreadsheet would take such a CSV cell for a formula
 
 
 def preview_frame(plan: Plan) -> pd.DataFrame:
@@ -81,15 +80,12 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     for pos in range(frame.shape[1]):
         column = frame.iloc[:, pos]
         if pd.api.types.is_string_dtype(column.dtype):
-            risky = column.str.match(FORMULA_START).fillna(False).to_numpy(dtype=bool)
+            risky = column.str.startswith(FORMULA_PREFIXES, na=False).to_numpy(dtype=bool)
             if risky.any():
                 column = column.where(~risky, "'" + column)
         columns[pos] = column
     safe = pd.DataFrame(columns, index=frame.index)
-    safe.columns = [
-        "'" + str(name) if re.match(FORMULA_START, str(name)) else str(name)
-        for name in frame.columns
-    ]
+    safe.columns = [neutralise_formula(str(name)) for name in frame.columns]
     return safe
 
 

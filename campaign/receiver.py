@@ -46,7 +46,7 @@ from campaign.push_params import (
     parse_reports,
 )
 from campaign.receiver_limits import ConnectionLimits, guarded_protocol
-from campaign.receiver_writer import StoreWriter, Work, first_line
+from campaign.receiver_writer import StoreWriter, Work, error_line
 from campaign.reports import suppress_blacklisted
 from campaign.store import open_store
 
@@ -127,7 +127,7 @@ class ReceiverApp:
             await _answer(send, exc.status, exc.reason)
             return
         except Exception as exc:  # a bug: one line without the parameters, and a 500
-            log.error("%s push failed: %s", path, first_line(exc))
+            log.error("%s push failed: %s", path, error_line(exc))
             await _answer(send, 500, "internal error, nothing stored")
             return
         await self._store_and_answer(work, send)
@@ -169,7 +169,7 @@ class ReceiverApp:
         try:
             await work.future  # the writer always settles it: committed, or an error
         except Exception as exc:
-            log.warning("push not stored: %s", first_line(exc))
+            log.warning("push not stored: %s", error_line(exc))
             await _answer(send, 503, "not stored, try again")
             return
         await _answer(send, 200, "OK")

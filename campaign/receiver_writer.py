@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from campaign.config import Settings
 from campaign.optout_keywords import OptoutMatcher
+from campaign.patterns import first_line
 from campaign.push_params import mask_mobile
 from campaign.reports import suppress_blacklisted
 from campaign.store.engine import is_sqlite, write
@@ -112,7 +113,7 @@ class StoreWriter:
         except Exception as exc:
             self._drop_connection()
             if len(group) == 1 or _store_wide(exc):
-                log.error("could not store %d push(es): %s", len(group), first_line(exc))
+                log.error("could not store %d push(es): %s", len(group), error_line(exc))
                 _settle(group, exc)
                 return
             for work in group:  # one bad push must not sink the others
@@ -176,7 +177,7 @@ class _Checkpointer:
                 try:
                     raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
                 except Exception as exc:
-                    log.warning("WAL checkpoint failed: %s", first_line(exc))
+                    log.warning("WAL checkpoint failed: %s", error_line(exc))
         finally:
             raw.close()
 
@@ -215,6 +216,6 @@ def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -
             future.set_exception(error)
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+def error_line(exc: BaseException) -> str:
+    """An error for a log line: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -15,7 +15,6 @@ input (exit 3), refused by `campaign.tabular` before it is read whole.
 from __future__ import annotations
 
 import functools
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 from campaign.config import LimitSettings
 from campaign.errors import ContactsError, InputError
 from campaign.input_limits import CONTROL_CHARS_RE2
+from campaign.patterns import header_key
 from campaign.phones import VALID_MOBILE, normalize_mobiles
 from campaign.report_times import parse_report_times_arrow
 from campaign.tabular import DEFAULT_LIMITS, Grid, read_grids
@@ -79,14 +79,12 @@ def read_report_file(path: Path | str, limits: LimitSettings = DEFAULT_LIMITS) -
     return ReportFile(file.name, pd.concat(valid, ignore_index=True), pd.concat(malformed))
 
 
-def _key(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).strip().casefold().replace(" ", "")
-
-
-_FIELD_BY_KEY = {_key(alias): field for field, aliases in HEADER_NAMES.items() for alias in aliases}
+_FIELD_BY_KEY = {
+    header_key(alias): field for field, aliases in HEADER_NAMES.items() for alias in aliases
+}
 #: Headers that give way to a specific one in the same file: a platform's export may have a
 #: submit 时间 beside the 状态报告时间, or a 状态 in words (成功/失败) beside the 状态码.
-GENERIC_HEADERS = frozenset({_key("时间"), _key("状态")})
+GENERIC_HEADERS = frozenset({header_key("时间"), header_key("状态")})
 
 
 def _fields(cells: list[str]) -> dict[str, int]:
@@ -94,7 +92,7 @@ def _fields(cells: list[str]) -> dict[str, int]:
     specific header before a generic one."""
     found: dict[str, tuple[bool, int]] = {}
     for index, cell in enumerate(cells):
-        key = _key(cell)
+        key = header_key(cell)
         field = _FIELD_BY_KEY.get(key)
         if field and (field not in found or (found[field][0] and key not in GENERIC_HEADERS)):
             found[field] = (key in GENERIC_HEADERS, index)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from campaign.errors import StoreError
+from campaign.patterns import first_line
 from campaign.store.schema import SCHEMA_VERSION, campaigns, meta, metadata
 
 P = ParamSpec("P")
@@ -186,13 +187,6 @@ def _check_and_upgrade(conn: Connection, version: int) -> None:
         version += 1
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version)))
     metadata.create_all(conn)  # tables added without changes to existing ones
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of a store error (the driver's message), for one-line reports."""
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def store_failures_raise(doing: str, hint: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
