@@ -14,8 +14,8 @@ from campaign.store import open_store
 from campaign.store.campaigns import create_campaign
 from campaign.store.schema import SCHEMA_VERSION, campaigns, meta
 from campaign.timeutil import china_now
+from tests.support.plans import small_plan
 from tests.support.simulator import running_simulator
-from tests.test_store_campaigns import fake_plan
 
 runner = CliRunner()
 
@@ -33,7 +33,9 @@ def _env(sim) -> dict[str, str]:
 def _stored_campaign(url: str, n: int = 31, per_batch: int = 3) -> int:
     engine = open_store(url)
     try:
-        return create_campaign(engine, fake_plan(n, per_batch), name="spring", settings_snapshot={})
+        return create_campaign(
+            engine, small_plan(n, per_batch), name="spring", settings_snapshot={}
+        )
     finally:
         engine.dispose()
 

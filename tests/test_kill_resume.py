@@ -24,8 +24,8 @@ from campaign.cli import app
 from campaign.sender import DEFAULT_CONCURRENCY
 from campaign.store import open_store
 from campaign.store.schema import batches
+from tests.support.plans import small_plan
 from tests.support.simulator import running_simulator
-from tests.test_store_campaigns import fake_plan
 
 REQUESTS = 100
 KILL_AFTER = 25
@@ -43,7 +43,7 @@ def _stored_campaign(url: str) -> int:
 
     engine = open_store(url)
     try:
-        plan = fake_plan(REQUESTS * 2 + 1, 2)  # 200 recipients, 2 a request
+        plan = small_plan(REQUESTS * 2 + 1, 2)  # 200 recipients, 2 a request
         return create_campaign(engine, plan, name="kill me", settings_snapshot={})
     finally:
         engine.dispose()

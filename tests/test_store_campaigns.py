@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from campaign.config import Settings, load_settings
-from campaign.contacts import read_contacts
 from campaign.errors import NotFoundError
-from campaign.plan import Plan, PlanOptions, make_plan
 from campaign.store import open_store
 from campaign.store.batches import (
     BatchResult,
@@ -41,20 +37,10 @@ from campaign.store.workers import (
     register_worker,
     unregister_worker,
 )
+from tests.support.plans import small_plan
 
-# ---------------------------------------------------------------- a small plan, the real one
-
-
-def small_plan(n: int = 10, per_batch: int = 3) -> Plan:
-    """`make_plan` on an n-row list.csv: row 1 invalid, the others ready, `per_batch` mobiles a
-    batch (one text, so the batches are the ready rows in order)."""
-    lines = ["name,mobile"]
-    lines += [f"名{i},{'12345' if i == 1 else f'139{i:08d}'}" for i in range(n)]
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "list.csv"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        contacts = read_contacts([path])
-    return make_plan(contacts, "hello", PlanOptions(max_batch=per_batch))
+# The old name of `small_plan` (a hand-made stand-in then), still imported by test_sender.py.
+fake_plan = small_plan
 
 
 @pytest.fixture

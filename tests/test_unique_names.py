@@ -21,10 +21,10 @@ from campaign.jobs import campaign_names, export_name, glob_root, run_jobs
 from campaign.store import open_store
 from campaign.store.campaigns import create_campaign, get_campaign, usable_name
 from campaign.store.schema import SCHEMA_VERSION, campaigns, meta
+from tests.support.plans import small_plan
 from tests.support.simulator import running_simulator
 from tests.test_jobs import write_config, write_contacts
 from tests.test_jobs_safety import DAY1, DAY2, DAY3, at, settings_for
-from tests.test_store_campaigns import fake_plan
 
 runner = CliRunner()
 
@@ -232,8 +232,8 @@ def test_usable_name():
 def test_ids_win_over_an_all_digit_name_of_an_old_store(store_url):
     engine = open_store(store_url)
     try:
-        one = create_campaign(engine, fake_plan(), name="first", settings_snapshot={})
-        two = create_campaign(engine, fake_plan(), name="second", settings_snapshot={})
+        one = create_campaign(engine, small_plan(), name="first", settings_snapshot={})
+        two = create_campaign(engine, small_plan(), name="second", settings_snapshot={})
         with engine.begin() as conn:  # written before all-digit names were refused
             conn.execute(sa.update(campaigns).where(campaigns.c.id == two).values(name=str(one)))
             conn.execute(sa.update(campaigns).where(campaigns.c.id == one).values(name="77"))
@@ -252,10 +252,10 @@ def test_create_campaign_never_reuses_a_name(store_url):
     engine = open_store(store_url)
     try:
         ids = [
-            create_campaign(engine, fake_plan(), name="x", settings_snapshot={}) for _ in range(3)
+            create_campaign(engine, small_plan(), name="x", settings_snapshot={}) for _ in range(3)
         ]
         other = create_campaign(
-            engine, fake_plan(), name="x", other_names=["x y", "x z"], settings_snapshot={}
+            engine, small_plan(), name="x", other_names=["x y", "x z"], settings_snapshot={}
         )
         names = names_by_id(store_url)
         assert [names[i] for i in ids] == ["x", "x (2)", "x (3)"]
@@ -272,7 +272,7 @@ def test_concurrent_creators_get_different_names(store_url):
 
     def create() -> None:
         try:
-            create_campaign(engine, fake_plan(), name="same", settings_snapshot={})
+            create_campaign(engine, small_plan(), name="same", settings_snapshot={})
         except BaseException as exc:
             errors.append(exc)
 
@@ -295,7 +295,7 @@ def _make_schema_2_store(url: str) -> dict[str, int]:
     engine = open_store(url)
     try:
         ids = {
-            name: create_campaign(engine, fake_plan(), name=name, settings_snapshot={})
+            name: create_campaign(engine, small_plan(), name=name, settings_snapshot={})
             for name in ("x", "x-later", "y", "z")
         }
         with engine.begin() as conn:
@@ -339,9 +339,9 @@ def test_schema_2_store_with_shared_names_is_upgraded(store_url, tmp_path):
 def test_the_upgrade_never_renames_onto_a_taken_name(sqlite_url):
     engine = open_store(sqlite_url)
     try:
-        a = create_campaign(engine, fake_plan(), name="a", settings_snapshot={})
-        b = create_campaign(engine, fake_plan(), name=f"a (#{a + 2})", settings_snapshot={})
-        c = create_campaign(engine, fake_plan(), name="c", settings_snapshot={})
+        a = create_campaign(engine, small_plan(), name="a", settings_snapshot={})
+        b = create_campaign(engine, small_plan(), name=f"a (#{a + 2})", settings_snapshot={})
+        c = create_campaign(engine, small_plan(), name="c", settings_snapshot={})
         assert (b, c) == (a + 1, a + 2)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX ix_campaigns_name")
@@ -359,7 +359,7 @@ def test_a_name_several_campaigns_have_is_exit_3_listing_ids(store_url, tmp_path
     no upgrade runs): a name lookup never picks one of them."""
     engine = open_store(store_url)
     try:
-        ids = [create_campaign(engine, fake_plan(), name=n, settings_snapshot={}) for n in "xyx"]
+        ids = [create_campaign(engine, small_plan(), name=n, settings_snapshot={}) for n in "xyx"]
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX ix_campaigns_name")
             conn.execute(sa.update(campaigns).where(campaigns.c.id == ids[2]).values(name="x"))

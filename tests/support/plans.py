@@ -26,6 +26,18 @@ def plan_of(mobiles: Sequence[str], text: str = "hi", max_batch: int | None = No
     return make_plan(contacts, text, PlanOptions(max_batch=max_batch or max(1, len(mobiles))))
 
 
+def small_plan(n: int = 10, per_batch: int = 3) -> Plan:
+    """`make_plan` on an n-row list.csv (name, mobile): row 1 invalid, the others ready,
+    `per_batch` mobiles a batch (one text, "hello": the batches are the ready rows in order)."""
+    lines = ["name,mobile"]
+    lines += [f"名{i},{'12345' if i == 1 else f'139{i:08d}'}" for i in range(n)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "list.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        contacts = read_contacts([path])
+    return make_plan(contacts, "hello", PlanOptions(max_batch=per_batch))
+
+
 def accepted_batch(engine: Engine, msgid: str, mobiles: Sequence[str]) -> int:
     """What a send leaves after the gateway accepted one request for these mobiles with this
     msgid: a campaign whose one batch is `accepted`. Returns the campaign id."""
