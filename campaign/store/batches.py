@@ -20,11 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
+from campaign.outcomes import BATCH_STATES, BatchState
 from campaign.store.engine import write
 from campaign.store.schema import batches
 from campaign.timeutil import utcnow
-
-BATCH_STATES = ("pending", "sending", "accepted", "rejected", "unknown")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def _claim(
             batches.c.mobiles,
             batches.c.attempts,
         )
-        .where(batches.c.campaign_id == campaign_id, batches.c.state == "pending")
+        .where(batches.c.campaign_id == campaign_id, batches.c.state == BatchState.PENDING)
         .order_by(batches.c.seq)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -122,10 +121,11 @@ def _claim(
             .where(
                 batches.c.campaign_id == campaign_id,
                 batches.c.batch_id.in_([row.batch_id for row in candidates]),
-                batches.c.state == "pending",  # compare-and-set: only what is still pending
+                batches.c.state
+                == BatchState.PENDING,  # compare-and-set: only what is still pending
             )
             .values(
-                state="sending",
+                state=BatchState.SENDING,
                 claimed_by=worker_id,
                 attempts=batches.c.attempts + 1,
                 submitted_at=utcnow(),
@@ -165,7 +165,7 @@ _MINE = (
     (batches.c.campaign_id == bindparam("cid"))
     & (batches.c.batch_id == bindparam("bid"))
     & (batches.c.claimed_by == bindparam("worker"))
-    & ((batches.c.state == "sending") | (batches.c.state == "unknown"))
+    & ((batches.c.state == BatchState.SENDING) | (batches.c.state == BatchState.UNKNOWN))
 )
 _SETTLE = (
     update(batches)
@@ -182,7 +182,7 @@ _RELEASE = (  # not sent: back to pending, anyone may claim it again
     update(batches)
     .where(_MINE)
     .values(
-        state="pending",
+        state=BatchState.PENDING,
         msgid=None,
         claimed_by=None,
         answered_at=None,
@@ -210,11 +210,11 @@ def _record(
         }
         for r in results
     ]
-    final = [p for p in params if p["new_state"] != "pending"]
+    final = [p for p in params if p["new_state"] != BatchState.PENDING]
     released = [
         {k: v for k, v in p.items() if k not in ("new_state", "new_msgid", "now")}
         for p in params
-        if p["new_state"] == "pending"
+        if p["new_state"] == BatchState.PENDING
     ]
     written = 0
     for statement, rows in ((_SETTLE, final), (_RELEASE, released)):
@@ -232,9 +232,11 @@ def reset_unknown(engine: Engine, campaign_id: int, *, live: Collection[str] = (
     with write(engine) as conn:
         return conn.execute(
             update(batches)
-            .where(batches.c.campaign_id == campaign_id, batches.c.state == "unknown", keep)
+            .where(
+                batches.c.campaign_id == campaign_id, batches.c.state == BatchState.UNKNOWN, keep
+            )
             .values(
-                state="pending",
+                state=BatchState.PENDING,
                 claimed_by=None,
                 detail="resent after an unknown result: " + func.coalesce(batches.c.detail, ""),
             )
@@ -277,7 +279,9 @@ def batch_figures(engine: Engine, campaign_id: int) -> dict[str, dict[str, int]]
     return figures
 
 
-def segments_needed(engine: Engine, campaign_id: int, states: Iterable[str] = ("pending",)) -> int:
+def segments_needed(
+    engine: Engine, campaign_id: int, states: Iterable[str] = (BatchState.PENDING,)
+) -> int:
     """Billed segments of the batches in `states` (what sending them will cost)."""
     with engine.connect() as conn:
         value = conn.execute(

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from campaign.errors import InputError, NotFoundError
+from campaign.outcomes import BatchState, CampaignState
 from campaign.redact import redact
 from campaign.store.engine import write
 from campaign.store.repeats import RepeatGuard, check_repeat, lock_creation
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from campaign.plan import Plan
 
 CHUNK_ROWS = 20_000
-STATES = ("planned", "sending", "stopped", "finished")
+STATES = tuple(s for s in CampaignState if s != CampaignState.CANCELLED)
 _SECRET_KEYS = frozenset({"password", "pswd"})
 
 
@@ -161,7 +162,7 @@ def create_campaign(
             insert(campaigns)
             .values(
                 name=free_name(conn, [name, *other_names]),
-                state="planned",
+                state=CampaignState.PLANNED,
                 template=plan.template,
                 settings=json.dumps(snapshot, ensure_ascii=False),
                 columns=json.dumps(list(contacts.columns), ensure_ascii=False),
@@ -298,7 +299,7 @@ def _batch_chunks(campaign_id: int, plan: Plan) -> Iterator[list[tuple[Any, ...]
                 batch.segments,
                 len(batch.mobiles),
                 ",".join(batch.mobiles),
-                "pending",
+                BatchState.PENDING.value,
                 0,
             )
         )
@@ -363,9 +364,9 @@ def set_state(
         raise ValueError(f"unknown campaign state {state!r}")
     values: dict[str, Any] = {"state": state, "stop_reason": redact(reason) if reason else reason}
     now = utcnow()
-    if state == "sending":
+    if state == CampaignState.SENDING:
         values["started_at"] = func.coalesce(campaigns.c.started_at, now)
-    if state == "finished":
+    if state == CampaignState.FINISHED:
         values["finished_at"] = now
     statement = update(campaigns).where(campaigns.c.id == campaign_id).values(**values)
     if isinstance(engine, Connection):

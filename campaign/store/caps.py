@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, Select, and_, func, select
 
+from campaign.outcomes import BatchState
 from campaign.store.readonly import read_existing
 from campaign.store.schema import batches, recipients
 from campaign.timeutil import utcnow
 
-COUNTED_STATES = ("accepted", "sending", "unknown")
+COUNTED_STATES = (BatchState.ACCEPTED, BatchState.SENDING, BatchState.UNKNOWN)
 
 
 def capped_mobiles(

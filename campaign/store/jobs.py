@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 
+from campaign.outcomes import SUBMITTED_STATES, BatchState
+from campaign.outcomes import UNFINISHED_STATES as UNFINISHED_STATES
 from campaign.store.engine import write
 from campaign.store.schema import batches, campaigns, reports
 from campaign.timeutil import utcnow
-
-SUBMITTED_STATES = ("sending", "accepted", "rejected", "unknown")
-UNFINISHED_STATES = ("planned", "sending", "stopped")
 
 
 def find_job_campaign(engine: Engine, job: str, content_key: str) -> int | None:
@@ -55,7 +54,7 @@ def has_started(engine: Engine, campaign_id: int) -> bool:
     """Whether any request of the campaign has left (or may have)."""
     query = select(func.count()).where(
         batches.c.campaign_id == campaign_id,
-        or_(batches.c.state != "pending", batches.c.attempts > 0),
+        or_(batches.c.state != BatchState.PENDING, batches.c.attempts > 0),
     )
     with engine.connect() as conn:
         return bool(conn.execute(query).scalar())

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from campaign.errors import RepeatError
+from campaign.outcomes import CampaignState
 from campaign.store.readonly import has_column, read_existing
 from campaign.store.schema import campaigns
 
@@ -60,7 +61,9 @@ def _check(conn: Connection, guard: RepeatGuard, fingerprint: str | None) -> Non
         return
     if not has_column(conn, campaigns.name, "fingerprint"):  # a schema 1 store, read as is
         return
-    same = _first(conn, campaigns.c.fingerprint == fingerprint, campaigns.c.state != "cancelled")
+    same = _first(
+        conn, campaigns.c.fingerprint == fingerprint, campaigns.c.state != CampaignState.CANCELLED
+    )
     if same is not None:
         raise RepeatError(_same_list(same))
 

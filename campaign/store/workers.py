@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from campaign.outcomes import BatchState
 from campaign.store.engine import write
 from campaign.store.schema import batches, workers
 from campaign.timeutil import utcnow
@@ -103,7 +104,7 @@ def recover_orphans(
         now = _clock(conn)
         claimers = conn.execute(
             select(batches.c.claimed_by)
-            .where(batches.c.campaign_id == campaign_id, batches.c.state == "sending")
+            .where(batches.c.campaign_id == campaign_id, batches.c.state == BatchState.SENDING)
             .distinct()
         ).scalars()
         claimers = [c for c in claimers]
@@ -120,10 +121,14 @@ def recover_orphans(
                 update(batches)
                 .where(
                     batches.c.campaign_id == campaign_id,
-                    batches.c.state == "sending",
+                    batches.c.state == BatchState.SENDING,
                     _claimed_by(claimer),
                 )
-                .values(state="unknown", detail=_orphan_detail(claimer, worker), answered_at=now)
+                .values(
+                    state=BatchState.UNKNOWN,
+                    detail=_orphan_detail(claimer, worker),
+                    answered_at=now,
+                )
             ).rowcount
             if worker is not None:
                 conn.execute(delete(workers).where(workers.c.id == worker.id))
