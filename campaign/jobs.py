@@ -448,12 +448,13 @@ def _sending_settings(settings: Settings, job: JobSettings) -> Settings:
 
 
 def _daily_budget(engine: Engine, job: JobSettings, now: datetime) -> int | None:
+    from campaign.send.budget import daily_budget
     from campaign.store.jobs import recipients_submitted_since
 
-    if job.max_per_day is None:
-        return None
-    day_start = datetime.combine(now.date(), time(0, 0), tzinfo=CHINA)
-    return job.max_per_day - recipients_submitted_since(engine, job.name, day_start)
+    def submitted_since(day_start: datetime) -> int:
+        return recipients_submitted_since(engine, job.name, day_start)
+
+    return daily_budget(job.max_per_day, submitted_since, now)
 
 
 def _send_one(

@@ -12,7 +12,7 @@ import pytest
 from campaign.config import ComplianceSettings, SendWindow, Settings
 from campaign.errors import ExitCode
 from campaign.gateway.client import GatewayClient
-from campaign.gateway.protocol import Balances, NotSent
+from campaign.gateway.protocol import Accepted, Balances, NotSent
 from campaign.sender import ProgressEvent, RateLimiter, SendPolicy, send_campaign
 from campaign.store import open_store
 from campaign.store.batches import batch_state_counts
@@ -59,6 +59,34 @@ def _send(engine, cid, sim, settings=None, **kwargs):
     kwargs.setdefault("policy", QUICK)
     with GatewayClient(settings.gateway) as client:
         return send_campaign(engine, cid, client, settings, **kwargs)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class _AcceptingClient:
+    """Accepts every request, noting the fake clock's time when it left."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sent_at: list[float] = []
+
+    def query_balance(self):
+        return NotSent("no balance here")
+
+    def send_batch(self, mobiles, text):
+        self.sent_at.append(self.clock())
+        return Accepted(str(len(self.sent_at)), "20260101000000")
 
 
 def _taken(sim) -> Counter[str]:
@@ -195,11 +223,18 @@ def test_waiting_for_the_window_honours_stop(engine, sim):
     assert sim.received() == []
 
 
-def test_rate_limit_paces_requests(engine, sim):
-    cid = _campaign(engine, n=41, per_batch=1)  # 40 requests
-    report = _send(engine, cid, sim, _settings(sim, rate=40.0))
-    assert report.state == "finished"
-    assert report.elapsed >= 0.7  # 40 requests at 40/s: about one second, not a burst
+def test_rate_limit_paces_requests(engine):
+    """At 10/s, 100 requests leave exactly 0.1 s apart on the run's (fake) clock."""
+    clock = FakeClock()
+    client = _AcceptingClient(clock)
+    cid = _campaign(engine, n=101, per_batch=1)  # 100 requests
+    settings = replace(Settings(), gateway=replace(Settings().gateway, rate=10.0))
+    policy = replace(QUICK, monotonic=clock, sleep=clock.sleep)
+    report = send_campaign(engine, cid, client, settings, policy=policy)
+    assert report.state == "finished" and report.requests_sent == 100
+    assert client.sent_at == pytest.approx([k / 10 for k in range(100)], abs=1e-9)
+    # the run ends when the next token finds nothing left to claim
+    assert report.elapsed == pytest.approx(10.0, abs=1e-9)
 
 
 def test_two_workers_share_a_campaign_without_double_sends(store_url, sim):
@@ -271,13 +306,14 @@ def test_gateway_without_balance_interface_still_sends(engine):
 
 
 def test_rate_limiter_tokens():
-    limiter = RateLimiter(0)
+    clock = FakeClock()
+    limiter = RateLimiter(0, clock=clock)
     assert limiter.wait_time() == 0 and limiter.available() > 1000
-    limiter = RateLimiter(10, burst=2)
+    limiter = RateLimiter(10, burst=2, clock=clock)
     assert limiter.available() == 1  # no burst at the start
     limiter.take()
-    assert 0 < limiter.wait_time() <= 0.1
-    threading.Event().wait(0.35)
+    assert limiter.wait_time() == pytest.approx(0.1)
+    clock.sleep(0.35)
     assert limiter.available() == 2  # at most `burst` saved up
 
 
@@ -361,9 +397,9 @@ def _failing_settle(monkeypatch, fail_when):
     """settle_and_claim raising 'database is locked' when fail_when(calls, results) says so."""
     from sqlalchemy.exc import OperationalError
 
-    import campaign.sender as sender_module
+    import campaign.send.loop as loop_module
 
-    real = sender_module.settle_and_claim
+    real = loop_module.settle_and_claim
     calls = []
 
     def settle(engine, cid, worker, results, limit, **kwargs):
@@ -372,7 +408,7 @@ def _failing_settle(monkeypatch, fail_when):
             raise OperationalError("UPDATE batches", {}, Exception("database is locked"))
         return real(engine, cid, worker, results, limit, **kwargs)
 
-    monkeypatch.setattr(sender_module, "settle_and_claim", settle)
+    monkeypatch.setattr(loop_module, "settle_and_claim", settle)
     return calls
 
 
@@ -430,9 +466,9 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
     """`campaign run` sends on the main thread: Ctrl-C while waiting for answers stops the
     run after the requests in flight, their answers recorded (not left to become unknown),
     and then goes on as a KeyboardInterrupt."""
-    import campaign.sender as sender_module
+    import campaign.send.interrupt as interrupt_module
 
-    real_wait = sender_module.wait
+    real_wait = interrupt_module.wait
     calls = []
 
     def interrupted_wait(*args, **kwargs):
@@ -441,7 +477,7 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
             raise KeyboardInterrupt
         return real_wait(*args, **kwargs)
 
-    monkeypatch.setattr(sender_module, "wait", interrupted_wait)
+    monkeypatch.setattr(interrupt_module, "wait", interrupted_wait)
     cid = _campaign(engine)
     with pytest.raises(KeyboardInterrupt):
         _send(engine, cid, sim)

@@ -1,0 +1,57 @@
+"""The interruption path: one way a stop is requested and one way it is noticed.
+
+A stop is requested by `stop.set()` from anywhere (a caller's thread, the CLI's SIGTERM
+handler, a web console) or by Ctrl-C while the loop waits (a caller on the main thread,
+`campaign run`, spends its time in `wait`): both become the same request. The loop asks
+`requested` and, once stopped, the run is recorded as interrupted; after that,
+`reraise()` lets a caught Ctrl-C go on as a KeyboardInterrupt.
+
+A stop is honoured between requests: the requests in flight finish and their answers are
+recorded (lost answers would count as unknown).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+
+class Interruption:
+    def __init__(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.event = stop or threading.Event()
+        self.sleep: Callable[[float], object] = (
+            sleep or self.event.wait
+        )  # a fake clock's sleep in tests
+        self.keyboard = False  # the request came as a Ctrl-C: raised again at the end
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def request(self, *, keyboard: bool = False) -> None:
+        self.keyboard = self.keyboard or keyboard
+        self.event.set()
+
+    def wait(self, in_flight: Iterable[Future[Any]], timeout: float) -> None:
+        """Wait for an answer (when some are in flight), a stop request, or the timeout;
+        Ctrl-C here is a stop request."""
+        futures = list(in_flight)
+        try:
+            if futures:
+                wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+            else:
+                self.sleep(timeout)
+        except KeyboardInterrupt:
+            self.request(keyboard=True)
+
+    def reraise(self) -> None:
+        """Once the run is recorded: a caught Ctrl-C goes on to the caller."""
+        if self.keyboard:
+            raise KeyboardInterrupt
