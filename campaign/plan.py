@@ -53,22 +53,9 @@ from campaign.messages import (
     to_series,
     utf16_lengths,
 )
+from campaign.outcomes import PLAN_OUTCOMES, Outcome
 from campaign.phones import carriers, normalize_mobiles
 
-OUTCOMES = (
-    "ready",
-    "delivered",
-    "failed",
-    "pending",
-    "rejected",
-    "unknown",
-    "invalid",
-    "duplicate",
-    "suppressed",
-    "capped",
-    "unsent",
-)
-PLAN_OUTCOMES = ("ready", "invalid", "duplicate", "suppressed", "capped", "unsent")
 ROW_COLUMNS = (
     "normalized_mobile",
     "carrier",
@@ -256,7 +243,7 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         """The `plan --json` object of SPEC."""
-        ready = self.rows["outcome"] == "ready"
+        ready = self.rows["outcome"] == Outcome.READY
         sizes = self.batches.sizes()
         return {
             "rows": len(self.rows),
@@ -325,7 +312,7 @@ class _RowState:
     """Per-row columns under construction (numpy object arrays, filled by masks)."""
 
     def __init__(self, n: int) -> None:
-        self.outcome = np.full(n, "ready", dtype=object)
+        self.outcome = np.full(n, Outcome.READY.value, dtype=object)
         self.reason = np.full(n, "", dtype=object)
         self.carrier = np.full(n, "", dtype=object)
         self.segments = np.zeros(n, dtype=np.int64)
@@ -341,7 +328,7 @@ class _RowState:
         self.reason[mask] = reason
 
     def ready(self) -> np.ndarray:
-        return self.outcome == "ready"
+        return self.outcome == Outcome.READY
 
     def rule_out(self, rows: np.ndarray, outcome: str, reason: Any) -> None:
         """Rows rendered as candidates that are not sent after all: no message, no group."""
@@ -354,7 +341,9 @@ def _check_mobiles(frame: pd.DataFrame, state: _RowState) -> pd.Series:
     normalized = normalize_mobiles(frame["_mobile_raw"])
     valid = normalized["valid"].to_numpy(dtype=bool)
     if not valid.all():
-        state.set(~valid, "invalid", normalized["reason"].to_numpy(dtype=object)[~valid])
+        state.set(
+            ~valid, Outcome.INVALID.value, normalized["reason"].to_numpy(dtype=object)[~valid]
+        )
     mobiles = normalized["mobile"]
     if valid.any():
         state.carrier[valid] = carriers(mobiles[valid]).to_numpy(dtype=object)
@@ -381,7 +370,7 @@ def _check_duplicates(frame: pd.DataFrame, mobiles: pd.Series, state: _RowState)
     reasons = pc.binary_join_element_wise(
         text_scalar("same number as "), sources, text_scalar(" row "), lines, text_scalar("")
     )
-    state.set(dup_rows, "duplicate", reasons.to_numpy(zero_copy_only=False))
+    state.set(dup_rows, Outcome.DUPLICATE.value, reasons.to_numpy(zero_copy_only=False))
 
 
 def _check_suppressed(
@@ -392,7 +381,9 @@ def _check_suppressed(
         return
     listed = pa.array(list(suppressed), pa.large_string())
     hit = pc.is_in(to_arrow(mobiles).take(pa.array(candidates)), value_set=listed)
-    state.rule_out(candidates[hit.to_numpy(zero_copy_only=False)], "suppressed", SUPPRESSED_REASON)
+    state.rule_out(
+        candidates[hit.to_numpy(zero_copy_only=False)], Outcome.SUPPRESSED.value, SUPPRESSED_REASON
+    )
 
 
 def _check_capped(
@@ -406,7 +397,7 @@ def _check_capped(
     limit = options.max_per_recipient
     if limit is None or not capped or not len(candidates):
         return
-    candidates = candidates[state.outcome[candidates] != "suppressed"]
+    candidates = candidates[state.outcome[candidates] != Outcome.SUPPRESSED]
     numbers = pa.array(list(capped), pa.large_string())
     counts = np.fromiter(capped.values(), dtype=np.int64, count=len(capped))
     found = pc.index_in(to_arrow(mobiles).take(pa.array(candidates)), value_set=numbers)
@@ -417,7 +408,7 @@ def _check_capped(
     reasons = np.empty(len(rows), dtype=object)
     for n in np.unique(sent):  # one reason per distinct count, not per row
         reasons[sent == n] = cap_reason(int(n), limit, options.cap_window_hours)
-    state.rule_out(rows, "capped", reasons)
+    state.rule_out(rows, Outcome.CAPPED.value, reasons)
 
 
 def cap_reason(sent: int, limit: int, window_hours: float) -> str:
@@ -443,13 +434,15 @@ def _render(
         reasons = pc.binary_join_element_wise(
             text_scalar("empty value in column "), missing, text_scalar("")
         )
-        state.set(has_hole, "invalid", reasons.filter(pa.array(has_hole)).to_numpy(False))
+        state.set(
+            has_hole, Outcome.INVALID.value, reasons.filter(pa.array(has_hole)).to_numpy(False)
+        )
         ready &= ~has_hole
     # a NUL or other control character never goes out (nor into the store): no text either
     control_rows, control_reasons = control_character_rows(frame, template.columns)
     still = ready[control_rows]
     if still.any():
-        state.set(control_rows[still], "invalid", control_reasons[still])
+        state.set(control_rows[still], Outcome.INVALID.value, control_reasons[still])
         ready[control_rows] = False
     rows = np.flatnonzero(ready)
     # text groups: equal texts, numbered by first appearance among the rows still running
@@ -468,7 +461,7 @@ def _render(
     state.segments[rows] = state.text_segments[codes]
     problems = _text_problems(state.rendered, first_rows, lengths, options.sensitive_words)
     bad = problems[codes] != ""
-    state.set(rows[bad], "invalid", problems[codes][bad])
+    state.set(rows[bad], Outcome.INVALID.value, problems[codes][bad])
 
 
 def _fingerprint(mobiles: pa.Array, state: _RowState) -> str | None:
@@ -548,7 +541,7 @@ def refuse_if_nothing_valid(plan: Plan) -> None:
 
 
 def _refuse_if_nothing_valid(outcome: np.ndarray, reason: np.ndarray) -> None:
-    if not (outcome == "invalid").all():
+    if not (outcome == Outcome.INVALID).all():
         return
     counts = pd.Series(reason).value_counts()
     shown = [f"{n} {reason}" for reason, n in counts.head(5).items()]
@@ -571,7 +564,7 @@ def _batch(state: _RowState, mobiles: pa.Array, options: PlanOptions) -> Batches
         reason_of = np.full(len(sizes), "", dtype=object)
         for n in np.unique(sizes[too_small & (sizes > 0)]):  # one reason per distinct size
             reason_of[sizes == n] = _below_minimum(int(n), options.min_batch)
-        state.set(ready[small_rows], "unsent", reason_of[groups[small_rows]])
+        state.set(ready[small_rows], Outcome.UNSENT.value, reason_of[groups[small_rows]])
         ready, groups = ready[~small_rows], groups[~small_rows]
         sizes = np.where(too_small, 0, sizes)
     starts, group_of = _chunk_offsets(sizes, options.max_batch)
