@@ -19,15 +19,13 @@ from sqlalchemy import Engine
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from campaign.outcomes import ACCEPTED_OUTCOMES, DELIVERED_STATUS, RESULT_COLUMNS, Outcome
+from campaign.outcomes import RESULT_OUTCOMES as OUTCOMES
 from campaign.result_rows import status_frame
 from campaign.store.campaigns import CampaignRecord
 from campaign.store.engine import safe_url
 from campaign.store.results import (
-    ACCEPTED_OUTCOMES,
     BREAKDOWNS,
-    DELIVERED_STATUS,
-    OUTCOMES,
-    RESULT_COLUMNS,
     breakdown_frame,
     reports_per_hour,
     unmatched_reports,
@@ -386,10 +384,10 @@ def _write_summary(
         ("accepted_rows", accepted, formats.count),
         ("billed", tally.billed_segments, formats.count),
         ("planned", tally.planned_segments, formats.count),
-        ("delivered", outcomes.get("delivered", 0), formats.count),
-        ("delivery_rate", _rate(outcomes.get("delivered", 0), accepted), formats.percent),
-        ("failed_rate", _rate(outcomes.get("failed", 0), accepted), formats.percent),
-        ("pending_rate", _rate(outcomes.get("pending", 0), accepted), formats.percent),
+        ("delivered", outcomes.get(Outcome.DELIVERED, 0), formats.count),
+        ("delivery_rate", _rate(outcomes.get(Outcome.DELIVERED, 0), accepted), formats.percent),
+        ("failed_rate", _rate(outcomes.get(Outcome.FAILED, 0), accepted), formats.percent),
+        ("pending_rate", _rate(outcomes.get(Outcome.PENDING, 0), accepted), formats.percent),
         ("unmatched", unmatched_reports(engine, campaign.id), formats.count),
     ]
     for key, value, fmt in figures:
