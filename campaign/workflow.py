@@ -1,5 +1,5 @@
 """The library facade every entry point calls: one door to plan, create, send, status,
-export, report import and the suppression list.
+export, report import, the gateway balance and the suppression list.
 
 A command, the nightly run (`jobs.py`), the demo (and later a console page or a worker)
 parses its input, makes one call here and renders the typed result: each function takes
@@ -792,20 +792,36 @@ def _rows_of(rows: Any) -> list[str]:
 
 
 __all__ = [
+    "BalanceResult",
     "CreateResult",
     "ExportResult",
     "ImportResult",
+    "OptoutChange",
+    "OptoutExport",
+    "OptoutImport",
     "PlanResult",
+    "PreparedSend",
     "SendResult",
     "StatusList",
     "StatusResult",
+    "add_optouts",
+    "balance",
     "campaign_list",
     "campaign_status",
     "check_repeat",
     "create_campaign",
     "export",
+    "export_optouts",
+    "import_optouts",
     "import_reports",
+    "opened",
+    "optout_entries",
+    "optout_numbers",
     "plan_from_files",
+    "prepare_send",
+    "remove_optouts",
     "resume",
     "send",
+    "send_new",
+    "suppressed",
 ]
