@@ -252,7 +252,7 @@ class ResultTally:
         self.planned_segments += int(pc.sum(planned).as_py() or 0)
 
     def outcome_counts(self) -> dict[str, int]:
-        counts = {o: self._outcomes.get(o, 0) for o in OUTCOMES}
+        counts = {str(o): self._outcomes.get(o, 0) for o in OUTCOMES}
         counts.update({o: n for o, n in self._outcomes.items() if o not in counts})
         return counts
 

@@ -239,7 +239,7 @@ class Plan:
 
     def outcome_counts(self) -> dict[str, int]:
         counts = self.rows["outcome"].value_counts()
-        return {outcome: int(counts.get(outcome, 0)) for outcome in PLAN_OUTCOMES}
+        return {str(outcome): int(counts.get(outcome, 0)) for outcome in PLAN_OUTCOMES}
 
     def summary(self) -> dict[str, Any]:
         """The `plan --json` object of SPEC."""

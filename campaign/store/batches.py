@@ -245,7 +245,7 @@ def reset_unknown(engine: Engine, campaign_id: int, *, live: Collection[str] = (
 
 def batch_state_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
     """Number of batches per state (every state present, zero when none)."""
-    counts = dict.fromkeys(BATCH_STATES, 0)
+    counts = dict.fromkeys(map(str, BATCH_STATES), 0)
     with engine.connect() as conn:
         for state, number in conn.execute(
             select(batches.c.state, func.count())
@@ -258,7 +258,7 @@ def batch_state_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
 
 def batch_figures(engine: Engine, campaign_id: int) -> dict[str, dict[str, int]]:
     """Per batch state: `batches`, `recipients` (mobiles), `segments` (billed)."""
-    figures = {s: {"batches": 0, "recipients": 0, "segments": 0} for s in BATCH_STATES}
+    figures = {str(s): {"batches": 0, "recipients": 0, "segments": 0} for s in BATCH_STATES}
     with engine.connect() as conn:
         rows = conn.execute(
             select(

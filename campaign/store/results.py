@@ -322,7 +322,7 @@ def outcome_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
     query = select(sub.c.outcome, func.count()).group_by(sub.c.outcome)
     with engine.connect() as conn:
         found = {outcome: int(n) for outcome, n in conn.execute(query)}
-    counts = {outcome: found.pop(outcome, 0) for outcome in OUTCOMES}
+    counts = {str(outcome): found.pop(outcome, 0) for outcome in OUTCOMES}  # plain text keys
     counts.update(found)  # an outcome this version does not know: shown, not dropped
     return counts
 
@@ -425,13 +425,13 @@ def outcome_breakdown(engine: Engine, campaign_id: int, by: str) -> pd.DataFrame
 def breakdown_frame(long: pd.DataFrame, by: str) -> pd.DataFrame:
     """`outcome_breakdown`'s table from counts in long form (columns: by, outcome, n)."""
     if long.empty:
-        columns = [by, "rows", *OUTCOMES, "delivery_rate"]
+        columns = [by, "rows", *map(str, OUTCOMES), "delivery_rate"]
         return pd.DataFrame({c: pd.Series(dtype=object if c == by else "int64") for c in columns})
     long = long.astype({"n": "int64"})
     wide = long.pivot_table(index=by, columns="outcome", values="n", aggfunc="sum", fill_value=0)
-    wide = wide.reindex(columns=list(OUTCOMES), fill_value=0).astype("int64")
+    wide = wide.reindex(columns=list(map(str, OUTCOMES)), fill_value=0).astype("int64")
     wide.insert(0, "rows", wide.sum(axis=1))
-    accepted = wide[list(ACCEPTED_OUTCOMES)].sum(axis=1)
+    accepted = wide[list(map(str, ACCEPTED_OUTCOMES))].sum(axis=1)
     wide["delivery_rate"] = (wide["delivered"] / accepted.where(accepted > 0)).astype("float64")
     wide = wide.sort_index().sort_values("rows", ascending=False, kind="stable")
     return wide.reset_index().rename_axis(columns=None)
