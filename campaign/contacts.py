@@ -126,7 +126,7 @@ def read_contacts(
         if sheet is None and any(read):  # a header-only sheet beside others: nothing to read
             read = [result for result in read if result]
         for result in read:
-            if not result:
+            if result.summary is None:  # = not result
                 raise ContactsError(f"no contact rows in {result.where}: nothing below the header")
             frames.append(result.frame)
             files.append(result.summary)

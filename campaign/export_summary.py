@@ -446,11 +446,13 @@ def _write_status_sheet(
     ordered = pd.concat([delivered, failed], ignore_index=True)
     headers = [words["status"], words["description"], words["recipients"], words["share_reported"]]
     _table_header(sheet, formats, headers, [16, 60, 14, 12], len(ordered))
-    for row, record in enumerate(ordered.itertuples(index=False), start=1):
-        sheet.write_string(row, 0, str(record.status))
-        sheet.write_string(row, 1, str(record.description))
-        sheet.write_number(row, 2, int(record.recipients), formats.count)
-        sheet.write_number(row, 3, float(record.share), formats.percent)
+    cells = ordered[["status", "description", "recipients", "share"]]
+    for row, record in enumerate(cells.itertuples(index=False, name=None), start=1):
+        status, description, recipients, share = record
+        sheet.write_string(row, 0, str(status))
+        sheet.write_string(row, 1, str(description))
+        sheet.write_number(row, 2, int(recipients), formats.count)
+        sheet.write_number(row, 3, float(share), formats.percent)
     return len(failed)
 
 
@@ -483,10 +485,13 @@ def _write_hours(
     words = LABELS[lang]
     headers = [words["hour"], words["reports"], words["delivered_reports"]]
     _table_header(sheet, formats, headers, [20, 12, 16], len(frame))
-    for row, record in enumerate(frame.itertuples(index=False), start=1):
-        sheet.write_string(row, 0, str(record.hour))
-        sheet.write_number(row, 1, int(record.reports), formats.count)
-        sheet.write_number(row, 2, int(record.delivered), formats.count)
+    cells = frame[["hour", "reports", "delivered"]]
+    for row, (hour, reports, delivered) in enumerate(
+        cells.itertuples(index=False, name=None), start=1
+    ):
+        sheet.write_string(row, 0, str(hour))
+        sheet.write_number(row, 1, int(reports), formats.count)
+        sheet.write_number(row, 2, int(delivered), formats.count)
     if frame.empty:
         return
     chart = book.add_chart({"type": "line"})

@@ -216,7 +216,7 @@ def _index_of(dictionary: pa.Array, value: str) -> int | None:
 def _join(pieces: Sequence[pa.Array | str], n: int) -> pa.Array:
     """Concatenate row by row; str pieces are the same in every row."""
     if all(isinstance(p, str) for p in pieces):
-        return pa.array(["".join(pieces)] * n, pa.large_string())  # type: ignore[arg-type]
+        return pa.array(["".join(pieces)] * n, pa.large_string())
     args = [text_scalar(p) if isinstance(p, str) else p for p in pieces]
     return pc.binary_join_element_wise(*args, text_scalar(""))
 

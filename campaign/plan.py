@@ -446,6 +446,7 @@ def _render(
         ready[control_rows] = False
     rows = np.flatnonzero(ready)
     # text groups: equal texts, numbered by first appearance among the rows still running
+    assert rendered.codes is not None  # Template.render always sets them
     codes = pd.factorize(rendered.codes[rows], sort=False)[0].astype(np.int64)
     first_rows = rows[_first_occurrences(codes)]  # group -> its first row
     state.rendered = to_arrow(rendered.text)

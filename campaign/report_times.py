@@ -57,9 +57,9 @@ def parse_report_time(text: str) -> str | None:
 
 def _moment(match: re.Match[str]) -> datetime:
     if digits := match.group("yymmddhhmm"):
-        return datetime(2000 + int(digits[:2]), *_pairs(digits[2:]))
+        return _digits_moment(2000 + int(digits[:2]), digits[2:])
     if digits := match.group("yyyymmddhhmm") or match.group("yyyymmddhhmmss"):
-        return datetime(int(digits[:4]), *_pairs(digits[4:]))
+        return _digits_moment(int(digits[:4]), digits[4:])
     if serial := match.group("serial"):
         return excel_serial_time(float(serial))
     return datetime(
@@ -70,6 +70,12 @@ def _moment(match: re.Match[str]) -> datetime:
         int(match.group("mi") or 0),
         int(match.group("s") or 0),
     )
+
+
+def _digits_moment(year: int, digits: str) -> datetime:
+    """MMDDhhmm or MMDDhhmmss after the year."""
+    month, day, hour, minute, *second = _pairs(digits)
+    return datetime(year, month, day, hour, minute, second[0] if second else 0)
 
 
 def _pairs(digits: str) -> list[int]:

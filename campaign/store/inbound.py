@@ -123,11 +123,15 @@ def _completed_text(conn: Connection, part: InboundPart, now: datetime) -> str |
 
 def _insert_ignore(conn: Connection, table: sa.Table, row: dict) -> bool:
     """Insert one row unless an equal one is there; True when it was new."""
+    statement: sa.Executable
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(table).values(row).on_conflict_do_nothing().returning(table.c.id)
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(row).on_conflict_do_nothing().returning(table.c.id)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(row).on_conflict_do_nothing().returning(table.c.id)
     return conn.execute(statement).first() is not None
 
 

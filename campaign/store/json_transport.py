@@ -10,6 +10,7 @@ way on PostgreSQL). The stored cell lists (`recipients.cells`, JSON text) are de
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -107,7 +108,7 @@ def _read_json_lines(data: bytes, schema: pa.Schema) -> pa.Table:
     return pj.read_json(pa.BufferReader(data), pj.ReadOptions(block_size=len(data) + 1), parse)
 
 
-def tuple_columns(keys: list[str], rows: list[tuple[Any, ...]]) -> dict[str, pa.Array]:
+def tuple_columns(keys: list[str], rows: Sequence[Sequence[Any]]) -> dict[str, pa.Array]:
     """DBAPI row tuples -> one typed Arrow array per column."""
     return {
         key: pa.array(values, type=pa.int64() if key in INT_COLUMNS else pa.string())

@@ -102,12 +102,13 @@ def recover_orphans(
     """Mark `unknown` the batches left in `sending` by dead workers; return how many."""
     with write(engine) as conn:
         now = _clock(conn)
-        claimers = conn.execute(
-            select(batches.c.claimed_by)
-            .where(batches.c.campaign_id == campaign_id, batches.c.state == BatchState.SENDING)
-            .distinct()
-        ).scalars()
-        claimers = [c for c in claimers]
+        claimers = list(
+            conn.execute(
+                select(batches.c.claimed_by)
+                .where(batches.c.campaign_id == campaign_id, batches.c.state == BatchState.SENDING)
+                .distinct()
+            ).scalars()
+        )
         if not claimers:
             return 0
         rows = conn.execute(select(workers).where(workers.c.id.in_([c for c in claimers if c])))
