@@ -22,11 +22,13 @@ plan: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check campaign tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check campaign tests bench
 	$(BIN)/ruff format --check campaign tests bench
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format campaign tests bench
