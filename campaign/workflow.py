@@ -691,7 +691,8 @@ def add_optouts(settings: Settings, mobiles: list[str], note: str | None = None)
 
 def remove_optouts(settings: Settings, mobiles: list[str]) -> OptoutChange:
     """Take numbers off the list; a missing store is not created (nothing was listed)."""
-    from campaign.store.suppression import remove, store_exists
+    from campaign.store.readonly import store_exists
+    from campaign.store.suppression import remove
 
     numbers = normalized_mobiles(mobiles)
     removed = 0

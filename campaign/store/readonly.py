@@ -8,14 +8,15 @@ nothing there.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Connection, create_engine, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from campaign.errors import StoreError
 from campaign.store.engine import first_line, safe_url
-from campaign.store.suppression import store_exists
 
 T = TypeVar("T")
 
@@ -40,6 +41,19 @@ def read_existing(
         raise StoreError(f"the store {safe_url(url)} does not open: {first_line(exc)}") from None
     finally:
         engine.dispose()
+
+
+def store_exists(url: str) -> bool:
+    """False for a SQLite store whose file does not exist (or an in-memory one): there is
+    nothing to read, and opening it would create it. StoreError for a URL that does not parse."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"the store URL {safe_url(url)} is not usable") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        return bool(database) and database != ":memory:" and Path(database).is_file()
+    return True
 
 
 def has_column(conn: Connection, table: str, column: str) -> bool:

@@ -11,18 +11,15 @@ its time, the file and row, the report status, a note), `added_by` (an OS user, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, func, inspect, select
+from sqlalchemy import Connection, Engine, delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from campaign.errors import StoreError
-from campaign.store.engine import safe_url, write
+from campaign.store.engine import write
+from campaign.store.readonly import read_existing
 from campaign.store.schema import suppression
 
 T = TypeVar("T")
@@ -159,48 +156,18 @@ def count(engine: Engine) -> int:
 def read_suppressed(url: str) -> set[str]:
     """The suppression list of the store at `url`, touching nothing: no store file or table
     is created (a SQLite file that does not exist is an empty list), nothing is written."""
-    return _read_untouched(
-        url, lambda conn: set(conn.execute(select(suppression.c.mobile)).scalars()), set()
+    return read_existing(
+        url,
+        (suppression.name,),
+        lambda conn: set(conn.execute(select(suppression.c.mobile)).scalars()),
+        set(),
     )
 
 
 def read_entries(url: str) -> list[dict[str, object]]:
     """`entries` of the store at `url`, touching nothing (like `read_suppressed`); a store
     of schema 1 reads with `added_by` None."""
-    return _read_untouched(url, _entries_in, [])
-
-
-def _read_untouched(url: str, read: Callable[[Connection], T], empty: T) -> T:
-    if not store_exists(url):
-        return empty
-    try:
-        engine = create_engine(url)
-    except (ArgumentError, ImportError, ValueError) as exc:
-        raise StoreError(f"the store URL {safe_url(url)} is not usable: {exc}") from None
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(suppression.name):
-                return empty
-            return read(conn)
-    except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        detail = first[0] if first else type(exc).__name__
-        raise StoreError(f"the store {safe_url(url)} does not open: {detail}") from None
-    finally:
-        engine.dispose()
-
-
-def store_exists(url: str) -> bool:
-    """False for a SQLite store whose file does not exist (or an in-memory one): there is
-    nothing to read, and opening it would create it. StoreError for a URL that does not parse."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"the store URL {safe_url(url)} is not usable") from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        return bool(database) and database != ":memory:" and Path(database).is_file()
-    return True
+    return read_existing(url, (suppression.name,), _entries_in, [])
 
 
 def _insert_for(conn: Connection) -> postgresql.Insert | sqlite.Insert:
