@@ -50,6 +50,7 @@ from campaign import workflow
 from campaign.config import JobSettings, Settings
 from campaign.errors import CampaignError, ConfigError, ExitCode
 from campaign.jobs_check import CheckReport, check_config, clock_text, job_window, lock_path
+from campaign.outcomes import CampaignState, StopCause
 from campaign.timeutil import CHINA, china_iso, china_now
 
 log = logging.getLogger("campaign.jobs")
@@ -513,8 +514,8 @@ def _stopped_at_not_after(job: JobSettings, sent: Any, now: datetime) -> bool:
     """The sender stopped because the job's window closed: not_after passed during the run."""
     return (
         job.not_after is not None
-        and sent.state == "stopped"
-        and str(sent.stop_reason or "").startswith("outside the send window")
+        and sent.state == CampaignState.STOPPED
+        and sent.stop_cause is StopCause.WINDOW
         and now.time() >= job.not_after
     )
 
@@ -529,7 +530,7 @@ def _stop_at_not_after(
         f"run: no more batches claimed; the rest waits for {_next_start_text(job)}"
     )
     set_state(engine, sent.campaign_id, "stopped", reason=reason)
-    sent.stop_reason = reason
+    sent.stop_reason, sent.stop_cause = reason, StopCause.NOT_AFTER
     name = get_campaign(engine, str(sent.campaign_id)).name
     tomorrow = _on(now.date() + timedelta(days=1), job.send_at)
     _wait(job, sent.campaign_id, name, tomorrow, reason, result)
@@ -537,8 +538,7 @@ def _stop_at_not_after(
 
 def _expected_stop(sent: Any) -> bool:
     """Stops that are the job's rules, not a failure: max_per_day, not_after."""
-    why = str(sent.stop_reason or "")
-    return "max_per_day" in why or why.startswith("not_after")
+    return sent.stop_cause in (StopCause.DAILY_LIMIT, StopCause.NOT_AFTER)
 
 
 # ---------------------------------------------------------------------------- exports

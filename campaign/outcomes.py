@@ -37,6 +37,19 @@ class CampaignState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class StopCause(StrEnum):
+    """Why a send run stopped with requests still pending: the exit code and the nightly run
+    decide by it, never by the text of the reason (which is for people)."""
+
+    WINDOW = "window"  # the send window is closed and the run may not wait (--no-wait)
+    DAILY_LIMIT = "daily_limit"  # a job's max_per_day: the rest waits for the next run
+    NOT_AFTER = "not_after"  # a job's not_after passed during the run
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, a stop request
+    GATEWAY = "gateway"  # the gateway refused to go on, kept refusing, or was unreachable
+    BALANCE = "balance"  # too little balance for what is left
+    STORE = "store"  # the store failed; answers kept, the run stops resumable
+
+
 class BatchState(StrEnum):
     """`batches.state` (one request to the gateway)."""
 

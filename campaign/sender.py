@@ -38,6 +38,7 @@ from campaign.gateway.protocol import (
     Refused,
     is_no_such_interface,
 )
+from campaign.outcomes import CampaignState, StopCause
 from campaign.redact import Redactor
 from campaign.send.budget import SendBudget
 from campaign.send.interrupt import Interruption
@@ -51,6 +52,7 @@ from campaign.send.policy import (
     ProgressEvent,
     SendClient,
     SendPolicy,
+    Stop,
 )
 from campaign.send.window import WindowGate, outside_window_message
 from campaign.store.batches import batch_figures, reset_unknown, segments_needed
@@ -83,6 +85,7 @@ class SendReport:
     elapsed: float = 0.0
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    stop_cause: StopCause | None = None  # why it stopped (None: it did not)
 
     def count(self, state: str) -> int:
         return self.batches.get(state, {}).get("batches", 0)
@@ -107,7 +110,7 @@ class SendReport:
     def exit_code(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
-        if self.state == "stopped":
+        if self.state == CampaignState.STOPPED:
             return ExitCode.GATEWAY_STOP
         if self.count("unknown") or self.count("rejected"):
             return ExitCode.PARTIAL
@@ -175,28 +178,29 @@ def send_campaign(
         max_recipients=max_recipients,
         log=log,
     )
-    stop_reason, interrupted = outcome.stop_reason, False
-    if stop_reason is None and interruption.requested:
-        stop_reason, interrupted = INTERRUPTED, True
+    ended = outcome.stop
+    if ended is None and interruption.requested:
+        ended = Stop(StopCause.INTERRUPTED, INTERRUPTED)
     figures = batch_figures(engine, record.id)
-    if stop_reason is None and max_recipients is not None and figures["pending"]["batches"]:
-        stop_reason = DAILY_LIMIT  # the next batch did not fit in the budget
-    state = _final_state(figures, stop_reason)
-    if state == "finished":  # a stop that came when nothing was left changes nothing
-        stop_reason, interrupted = None, False
-    stop_reason = redact(stop_reason) if stop_reason else stop_reason
-    if state != "sending":
-        set_state(engine, record.id, state, reason=stop_reason)
+    if ended is None and max_recipients is not None and figures["pending"]["batches"]:
+        ended = Stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)  # the next batch did not fit
+    state = _final_state(figures, ended)
+    if state == CampaignState.FINISHED:  # a stop that came when nothing was left changes nothing
+        ended = None
+    reason = redact(ended.reason) if ended else None
+    if state != CampaignState.SENDING:
+        set_state(engine, record.id, state, reason=reason)
     interruption.reraise()  # recorded and stopped: now a caught Ctrl-C goes on
     return SendReport(
         record.id,
         state,
-        stop_reason,
+        reason,
         figures,
         requests_sent=outcome.sent,
         elapsed=policy.monotonic() - started,
-        interrupted=interrupted,
+        interrupted=ended is not None and ended.cause is StopCause.INTERRUPTED,
         warnings=warnings,
+        stop_cause=ended.cause if ended else None,
     )
 
 
@@ -269,11 +273,13 @@ def _send_pending(
         log("nothing is pending: no request to send", "info")
         return LoopOutcome(None, 0)
     window = settings.compliance.send_window
-    reason = WindowGate(window, policy.clock, no_wait=True).check().stop_reason if no_wait else None
-    reason = reason or _check_balance(client, settings, need, force, log)
-    if reason is not None:
-        return LoopOutcome(reason, 0)
-    set_state(engine, campaign_id, "sending")
+    closed = WindowGate(window, policy.clock, no_wait=True).check().stop_reason if no_wait else None
+    if closed is not None:
+        return LoopOutcome(Stop(StopCause.WINDOW, closed), 0)
+    too_low = _check_balance(client, settings, need, force, log)
+    if too_low is not None:
+        return LoopOutcome(too_low, 0)
+    set_state(engine, campaign_id, CampaignState.SENDING)
     loop = SendLoop(
         engine,
         campaign_id,
@@ -289,12 +295,12 @@ def _send_pending(
         return loop.run(beat.worker_id)
 
 
-def _final_state(figures: dict[str, dict[str, int]], stop_reason: str | None) -> str:
-    if figures["pending"]["batches"] and stop_reason is not None:
-        return "stopped"
+def _final_state(figures: dict[str, dict[str, int]], stop: Stop | None) -> CampaignState:
+    if figures["pending"]["batches"] and stop is not None:
+        return CampaignState.STOPPED
     if figures["pending"]["batches"] or figures["sending"]["batches"]:
-        return "sending"  # other workers are still at it
-    return "finished"
+        return CampaignState.SENDING  # other workers are still at it
+    return CampaignState.FINISHED
 
 
 # --------------------------------------------------------------------------- checks
@@ -306,8 +312,8 @@ def _check_balance(
     need: int,
     force: bool,
     log: Callable[[str, str], None],
-) -> str | None:
-    """The stop reason when the balance is too low (unless force); warnings otherwise.
+) -> Stop | None:
+    """The stop when the balance is too low (unless force); warnings otherwise.
 
     A gateway without the balance interface (HTTP 404/405/501 there: some resellers offer
     only HttpBatchSendSM) is a warning: the first send request tells whether the URL is right.
@@ -318,7 +324,7 @@ def _check_balance(
         and result.action is Action.STOP_RUN
         and not is_no_such_interface(result)
     ):
-        return f"the gateway refused the balance query: {result.reason}"
+        return Stop(StopCause.GATEWAY, f"the gateway refused the balance query: {result.reason}")
     if not isinstance(result, Balances):
         reason = result.reason if hasattr(result, "reason") else str(result)
         log(f"the balance could not be read ({reason}); sending anyway", "warning")
@@ -343,4 +349,4 @@ def _check_balance(
     if force:
         log(f"{message}; sending anyway (--force)", "warning")
         return None
-    return f"{message}; top up the account, or use --force"
+    return Stop(StopCause.BALANCE, f"{message}; top up the account, or use --force")

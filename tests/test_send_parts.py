@@ -14,6 +14,7 @@ from campaign.config import ComplianceSettings, GatewaySettings, SendWindow, Set
 from campaign.contacts import read_contacts
 from campaign.errors import ExitCode
 from campaign.gateway.protocol import Accepted, NotSent
+from campaign.outcomes import StopCause
 from campaign.plan import PlanOptions, make_plan
 from campaign.send.budget import SendBudget, china_day_start, daily_budget
 from campaign.send.interrupt import Interruption
@@ -294,6 +295,7 @@ def test_the_loop_stops_at_the_window_end_with_no_wait(engine, tmp_path):
     assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
     assert len(client.sent) == 1 and report.count("pending") == 4
     assert report.stop_reason is not None and report.stop_reason.endswith("; resume then")
+    assert report.stop_cause is StopCause.WINDOW
 
 
 def test_the_loop_spends_the_budget_in_whole_requests(engine, tmp_path):
@@ -305,6 +307,7 @@ def test_the_loop_spends_the_budget_in_whole_requests(engine, tmp_path):
     )
     assert len(client.sent) == 4 and report.count("pending") == 2
     assert report.state == "stopped" and report.stop_reason == DAILY_LIMIT
+    assert report.stop_cause is StopCause.DAILY_LIMIT
 
 
 def test_a_stop_request_mid_run_ends_it_after_the_requests_in_flight(engine, tmp_path):
@@ -317,6 +320,7 @@ def test_a_stop_request_mid_run_ends_it_after_the_requests_in_flight(engine, tmp
     )
     assert len(client.sent) == 3  # paced one by one: nothing else was in flight
     assert report.interrupted and report.stop_reason == INTERRUPTED
+    assert report.stop_cause is StopCause.INTERRUPTED
     assert report.exit_code is ExitCode.INTERRUPTED and report.state == "stopped"
     counts = batch_state_counts(engine, cid)
     assert counts["accepted"] == 3 and counts["sending"] == 0 and counts["pending"] == 17

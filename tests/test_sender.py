@@ -13,6 +13,7 @@ from campaign.config import ComplianceSettings, SendWindow, Settings
 from campaign.errors import ExitCode
 from campaign.gateway.client import GatewayClient
 from campaign.gateway.protocol import Accepted, Balances, NotSent
+from campaign.outcomes import StopCause
 from campaign.sender import ProgressEvent, RateLimiter, SendPolicy, send_campaign
 from campaign.store import open_store
 from campaign.store.batches import batch_state_counts
@@ -130,6 +131,7 @@ def test_quota_exhausted_half_way_then_resume(engine, sim):
     report = _send(engine, cid, sim, force=True)
     assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
     assert "no quota left" in (report.stop_reason or "")
+    assert report.stop_cause is StopCause.GATEWAY
     assert report.count("accepted") == 5 and report.count("pending") == 5
     assert get_campaign(engine, str(cid)).stop_reason == report.stop_reason
     sim.top_up(product, 1000)
@@ -144,6 +146,7 @@ def test_low_balance_stops_before_sending_unless_forced(engine, sim):
     report = _send(engine, cid, sim)
     assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
     assert "is 10 segments, but 30 billed segments" in (report.stop_reason or "")
+    assert report.stop_cause is StopCause.BALANCE
     assert sim.received() == []
 
 
@@ -187,6 +190,7 @@ def test_unreachable_gateway_stops_with_nothing_sent(engine):
         report = send_campaign(engine, cid, client, settings, policy=QUICK)
     assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
     assert "gateway unreachable" in (report.stop_reason or "")
+    assert report.stop_cause is StopCause.GATEWAY
     assert batch_state_counts(engine, cid)["pending"] == 10
 
 
@@ -200,6 +204,7 @@ def test_outside_the_window_with_no_wait_stops_at_once(engine, sim):
     report = _send(engine, cid, sim, settings, no_wait=True, policy=late)
     assert report.state == "stopped" and report.exit_code is ExitCode.GATEWAY_STOP
     assert "opens at 2026-03-02 08:00" in (report.stop_reason or "")
+    assert report.stop_cause is StopCause.WINDOW
     assert sim.received() == []
 
 
@@ -355,6 +360,7 @@ def test_max_recipients_sends_whole_batches_within_the_budget(engine, sim):
     cid = _campaign(engine)  # 10 batches of 3
     first = _send(engine, cid, sim, max_recipients=10)
     assert first.state == "stopped" and "max_per_day" in (first.stop_reason or "")
+    assert first.stop_cause is StopCause.DAILY_LIMIT
     assert first.count("accepted") == 3 and first.count("sending") == 0
     assert sum(_taken(sim).values()) == 9  # a fourth batch of 3 would not fit in 10
     rest = _send(engine, cid, sim)
@@ -426,6 +432,7 @@ def test_a_store_failure_mid_run_keeps_the_answers_and_stops_resumably(engine, s
     report = _send(engine, cid, sim)
     assert failed, "the failure was injected"
     assert report.state == "stopped" and "database is locked" in (report.stop_reason or "")
+    assert report.stop_cause is StopCause.STORE
     counts = batch_state_counts(engine, cid)
     assert counts["sending"] == 0 and counts["unknown"] == 0  # every answer was written
     assert counts["accepted"] == report.requests_sent

@@ -31,6 +31,7 @@ from campaign.gateway.protocol import (
     Refused,
     SubmitResult,
 )
+from campaign.outcomes import StopCause
 from campaign.redact import Redactor
 from campaign.send.budget import SendBudget
 from campaign.send.interrupt import Interruption
@@ -41,6 +42,7 @@ from campaign.send.policy import (
     ProgressEvent,
     SendClient,
     SendPolicy,
+    Stop,
 )
 from campaign.send.window import WindowGate
 from campaign.store.batches import BatchResult, ClaimedBatch, batch_figures, settle_and_claim
@@ -49,7 +51,7 @@ from campaign.store.engine import first_line
 
 @dataclass(frozen=True)
 class LoopOutcome:
-    stop_reason: str | None  # None: nothing stopped it (or only a stop request)
+    stop: Stop | None  # None: nothing stopped it (or only a stop request)
     sent: int  # requests that left in this run
 
 
@@ -77,7 +79,7 @@ class SendLoop:
         burst = initial_burst(self.configured_rate, policy.concurrency)
         self.limiter = RateLimiter(self.configured_rate, burst, clock=self.now)
         self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
-        self.stop_reason: str | None = None
+        self.stop: Stop | None = None  # the first decision to stop wins
         self.sent = 0
         self.busy = 0  # RETRY_LATER episodes in a row
         self.busy_since: float | None = None  # monotonic: first refusal of the streak
@@ -106,10 +108,14 @@ class SendLoop:
             while self._step():
                 pass
         self._progress(force=True)
-        return LoopOutcome(self.stop_reason, self.sent)
+        return LoopOutcome(self.stop, self.sent)
+
+    def _stop(self, cause: StopCause, reason: str) -> None:
+        if self.stop is None:
+            self.stop = Stop(cause, reason)
 
     def _halting(self) -> bool:
-        return self.stop_reason is not None or self.interruption.requested
+        return self.stop is not None or self.interruption.requested
 
     def _step(self) -> bool:
         """One turn: take answers, record them and claim more in one transaction, submit.
@@ -128,7 +134,7 @@ class SendLoop:
         for batch in claimed:
             if not self.budget.spend(batch.size):  # release it untouched
                 self.released.append(BatchResult(batch.batch_id, "pending", detail=DAILY_LIMIT))
-                self.stop_reason = self.stop_reason or DAILY_LIMIT
+                self._stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)
                 continue
             self.limiter.take()
             self._note_sent()
@@ -149,7 +155,7 @@ class SendLoop:
 
     def _within_budget(self, limit: int) -> int:
         if limit > 0 and self.budget.exhausted:
-            self.stop_reason = self.stop_reason or DAILY_LIMIT
+            self._stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)
             return 0
         return self.budget.limit(limit)
 
@@ -175,7 +181,7 @@ class SendLoop:
                     f"{reason} (the answers of {len(self.released)} request(s) "
                     "could not be written; they will count as unknown)"
                 ) from None
-            self.stop_reason = self.stop_reason or reason
+            self._stop(StopCause.STORE, reason)
             self.emit(ProgressEvent("warning", f"{reason}; trying again"))
             return []
         self.store_failures = 0
@@ -189,7 +195,7 @@ class SendLoop:
             return self.hold_until - now
         gate = self.gate.check()
         if gate.stop_reason is not None:
-            self.stop_reason = gate.stop_reason
+            self._stop(StopCause.WINDOW, gate.stop_reason)
             return self.policy.wait_step
         if not gate.is_open:
             if gate.announce:
@@ -252,7 +258,7 @@ class SendLoop:
                 detail=f"retried after {result.reason}",
             )
         if action is Action.STOP_RUN:
-            self.stop_reason = self.stop_reason or result.reason
+            self._stop(StopCause.GATEWAY, result.reason)
             return BatchResult(
                 batch.batch_id, "pending", submit_code=result.code, detail=result.reason
             )
@@ -281,9 +287,10 @@ class SendLoop:
         now = self.now()
         self.busy_since = self.busy_since if self.busy_since is not None else now
         if now - self.busy_since > self.policy.max_busy_seconds:
-            self.stop_reason = self.stop_reason or (
+            self._stop(
+                StopCause.GATEWAY,
                 f"the gateway kept refusing for {now - self.busy_since:.0f} s "
-                f"({self.busy} times in a row; last: {reason})"
+                f"({self.busy} times in a row; last: {reason})",
             )
             return
         self._back_off(self.busy, self.policy.busy_base, self.policy.busy_cap)
@@ -299,14 +306,14 @@ class SendLoop:
             return
         self.unreachable += 1
         if self.unreachable > self.policy.max_unreachable:
-            self.stop_reason = self.stop_reason or f"gateway unreachable: {reason}"
+            self._stop(StopCause.GATEWAY, f"gateway unreachable: {reason}")
             return
         self._back_off(self.unreachable, self.policy.retry_base, self.policy.retry_cap)
         self.emit(ProgressEvent("warning", f"{reason}; trying again"))
 
     def _wait_window(self, reason: str) -> None:
         if self.no_wait:
-            self.stop_reason = self.stop_reason or f"{reason}; resume later"
+            self._stop(StopCause.WINDOW, f"{reason}; resume later")
             return
         self.hold_until = max(self.hold_until, self.now() + self.policy.window_retry)
         self.emit(

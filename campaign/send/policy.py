@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from campaign.gateway.protocol import BalanceResult, SubmitResult
+from campaign.outcomes import StopCause
 from campaign.store.workers import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS
 from campaign.timeutil import china_now
 
@@ -16,6 +17,14 @@ DEFAULT_CONCURRENCY = 16
 INTERRUPTED = "interrupted by the user"
 STORE_ATTEMPTS = 5  # store failures in a row before the run gives up (StoreError)
 DAILY_LIMIT = "max_per_day reached: the rest waits for the next day's run"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A decision to stop the run: the cause (for code) and the reason (for people)."""
+
+    cause: StopCause
+    reason: str
 
 
 class SendClient(Protocol):

@@ -15,7 +15,8 @@ from campaign.config import SendWindow
 
 @dataclass(frozen=True)
 class GateDecision:
-    """OPEN (both None), wait until `wait_until`, or stop the run with `stop_reason`.
+    """OPEN (both None), wait until `wait_until`, or stop the run with `stop_reason`
+    (its cause is always StopCause.WINDOW).
 
     `message` says why it is closed; `announce` is True on the first look of a closed
     spell (the loop logs "waiting: ..." once, not every step)."""
