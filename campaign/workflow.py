@@ -792,6 +792,17 @@ def _rows_of(rows: Any) -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- argument checks
+
+
+def check_export_path(out: Path) -> None:
+    """InputError (exit 3) for a file `export` cannot write by its extension (.xlsx and
+    .csv only): a command checks it before it loads the config, as `export` does."""
+    from campaign.export import output_format
+
+    output_format(out)
+
+
 __all__ = [
     "BalanceResult",
     "CreateResult",
@@ -809,12 +820,14 @@ __all__ = [
     "balance",
     "campaign_list",
     "campaign_status",
+    "check_export_path",
     "check_repeat",
     "create_campaign",
     "export",
     "export_optouts",
     "import_optouts",
     "import_reports",
+    "normalized_mobiles",
     "opened",
     "optout_entries",
     "optout_numbers",

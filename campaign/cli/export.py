@@ -59,6 +59,7 @@ def export(
       campaign export 12 -o results.xlsx
       campaign export spring-2026 -o results.csv --lang zh
     """
+    workflow.check_export_path(out)  # a wrong extension before the config
     result = workflow.export(settings_from(config, db=db), campaign, out, lang=lang.value)
     summary = result.summary
     if json_output:

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from campaign import workflow
-from campaign.cli import render
+from campaign.cli import render_optout
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -53,14 +53,9 @@ def add(
     Example:
       campaign optout add 13800138000 +86 139 0013 9000 --note 'asked by phone'
     """
-    result = workflow.add_optouts(settings_from(config, db), mobiles, note)
-    if json_output:
-        print_json(result.to_json())
-    else:
-        typer.echo(
-            f"added {result.changed} number(s) to the suppression list "
-            f"({result.unchanged} already on it)"
-        )
+    numbers = workflow.normalized_mobiles(mobiles)  # bad numbers before the config
+    result = workflow.add_optouts(settings_from(config, db), numbers, note)
+    render_optout.optout_change(result, json_output)
 
 
 @optout_app.command("remove")
@@ -76,14 +71,9 @@ def remove(
     Example:
       campaign optout remove 13800138000
     """
-    result = workflow.remove_optouts(settings_from(config, db), mobiles)
-    if json_output:
-        print_json(result.to_json())
-    else:
-        typer.echo(
-            f"removed {result.changed} number(s) from the suppression list "
-            f"({result.unchanged} not on it)"
-        )
+    numbers = workflow.normalized_mobiles(mobiles)  # bad numbers before the config
+    result = workflow.remove_optouts(settings_from(config, db), numbers)
+    render_optout.optout_change(result, json_output)
 
 
 @optout_app.command("list")
@@ -104,13 +94,9 @@ def list_numbers(
     """
     settings = settings_from(config, db)
     if details:
-        render.optout_entries(workflow.optout_entries(settings), json_output)
+        render_optout.optout_entries(workflow.optout_entries(settings), json_output)
         return
-    numbers = workflow.optout_numbers(settings)
-    if json_output:
-        print_json(numbers)
-    elif numbers:
-        typer.echo("\n".join(numbers))
+    render_optout.optout_numbers(workflow.optout_numbers(settings), json_output)
 
 
 @optout_app.command("export")
@@ -129,10 +115,7 @@ def export_list(
       campaign optout export -o optouts.xlsx
     """
     result = workflow.export_optouts(settings_from(config, db), out)
-    if json_output:
-        print_json(result.to_json())
-    else:
-        typer.echo(f"wrote {result.rows} suppressed number(s) to {out}")
+    render_optout.optout_export(result, json_output)
 
 
 @optout_app.command("import")
@@ -158,5 +141,5 @@ def import_file(
         header_row=header_row,
         mobile_column=mobile_column,
     )
-    render.skipped_rows(result.invalid)
-    print_json(result.to_json()) if json_output else render.optout_import(result.figures)
+    render_optout.skipped_rows(result.invalid)
+    print_json(result.to_json()) if json_output else render_optout.optout_import(result.figures)

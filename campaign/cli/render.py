@@ -1,16 +1,15 @@
 """How results are shown to people: the human forms of the workflow's typed results
-(the JSON forms are their `to_json()`)."""
+(the JSON forms are their `to_json()`); the suppression list's are in `render_optout`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import typer
 
 from campaign.cli.common import fail, info, print_json
 from campaign.timeutil import china_text
-from campaign.workflow import PlanResult, SendResult, StatusList, StatusResult
+from campaign.workflow import PLAN_KEYS, PlanResult, SendResult, StatusList, StatusResult
 
 Reasons = dict[str, list[tuple[str, int]]]  # outcome -> [(reason, rows), ...]
 
@@ -35,6 +34,15 @@ def show_before_sending(planned: PlanResult) -> None:
         info(line)
     for warning in planned.warnings:
         info(f"warning: {warning}")
+
+
+def send_declined(planned: PlanResult, json_output: bool) -> None:
+    """A send declined at the question: said on stderr, and with --json still exactly one
+    JSON object for a script reading stdout."""
+    info("declined: nothing was sent (nothing stored)")
+    if json_output:
+        figures = planned.figures()
+        print_json({"campaign_id": None, "declined": True, **{k: figures[k] for k in PLAN_KEYS}})
 
 
 def top_reasons(
@@ -131,45 +139,3 @@ def status_list(result: StatusList) -> None:
         typer.echo(
             f"{record.id:>5}  {record.state:<9} {done}/{total} requests  {created}  {record.name}"
         )
-
-
-SHOWN_PROBLEMS = 10  # invalid rows of an imported file listed by row number
-TABLE_HEADERS = ("mobile", "added (China time)", "reason", "detail", "by")
-
-
-def optout_entries(entries: Sequence[Mapping[str, object]], json_output: bool) -> None:
-    """The entries as a table (or JSON objects), added_at in China time."""
-    from campaign.optout_export import entry_cells, entry_json
-
-    if json_output:
-        print_json([entry_json(entry) for entry in entries])
-        return
-    rows = [entry_cells(entry, offset=False) for entry in entries]
-    widths = [
-        max(_width(r[i]) for r in [list(TABLE_HEADERS), *rows]) for i in range(len(TABLE_HEADERS))
-    ]
-    for cells in (list(TABLE_HEADERS), *rows):
-        padded = (c + " " * (w - _width(c)) for c, w in zip(cells, widths, strict=True))
-        typer.echo("  ".join(padded).rstrip())
-
-
-def _width(text: str) -> int:
-    """Columns `text` takes on a terminal: wide (CJK) characters take two."""
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def skipped_rows(shown: list[tuple[str, int, str]]) -> None:
-    for source, row, reason in shown[:SHOWN_PROBLEMS]:
-        info(f"skipped {source} row {row}: {reason}")
-    if len(shown) > SHOWN_PROBLEMS:
-        info(f"... and {len(shown) - SHOWN_PROBLEMS} more invalid rows")
-
-
-def optout_import(figures: dict[str, Any]) -> None:
-    typer.echo(
-        f"{figures['source']}: {figures['rows']} rows; added {figures['added']} number(s) "
-        f"to the suppression list, {figures['already']} already on it, "
-        f"{figures['repeated']} repeated in the file, {figures['invalid']} invalid (skipped)"
-    )

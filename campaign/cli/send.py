@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-import typer
-
 from campaign import workflow
 from campaign.cli import render
 from campaign.cli.app import app
@@ -23,11 +15,9 @@ from campaign.cli.common import (
     SheetOption,
     TemplateOption,
     TextOption,
-    fail,
     handle_errors,
     info,
     is_terminal,
-    print_json,
     settings_from,
     template_text,
 )
@@ -41,8 +31,8 @@ from campaign.cli.options import (
     ResendOption,
     YesOption,
 )
+from campaign.cli.send_controls import confirm, stop_on_signals
 from campaign.cli.send_progress import progress_reporter
-from campaign.errors import ExitCode
 from campaign.store.engine import store_failures_raise
 
 
@@ -83,14 +73,10 @@ def send(
         header_row=header_row, mobile_column=mobile_column,
     )  # fmt: skip
     render.show_before_sending(prepared.planned)
-    figures = prepared.planned.figures()
-    if is_terminal() and not yes and not _confirm(figures):
-        info("declined: nothing was sent (nothing stored)")
-        if json_output:  # still exactly one JSON object for a script reading stdout
-            keys = {k: figures[k] for k in workflow.PLAN_KEYS}
-            print_json({"campaign_id": None, "declined": True, **keys})
+    if is_terminal() and not yes and not confirm(prepared.planned.figures()):
+        render.send_declined(prepared.planned, json_output)
         return
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         result = workflow.send_new(
             settings, prepared, stop=stop, no_wait=no_wait, force=force,
             progress=progress_reporter, notify=info,
@@ -121,35 +107,9 @@ def resume(
       campaign resume spring-2026 --resend-unknown
     """
     settings = settings_from(config, db, gateway)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         result = workflow.resume(
             settings, campaign, given_gateway=gateway, stop=stop, no_wait=no_wait, force=force,
             resend_unknown=resend_unknown, progress=progress_reporter, notify=info,
         )  # fmt: skip
     render.send_result(result, json_output)
-
-
-def _confirm(figures: dict[str, Any]) -> bool:
-    question = (
-        f"Send {figures['recipients']} recipients in {figures['requests']} requests "
-        f"({figures['segments']} billed segments)?"
-    )
-    try:
-        return typer.confirm(question, default=False, err=True)
-    except typer.Abort:  # Ctrl-C (or end of input) at the question
-        fail("interrupted: nothing was sent (nothing stored)", ExitCode.INTERRUPTED)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """The library's stop request; SIGTERM sets it (Ctrl-C: `workflow.send` sets it)."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGTERM, previous)
