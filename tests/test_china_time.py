@@ -13,12 +13,13 @@ from campaign.cli.run import _setup_logging
 from campaign.cli.send_progress import _PlainReporter
 from campaign.gateway.client import GatewayClient
 from campaign.gateway.simulator import Simulator
+from campaign.outcomes import CampaignState
 from campaign.sender import ProgressEvent
 from campaign.store import open_store
-from campaign.store.campaigns import get_campaign
+from campaign.store.campaigns import create_campaign, get_campaign, set_state
 from campaign.timeutil import CHINA, ChinaTimeFormatter, china_iso, china_text
+from tests.support.plans import small_plan
 from tests.support.simulator import gateway_settings
-from tests.support.store_rows import add_campaign
 
 EIGHT_HOURS = timedelta(hours=8)
 STAMP = 25  # len("2026-12-03 16:05:01+08:00")
@@ -77,7 +78,9 @@ def test_log_formatter_converts_to_china_time():
 
 def test_status_json_times_carry_the_china_offset(sqlite_url):
     engine = open_store(sqlite_url)
-    cid = add_campaign(engine, ["name", "phone"], name="spring sale")
+    cid = create_campaign(engine, small_plan(), name="spring sale", settings_snapshot={})
+    set_state(engine, cid, CampaignState.SENDING)  # stamps started_at
+    set_state(engine, cid, CampaignState.FINISHED)
     stored = get_campaign(engine, cid).created_at
     engine.dispose()
     runner = CliRunner()

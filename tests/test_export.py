@@ -18,15 +18,16 @@ from campaign.cli import app
 from campaign.errors import InputError, NotFoundError
 from campaign.export import export_campaign
 from campaign.store import open_store
+from campaign.store.campaigns import create_campaign
 from campaign.store.results import OUTCOMES, RESULT_COLUMNS
 from campaign.zh import RESULT_COLUMNS_ZH
-from tests.support.store_rows import (
+from tests.support.plans import (
     COLUMNS,
-    Row,
-    add_batch,
-    add_campaign,
-    add_recipients,
+    campaign_without_rows,
+    contact_file,
     every_outcome_campaign,
+    plan_of,
+    planned_campaign,
 )
 
 runner = CliRunner()
@@ -35,6 +36,7 @@ EXPECTED_OUTCOMES = [
     "delivered", "failed", "pending", "rejected", "unknown", "unsent",
     "invalid", "duplicate", "suppressed", "unsent",
 ]  # fmt: skip
+SOURCE_ROWS = [*range(2, 10), 2, 3]  # rows 1-8 in contacts.xlsx, 9-10 in more.csv
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ def test_xlsx_has_every_row_and_outcome_in_input_order(engine, tmp_path):
     rows = results_rows(sheets)
     assert len(rows) == 10
     assert [r[col("outcome")] for r in rows] == EXPECTED_OUTCOMES
-    assert [r[col("source_row")] for r in rows] == list(range(2, 12))
+    assert [r[col("source_row")] for r in rows] == SOURCE_ROWS
     assert all(r[col("reason")] for r in rows if r[col("outcome")] != "delivered")
     assert rows[1][col("dlr_status")] == "UNDELIV"
     assert rows[0][col("report_time")] == "2026-11-25T10:05:00+08:00"
@@ -109,7 +111,7 @@ def test_formula_looking_text_and_identifiers_stay_text(sqlite_engine, tmp_path)
         names = [sheet.cell(row=r, column=1) for r in range(2, 6)]
         assert [c.value for c in names] == ["=SUM(A1)", "+86 luck", "@x", "-1"]
         assert all(c.data_type == "s" for c in names)
-        assert sheet.cell(row=4, column=3).value == "-1"
+        assert sheet.cell(row=11, column=3).value == "-1"  # 孙八's note
         for name in ("phone", "normalized_mobile", "msgid", "batch_id", "submit_code"):
             cell = sheet.cell(row=2, column=col(name) + 1)
             assert cell.data_type == "s" and isinstance(cell.value, str), name
@@ -169,7 +171,7 @@ def test_csv_is_utf8_with_bom_and_neutralised(sqlite_engine, tmp_path):
     assert rows[0] == HEADERS
     assert len(rows) == 11
     assert [r[0] for r in rows[1:5]] == ["'=SUM(A1)", "'+86 luck", "'@x", "'-1"]
-    assert rows[3][2] == "'-1"
+    assert rows[10][2] == "'-1"
     assert rows[5][0] == "张三"
     assert [r[col("outcome")] for r in rows[1:]] == EXPECTED_OUTCOMES
     assert rows[1][col("normalized_mobile")] == "13800000001"
@@ -203,7 +205,7 @@ def test_more_rows_than_a_sheet_holds_continue_on_the_next(sqlite_engine, tmp_pa
     assert [len(sheets[n]) for n in ("results", "results_2", "results_3")] == [5, 5, 3]
     rows = results_rows(sheets)
     assert [r[col("outcome")] for r in rows] == EXPECTED_OUTCOMES
-    assert [r[col("source_row")] for r in rows] == list(range(2, 12))
+    assert [r[col("source_row")] for r in rows] == SOURCE_ROWS
 
 
 def test_row_xml_writer_matches_the_cell_api(sqlite_engine, tmp_path):
@@ -218,10 +220,10 @@ def test_row_xml_writer_matches_the_cell_api(sqlite_engine, tmp_path):
         '=HYPERLINK("http://x")',
         "",
     ]
-    cid = add_campaign(sqlite_engine, ["text", "phone", "same"])
     same = " x & <y> \x07 _x0041_ =1 "  # one value in every row: a shared string
-    rows = [Row([t, "13800000001", same], outcome="invalid", reason=t or "e") for t in tricky]
-    add_recipients(sqlite_engine, cid, rows)
+    rows = [[t, f"138{i:08d}", same] for i, t in enumerate(tricky)]
+    path = contact_file(tmp_path / "list.csv", ["text", "phone", "same"], rows)
+    cid = planned_campaign(sqlite_engine, [path], "{text}")  # the texts are messages too
     fast, slow = tmp_path / "fast.xlsx", tmp_path / "slow.xlsx"
     export_campaign(sqlite_engine, cid, fast, fast=True)
     export_campaign(sqlite_engine, cid, slow, fast=False)
@@ -242,7 +244,7 @@ def test_row_xml_writer_matches_the_cell_api(sqlite_engine, tmp_path):
 
 
 def test_empty_campaign_exports_the_header(sqlite_engine, tmp_path):
-    cid = add_campaign(sqlite_engine, COLUMNS)
+    cid = campaign_without_rows(sqlite_engine, COLUMNS)
     out = tmp_path / "r.xlsx"
     summary = export_campaign(sqlite_engine, cid, out)
     assert summary.rows == 0 and summary.outcomes == dict.fromkeys(OUTCOMES, 0)
@@ -369,9 +371,9 @@ def test_cli_unknown_lang_is_a_usage_error(sqlite_url, tmp_path):
 
 
 def test_export_of_a_stored_ready_campaign_without_batches(sqlite_engine, tmp_path):
-    cid = add_campaign(sqlite_engine, ["phone"])
-    add_recipients(sqlite_engine, cid, [Row(["13800000001"], mobile="13800000001", batch_id="b1")])
-    add_batch(sqlite_engine, cid, "b1", "pending", ["13800000001"])
+    cid = create_campaign(
+        sqlite_engine, plan_of(["13800000001"]), name="planned", settings_snapshot={}
+    )
     out = tmp_path / "r.xlsx"
     export_campaign(sqlite_engine, cid, out)
     rows = read_sheets(out)["results"]

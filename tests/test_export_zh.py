@@ -1,9 +1,10 @@
 """`export --lang zh` is Chinese through and through; `--lang en` keeps SPEC's names.
 
 The campaigns come from the real pipeline (the demo; a plan of a list made to hit every plan
-reason, sent to the simulator until its quota runs out) plus store rows for the outcomes
-that no pipeline here makes yet (capped, cancelled). Every cell outside the original contact
-columns is checked for English words: those the English export of the same campaign uses.
+reason, sent to the simulator until its quota runs out; a list planned with a frequency cap
+that an earlier send reached). No code writes the `cancelled` outcome yet. Every cell outside
+the original contact columns is checked for English words: those the English export of the
+same campaign uses.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from campaign.gateway.client import GatewayClient, classify_exception
 from campaign.gateway.protocol import Refused, parse_submit_response, submit_code_info
 from campaign.gateway.simulator import Simulator
 from campaign.messages import SensitiveWords, describe_length
+from campaign.outcomes import BatchState, CampaignState, Outcome
 from campaign.phones import normalize_mobiles
-from campaign.plan import SUPPRESSED_REASON, PlanOptions, make_plan
+from campaign.plan import SUPPRESSED_REASON, PlanOptions, batch_id, make_plan
 from campaign.sender import (
     DAILY_LIMIT,
     INTERRUPTED,
@@ -39,7 +41,8 @@ from campaign.sender import (
     send_campaign,
 )
 from campaign.store import open_store
-from campaign.store.campaigns import create_campaign, get_campaign, settings_snapshot
+from campaign.store.batches import BatchResult
+from campaign.store.campaigns import create_campaign, get_campaign, set_state, settings_snapshot
 from campaign.store.results import RESULT_COLUMNS
 from campaign.timeutil import CHINA
 from campaign.zh import (
@@ -49,7 +52,13 @@ from campaign.zh import (
     SHEETS_ZH,
     reason_zh,
 )
-from tests.support.store_rows import Row, add_campaign, add_recipients
+from tests.support.plans import (
+    accepted_batch,
+    answer,
+    contact_file,
+    planned_campaign,
+    push_reports,
+)
 
 WORD = re.compile(r"[A-Za-z][A-Za-z']+")
 #: ASCII words a Chinese export may hold: names of things, not English prose
@@ -178,28 +187,19 @@ def stopped_campaign(engine, folder: Path) -> int:
     return cid
 
 
-def capped_and_cancelled(engine) -> int:
-    cap_reason = getattr(plan_module, "cap_reason", None)
-    capped = (
-        cap_reason(2, 2, 24)
-        if cap_reason
-        else "already sent 2 messages in the last 24 h (max_per_recipient = 2)"
-    )
-    cid = add_campaign(engine, ["姓名", "手机号码"], name="上限与取消", state="cancelled")
-    add_recipients(
-        engine,
-        cid,
-        [
-            Row(["甲", "13800000001"], outcome="capped", mobile="13800000001", reason=capped),
-            Row(
-                ["乙", "13800000002"],
-                outcome="cancelled",
-                mobile="13800000002",
-                reason="the campaign was cancelled before this row was sent",
-                carrier="China Broadnet",
-            ),
-        ],
-    )
+def capped_campaign(engine, folder: Path) -> int:
+    """甲 got two messages today (two earlier sends): planned with max_per_recipient = 2 he is
+    `capped`; 乙 (a China Broadnet number) is sent and delivered."""
+    for msgid in ("9301", "9302"):
+        accepted_batch(engine, msgid, ["13800000001"])
+    rows = [["甲", "13800000001"], ["乙", "19200000002"]]
+    path = contact_file(folder / "上限.csv", ["姓名", "手机号码"], rows)
+    options = PlanOptions(signature="【示例】", max_per_recipient=2)
+    cid = planned_campaign(engine, [path], "{姓名}您好", options, name="上限")
+    set_state(engine, cid, CampaignState.SENDING)
+    answer(engine, cid, [BatchResult(batch_id(1), BatchState.ACCEPTED, "9303", "0")])
+    push_reports(engine, "9303,2611251000,19200000002,DELIVRD")
+    set_state(engine, cid, CampaignState.FINISHED)
     return cid
 
 
@@ -208,7 +208,7 @@ def campaigns(tmp_path_factory) -> tuple[object, list[int]]:
     folder = tmp_path_factory.mktemp("zh")
     demo = run_demo(folder / "demo")
     engine = open_store(demo.store_url)
-    ids = [demo.campaign_id, stopped_campaign(engine, folder), capped_and_cancelled(engine)]
+    ids = [demo.campaign_id, stopped_campaign(engine, folder), capped_campaign(engine, folder)]
     yield engine, ids
     engine.dispose()
 
@@ -222,7 +222,7 @@ def test_every_outcome_is_covered(campaigns):
     from campaign.store.results import outcome_counts
 
     seen = {o for cid in ids for o, n in outcome_counts(engine, cid).items() if n}
-    assert seen >= set(OUTCOMES_ZH) - {"ready"}
+    assert seen >= set(OUTCOMES_ZH) - {"ready", Outcome.CANCELLED}  # no code writes cancelled
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])

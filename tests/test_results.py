@@ -4,8 +4,11 @@ import pandas as pd
 import pytest
 
 from campaign.errors import NotFoundError
+from campaign.outcomes import CampaignState
 from campaign.result_rows import iter_results, report_status_breakdown
 from campaign.store import open_store
+from campaign.store.batches import claim_batches
+from campaign.store.campaigns import create_campaign, set_state
 from campaign.store.results import (
     OUTCOMES,
     RESULT_COLUMNS,
@@ -16,14 +19,16 @@ from campaign.store.results import (
     segment_totals,
     unmatched_reports,
 )
-from tests.support.store_rows import (
+from campaign.store.workers import register_worker
+from tests.support.plans import (
     COLUMNS,
-    Row,
-    add_batch,
-    add_campaign,
-    add_recipients,
-    add_reports,
+    accepted_batch,
+    campaign_without_rows,
+    contact_file,
     every_outcome_campaign,
+    plan_of,
+    planned_campaign,
+    push_reports,
 )
 
 
@@ -47,14 +52,14 @@ def test_every_outcome_row_by_row(engine):
         "invalid", "duplicate", "suppressed", "unsent",
     ]  # fmt: skip
     assert frame["name"].tolist()[:3] == ["=SUM(A1)", "+86 luck", "@x"]
-    assert frame["source_row"].tolist() == list(range(2, 12))
+    assert frame["source_row"].tolist() == [*range(2, 10), 2, 3]  # contacts.xlsx, more.csv
     by = frame.set_index("name")
 
     delivered = by.loc["=SUM(A1)"]
     assert delivered["dlr_status"] == "DELIVRD"
     assert delivered["report_time"] == "2026-11-25T10:05:00+08:00"  # the latest report
     assert delivered["reason"] == ""
-    assert delivered["msgid"] == "M1" and delivered["submit_code"] == "0"
+    assert delivered["msgid"] == "9001" and delivered["submit_code"] == "0"
     assert delivered["dlr_description"] == "delivered"
 
     failed = by.loc["+86 luck"]
@@ -70,12 +75,15 @@ def test_every_outcome_row_by_row(engine):
     assert rejected["submit_code"] == "105" and "105" in rejected["reason"]
     assert "sensitive" in rejected["reason"]
 
-    assert "ReadTimeout" in by.loc["张三", "reason"]
+    assert "no answer from the gateway before the timeout" in by.loc["张三", "reason"]
     assert by.loc["李四", "reason"] == "not sent: the run stopped (quota exhausted)"
     assert by.loc["李四", "msgid"] == ""
-    assert by.loc["王五", "reason"] == "not a mobile number: 12345"
+    assert by.loc["王五", "reason"] == "wrong length: 5 digits"
     assert by.loc["王五", "normalized_mobile"] == ""
-    assert by.loc["孙八", "reason"] == "below the minimum group size"
+    assert by.loc["孙八", "reason"] == (
+        "only 1 recipient with this text, below the minimum group size 2 "
+        "(the gateway would refuse it with 108)"
+    )
     assert (frame.loc[frame["outcome"] != "delivered", "reason"] != "").all()
 
 
@@ -105,7 +113,7 @@ def test_counts(engine):
         "invalid": 1, "duplicate": 1, "suppressed": 1, "capped": 0, "unsent": 2,
     }  # fmt: skip
     assert report_status_counts(engine, cid) == {"DELIVRD": 1, "UNDELIV": 1}
-    assert unmatched_reports(engine, cid) == 1  # M1 report for a number not in that batch
+    assert unmatched_reports(engine, cid) == 1  # 9001 report for a number not in that batch
     assert unmatched_reports(engine) == 2  # ... plus the one with a msgid nobody issued
 
 
@@ -113,7 +121,7 @@ def test_figures_for_the_summary(engine):
     cid = every_outcome_campaign(engine)
     totals = segment_totals(engine, cid)
     assert (totals.billed, totals.accepted_rows) == (3, 3)
-    assert totals.planned == 6  # ready rows only (1 segment each in the recipients rows)
+    assert totals.planned == 6  # rows in a request only (1 segment each)
     carriers = outcome_breakdown(engine, cid, "carrier").set_index("carrier")
     assert carriers.loc["China Mobile", "rows"] == 6
     assert carriers.loc["China Mobile", "delivery_rate"] == pytest.approx(1 / 3)
@@ -133,29 +141,29 @@ def test_figures_for_the_summary(engine):
 
 def test_campaigns_do_not_leak_into_each_other(engine):
     first = every_outcome_campaign(engine)
-    second = add_campaign(engine, ["手机"], name="other")
-    add_recipients(engine, second, [Row(["13800000001"], mobile="13800000001", batch_id="b1")])
-    add_batch(engine, second, "b1", "accepted", ["13800000001"], msgid="M2", submit_code="0")
-    add_reports(engine, [("M2", "13800000001", "REJECT", "2026-11-25T12:00:00+08:00")])
+    second = accepted_batch(engine, "9101", ["13800000001"])  # the same number, sent again
+    push_reports(engine, "9101,2611251200,13800000001,REJECT")
     assert outcome_counts(engine, second)["failed"] == 1
     assert outcome_counts(engine, first)["delivered"] == 1
     frame = all_results(engine, second)
-    assert list(frame.columns) == ["手机", *RESULT_COLUMNS]
+    assert list(frame.columns) == ["mobile", *RESULT_COLUMNS]
     assert frame.loc[0, "dlr_status"] == "REJECT"
 
 
 def test_unsent_batch_of_a_campaign_not_stopped(engine):
-    cid = add_campaign(engine, ["phone"])
-    add_recipients(engine, cid, [Row(["13800000001"], mobile="13800000001", batch_id="b1")])
-    add_batch(engine, cid, "b1", "sending", ["13800000001"])
+    cid = create_campaign(engine, plan_of(["13800000001"]), name="sending", settings_snapshot={})
+    set_state(engine, cid, CampaignState.SENDING)
+    claim_batches(engine, cid, register_worker(engine, cid), 1)  # its request is on its way
     frame = all_results(engine, cid)
     assert frame.loc[0, "outcome"] == "unsent"
     assert frame.loc[0, "reason"] == "not sent yet"
 
 
-def test_original_column_named_like_a_result_column(engine):
-    cid = add_campaign(engine, ["outcome", "phone"])
-    add_recipients(engine, cid, [Row(["vip", "1"], outcome="invalid", reason="bad number")])
+def test_original_column_named_like_a_result_column(engine, tmp_path):
+    rows = [["vip", "1"], ["gold", "13800000001"]]
+    cid = planned_campaign(
+        engine, [contact_file(tmp_path / "list.csv", ["outcome", "phone"], rows)]
+    )
     frame = all_results(engine, cid)
     assert list(frame.columns) == ["outcome", "phone", *RESULT_COLUMNS]
     assert frame.iloc[0, 0] == "vip"
@@ -163,7 +171,7 @@ def test_original_column_named_like_a_result_column(engine):
 
 
 def test_campaign_without_rows_and_missing_campaign(engine):
-    cid = add_campaign(engine, ["phone"])
+    cid = campaign_without_rows(engine, ["phone"])
     assert list(iter_results(engine, cid)) == []
     assert outcome_counts(engine, cid) == dict.fromkeys(OUTCOMES, 0)
     assert reports_per_hour(engine, cid).empty
@@ -171,18 +179,15 @@ def test_campaign_without_rows_and_missing_campaign(engine):
         list(iter_results(engine, 999))
 
 
-def test_json_lines_read_equals_the_tuple_read(engine, monkeypatch):
+def test_json_lines_read_equals_the_tuple_read(engine, tmp_path, monkeypatch):
     """SQLite reads a chunk as JSON lines parsed by Arrow; the DBAPI tuples give the same."""
     import campaign.store.json_transport as transport
     import campaign.store.results as results
 
-    cid = every_outcome_campaign(engine)
-    add_recipients(
-        engine,
-        cid,
-        [Row(['a "quoted"\\\ttab\n', "13800000009"], outcome="invalid", reason="x\u0001y")],
-        start=10,
-    )
+    tricky = 'a "quoted"\\\ttab\n'
+    rows = [["x", "13800000010", ""], [tricky, "13800000010", ""]]  # row 11: a duplicate
+    more = contact_file(tmp_path / "x\u0001y.csv", COLUMNS, rows)
+    cid = every_outcome_campaign(engine, more=[more])
     for lang in ("en", "zh"):
         fast = all_results(engine, cid, chunk_rows=4, lang=lang)
         monkeypatch.setattr(results, "_json_blob", lambda *args: None)
@@ -195,16 +200,22 @@ def test_json_lines_read_equals_the_tuple_read(engine, monkeypatch):
         monkeypatch.setattr(transport, "_JSON_BLOCK", 64)  # lines longer than a block
         pd.testing.assert_frame_equal(all_results(engine, cid, chunk_rows=4, lang=lang), slow)
         monkeypatch.undo()
-        assert fast.iloc[10, 0] == 'a "quoted"\\\ttab\n'
-        assert fast.loc[10, "reason"] == "x\u0001y"
+        assert fast.iloc[11, 0] == tricky
+        assert fast.loc[11, "source"] == "x\u0001y.csv"  # "same number as x\u0001y.csv row 2"
+        assert "x\u0001y.csv" in fast.loc[11, "reason"]
 
 
-def test_cell_lists_of_other_lengths_are_padded(engine):
-    cid = add_campaign(engine, ["name", "phone", "city"])
-    rows = [Row(["a", "1", "x"]), Row(["b"]), Row(["c", "3", "z"])]
-    add_recipients(engine, cid, [Row(r.cells, outcome="invalid", reason="r") for r in rows])
+def test_cell_lists_of_other_lengths_are_padded(engine, tmp_path):
+    rows = [["a", "13800000001", "x"], ["b"], ["c", "13800000003", "z"]]  # a short csv line
+    cid = planned_campaign(
+        engine, [contact_file(tmp_path / "list.csv", ["name", "phone", "city"], rows)]
+    )
     frame = all_results(engine, cid)
-    assert frame.iloc[:, :3].values.tolist() == [["a", "1", "x"], ["b", "", ""], ["c", "3", "z"]]
+    assert frame.iloc[:, :3].values.tolist() == [
+        ["a", "13800000001", "x"],
+        ["b", "", ""],
+        ["c", "13800000003", "z"],
+    ]
 
 
 def test_stopping_early_ends_the_read_ahead(engine):
@@ -218,8 +229,9 @@ def test_stopping_early_ends_the_read_ahead(engine):
     assert not [t for t in threading.enumerate() if t.name == "results-read-ahead"]
 
 
-def test_cells_that_are_not_text_come_out_as_text(engine):
-    cid = add_campaign(engine, ["name", "points", "city"])
-    add_recipients(engine, cid, [Row(["a", 12, None], outcome="invalid", reason="r")])  # type: ignore[list-item]
+def test_cells_that_are_not_text_come_out_as_text(engine, tmp_path):
+    columns = ["name", "points", "city", "phone"]
+    rows = [["a", 12, None, "13800000001"]]  # a number and an empty cell in the workbook
+    cid = planned_campaign(engine, [contact_file(tmp_path / "list.xlsx", columns, rows)])
     frame = all_results(engine, cid)
     assert frame.iloc[0, :3].tolist() == ["a", "12", ""]
