@@ -438,6 +438,8 @@ def control_character_rows(
         if not may_hold_control_chars(values):
             continue
         values = pc.fill_null(pa.array(frame[column].astype("str"), pa.string()), "")
+        if isinstance(values, pa.ChunkedArray):  # several files: one chunk each
+            values = values.combine_chunks()
         hit = pc.match_substring_regex(values, CONTROL_CHARS_RE2)
         rows = [row for row in pc.indices_nonzero(hit).to_numpy() if row not in found]
         if not rows:

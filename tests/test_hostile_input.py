@@ -250,6 +250,23 @@ def test_plan_marks_rows_with_control_characters_invalid(tmp_path):
     assert json.loads(result.stdout)["outcomes"]["invalid"] == 0
 
 
+def test_control_characters_in_a_later_file_of_several_make_its_row_invalid(tmp_path):
+    first = tmp_path / "a.csv"
+    first.write_text("name,phone\na,13800000001\n", encoding="utf-8")
+    second = tmp_path / "b.csv"
+    second.write_text("name,phone\nb\x01,13800000002\nc,13800000003\n", encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(first), str(second), "--text", "{name}您好", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["outcomes"] == {
+        "ready": 2,
+        "invalid": 1,
+        "duplicate": 0,
+        "suppressed": 0,
+        "capped": 0,
+        "unsent": 0,
+    }
+
+
 def test_a_control_character_in_a_header_becomes_a_replacement_character(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("na\x01me,mobile\nLi,13900210021\n", encoding="utf-8")
