@@ -5,9 +5,11 @@ receiver answers with (and logs, mobile masked); nothing of such a push is store
 `report=` push is checked item by item: its malformed items are listed (`Reports.malformed`)
 and the others stored; only a batch with no valid item is refused.
 
-A field holding a control character (NUL included) is malformed: such text cannot be
-stored alike on SQLite and PostgreSQL (which refuses NUL), and never goes out again in an
-SMS. Only the text of an inbound message may hold tabs and line breaks.
+What makes a report valid is `campaign.report_rows` (shared with report files); this module
+names the first problem of a malformed one. A field holding a control character (NUL
+included) is malformed: such text cannot be stored alike on SQLite and PostgreSQL (which
+refuses NUL), and never goes out again in an SMS. Only the text of an inbound message may
+hold tabs and line breaks.
 """
 
 from __future__ import annotations
@@ -17,14 +19,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from campaign.phones import normalize_mobile
+from campaign.report_rows import Malformed, Problem, check_report, report_number
+from campaign.report_rows import normalize_number as normalize_number  # receiver re-exports
 from campaign.report_times import parse_report_time
 from campaign.store.inbound import InboundPart
 from campaign.store.reports import ReportRow
 
 PUSH_ORIGIN = "push"
-_DIGITS = re.compile(r"^[0-9]{1,64}$")
-_MOBILE = re.compile(r"^\+?[0-9]{5,20}$")
+#: The reason of a malformed report: its first problem in this order.
+REASONS: dict[Problem, str] = {
+    Problem.MOBILE: "mobile is not a number",
+    Problem.CONTROL: "a field holds a control character",
+    Problem.MSGID: "msgid is not a number",
+    Problem.TIME: "reportTime {time!r} is not a real time",
+    Problem.STATUS_EMPTY: "status is empty",
+    Problem.STATUS_LONG: "status is too long",
+}
 _EMSHEAD = re.compile(r"^\s*([0-9]{1,32})\s*,\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: no field may hold one
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # msg: tab, CR, LF ok
@@ -102,31 +112,19 @@ def _batched_report(item: str, number: int) -> ReportRow:
 
 
 def _report(msgid: str, report_time: str, mobile: str, status: str) -> ReportRow:
-    msgid, report_time, status = msgid.strip(), report_time.strip(), status.strip()
-    number = _mobile(mobile)
-    if _CONTROL.search(status) or _CONTROL.search(report_time):
-        raise PushRefused(400, "a field holds a control character", number)
-    if not _DIGITS.fullmatch(msgid):
-        raise PushRefused(400, "msgid is not a number", number)
-    canonical = parse_report_time(report_time)
-    if canonical is None:
-        raise PushRefused(400, f"reportTime {report_time[:20]!r} is not a real time", number)
-    if not status or len(status) > 64:
-        raise PushRefused(400, "status is empty" if not status else "status is too long", number)
-    return (msgid, number, status, canonical, report_time[:32], PUSH_ORIGIN)
+    report = check_report(msgid, report_time, mobile, status)
+    if isinstance(report, Malformed):
+        first = next(problem for problem in REASONS if problem in report.problems)
+        reason = REASONS[first].format(time=report.raw_time[:20])
+        raise PushRefused(400, reason, report.mobile)
+    return (*report, PUSH_ORIGIN)
 
 
 def _mobile(raw: str) -> str:
-    text = raw.strip().replace(" ", "").replace("-", "")
-    if not _MOBILE.fullmatch(text):
-        raise PushRefused(400, "mobile is not a number")
-    return normalize_number(text)
-
-
-def normalize_number(text: str) -> str:
-    """The 11-digit form where the number is a Chinese mobile, else its digits as pushed
-    (a report for any number is kept: it just matches no recipient)."""
-    return normalize_mobile(text) or text.lstrip("+")
+    number = report_number(raw)
+    if number is None:
+        raise PushRefused(400, REASONS[Problem.MOBILE])
+    return number
 
 
 def parse_inbound(params: Mapping[str, str]) -> InboundPart:

@@ -6,10 +6,11 @@ Columns are found by their header, case- and width-insensitively (SPEC): msgid (
 of the file's first rows that names all four (title rows above it are fine); where a file
 has two columns for one field, a specific header beats the generic `时间` / `状态`. Every cell is
 read as text (`campaign.tabular`): a long msgid never becomes a float. Rows are checked a
-column at a time; a bad row is data (`malformed`, with its row number), not an error: so is
-a row whose msgid, mobile, status or time holds a NUL or other control character (nothing
-with one reaches the store; PostgreSQL refuses NUL in text). A file past `[limits]` is bad
-input (exit 3), refused by `campaign.tabular` before it is read whole.
+column at a time by the rule of `campaign.report_rows` (shared with pushed reports); a bad
+row is data (`malformed`, with its row number and the reason of its first problem), not an
+error: so is a row whose msgid, mobile, status or time holds a NUL or other control
+character (nothing with one reaches the store; PostgreSQL refuses NUL in text). A file past
+`[limits]` is bad input (exit 3), refused by `campaign.tabular` before it is read whole.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ import pyarrow.compute as pc
 
 from campaign.config import LimitSettings
 from campaign.errors import ContactsError, InputError
-from campaign.input_limits import CONTROL_CHARS_RE2
 from campaign.patterns import header_key
-from campaign.phones import VALID_MOBILE, normalize_mobiles
-from campaign.report_times import parse_report_times_arrow
+from campaign.report_rows import Problem, check_report_columns, trimmed
 from campaign.tabular import DEFAULT_LIMITS, Grid, read_grids
 
 HEADER_NAMES: dict[str, tuple[str, ...]] = {
@@ -38,14 +37,15 @@ HEADER_NAMES: dict[str, tuple[str, ...]] = {
     "time": ("reportTime", "report_time", "状态报告时间", "时间"),
 }
 HEADER_SEARCH_ROWS = 20
-MAX_STATUS = 64
-REASONS = (
-    "a cell holds a control character (NUL, ...)",
-    "msgid is not a number",
-    "mobile is not a number",
-    "status is empty or too long",
-    "time is not a real date and time",
-)
+#: The reason of a malformed row: its first problem in this order.
+REASONS: dict[Problem, str] = {
+    Problem.CONTROL: "a cell holds a control character (NUL, ...)",
+    Problem.MSGID: "msgid is not a number",
+    Problem.MOBILE: "mobile is not a number",
+    Problem.STATUS_EMPTY: "status is empty or too long",
+    Problem.STATUS_LONG: "status is empty or too long",
+    Problem.TIME: "time is not a real date and time",
+}
 
 
 @dataclass(frozen=True)
@@ -126,36 +126,26 @@ def _check_rows(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Valid reports and malformed rows of one grid, a column at a time (pyarrow)."""
     start = header_at + 1
-    cells = {f: _trimmed(grid.columns[i].slice(start)) for f, i in columns.items()}
+    cells = {f: trimmed(grid.columns[i].slice(start)) for f, i in columns.items()}
     rows = pa.array(np.arange(start + 1, grid.height + 1))  # as a spreadsheet shows them
     filled = functools.reduce(pc.or_, [pc.not_equal(c, "") for c in cells.values()])
     if not pc.all(filled).as_py():  # blank rows are not reports
         cells = {f: c.filter(filled) for f, c in cells.items()}
         rows = rows.filter(filled)
-    mobile = _mobiles(cells["mobile"])
-    times = parse_report_times_arrow(cells["time"])
-    status = cells["status"]
-    status_ok = pc.and_(pc.not_equal(status, ""), pc.less_equal(pc.utf8_length(status), MAX_STATUS))
-    control = functools.reduce(
-        pc.or_, [pc.match_substring_regex(c, CONTROL_CHARS_RE2) for c in cells.values()]
-    )
+    checked = check_report_columns(cells["msgid"], cells["time"], cells["mobile"], cells["status"])
     problems = pc.make_struct(
-        control,
-        pc.invert(pc.match_substring_regex(cells["msgid"], r"^[0-9]{1,64}$")),
-        pc.is_null(mobile),
-        pc.invert(status_ok),
-        pc.is_null(times),
-        field_names=["control", "msgid", "mobile", "status", "time"],
+        *(checked.problems[problem] for problem in REASONS),
+        field_names=[problem.value for problem in REASONS],
     )
-    reason = pc.case_when(problems, *REASONS)  # the first problem of a row; null when none
+    reason = pc.case_when(problems, *REASONS.values())  # the first problem; null when none
     ok = pc.is_null(reason)
     valid = pa.table(
         {
             "msgid": cells["msgid"].filter(ok),
-            "mobile": mobile.filter(ok),
-            "status": status.filter(ok),
-            "report_time": times.filter(ok),
-            "raw_time": pc.utf8_slice_codeunits(cells["time"], 0, 32).filter(ok),
+            "mobile": checked.mobile.filter(ok),
+            "status": cells["status"].filter(ok),
+            "report_time": checked.report_time.filter(ok),
+            "raw_time": checked.raw_time.filter(ok),
         }
     ).to_pandas()
     valid["origin"] = origin
@@ -164,27 +154,3 @@ def _check_rows(
         {"row": rows.filter(bad).to_numpy(), "reason": reason.filter(bad).to_pylist()}
     )
     return valid, malformed
-
-
-def _trimmed(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    trimmed = pc.utf8_trim_whitespace(column)
-    return trimmed.combine_chunks() if isinstance(trimmed, pa.ChunkedArray) else trimmed
-
-
-def _mobiles(raw: pa.Array) -> pa.Array:
-    """The 11-digit mobile where it is one, else the number's digits as given; null when the
-    cell is not a number at all (the receiver's rule)."""
-    clean = pc.match_substring_regex(raw, VALID_MOBILE)
-    if pc.all(clean).as_py() is not False:
-        return raw
-    messy = pc.invert(clean)
-    subset = raw.filter(messy)
-    normalized = normalize_mobiles(subset.to_pandas())
-    digits = pc.utf8_ltrim(pc.replace_substring_regex(subset, r"[\s\-]", ""), "+")
-    plain = pc.if_else(pc.match_substring_regex(digits, r"^[0-9]{5,20}$"), digits, None)
-    fixed = pc.if_else(
-        pa.array(normalized["valid"].to_numpy(dtype=bool)),
-        pa.array(normalized["mobile"].to_numpy(dtype=object), pa.string()),
-        plain,
-    )
-    return pc.replace_with_mask(raw, messy, fixed)
