@@ -180,7 +180,7 @@ def _named_columns(names: list[str], data: list[pa.Array]) -> dict[str, pa.Array
     """Columns by unique name; a column without a header is named by its letter when it holds
     data ("column_F") and dropped when it is empty too."""
     kept = [
-        (name or f"column_{_letter(i)}", column)
+        (name or f"column_{column_letter(i)}", column)
         for i, (name, column) in enumerate(zip(names, data, strict=True))
         if name or _has_text(column)
     ]
@@ -286,7 +286,7 @@ def _unique(names: list[str]) -> list[str]:
     return unique
 
 
-def _letter(index: int) -> str:
+def column_letter(index: int) -> str:
     """0 -> "A", 25 -> "Z", 26 -> "AA": a column as a spreadsheet names it."""
     letters = ""
     index += 1

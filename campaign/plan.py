@@ -53,18 +53,13 @@ from campaign.messages import (
     to_series,
     utf16_lengths,
 )
-from campaign.outcomes import PLAN_OUTCOMES, Outcome
+from campaign.outcomes import PLAN_OUTCOMES, RESULT_COLUMNS, Outcome
 from campaign.phones import carriers, normalize_mobiles
 
-ROW_COLUMNS = (
-    "normalized_mobile",
-    "carrier",
-    "outcome",
-    "reason",
-    "message",
-    "segments",
-    "batch_id",
-)
+#: The columns of the result that a plan decides: normalized_mobile .. batch_id.
+ROW_COLUMNS = RESULT_COLUMNS[
+    RESULT_COLUMNS.index("normalized_mobile") : RESULT_COLUMNS.index("batch_id") + 1
+]
 SUPPRESSED_REASON = "on the suppression list"
 _FINGERPRINT_TAG = b"campaign fingerprint v1\0"  # change it when the hashed data changes
 ITER_CHUNK = 10_000  # batches converted to Python objects at a time when iterating

@@ -13,6 +13,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from campaign.contacts import column_letter
+
 CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
@@ -94,7 +96,7 @@ def wide_rows(path: Path, columns: int, rows: int = 3, with_refs: bool = True) -
 
     def row(r: int) -> str:
         cells = "".join(
-            f'<c r="{_letters(c)}{r}"><v>{c}</v></c>' if with_refs else f"<c><v>{c}</v></c>"
+            f'<c r="{column_letter(c)}{r}"><v>{c}</v></c>' if with_refs else f"<c><v>{c}</v></c>"
             for c in range(columns)
         )
         return f'<row r="{r}">{cells}</row>'
@@ -188,15 +190,6 @@ def csv_wide(path: Path, columns: int, rows: int = 3) -> Path:
 
 def _row_of(ref: str) -> int:
     return int("".join(c for c in ref if c.isdigit()))
-
-
-def _letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
 
 
 def deflated_size(data: bytes) -> int:
