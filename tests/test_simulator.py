@@ -6,6 +6,8 @@ import http.client
 import json
 import re
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -269,9 +271,12 @@ def test_settings_from_toml(tmp_path: Path) -> None:
     path.write_text('report_delay = "soon"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="report_delay"):
         load_simulator_settings(path)
-    path.write_text("[simulator]\nrate_limit = 5\nkeep_log = false\n", encoding="utf-8")
+    path.write_text(
+        "[simulator]\nrate_limit = 5\nkeep_log = false\nlatency = 0.05\n", encoding="utf-8"
+    )
     settings = load_simulator_settings(path)
     assert settings.rate_limit == 5.0 and settings.keep_log is False
+    assert settings.latency == 0.05
 
 
 def test_keep_log_off_keeps_nothing_in_memory(tmp_path: Path) -> None:
@@ -295,6 +300,39 @@ def test_empty_product_bills_the_default_product() -> None:
         send(sim, [A], "hi", product="1")
         assert (sim.quota("1"), sim.quota("2")) == (9, 9)
         assert [r.product for r in sim.received()] == ["2", "1"]
+
+
+def test_rate_limit_counts_each_account_apart() -> None:
+    accounts = [{"name": "a", "password": "pa"}, {"name": "b", "password": "pb"}]
+    with running_simulator(accounts=accounts, rate_limit=3) as sim:
+        while time.monotonic() % 1 > 0.5:  # the fixed 1-second windows: start early in one
+            time.sleep(0.01)
+        with (
+            GatewayClient(gateway_settings(sim, account="a", password="pa")) as a,
+            GatewayClient(gateway_settings(sim, account="b", password="pb")) as b,
+        ):
+            codes_a = [getattr(a.send_batch([A], "hi"), "code", "0") for _ in range(4)]
+            codes_b = [getattr(b.send_batch([A], "hi"), "code", "0") for _ in range(3)]
+    assert codes_a == ["0", "0", "0", "103"]
+    assert codes_b == ["0", "0", "0"]  # b's own 3 a second, whatever a did
+
+
+def test_latency_delays_every_answer_without_blocking_the_others() -> None:
+    latency = 0.4
+    with running_simulator(latency=latency) as sim:
+
+        def one(_: int) -> float:
+            started = time.monotonic()
+            send(sim, [A], "hi")
+            return time.monotonic() - started
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            times = list(pool.map(one, range(4)))
+        elapsed = time.monotonic() - started
+    assert min(times) >= latency
+    assert elapsed < 2 * latency  # answered side by side, not one after another
+    assert len(sim.received()) == 4
 
 
 # --------------------------------------------------------------------------- CLI: balance

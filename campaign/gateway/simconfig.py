@@ -24,6 +24,7 @@ rate_limit = 0                          # send requests per second per account, 
 balance_interval = 0                    # seconds between balance queries, 0 = off (103)
 send_window = "08:00-21:00"             # China time; outside it 110 [always open]
 fault_delay = 2.0                       # seconds the "delay" fault holds an answer
+latency = 0.0                           # seconds every send request's answer waits [0]
 keep_log = true                         # keep every send request in memory (.received())
 
 [report_mix]                            # status -> weight [90% DELIVRD, 10% failures]
@@ -117,6 +118,7 @@ class SimulatorSettings:
     balance_interval: float = 0.0
     send_window: SendWindow | None = None
     fault_delay: float = 2.0
+    latency: float = 0.0
     keep_log: bool = True
 
     @property

@@ -300,9 +300,11 @@ class SimulatorCore:
         elif kind == "garbage":
             await _respond(send, 502, _GARBAGE, content_type=b"text/html")
         else:
-            if kind == "delay":
-                assert fault is not None
-                await asyncio.sleep(fault[3])
+            # "delay" holds this answer; `latency` every answer (a slow gateway). A sleep on
+            # the event loop: other connections are answered meanwhile.
+            wait = fault[3] if fault is not None and kind == "delay" else self._settings.latency
+            if wait > 0:
+                await asyncio.sleep(wait)
             await _respond(send, 200, answer)
 
     def _accept(self, scope: Scope, params: dict[str, str], fault: str) -> tuple[str, str]:
