@@ -49,6 +49,8 @@ class CampaignRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    due_at: datetime | None = None  # when a scheduled or queued campaign is due
+    queued: bool = False  # the `campaign worker`s send it
 
     def brief(self) -> dict[str, Any]:
         """The fields a listing shows (JSON-ready)."""
@@ -60,6 +62,7 @@ class CampaignRecord:
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "due_at": _iso(self.due_at),
         }
 
 
@@ -405,6 +408,8 @@ def _record(row: Any) -> CampaignRecord:
         created_at=_aware(row["created_at"]),
         started_at=_aware(row["started_at"]),
         finished_at=_aware(row["finished_at"]),
+        due_at=_aware(row["due_at"]),
+        queued=bool(row["queued"]),
     )
 
 

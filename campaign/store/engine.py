@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -52,15 +52,35 @@ def _upgrade_2_to_3(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE UNIQUE INDEX ix_campaigns_name ON campaigns (name)")
 
 
+def _upgrade_3_to_4(conn: Connection) -> None:
+    """Schema 4 (queued sending): campaigns.due_at and campaigns.queued; the new tables
+    (worker_processes, send_pace) are made by `create_all` afterwards. A column already
+    there is left as it is."""
+    present = {c["name"] for c in inspect(conn).get_columns(campaigns.name)}
+    for column in (campaigns.c.due_at, campaigns.c.queued):
+        if column.name in present:
+            continue
+        kind = column.type.compile(dialect=conn.dialect)
+        extra = " DEFAULT " + ("0" if conn.dialect.name == "sqlite" else "false") + " NOT NULL"
+        tail = extra if column.name == "queued" else ""
+        conn.exec_driver_sql(f"ALTER TABLE campaigns ADD COLUMN {column.name} {kind}{tail}")
+
+
 # version -> the step that upgrades a store of that version to version + 1
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
+UPGRADES: dict[int, Callable[[Connection], None]] = {
+    1: _upgrade_1_to_2,
+    2: _upgrade_2_to_3,
+    3: _upgrade_3_to_4,
+}
 
 
-def open_store(url: str, *, create: bool = True) -> Engine:
+def open_store(url: str, *, create: bool = True, upgrade: bool = True) -> Engine:
     """Return an engine for `url`, with the schema created or upgraded to SCHEMA_VERSION.
 
     Raises StoreError when the store does not open or was written by a newer version.
     With `create=False` a store that does not exist yet is an error, and no file is made.
+    With `upgrade=False` (`campaign worker`: older workers may still be running on it) a
+    store of an older schema is a StoreError saying how to upgrade it, and nothing changes.
     """
     if not create:
         _require_sqlite_file(url)
@@ -72,6 +92,8 @@ def open_store(url: str, *, create: bool = True) -> Engine:
                 metadata.create_all(conn)
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
             elif version is not None:
+                if not upgrade and version < SCHEMA_VERSION:
+                    raise StoreError(_needs_upgrade(url, version))
                 _check_and_upgrade(conn, version)
             elif not create:
                 raise StoreError(f"no campaign store at {safe_url(url)}")
@@ -82,6 +104,14 @@ def open_store(url: str, *, create: bool = True) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _needs_upgrade(url: str, version: int) -> str:
+    return (
+        f"the store {safe_url(url)} has schema version {version}, this version of campaign "
+        f"needs {SCHEMA_VERSION}: run any other campaign command on it once to upgrade it "
+        "(stop older workers first)"
+    )
 
 
 def safe_url(url: str) -> str:

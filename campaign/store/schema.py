@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -18,9 +19,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -36,7 +38,8 @@ campaigns = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False),
-    # planned | sending | stopped | finished   (stopped = resumable)
+    # planned | scheduled | queued | sending | paused | stopped | cancelled | finished
+    # (stopped and paused = resumable; outcomes.CampaignState)
     Column("state", String(16), nullable=False),
     Column("stop_reason", Text),
     Column("template", Text, nullable=False),
@@ -51,6 +54,10 @@ campaigns = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("exported_at", DateTime(timezone=True)),  # last export by `campaign run`
+    # when a scheduled or queued campaign is due (schema 4)
+    Column("due_at", DateTime(timezone=True)),
+    # the campaign belongs to the `campaign worker`s (schema 4): only these are picked
+    Column("queued", Boolean, nullable=False, default=False, server_default=false()),
     # names are unique (schema 3): a name finds one campaign, an export file is one campaign's
     Index("ix_campaigns_name", "name", unique=True),
     Index("ix_campaigns_job_key", "job", "content_key"),
@@ -90,7 +97,7 @@ batches = Table(
     Column("segments", Integer, nullable=False),  # billed parts of `text`, per mobile
     Column("size", Integer, nullable=False),  # number of mobiles
     Column("mobiles", Text, nullable=False),  # comma-separated, as sent
-    # pending | sending | accepted | rejected | unknown | unsent
+    # pending | sending | accepted | rejected | unknown | unsent | cancelled
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("msgid", String(64)),
@@ -114,6 +121,27 @@ workers = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+# A long-running `campaign worker` process (schema 4); what it sends now is `campaign_id`.
+worker_processes = Table(
+    "worker_processes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("campaign_id", Integer),
+)
+
+# The shared pace of a gateway account (schema 4): a GCRA token bucket that every process
+# sending on the account takes its tokens from (store/pace.py).
+send_pace = Table(
+    "send_pace",
+    metadata,
+    Column("account", String(200), primary_key=True),  # "<gateway url>#<account>"
+    Column("next_at", Float, nullable=False),  # epoch seconds: the next request not before
 )
 
 # Delivery reports, pushed or imported; matched to recipients by (msgid, mobile) when read.
