@@ -23,18 +23,21 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     SUPPRESSED = "suppressed"
     CAPPED = "capped"
-    CANCELLED = "cancelled"  # SPEC's queued sending; no code writes it yet
+    CANCELLED = "cancelled"  # the campaign was cancelled before the row's request left
     UNSENT = "unsent"
 
 
 class CampaignState(StrEnum):
-    """`campaigns.state`."""
+    """`campaigns.state`, in the order they are shown."""
 
     PLANNED = "planned"
+    SCHEDULED = "scheduled"  # a worker sends it at its due_at
+    QUEUED = "queued"  # a worker sends it as soon as one is free
     SENDING = "sending"
-    STOPPED = "stopped"
+    PAUSED = "paused"  # no new batch is claimed until it is resumed
+    STOPPED = "stopped"  # resumable
+    CANCELLED = "cancelled"  # its pending batches were cancelled; nothing more is sent
     FINISHED = "finished"
-    CANCELLED = "cancelled"
 
 
 class StopCause(StrEnum):
@@ -48,6 +51,9 @@ class StopCause(StrEnum):
     GATEWAY = "gateway"  # the gateway refused to go on, kept refusing, or was unreachable
     BALANCE = "balance"  # too little balance for what is left
     STORE = "store"  # the store failed; answers kept, the run stops resumable
+    PAUSED = "paused"  # someone paused the campaign (`campaign pause`)
+    CANCELLED = "cancelled"  # someone cancelled the campaign (`campaign cancel`)
+    HALTED = "halted"  # another process stopped the campaign: its state is no longer sending
 
 
 class BatchState(StrEnum):
@@ -59,9 +65,10 @@ class BatchState(StrEnum):
     REJECTED = "rejected"
     UNKNOWN = "unknown"  # may or may not have reached the gateway; never resent blindly
     UNSENT = "unsent"
+    CANCELLED = "cancelled"  # the campaign was cancelled before it was sent; never sent
 
 
-#: Every outcome a plan or a result shows, in SPEC's order (`cancelled` not yet written).
+#: Every outcome a plan or a result shows, in SPEC's order.
 OUTCOMES: tuple[Outcome, ...] = (
     Outcome.READY,
     Outcome.DELIVERED,
@@ -73,6 +80,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome.DUPLICATE,
     Outcome.SUPPRESSED,
     Outcome.CAPPED,
+    Outcome.CANCELLED,
     Outcome.UNSENT,
 )
 #: Outcomes a plan gives, in the order it counts them.
@@ -102,16 +110,20 @@ LEFT_OUT_OUTCOMES: tuple[Outcome, ...] = (Outcome.INVALID, Outcome.DUPLICATE, Ou
 #: Campaign states in which a campaign may still send.
 UNFINISHED_STATES: tuple[CampaignState, ...] = (
     CampaignState.PLANNED,
+    CampaignState.SCHEDULED,
+    CampaignState.QUEUED,
     CampaignState.SENDING,
+    CampaignState.PAUSED,
     CampaignState.STOPPED,
 )
-#: Batch states, in the order `batch_figures` counts them.
+#: Batch states, in the order `batch_figures` counts them (the claim order, then cancelled).
 BATCH_STATES: tuple[BatchState, ...] = (
     BatchState.PENDING,
     BatchState.SENDING,
     BatchState.ACCEPTED,
     BatchState.REJECTED,
     BatchState.UNKNOWN,
+    BatchState.CANCELLED,
 )
 #: Batch states of a request that went out (or may have).
 SUBMITTED_STATES: tuple[BatchState, ...] = (

@@ -30,6 +30,7 @@ _REASONS: dict[str, dict[str, str]] = {
         "unsent_stopped": "not sent: the run stopped ({why})",
         "unsent_detail": "not sent: {why}",
         "unsent_yet": "not sent yet",
+        "cancelled": "not sent: the campaign was cancelled",
     },
     "zh": {
         "failed": "未送达：{status}（{meaning}）",
@@ -40,6 +41,7 @@ _REASONS: dict[str, dict[str, str]] = {
         "unsent_stopped": "未发送：运行已停止（{why}）",
         "unsent_detail": "未发送：{why}",
         "unsent_yet": "尚未发送",
+        "cancelled": "活动已取消，此行未发送",
     },
 }
 
@@ -61,6 +63,7 @@ def reasons(raw: Mapping[str, pa.Array], stop_reason: str | None, lang: str) -> 
         lambda s: words["failed"].format(status=s, meaning=status_meaning(s, lang)),
     )
     reason = pc.if_else(_is(outcome, Outcome.PENDING), words["pending"], reason)
+    reason = pc.if_else(_is(outcome, Outcome.CANCELLED), words["cancelled"], reason)
     reason = _replace_mapped(
         reason,
         _is(outcome, Outcome.REJECTED),

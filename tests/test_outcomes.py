@@ -21,7 +21,7 @@ from campaign.store.results import breakdown_frame
 def test_members_are_the_words_of_spec():
     assert [str(o) for o in RESULT_OUTCOMES] == [
         "delivered", "failed", "pending", "rejected", "unknown",
-        "invalid", "duplicate", "suppressed", "capped", "unsent",
+        "invalid", "duplicate", "suppressed", "capped", "cancelled", "unsent",
     ]  # fmt: skip
     assert [str(o) for o in PLAN_OUTCOMES] == [
         "ready", "invalid", "duplicate", "suppressed", "capped", "unsent",

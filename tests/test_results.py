@@ -110,7 +110,8 @@ def test_counts(engine):
     assert list(counts) == list(OUTCOMES)
     assert counts == {
         "delivered": 1, "failed": 1, "pending": 1, "rejected": 1, "unknown": 1,
-        "invalid": 1, "duplicate": 1, "suppressed": 1, "capped": 0, "unsent": 2,
+        "invalid": 1, "duplicate": 1, "suppressed": 1, "capped": 0, "cancelled": 0,
+        "unsent": 2,
     }  # fmt: skip
     assert report_status_counts(engine, cid) == {"DELIVRD": 1, "UNDELIV": 1}
     assert unmatched_reports(engine, cid) == 1  # 9001 report for a number not in that batch

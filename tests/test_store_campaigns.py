@@ -150,6 +150,7 @@ def test_claim_is_compare_and_set(engine):
         "accepted": 1,
         "rejected": 1,
         "unknown": 0,
+        "cancelled": 0,
     }
     assert segments_needed(engine, cid) == 3
     again = claim_batches(engine, cid, me, 5)

@@ -6,6 +6,7 @@ of the system wrote:
 - the plan outcome (`recipients.outcome`) unless it is `ready`;
 - for a `ready` row, its batch's state: `accepted` -> `delivered` / `failed` / `pending` from
   the delivery reports joined on (batch msgid, recipient mobile); `rejected`; `unknown`;
+  `cancelled` (the campaign was cancelled before it left) -> `cancelled`;
   `pending` / `sending` / `unsent` -> `unsent`.
 
 Reports of one recipient (one per part of a long SMS, pushes repeated): `delivered` only when
@@ -179,6 +180,7 @@ def results_select(campaign_id: int, lo: int | None = None, hi: int | None = Non
         ),
         (b.c.state == BatchState.REJECTED, Outcome.REJECTED.value),
         (b.c.state == BatchState.UNKNOWN, Outcome.UNKNOWN.value),
+        (b.c.state == BatchState.CANCELLED, Outcome.CANCELLED.value),
         else_=Outcome.UNSENT.value,
     )
     dlr_status = case(
