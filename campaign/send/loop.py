@@ -164,7 +164,7 @@ class SendLoop:
         write them again, claim nothing more and stop the run once the requests in flight
         are answered (their answers are kept too). Raise StoreError when it keeps failing."""
         try:
-            claimed = settle_and_claim(
+            claim_round = settle_and_claim(
                 self.engine,
                 self.campaign_id,
                 self.worker_id,
@@ -172,6 +172,7 @@ class SendLoop:
                 0 if self.store_failures else limit,
                 max_mobiles=self.budget.remaining,  # never claim what the budget cannot send
             )
+            claimed = claim_round.batches
         except SQLAlchemyError as exc:
             self.store_failures += 1
             self.released = results + self.released

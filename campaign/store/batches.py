@@ -10,6 +10,12 @@ The claim is a compare-and-set (`... WHERE state = 'pending'`, rowcount checked)
 PostgreSQL the candidates are selected `FOR UPDATE SKIP LOCKED` so that several workers
 share a campaign's batches without waiting on each other; on SQLite every write
 transaction is `BEGIN IMMEDIATE` (store/engine.py), which serializes the claims.
+
+The send loop's claim (`settle_and_claim`) also reads the campaign's state in its
+transaction and claims only while it is `sending` (a pause, a cancel or another process's
+stop ends the claims at once), and takes one token of the account's shared pace
+(store/pace.py) per batch it claims. `cancel` (store/queue.py) turns `pending` batches
+`cancelled`: those are never claimed.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
-from campaign.outcomes import BATCH_STATES, BatchState
+from campaign.outcomes import BATCH_STATES, BatchState, CampaignState
+from campaign.store import pace as shared_pace
 from campaign.store.engine import write
-from campaign.store.schema import batches
+from campaign.store.pace import Pace
+from campaign.store.schema import batches, campaigns
 from campaign.timeutil import utcnow
 
 
@@ -49,11 +57,28 @@ class BatchResult:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class ClaimRound:
+    """What one `settle_and_claim` got: the batches claimed (committed), the campaign's
+    state read in the same transaction (nothing is claimed unless it is `sending`), and
+    `wait` > 0 when the shared pace had no token: seconds until the next one."""
+
+    batches: list[ClaimedBatch]
+    state: str
+    wait: float = 0.0
+
+
 def claim_batches(
     engine: Engine, campaign_id: int, worker_id: str, limit: int
 ) -> list[ClaimedBatch]:
-    """Claim up to `limit` pending batches (lowest seq first) for `worker_id`, committed."""
-    return settle_and_claim(engine, campaign_id, worker_id, (), limit)
+    """Claim up to `limit` pending batches (lowest seq first) for `worker_id`, committed.
+
+    The plain claim, whatever the campaign's state and without a pace (tools and tests);
+    the send loop claims with `settle_and_claim`, which respects both."""
+    if limit <= 0:
+        return []
+    with write(engine) as conn:
+        return _claim(conn, campaign_id, worker_id, limit, None)
 
 
 def record_results(
@@ -78,24 +103,69 @@ def settle_and_claim(
     limit: int,
     *,
     max_mobiles: int | None = None,
-) -> list[ClaimedBatch]:
+    pace: Pace | None = None,
+) -> ClaimRound:
     """Record `results` and claim up to `limit` more, in one committed transaction.
 
-    With `max_mobiles`, the claimed batches (in seq order) hold at most that many mobiles
-    in all. The claims are committed when this returns, before any of their requests leaves.
+    Claims only while the campaign's state (read in the transaction) is `sending`; with a
+    limited `pace`, at most as many as the account's shared bucket has tokens (one per batch
+    claimed; none taken when nothing is claimed). With `max_mobiles`, the claimed batches
+    (in seq order) hold at most that many mobiles in all. The claims are committed when
+    this returns, before any of their requests leaves.
     """
     if not results and limit <= 0:
-        return []
+        with engine.connect() as conn:
+            return ClaimRound([], _state(conn, campaign_id))
     with write(engine) as conn:
         _record(conn, campaign_id, worker_id, results)
-        if limit <= 0:
-            return []
-        return _claim(conn, campaign_id, worker_id, limit, max_mobiles)
+        state = _state(conn, campaign_id)
+        if limit <= 0 or state != CampaignState.SENDING:
+            return ClaimRound([], state)
+        return _paced_claim(conn, campaign_id, worker_id, limit, max_mobiles, pace, state)
+
+
+def _state(conn: Connection, campaign_id: int) -> str:
+    """The campaign's state as this transaction reads it ("" when there is no campaign)."""
+    query = select(campaigns.c.state).where(campaigns.c.id == campaign_id)
+    return str(conn.execute(query).scalar() or "")
+
+
+def _paced_claim(
+    conn: Connection,
+    campaign_id: int,
+    worker_id: str,
+    limit: int,
+    max_mobiles: int | None,
+    pace: Pace | None,
+    state: str,
+) -> ClaimRound:
+    """The candidates are locked first (nothing pending: the pace is not touched), then
+    the account's pace row; as many are claimed as it has tokens."""
+    candidates = _candidates(conn, campaign_id, limit, max_mobiles)
+    if not candidates:
+        return ClaimRound([], state)
+    if pace is None or not pace.limited:
+        return ClaimRound(_take(conn, campaign_id, worker_id, candidates), state)
+    bucket = shared_pace.reserve(conn, pace)
+    if bucket.tokens <= 0:
+        return ClaimRound([], state, bucket.wait)
+    claimed = _take(conn, campaign_id, worker_id, candidates[: bucket.tokens])
+    shared_pace.spend(conn, pace, bucket, len(claimed))
+    return ClaimRound(claimed, state)
 
 
 def _claim(
     conn: Connection, campaign_id: int, worker_id: str, limit: int, max_mobiles: int | None
 ) -> list[ClaimedBatch]:
+    candidates = _candidates(conn, campaign_id, limit, max_mobiles)
+    return _take(conn, campaign_id, worker_id, candidates) if candidates else []
+
+
+def _candidates(
+    conn: Connection, campaign_id: int, limit: int, max_mobiles: int | None
+) -> Sequence[Any]:
+    """The next pending batches (lowest seq first), locked; on PostgreSQL those another
+    worker has locked are skipped."""
     candidates = conn.execute(
         select(
             batches.c.batch_id,
@@ -111,10 +181,13 @@ def _claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    if max_mobiles is not None:
-        candidates = _within(candidates, max_mobiles)
-    if not candidates:
-        return []
+    return _within(candidates, max_mobiles) if max_mobiles is not None else candidates
+
+
+def _take(
+    conn: Connection, campaign_id: int, worker_id: str, candidates: Sequence[Any]
+) -> list[ClaimedBatch]:
+    """Claim the candidates that are still pending (compare-and-set): pending -> sending."""
     won = set(
         conn.execute(
             update(batches)

@@ -1,0 +1,110 @@
+"""The shared pace of a gateway account: one token bucket for every process sending on it.
+
+The account's `gateway.rate` is the account's, not each process's: the processes (on one
+machine or several sharing a PostgreSQL store) take their tokens from one row of
+`send_pace`, in the transaction that claims the batches (store/batches.py). The bucket is
+a GCRA (generic cell rate algorithm): the row holds `next_at`, the earliest time the
+account's next request may leave; `burst` requests may leave at once after a pause.
+
+    t      = max(next_at, now - (burst - 1) / rate)
+    tokens = floor((now - t) * rate) + 1 when t <= now, else 0
+    taking k of them: next_at = t + k / rate; with none: wait t - now
+
+`gcra` is that arithmetic alone (time given, unit-testable); `reserve` and `spend` do it
+on the row, locked: FOR UPDATE on PostgreSQL (whose clock, `clock_timestamp()`, is the one
+every host goes by), inside BEGIN IMMEDIATE on SQLite (this host's clock).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from campaign.store.schema import send_pace
+
+_EPSILON = 1e-9  # (now - t) * rate of 2.9999999999 is 3 tokens
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The account whose pace is shared, and its rate (requests per second; <= 0:
+    unlimited, no pace row used) and burst (requests that may leave at once)."""
+
+    account: str
+    rate: float
+    burst: int = 1
+
+    @property
+    def limited(self) -> bool:
+        return self.rate > 0
+
+
+@dataclass(frozen=True)
+class Gcra:
+    """What the bucket holds at one moment: `tokens` requests may leave now; when none,
+    the next may in `wait` seconds. `start` is the t of the formula."""
+
+    start: float
+    tokens: int
+    wait: float
+
+    def next_at(self, taken: int, rate: float) -> float:
+        """The row's next_at after `taken` of the tokens were used."""
+        return self.start + taken / rate
+
+
+def gcra(next_at: float, now: float, rate: float, burst: int = 1) -> Gcra:
+    """The tokens available at `now` (epoch seconds) to a bucket whose row says `next_at`."""
+    burst = max(1, burst)
+    start = max(next_at, now - (burst - 1) / rate)
+    if start > now:
+        return Gcra(start, 0, start - now)
+    tokens = min(burst, math.floor((now - start) * rate + _EPSILON) + 1)
+    return Gcra(start, tokens, 0.0)
+
+
+def reserve(conn: Connection, pace: Pace, now: float | None = None) -> Gcra:
+    """Lock the account's row (made when missing) and read its tokens, in `conn`'s write
+    transaction; `now` for tests, else the store's clock read once the lock is held."""
+    _ensure_row(conn, pace.account)
+    next_at = conn.execute(
+        select(send_pace.c.next_at).where(send_pace.c.account == pace.account).with_for_update()
+    ).scalar_one()
+    moment = _clock(conn) if now is None else now
+    return gcra(float(next_at), moment, pace.rate, pace.burst)
+
+
+def spend(conn: Connection, pace: Pace, bucket: Gcra, taken: int) -> None:
+    """Record that `taken` of `bucket`'s tokens were used (nothing when none was)."""
+    if taken <= 0:
+        return
+    conn.execute(
+        update(send_pace)
+        .where(send_pace.c.account == pace.account)
+        .values(next_at=bucket.next_at(taken, pace.rate))
+    )
+
+
+def _ensure_row(conn: Connection, account: str) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            pg_insert(send_pace).values(account=account, next_at=0.0).on_conflict_do_nothing()
+        )
+    else:
+        conn.execute(
+            sqlite_insert(send_pace).values(account=account, next_at=0.0).on_conflict_do_nothing()
+        )
+
+
+def _clock(conn: Connection) -> float:
+    """Epoch seconds: the database server's on PostgreSQL (every host shares it; taken
+    after the row's lock, not at the start of the transaction), this host's on SQLite."""
+    if conn.dialect.name == "postgresql":
+        epoch = func.extract("epoch", literal_column("clock_timestamp()"))
+        return float(conn.execute(select(epoch)).scalar_one())
+    return time.time()
