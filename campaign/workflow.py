@@ -511,7 +511,7 @@ def campaign_status(engine: Engine, ref: str) -> StatusResult:
     in_campaign, unknown_msgid = unmatched_reports(engine, record.id), unknown_msgid_reports(engine)
     data = {
         **record.brief(),
-        "workers": workers.live_workers(engine, record.id),
+        "workers": len(workers.live_workers(engine, record.id)),
         "outcomes": outcome_counts(engine, record.id),
         "reports": report_status_counts(engine, record.id),
         # reports nobody could match: this campaign's msgids with a mobile not in that

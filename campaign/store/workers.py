@@ -1,5 +1,10 @@
 """Workers: the running send/resume processes, and what happens to batches they left behind.
 
+Two tables: `workers` holds one row per run that claims a campaign's batches (a `send`,
+`resume`, or one campaign of a `campaign worker`); `worker_processes` one row per
+long-running `campaign worker` process (`register_process`, `beat_process`,
+`unregister_process`), whatever it sends now.
+
 A worker registers (uuid, host, pid), beats every few seconds, and unregisters at the end.
 Batches found in `sending` whose worker is dead are orphans: the request may or may not
 have left, so they become `unknown` and are never resent without an explicit flag.
@@ -24,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.outcomes import BatchState
 from campaign.store.engine import write
-from campaign.store.schema import batches, workers
+from campaign.store.schema import batches, worker_processes, workers
 from campaign.timeutil import utcnow
 
 HEARTBEAT_SECONDS = 5.0
@@ -47,7 +52,7 @@ def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = No
     """Add this process as a worker of `campaign_id` (a new id unless given); return its id."""
     worker_id = worker_id or uuid.uuid4().hex
     with write(engine) as conn:
-        now = _clock(conn)
+        now = store_clock(conn)
         conn.execute(
             insert(workers).values(
                 id=worker_id,
@@ -64,7 +69,8 @@ def register_worker(engine: Engine, campaign_id: int, worker_id: str | None = No
 def heartbeat(engine: Engine, worker_id: str) -> bool:
     """Stamp the worker's heartbeat; False when its row is gone (taken for dead)."""
     with write(engine) as conn:
-        beat = update(workers).where(workers.c.id == worker_id).values(heartbeat_at=_clock(conn))
+        now = store_clock(conn)
+        beat = update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now)
         return bool(conn.execute(beat).rowcount)
 
 
@@ -101,7 +107,7 @@ def recover_orphans(
 ) -> int:
     """Mark `unknown` the batches left in `sending` by dead workers; return how many."""
     with write(engine) as conn:
-        now = _clock(conn)
+        now = store_clock(conn)
         claimers = list(
             conn.execute(
                 select(batches.c.claimed_by)
@@ -138,23 +144,111 @@ def recover_orphans(
 
 def live_workers(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
-) -> int:
-    """How many registered workers of the campaign look alive (see `is_dead`)."""
-    return len(live_worker_ids(engine, campaign_id, stale_after=stale_after))
+) -> list[WorkerInfo]:
+    """The registered workers of the campaign that look alive (see `is_dead`), oldest first."""
+    with engine.connect() as conn:
+        now = store_clock(conn)
+        rows = conn.execute(
+            select(workers)
+            .where(workers.c.campaign_id == campaign_id)
+            .order_by(workers.c.started_at, workers.c.id)
+        ).all()
+    infos = [WorkerInfo(r.id, r.host, int(r.pid), _aware(r.heartbeat_at)) for r in rows]
+    return [w for w in infos if not is_dead(w, now=now, stale_after=stale_after)]
 
 
 def live_worker_ids(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
 ) -> list[str]:
     """The ids of the registered workers of the campaign that look alive (see `is_dead`)."""
+    return [w.id for w in live_workers(engine, campaign_id, stale_after=stale_after)]
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A `campaign worker` process: where it runs, its last beat, what it sends now."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    campaign_id: int | None
+
+
+def register_process(engine: Engine, process_id: str | None = None) -> str:
+    """Add this process as a `campaign worker` (a new id unless given); return its id."""
+    process_id = process_id or uuid.uuid4().hex
+    with write(engine) as conn:
+        now = store_clock(conn)
+        conn.execute(
+            insert(worker_processes).values(
+                id=process_id,
+                host=this_host(),
+                pid=os.getpid(),
+                started_at=now,
+                heartbeat_at=now,
+                campaign_id=None,
+            )
+        )
+    return process_id
+
+
+def beat_process(engine: Engine, process_id: str, campaign_id: int | None = None) -> bool:
+    """Stamp the process's heartbeat and what it sends now (`campaign_id`, None: nothing).
+    False when its row is gone (taken for dead, or removed): register it again."""
+    with write(engine) as conn:
+        beat = (
+            update(worker_processes)
+            .where(worker_processes.c.id == process_id)
+            .values(heartbeat_at=store_clock(conn), campaign_id=campaign_id)
+        )
+        return bool(conn.execute(beat).rowcount)
+
+
+def unregister_process(engine: Engine, process_id: str) -> None:
+    with write(engine) as conn:
+        conn.execute(delete(worker_processes).where(worker_processes.c.id == process_id))
+
+
+def live_processes(
+    engine: Engine, *, stale_after: float = STALE_AFTER_SECONDS
+) -> list[ProcessInfo]:
+    """The `campaign worker` processes that look alive (see `is_dead`), oldest first."""
     with engine.connect() as conn:
-        now = _clock(conn)
-        rows = conn.execute(select(workers).where(workers.c.campaign_id == campaign_id)).all()
-    infos = [WorkerInfo(r.id, r.host, int(r.pid), r.heartbeat_at) for r in rows]
-    return [w.id for w in infos if not is_dead(w, now=now, stale_after=stale_after)]
+        now = store_clock(conn)
+        rows = conn.execute(
+            select(worker_processes).order_by(worker_processes.c.started_at, worker_processes.c.id)
+        ).all()
+    infos = [
+        ProcessInfo(
+            r.id,
+            r.host,
+            int(r.pid),
+            _aware(r.started_at),
+            _aware(r.heartbeat_at),
+            None if r.campaign_id is None else int(r.campaign_id),
+        )
+        for r in rows
+    ]
+    return [
+        p
+        for p in infos
+        if not is_dead(
+            WorkerInfo(p.id, p.host, p.pid, p.heartbeat_at), now=now, stale_after=stale_after
+        )
+    ]
 
 
-def _clock(conn: Connection) -> datetime:
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def store_clock(conn: Connection) -> datetime:
     """The time heartbeats are written and judged by: the database server's on PostgreSQL
     (workers on several hosts: a host whose clock is behind would look stale, and its
     batches in flight would be taken for orphans), this host's on SQLite (one host)."""
