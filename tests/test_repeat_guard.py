@@ -14,7 +14,7 @@ from campaign.cli import app
 from campaign.contacts import read_contacts
 from campaign.plan import make_plan
 from campaign.store import open_store
-from campaign.store.schema import campaigns
+from campaign.store.schema import batches, campaigns
 from tests.support.simulator import running_simulator
 
 runner = CliRunner()
@@ -166,13 +166,19 @@ def test_reordered_rows_and_a_new_optout_are_still_the_same_list(store_url, tmp_
     assert _sent_numbers(sim) == Counter(MOBILES)
 
 
-def test_a_cancelled_campaign_is_no_repeat(store_url, tmp_path, sim):
+def test_a_cancelled_campaign_is_a_repeat_only_when_it_sent_something(store_url, tmp_path, sim):
     contacts, template = _contacts(tmp_path), _template(tmp_path)
     assert _send(sim, store_url, contacts, template).exit_code == 0
     engine = open_store(store_url)
     try:
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # cancelled after its requests left
             conn.execute(sa.update(campaigns).values(state="cancelled"))
+        refused = _send(sim, store_url, contacts, template)
+        assert refused.exit_code == 3, refused.output
+        assert "cancelled after part of it was sent" in refused.stderr
+        assert "--again" in refused.stderr
+        with engine.begin() as conn:  # as if cancelled before any request left
+            conn.execute(sa.update(batches).values(state="cancelled"))
     finally:
         engine.dispose()
     again = _send(sim, store_url, contacts, template)

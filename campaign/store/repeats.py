@@ -1,8 +1,10 @@
 """The repeat guard of `campaign send`: a list the store already holds, a name already taken.
 
 A campaign's `fingerprint` (schema 2) is the plan's hash of the (mobile, text) pairs it
-sends (`Plan.fingerprint`). `send` refuses a plan whose fingerprint a campaign that was not
-cancelled already has, unless told to send it again on purpose (`--again`), and a `--name`
+sends (`Plan.fingerprint`). `send` refuses a plan whose fingerprint a campaign already has,
+unless told to send it again on purpose (`--again`): any campaign that was not cancelled, and
+a cancelled one that had sent anything (a request accepted, in flight or unknown: sending
+the list again would text those people twice). It always refuses a `--name`
 that a campaign already has (always: names find campaigns). `check_repeat` runs inside
 the transaction that creates the campaign (serialized: BEGIN IMMEDIATE on SQLite, an
 advisory lock on PostgreSQL), `read_repeat` before the confirmation, touching nothing.
@@ -13,13 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, exists, or_, select, text
 
 from campaign.errors import RepeatError
-from campaign.outcomes import CampaignState
+from campaign.outcomes import BatchState, CampaignState
 from campaign.store.readonly import has_column, read_existing
-from campaign.store.schema import campaigns
+from campaign.store.schema import batches, campaigns
 
+# batch states of a request that reached (or may have reached) people
+_SENT_STATES = (BatchState.SENDING, BatchState.ACCEPTED, BatchState.UNKNOWN)
 # pg_advisory_xact_lock key of "creating a guarded campaign" (any constant of our own)
 _CREATE_LOCK = 0x43414D50  # "CAMP"
 
@@ -61,8 +65,13 @@ def _check(conn: Connection, guard: RepeatGuard, fingerprint: str | None) -> Non
         return
     if not has_column(conn, campaigns.name, "fingerprint"):  # a schema 1 store, read as is
         return
+    sent_some = exists(
+        select(1).where(batches.c.campaign_id == campaigns.c.id, batches.c.state.in_(_SENT_STATES))
+    )
     same = _first(
-        conn, campaigns.c.fingerprint == fingerprint, campaigns.c.state != CampaignState.CANCELLED
+        conn,
+        campaigns.c.fingerprint == fingerprint,
+        or_(campaigns.c.state != CampaignState.CANCELLED, sent_some),
     )
     if same is not None:
         raise RepeatError(_same_list(same))
@@ -80,6 +89,12 @@ def _first(conn: Connection, *where: Any) -> Any:
 
 
 def _same_list(row: Any) -> str:
+    if row.state == CampaignState.CANCELLED:
+        return (
+            f"the store already holds this list as campaign {row.id} {row.name!r} (cancelled "
+            "after part of it was sent): same recipients, same texts; sending it again would "
+            "text those people twice; pass --again to send the list once more on purpose"
+        )
     return (
         f"the store already holds this list as campaign {row.id} {row.name!r} ({row.state}): "
         f"same recipients, same texts; `campaign resume {row.id}` finishes that one, "
