@@ -265,6 +265,7 @@ def _settings(rate: float = 0.0, window: SendWindow | None = None) -> Settings:
 
 def _policy(clock: FakeClock, **changes) -> SendPolicy:
     knobs = {"clock": clock.china, "monotonic": clock, "sleep": clock.sleep, **changes}
+    knobs.setdefault("shared_pace", False)  # the store's pace runs on the real clock
     return SendPolicy(concurrency=4, wait_step=0.05, heartbeat=0.5, **knobs)
 
 

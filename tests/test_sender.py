@@ -234,7 +234,7 @@ def test_rate_limit_paces_requests(engine):
     client = _AcceptingClient(clock)
     cid = _campaign(engine, n=101, per_batch=1)  # 100 requests
     settings = replace(Settings(), gateway=replace(Settings().gateway, rate=10.0))
-    policy = replace(QUICK, monotonic=clock, sleep=clock.sleep)
+    policy = replace(QUICK, monotonic=clock, sleep=clock.sleep, shared_pace=False)
     report = send_campaign(engine, cid, client, settings, policy=policy)
     assert report.state == "finished" and report.requests_sent == 100
     assert client.sent_at == pytest.approx([k / 10 for k in range(100)], abs=1e-9)

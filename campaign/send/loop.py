@@ -8,6 +8,12 @@ An ambiguous answer is `unknown` and never resent by itself.
 
 Each turn asks the parts for their decision: the interruption (stop requested?), the hold
 (back-off, the gateway's 110), the window gate, the rate limiter, the budget.
+
+Every claim also reads the campaign's state (in its transaction) and takes its tokens from
+the account's shared pace (`pacing.pace_for`): a campaign no longer `sending` (paused,
+cancelled, or stopped by another process) ends the run after the requests in flight, and
+an empty shared bucket makes it wait for the next token. While it waits for anything else,
+the state is read once every `wait_step` too: a pause takes effect within about a second.
 """
 
 from __future__ import annotations
@@ -31,11 +37,11 @@ from campaign.gateway.protocol import (
     Refused,
     SubmitResult,
 )
-from campaign.outcomes import StopCause
+from campaign.outcomes import CampaignState, StopCause
 from campaign.redact import Redactor
 from campaign.send.budget import SendBudget
 from campaign.send.interrupt import Interruption
-from campaign.send.pacing import RateLimiter, initial_burst
+from campaign.send.pacing import RateLimiter, initial_burst, pace_for
 from campaign.send.policy import (
     DAILY_LIMIT,
     STORE_ATTEMPTS,
@@ -45,8 +51,20 @@ from campaign.send.policy import (
     Stop,
 )
 from campaign.send.window import WindowGate
-from campaign.store.batches import BatchResult, ClaimedBatch, batch_figures, settle_and_claim
+from campaign.store.batches import (
+    BatchResult,
+    ClaimedBatch,
+    ClaimRound,
+    batch_figures,
+    settle_and_claim,
+)
 from campaign.store.engine import first_line
+
+#: What the loop does when a claim finds the campaign in a state other than `sending`.
+HALT_CAUSES: dict[str, StopCause] = {
+    CampaignState.PAUSED: StopCause.PAUSED,
+    CampaignState.CANCELLED: StopCause.CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,9 @@ class SendLoop:
         self.configured_rate = settings.gateway.rate
         burst = initial_burst(self.configured_rate, policy.concurrency)
         self.limiter = RateLimiter(self.configured_rate, burst, clock=self.now)
+        self.pace = pace_for(settings, policy.concurrency) if policy.shared_pace else None
+        self.paced_until = 0.0  # monotonic: the shared pace has no token before
+        self.state_read = self.now()  # monotonic: when a claim last read the state
         self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
         self.stop: Stop | None = None  # the first decision to stop wins
         self.sent = 0
@@ -128,7 +149,9 @@ class SendLoop:
         free = self.policy.concurrency - len(self.in_flight)
         limit = min(free, self.limiter.available()) if not halting and delay <= 0 else 0
         limit = self._within_budget(limit)
-        claimed = self._settle_and_claim(results, limit) if results or limit > 0 else []
+        look = results or limit > 0 or (not halting and self._state_unread())
+        claimed = self._settle_and_claim(results, limit) if look else []
+        paced = self.paced_until > self.now()
         if results:
             self._progress()
         for batch in claimed:
@@ -147,8 +170,10 @@ class SendLoop:
         if self.released and self.store_failures:  # answers not written yet: try again
             self.interruption.wait(self.in_flight, self.policy.wait_step)
             return True
-        if not self.in_flight and (halting or limit > 0):
+        if not self.in_flight and (self._halting() or (limit > 0 and not paced)):
             return False  # stopping with nothing in flight, or nothing left to claim
+        if paced:
+            delay = self.paced_until - self.now()
         wait_for = delay if 0 < delay < self.policy.wait_step else self.policy.wait_step
         self.interruption.wait(self.in_flight, wait_for)
         return True
@@ -171,8 +196,8 @@ class SendLoop:
                 results,
                 0 if self.store_failures else limit,
                 max_mobiles=self.budget.remaining,  # never claim what the budget cannot send
+                pace=self.pace,
             )
-            claimed = claim_round.batches
         except SQLAlchemyError as exc:
             self.store_failures += 1
             self.released = results + self.released
@@ -186,7 +211,23 @@ class SendLoop:
             self.emit(ProgressEvent("warning", f"{reason}; trying again"))
             return []
         self.store_failures = 0
-        return claimed
+        return self._claimed(claim_round)
+
+    def _claimed(self, claim_round: ClaimRound) -> list[ClaimedBatch]:
+        """The batches of a claim; a state other than `sending` stops the run (whoever
+        changed it wrote the state and its reason), an empty shared pace makes it wait."""
+        self.state_read = self.now()
+        state = claim_round.state
+        if state != CampaignState.SENDING:
+            cause = HALT_CAUSES.get(state, StopCause.HALTED)
+            self._stop(cause, f"campaign {self.campaign_id} is {state or 'gone from the store'}")
+        if claim_round.wait > 0:
+            self.paced_until = max(self.paced_until, self.now() + claim_round.wait)
+        return claim_round.batches
+
+    def _state_unread(self) -> bool:
+        """True when no claim has read the campaign's state for a wait step."""
+        return self.now() - self.state_read >= self.policy.wait_step
 
     def _delay(self) -> float:
         """Seconds before the next claim may happen (0: now); a closed window with
@@ -194,6 +235,8 @@ class SendLoop:
         now = self.now()
         if self.hold_until > now:
             return self.hold_until - now
+        if self.paced_until > now:
+            return self.paced_until - now
         gate = self.gate.check()
         if gate.stop_reason is not None:
             self._stop(StopCause.WINDOW, gate.stop_reason)

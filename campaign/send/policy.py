@@ -60,6 +60,10 @@ class SendPolicy:
     # the wait when no request is in flight (pacing, window, back-off); None: on the stop
     # event, so that a stop wakes it. Tests pass a fake clock's sleep (it advances the clock).
     sleep: Callable[[float], None] | None = None
+    # take the tokens of the account's shared pace in the store (send/pacing.pace_for): the
+    # rate holds for every process sending on the account. Its clock is the store's (real):
+    # tests that drive `monotonic` by hand turn it off.
+    shared_pace: bool = True
 
 
 @dataclass(frozen=True)
