@@ -15,6 +15,13 @@ What the gateway says decides what happens (protocol.Action, never bare codes):
     WAIT_WINDOW   -> released, wait (or stop with no_wait)
     REFUSE_BATCH / UNKNOWN_CODE -> rejected with the code and its meaning
 
+Someone else may end a run: a claim that finds the campaign no longer `sending` stops it
+(PAUSED, CANCELLED, HALTED: see send/loop.py), and the state and reason that process wrote
+stay as they are (exit 4). A `campaign worker` sends with `worker=True`: it found the
+campaign `sending` already (the state is not set here), and a stop that is nobody's
+decision (the worker was asked to stop, the send window closed) leaves the campaign to the
+workers instead of `stopped`.
+
 Library code: never prints; progress and log lines go to `on_progress(ProgressEvent)`.
 Every text that leaves here (batch details, the stop reason, progress and log lines) goes
 through a `Redactor` of the settings' secrets first: a gateway answer may echo the password.
@@ -59,6 +66,11 @@ from campaign.store.batches import batch_figures, reset_unknown, segments_needed
 from campaign.store.campaigns import get_campaign, set_state
 from campaign.store.engine import store_failures_raise
 from campaign.store.workers import Heartbeat, live_worker_ids, recover_orphans
+
+#: Stops decided by another process: the state it wrote is kept, never overwritten.
+STOPPED_BY_OTHERS = frozenset({StopCause.PAUSED, StopCause.CANCELLED, StopCause.HALTED})
+#: Stops after which a worker's campaign stays with the workers (it is not `stopped`).
+WORKER_KEEPS = frozenset({StopCause.INTERRUPTED, StopCause.WINDOW})
 
 __all__ = [
     "DAILY_LIMIT",
@@ -110,6 +122,8 @@ class SendReport:
     def exit_code(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
+        if self.stop_cause in STOPPED_BY_OTHERS:
+            return ExitCode.GATEWAY_STOP  # paused, cancelled or stopped elsewhere: resumable
         if self.state == CampaignState.STOPPED:
             return ExitCode.GATEWAY_STOP
         if self.count("unknown") or self.count("rejected"):
@@ -145,12 +159,14 @@ def send_campaign(
     force: bool = False,
     policy: SendPolicy | None = None,
     max_recipients: int | None = None,
+    worker: bool = False,
 ) -> SendReport:
     """Send what is pending of a campaign; return what became of it (never raises for
     gateway behaviour: a stop is `state == "stopped"` with `stop_reason`).
 
     `max_recipients` caps the recipients whose requests leave in this run (the daily
-    budget of `campaign run`); the rest stays pending with DAILY_LIMIT as the reason."""
+    budget of `campaign run`); the rest stays pending with DAILY_LIMIT as the reason.
+    `worker`: a `campaign worker` sends it (see the module docstring)."""
     policy = policy or SendPolicy()
     redact = Redactor(settings.secrets)
     emit = _redacting(_never_raising(on_progress), redact)
@@ -176,6 +192,7 @@ def send_campaign(
         no_wait=no_wait,
         force=force,
         max_recipients=max_recipients,
+        worker=worker,
         log=log,
     )
     ended = outcome.stop
@@ -184,12 +201,15 @@ def send_campaign(
     figures = batch_figures(engine, record.id)
     if ended is None and max_recipients is not None and figures["pending"]["batches"]:
         ended = Stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)  # the next batch did not fit
-    state = _final_state(figures, ended)
-    if state == CampaignState.FINISHED:  # a stop that came when nothing was left changes nothing
-        ended = None
-    reason = redact(ended.reason) if ended else None
-    if state != CampaignState.SENDING:
-        set_state(engine, record.id, state, reason=reason)
+    if _left_as_it_is(ended, figures, worker=worker):
+        state, reason = _stored_state(engine, record.id, ended, redact)
+    else:
+        state = _final_state(figures, ended)
+        if state == CampaignState.FINISHED:  # a stop when nothing was left changes nothing
+            ended = None
+        reason = redact(ended.reason) if ended else None
+        if state != CampaignState.SENDING:
+            set_state(engine, record.id, state, reason=reason)
     interruption.reraise()  # recorded and stopped: now a caught Ctrl-C goes on
     return SendReport(
         record.id,
@@ -202,6 +222,30 @@ def send_campaign(
         warnings=warnings,
         stop_cause=ended.cause if ended else None,
     )
+
+
+def _left_as_it_is(ended: Stop | None, figures: dict[str, dict[str, int]], *, worker: bool) -> bool:
+    """Whether the run leaves the campaign's state as it is: another process decided it
+    (paused, cancelled, stopped elsewhere), or a worker's campaign with batches left
+    stays with the workers."""
+    if ended is None:
+        return False
+    if ended.cause in STOPPED_BY_OTHERS:
+        return True
+    return worker and ended.cause in WORKER_KEEPS and bool(figures["pending"]["batches"])
+
+
+def _stored_state(
+    engine: Engine, campaign_id: int, ended: Stop | None, redact: Redactor
+) -> tuple[str, str | None]:
+    """The campaign's state as the store has it now, and the reason to report: the one
+    the pausing or cancelling process stored, else this run's."""
+    record = get_campaign(engine, str(campaign_id))
+    by_others = ended is not None and ended.cause in STOPPED_BY_OTHERS
+    reason = record.stop_reason if by_others and record.stop_reason else None
+    if reason is None and ended is not None:
+        reason = ended.reason
+    return record.state, redact(reason) if reason else None
 
 
 def _never_raising(
@@ -264,10 +308,12 @@ def _send_pending(
     no_wait: bool,
     force: bool,
     max_recipients: int | None,
+    worker: bool,
     log: Callable[[str, str], None],
 ) -> LoopOutcome:
     """The checks before the loop (something pending, window, balance), then the loop
-    under a heartbeat."""
+    under a heartbeat. A worker's campaign is `sending` already (its first claim stops the
+    run if it no longer is); any other is set `sending` here."""
     need = segments_needed(engine, campaign_id)
     if not (need or batch_figures(engine, campaign_id)["pending"]["batches"]):
         log("nothing is pending: no request to send", "info")
@@ -279,7 +325,8 @@ def _send_pending(
     too_low = _check_balance(client, settings, need, force, log)
     if too_low is not None:
         return LoopOutcome(too_low, 0)
-    set_state(engine, campaign_id, CampaignState.SENDING)
+    if not worker:
+        set_state(engine, campaign_id, CampaignState.SENDING)
     loop = SendLoop(
         engine,
         campaign_id,

@@ -295,6 +295,24 @@ def send_new(settings: Settings, prepared: PreparedSend, **options: Any) -> Send
         return send(settings, engine, created.campaign_id, extra=extra, **options)
 
 
+def _stopped_by_others(report: SendReport) -> str | None:
+    """The message of a run that another process ended (paused, cancelled, halted)."""
+    from campaign.outcomes import StopCause
+
+    cid, cause = report.campaign_id, report.stop_cause
+    reason = report.stop_reason or f"campaign {cid} is {report.state}"
+    if cause is StopCause.PAUSED:
+        return f"campaign {cid} was {reason}; `campaign resume {cid}` sends the rest"
+    if cause is StopCause.CANCELLED:
+        return f"campaign {cid} was {reason}; nothing more is sent"
+    if cause is StopCause.HALTED:
+        return (
+            f"campaign {cid} is {report.state} ({reason}): another process stopped it; "
+            "this run sent nothing more"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class SendResult:
     """What a send or resume run did: the sender's report and the outcome counts after it."""
@@ -323,6 +341,9 @@ class SendResult:
         """The message of a run that did not finish cleanly (exit 4, 130 or 1), else None."""
         report, cid = self.report, self.campaign_id
         code = report.exit_code
+        stopped_by = _stopped_by_others(report)
+        if stopped_by is not None:
+            return stopped_by
         if code is ExitCode.GATEWAY_STOP:
             return (
                 f"{report.stop_reason}; campaign {cid} stopped: "
@@ -357,6 +378,7 @@ def send(
     policy: SendPolicy | None = None,
     max_recipients: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    worker: bool = False,
 ) -> SendResult:
     """Send what is pending of a stored campaign through the gateway of `settings` (the
     simulator started when it names one; with `push_reports` its reports go to the
@@ -392,6 +414,7 @@ def send(
                 force=force,
                 policy=policy,
                 max_recipients=max_recipients,
+                worker=worker,
             )
 
         report = work() if stop is None else _in_thread(work, stop, say)
@@ -413,12 +436,18 @@ def resume(
 ) -> SendResult:
     """`send` for a stored campaign named by id or name, through the gateway it was sent
     through unless `given_gateway` (--gateway, CAMPAIGN_GATEWAY) or the config names one.
-    Without `engine`, the store must exist already."""
+    Without `engine`, the store must exist already. A cancelled campaign is never sent
+    again (InputError); a paused one, or one handed to the workers, is taken back from
+    them: this process sends it."""
     from campaign.gateway.runtime import require_account
+    from campaign.outcomes import CampaignState
     from campaign.store.campaigns import get_campaign
+    from campaign.store.queue import resume_paused
 
     with opened(settings, engine, create=False) as store:
         record = get_campaign(store, ref)
+        if record.queued or record.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
+            record = resume_paused(store, str(record.id), queue=False)
         settings = resume_gateway(settings, given_gateway, record)
         require_account(settings.gateway)
         return send(settings, store, record.id, **options)
@@ -505,13 +534,17 @@ def campaign_status(engine: Engine, ref: str) -> StatusResult:
         unknown_msgid_reports,
         unmatched_reports,
     )
+    from campaign.timeutil import china_iso
 
     record = get_campaign(engine, ref)
     figures = batch_figures(engine, record.id)
     in_campaign, unknown_msgid = unmatched_reports(engine, record.id), unknown_msgid_reports(engine)
     data = {
         **record.brief(),
-        "workers": len(workers.live_workers(engine, record.id)),
+        "workers": [
+            {"id": w.id, "host": w.host, "pid": w.pid, "heartbeat_at": china_iso(w.heartbeat_at)}
+            for w in workers.live_workers(engine, record.id)
+        ],
         "outcomes": outcome_counts(engine, record.id),
         "reports": report_status_counts(engine, record.id),
         # reports nobody could match: this campaign's msgids with a mobile not in that

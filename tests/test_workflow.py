@@ -63,7 +63,7 @@ def test_plan_create_send_status_export_round_trip(store_url, engine, tmp_path):
     status = workflow.campaign_status(engine, "spring")
     data = status.to_json()
     assert status.record.id == 1 and data["state"] == "finished"
-    assert data["recipients"] == 6 and data["workers"] == 0
+    assert data["recipients"] == 6 and data["workers"] == []
     assert data["batches"] == sent.to_json()["batches"]
     assert (
         data["unmatched_reports"] == data["unmatched_in_campaign"] + data["unmatched_unknown_msgid"]
