@@ -11,6 +11,7 @@ from campaign.cli import (  # noqa: F401  (imported for their registrations)
     demo,
     plan,
     send,
+    queue,
     status,
     reports,
     serve,

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from campaign.cli import render_queue
 from campaign.cli.common import fail, info, print_json
 from campaign.timeutil import china_text
 from campaign.workflow import PLAN_KEYS, PlanResult, SendResult, StatusList, StatusResult
@@ -114,12 +115,9 @@ def send_result(result: SendResult, json_output: bool) -> None:
 
 def status(result: StatusResult) -> None:
     record, data = result.record, result.data
-    running = f", {data['workers']} worker(s) sending now" if data["workers"] else ""
-    if record.state == "sending" and not data["workers"]:
-        running = f" (no run is alive: `campaign resume {record.id}` goes on)"
-    typer.echo(f"campaign {record.id} {record.name!r}: {record.state}{running}")
-    if record.stop_reason:
-        typer.echo(f"  stopped: {record.stop_reason}")
+    typer.echo(render_queue.state_line(record, data["workers"]))
+    for line in render_queue.status_lines(record, data["workers"]):  # due, workers, why
+        typer.echo(line)
     figures_lines(data)
     typer.echo("  reports: " + counts(data["reports"]))
     typer.echo(
@@ -136,6 +134,8 @@ def status_list(result: StatusList) -> None:
         done = sum(row["batches"][s] for s in ("accepted", "rejected", "unknown"))
         total = sum(row["batches"].values())
         created = china_text(record.created_at, timespec="minutes")  # "... 16:05+08:00"
+        due = render_queue.due_text(record)
         typer.echo(
             f"{record.id:>5}  {record.state:<9} {done}/{total} requests  {created}  {record.name}"
+            f"{due}"
         )
