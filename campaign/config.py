@@ -144,6 +144,7 @@ class JobSettings:
     not_after: time | None = None
     max_per_day: int | None = None
     send_window: SendWindow | None = None
+    queue: bool = False  # hand the job's campaigns to `campaign worker`s, not send in the run
 
 
 @dataclass(frozen=True)
@@ -422,6 +423,9 @@ def _job(raw: Any, base: Path, number: int) -> JobSettings:
         isinstance(max_per_day, bool) or not isinstance(max_per_day, int) or max_per_day < 1
     ):
         raise ConfigError(f"{where}.max_per_day must be a positive whole number")
+    queue = raw.get("queue", False)
+    if not isinstance(queue, bool):
+        raise ConfigError(f"{where}.queue must be true or false")
     return JobSettings(
         name=_str(raw["name"], f"{where}.name"),
         contacts=str(base / _str(raw["contacts"], f"{where}.contacts")),
@@ -436,6 +440,7 @@ def _job(raw: Any, base: Path, number: int) -> JobSettings:
             if raw.get("send_window")
             else None
         ),
+        queue=queue,
     )
 
 

@@ -9,6 +9,9 @@ For each job, in order:
    a/list.csv"), else "<job> <file name> <China date>", else that with " (2)", ...;
 3. unfinished campaigns of the job are sent or resumed, within `send_at`, `not_after`,
    the send window and `max_per_day` (recipients per China calendar day, across runs);
+   with `queue = true`, its new campaigns are handed to the `campaign worker`s instead:
+   `scheduled` for the day's `send_at` (or `queued` when that has come), and the run
+   sends nothing itself;
 4. campaigns with news (sent or reported since their last export) are exported to
    `export/<campaign name without the file suffix>.xlsx` (`export_name`), never one file
    for two campaigns.
@@ -71,6 +74,7 @@ class JobReport:
     sent: list[dict[str, Any]] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     waiting: list[dict[str, Any]] = field(default_factory=list)  # campaign_id, until, reason
+    queued: list[dict[str, Any]] = field(default_factory=list)  # handed to the workers
     exported: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
@@ -87,6 +91,7 @@ class JobReport:
             "sent": self.sent,
             "expired": self.expired,
             "waiting": self.waiting,
+            "queued": self.queued,
             "exported": self.exported,
             "problems": self.problems,
             "exit_code": int(self.exit_code),
@@ -188,7 +193,10 @@ def _run_job(engine: Engine, settings: Settings, job: JobSettings, clock: Clock)
     if job.inbox:
         _import_inbox(engine, settings, job.inbox, result)
     _create_new_campaigns(engine, settings, job, clock, result)
-    _send_unfinished(engine, settings, job, clock, result)
+    if job.queue:
+        _hand_to_workers(engine, job, clock, result)
+    else:
+        _send_unfinished(engine, settings, job, clock, result)
     if job.export:
         _export_news(engine, settings, job, result)
     log.info("job %s: done (exit %d)", job.name, int(result.exit_code))
@@ -356,6 +364,45 @@ def _send_unfinished(
             log.info("job %s: max_per_day %s reached today", job.name, job.max_per_day)
             return
         _send_one(engine, sending_settings, job, campaign_id, budget, clock, result)
+
+
+def _hand_to_workers(engine: Engine, job: JobSettings, clock: Clock, result: JobReport) -> None:
+    """`queue = true`: each planned campaign of the job goes to the workers, due at send_at
+    of the day it may start (queued at once when that has come); one not started by
+    not_after of that day is closed as the run would close it. A campaign the workers
+    stopped (the gateway or the account refused) is handed to them again, as a run resumes
+    its stopped campaigns."""
+    from campaign.store.campaigns import get_campaign
+    from campaign.store.jobs import job_campaigns
+    from campaign.store.queue import schedule
+
+    handed = (CampaignState.PLANNED, CampaignState.STOPPED)
+    for campaign_id in job_campaigns(engine, job.name, handed):
+        now = clock().astimezone(CHINA)
+        record = get_campaign(engine, str(campaign_id))
+        day = now.date()
+        if record.state == CampaignState.PLANNED:
+            day = _start_day(job, record.created_at.astimezone(CHINA))
+            if job.not_after is not None and now >= _on(day, job.not_after):
+                _expire(engine, job, campaign_id, result)
+                continue
+        due: datetime | None = _on(day, job.send_at)
+        if due is not None and due <= now:
+            due = None
+        try:
+            record = schedule(engine, campaign_id, due)
+        except CampaignError as exc:
+            log.error(
+                "job %s: campaign %d not handed to the workers: %s", job.name, campaign_id, exc
+            )
+            result.problems.append(f"campaign {campaign_id}: {exc}")
+            result.worse(exc.exit_code)
+            continue
+        result.queued.append(
+            {"campaign_id": campaign_id, "state": record.state, "due_at": china_iso(record.due_at)}
+        )
+        when = f"scheduled for {due:%Y-%m-%d %H:%M} (China time)" if due else "queued"
+        log.info("job %s: campaign %d %s for the workers", job.name, campaign_id, when)
 
 
 def _may_send(

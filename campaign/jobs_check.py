@@ -125,7 +125,24 @@ def check_job(settings: Settings, job: JobSettings) -> JobCheck:
     for key, folder in (("inbox", job.inbox), ("export", job.export)):
         if folder is not None:
             _check_folder(check, key, folder)
+    if job.queue:
+        _check_queue(check, job)
     return check
+
+
+def _check_queue(check: JobCheck, job: JobSettings) -> None:
+    """`queue = true`: the run hands the campaigns over at send_at; the workers send them
+    in their own [compliance] send_window and know nothing of the job's other limits."""
+    ignored = {
+        "not_after": "stop at not_after",
+        "max_per_day": "count max_per_day",
+        "send_window": "keep the job's send_window (only their own [compliance] one)",
+    }
+    kept = [what for key, what in ignored.items() if getattr(job, key)]
+    if kept:
+        check.warn("queue", f"with queue = true the workers send it; they do not {', '.join(kept)}")
+    else:
+        check.ok("queue", "new campaigns are handed to `campaign worker`s")
 
 
 # ---------------------------------------------------------------------------- template
