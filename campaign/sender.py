@@ -49,7 +49,7 @@ from campaign.outcomes import CampaignState, StopCause
 from campaign.redact import Redactor
 from campaign.send.budget import SendBudget
 from campaign.send.interrupt import Interruption
-from campaign.send.loop import LoopOutcome, SendLoop
+from campaign.send.loop import HALT_CAUSES, LoopOutcome, SendLoop
 from campaign.send.pacing import RateLimiter
 from campaign.send.policy import (
     DAILY_LIMIT,
@@ -201,6 +201,7 @@ def send_campaign(
     figures = batch_figures(engine, record.id)
     if ended is None and max_recipients is not None and figures["pending"]["batches"]:
         ended = Stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)  # the next batch did not fit
+    ended = _decided_meanwhile(engine, record.id, ended)
     if _left_as_it_is(ended, figures, worker=worker):
         state, reason = _stored_state(engine, record.id, ended, redact)
     else:
@@ -233,6 +234,16 @@ def _left_as_it_is(ended: Stop | None, figures: dict[str, dict[str, int]], *, wo
     if ended.cause in STOPPED_BY_OTHERS:
         return True
     return worker and ended.cause in WORKER_KEEPS and bool(figures["pending"]["batches"])
+
+
+def _decided_meanwhile(engine: Engine, campaign_id: int, ended: Stop | None) -> Stop | None:
+    """The stop as the run ends: a pause or a cancel committed after the run's last claim
+    wins over what this run would write (the state is read just before it is written)."""
+    if ended is not None and ended.cause in STOPPED_BY_OTHERS:
+        return ended
+    state = get_campaign(engine, str(campaign_id)).state
+    cause = HALT_CAUSES.get(state)
+    return Stop(cause, f"campaign {campaign_id} is {state}") if cause is not None else ended
 
 
 def _stored_state(

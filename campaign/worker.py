@@ -47,6 +47,7 @@ from campaign.store.workers import (
     HEARTBEAT_SECONDS,
     STALE_AFTER_SECONDS,
     beat_process,
+    live_workers,
     register_process,
     this_host,
     unregister_process,
@@ -207,7 +208,7 @@ class Worker:
     # -- one send
 
     def _send(self, campaign_id: int, report: WorkerReport) -> None:
-        self._changed(campaign_id, None, CampaignState.SENDING)
+        self._picked(campaign_id)
         try:
             sent = self.send_one(campaign_id)
         except StoreError as exc:
@@ -249,8 +250,12 @@ class Worker:
         else:
             due = now + GATEWAY_WINDOW_RETRY
         try:
+            if not self._still_sending(campaign_id):
+                return  # paused or cancelled meanwhile: theirs to decide
+            # `schedule` takes a stopped campaign, not a sending one: through `stopped`
+            set_state(self.engine, campaign_id, CampaignState.STOPPED, reason=reason)
             queue.schedule(self.engine, campaign_id, due)
-        except CampaignError as exc:  # paused or cancelled meanwhile: theirs to decide
+        except CampaignError as exc:
             self._say(f"campaign {self._label(campaign_id)}: not rescheduled: {exc}")
             return
         self._changed(
@@ -262,10 +267,34 @@ class Worker:
 
     def _stopped(self, campaign_id: int, reason: str) -> None:
         with contextlib.suppress(CampaignError):
+            if not self._still_sending(campaign_id):
+                return
             set_state(self.engine, campaign_id, CampaignState.STOPPED, reason=reason)
         self._changed(campaign_id, CampaignState.SENDING, CampaignState.STOPPED, reason)
 
+    def _still_sending(self, campaign_id: int) -> bool:
+        """The campaign is still `sending` (not paused, cancelled or moved by another
+        worker meanwhile): only then does this worker move it."""
+        return get_campaign(self.engine, campaign_id).state == CampaignState.SENDING
+
     # -- lines for people
+
+    def _picked(self, campaign_id: int) -> None:
+        """The line of a campaign this worker starts on: due (started by it now), or joined
+        (other workers send it already)."""
+        try:
+            record = get_campaign(self.engine, campaign_id)
+            others = len(live_workers(self.engine, campaign_id, stale_after=self.stale_after))
+        except Exception:  # the line matters less than the send
+            self._say(f"campaign {campaign_id}: sending")
+            return
+        if others:
+            how = f"joined {others} other worker(s)"
+        elif record.due_at is not None:
+            how = f"due {china_text(record.due_at, timespec='minutes')}"
+        else:
+            how = "due now"
+        self._say(f"campaign {campaign_id} ({record.name}): sending ({how})")
 
     def _changed(
         self, campaign_id: int, before: str | None, after: str, reason: str | None = None
