@@ -201,7 +201,8 @@ def send_campaign(
     figures = batch_figures(engine, record.id)
     if ended is None and max_recipients is not None and figures["pending"]["batches"]:
         ended = Stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)  # the next batch did not fit
-    ended = _decided_meanwhile(engine, record.id, ended)
+    if outcome.looped or worker:  # a run that never set it sending finds what it began with
+        ended = _decided_meanwhile(engine, record.id, ended)
     if _left_as_it_is(ended, figures, worker=worker):
         state, reason = _stored_state(engine, record.id, ended, redact)
     else:
@@ -328,14 +329,14 @@ def _send_pending(
     need = segments_needed(engine, campaign_id)
     if not (need or batch_figures(engine, campaign_id)["pending"]["batches"]):
         log("nothing is pending: no request to send", "info")
-        return LoopOutcome(None, 0)
+        return LoopOutcome(None, 0, looped=False)
     window = settings.compliance.send_window
     closed = WindowGate(window, policy.clock, no_wait=True).check().stop_reason if no_wait else None
     if closed is not None:
-        return LoopOutcome(Stop(StopCause.WINDOW, closed), 0)
+        return LoopOutcome(Stop(StopCause.WINDOW, closed), 0, looped=False)
     too_low = _check_balance(client, settings, need, force, log)
     if too_low is not None:
-        return LoopOutcome(too_low, 0)
+        return LoopOutcome(too_low, 0, looped=False)
     if not worker:
         set_state(engine, campaign_id, CampaignState.SENDING)
     loop = SendLoop(

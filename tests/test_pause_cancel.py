@@ -287,3 +287,38 @@ def test_cancel_twice_is_refused_pause_twice_is_no_change(store_url):
     assert again.exit_code == 3 and "is cancelled" in again.output
     missing = runner.invoke(app, ["pause", "999", "--db", store_url])
     assert missing.exit_code == 3
+
+
+def test_resume_here_of_a_paused_campaign_sends_it_or_finishes_it(store_url, sim, tmp_path):
+    from campaign.store.batches import BatchResult, claim_batches, record_results
+
+    cid = _stored(store_url, queued=True)
+    done = _stored_with_name(store_url, "all sent")
+    engine = open_store(store_url)
+    try:
+        claimed = claim_batches(engine, done, "w1", REQUESTS)
+        results = [BatchResult(b.batch_id, "accepted", f"m{b.batch_id}", "0") for b in claimed]
+        record_results(engine, done, "w1", results)
+    finally:
+        engine.dispose()
+    for campaign in (cid, done):
+        paused = runner.invoke(app, ["pause", str(campaign), "--db", store_url])
+        assert paused.exit_code == 0, paused.output
+    config = tmp_path / "fast.toml"
+    config.write_text("[gateway]\nrate = 0\n")
+    fast = ["--db", store_url, "--gateway", sim.url, "--config", str(config), "--json"]
+    for campaign in (cid, done):
+        resumed = runner.invoke(app, ["resume", str(campaign), *fast], env=_env(sim))
+        assert resumed.exit_code == 0, resumed.output
+        assert json.loads(resumed.stdout)["state"] == "finished"
+        assert not _record(store_url, campaign).queued  # taken back from the workers
+    assert len(_taken(sim)) == REQUESTS  # only the first one's
+
+
+def _stored_with_name(url: str, name: str) -> int:
+    engine = open_store(url)
+    try:
+        plan = small_plan(REQUESTS + 1, 1)
+        return create_campaign(engine, plan, name=name, settings_snapshot={})
+    finally:
+        engine.dispose()

@@ -71,6 +71,7 @@ HALT_CAUSES: dict[str, StopCause] = {
 class LoopOutcome:
     stop: Stop | None  # None: nothing stopped it (or only a stop request)
     sent: int  # requests that left in this run
+    looped: bool = True  # False: the checks before the loop ended the run
 
 
 class SendLoop:
