@@ -105,6 +105,11 @@ class WorkerReport:
         }
 
 
+@store_failures_raise("while the worker registered")
+def _started_beat(engine: Engine, interval: float) -> ProcessBeat:
+    return ProcessBeat(engine, interval=interval)
+
+
 class ProcessBeat:
     """The worker's row in `worker_processes`, beaten in a daemon thread with what it sends
     now (`campaign_id`); removed when closed."""
@@ -153,7 +158,7 @@ class Worker:
     idle: dict[int, int] = field(default_factory=dict, init=False)  # sends that sent nothing
 
     def run(self) -> WorkerReport:
-        beat = ProcessBeat(self.engine, interval=self.heartbeat)
+        beat = _started_beat(self.engine, self.heartbeat)
         report = WorkerReport(beat.worker_id, this_host(), os.getpid())
         self._say(f"worker {beat.worker_id[:8]} started on {report.host} (pid {report.pid})")
         try:
@@ -168,6 +173,8 @@ class Worker:
                 beat.beat()
                 try:
                     self._send(campaign_id, report)
+                except StoreError as exc:  # the store failed around the send: try again later
+                    self._store_failed(exc)
                 finally:
                     beat.campaign_id = None
         finally:
@@ -185,11 +192,15 @@ class Worker:
         try:
             return self._look()
         except StoreError as exc:
-            if self.once:
-                raise
-            self._say(f"{exc}; trying again in {STORE_RETRY_SECONDS:.0f} s")
-            self.stop.wait(STORE_RETRY_SECONDS)
+            self._store_failed(exc)
             return None
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """`once`: the error ends the worker (exit 3); else it waits and tries again."""
+        if self.once:
+            raise exc
+        self._say(f"{exc}; trying again in {STORE_RETRY_SECONDS:.0f} s")
+        self.stop.wait(STORE_RETRY_SECONDS)
 
     @store_failures_raise("while the worker looked for due campaigns")
     def _look(self) -> int | None:
@@ -207,16 +218,13 @@ class Worker:
 
     # -- one send
 
+    @store_failures_raise("while the worker sent a campaign")
     def _send(self, campaign_id: int, report: WorkerReport) -> None:
         self._picked(campaign_id)
         try:
             sent = self.send_one(campaign_id)
-        except StoreError as exc:
-            self._say(f"campaign {campaign_id}: {exc}")
-            if self.once:
-                raise
-            self.stop.wait(STORE_RETRY_SECONDS)
-            return
+        except StoreError:
+            raise
         except CampaignError as exc:  # the gateway could not be had: a person decides
             self._stopped(campaign_id, str(exc))
             report.exit_code = max(report.exit_code, exc.exit_code, key=_rank)
