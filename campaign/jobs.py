@@ -352,10 +352,12 @@ def _create_campaign(
 def _send_unfinished(
     engine: Engine, settings: Settings, job: JobSettings, clock: Clock, result: JobReport
 ) -> None:
-    from campaign.store.jobs import UNFINISHED_STATES, job_campaigns
+    from campaign.store.jobs import job_campaigns
 
     sending_settings = _sending_settings(settings, job)
-    for campaign_id in job_campaigns(engine, job.name, UNFINISHED_STATES):
+    # never a paused, scheduled or queued campaign, nor one the workers have: pause holds
+    mine = (CampaignState.PLANNED, CampaignState.SENDING, CampaignState.STOPPED)
+    for campaign_id in job_campaigns(engine, job.name, mine, queued=False):
         now = clock().astimezone(CHINA)
         if not _may_send(engine, job, campaign_id, now, result):
             continue

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -246,3 +246,22 @@ def test_unwritable_log_or_lock_is_bad_config_not_a_traceback(tmp_path):
         result = invoke(config)
         assert result.exit_code == 3, result.output
         assert "cannot be written" in result.stderr
+
+
+def test_the_nightly_run_never_sends_a_paused_campaign(tmp_path):
+    """`campaign pause` holds against `campaign run`: the paused rest waits for a resume."""
+    from campaign.store.queue import pause
+
+    with running_simulator() as sim:
+        config = write_config(tmp_path, sim.url, extra="max_per_day = 4")
+        write_contacts(tmp_path / "incoming" / "a.csv", 0, 10)
+        settings = load_settings(config, store_beside_config=True)
+        first = run_jobs(settings, clock=_clock(10))
+        assert sum(sent_mobiles(sim).values()) == 4 and first.exit_code == 0
+        engine = open_store(settings.store_url)
+        try:
+            pause(engine, "1", "tester")
+        finally:
+            engine.dispose()
+        run_jobs(settings, clock=lambda: _clock(10)() + timedelta(days=1))
+        assert sum(sent_mobiles(sim).values()) == 4  # nothing more while paused

@@ -26,11 +26,16 @@ def find_job_campaign(engine: Engine, job: str, content_key: str) -> int | None:
         return conn.execute(query).scalar()
 
 
-def job_campaigns(engine: Engine, job: str, states: Sequence[str] | None = None) -> list[int]:
-    """Ids of the job's campaigns (in creation order), optionally only in these states."""
+def job_campaigns(
+    engine: Engine, job: str, states: Sequence[str] | None = None, *, queued: bool | None = None
+) -> list[int]:
+    """Ids of the job's campaigns (in creation order), optionally only in these states and
+    only those handed to the workers (`queued=True`) or not (`queued=False`)."""
     query = select(campaigns.c.id).where(campaigns.c.job == job).order_by(campaigns.c.id)
     if states is not None:
         query = query.where(campaigns.c.state.in_(states))
+    if queued is not None:
+        query = query.where(campaigns.c.queued.is_(queued))
     with engine.connect() as conn:
         return [int(i) for i in conn.execute(query).scalars()]
 
