@@ -158,3 +158,45 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 #: The delivery report status of a delivered message.
 DELIVERED_STATUS = "DELIVRD"
+
+
+class Role(StrEnum):
+    """A console user's role (`users.role`): each one may do what the ones before it may."""
+
+    VIEWER = "viewer"  # sees campaigns, results, opt-outs, health
+    SENDER = "sender"  # also uploads, plans, sends, pauses, cancels, manages opt-outs
+    ADMIN = "admin"  # also manages users and reads the audit log
+
+    @property
+    def rank(self) -> int:
+        return ROLES.index(self)
+
+    def allows(self, needed: Role) -> bool:
+        """Whether this role may do what `needed` may."""
+        return self.rank >= needed.rank
+
+
+#: The roles, least first.
+ROLES: tuple[Role, ...] = (Role.VIEWER, Role.SENDER, Role.ADMIN)
+
+
+class AuditAction(StrEnum):
+    """`audit.action`: what a user did (the console's audit log)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    USER_ADD = "user_add"
+    USER_REMOVE = "user_remove"
+    PASSWORD_CHANGE = "password_change"
+    TOKEN_NEW = "token_new"
+    CAMPAIGN_CREATE = "campaign_create"
+    SEND = "send"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RESEND = "resend"
+    OPTOUT_ADD = "optout_add"
+    OPTOUT_REMOVE = "optout_remove"
+    OPTOUT_IMPORT = "optout_import"
+    REPORTS_IMPORT = "reports_import"

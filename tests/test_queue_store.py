@@ -100,14 +100,15 @@ def test_a_schema_3_store_is_upgraded_to_4_with_its_data(store_url):
     engine.dispose()
     _as_schema_3(store_url)
 
-    with pytest.raises(StoreError, match="schema version 3, this version of campaign needs 4"):
+    needs = f"schema version 3, this version of campaign needs {SCHEMA_VERSION}"
+    with pytest.raises(StoreError, match=needs):
         open_store(store_url, create=False, upgrade=False)  # `campaign worker`: no upgrade
     assert "due_at" not in _columns(store_url)  # the refusal changed nothing
 
     engine = open_store(store_url)  # any other command upgrades it
     try:
         with engine.connect() as conn:
-            assert conn.execute(sa.select(meta.c.value)).scalar() == str(SCHEMA_VERSION) == "4"
+            assert conn.execute(sa.select(meta.c.value)).scalar() == str(SCHEMA_VERSION) == "5"
             assert sa.inspect(conn).has_table("send_pace")
             assert sa.inspect(conn).has_table("worker_processes")
         record = get_campaign(engine, cid)

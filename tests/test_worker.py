@@ -193,7 +193,7 @@ def test_a_worker_refuses_a_store_of_an_older_schema(store_url, sim, tmp_path):
     result = _worker_once(store_url, sim, tmp_path, "--json")
     assert result.exit_code == 3, result.output
     error = json.loads(result.stdout)["error"]
-    assert "schema version 3, this version of campaign needs 4" in error
+    assert "schema version 3, this version of campaign needs 5" in error
     assert "run any other campaign command on it once to upgrade it" in error
     assert "Traceback" not in result.output
     engine = sa.create_engine(store_url)

@@ -66,11 +66,17 @@ def _upgrade_3_to_4(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE campaigns ADD COLUMN {column.name} {kind}{tail}")
 
 
+def _upgrade_4_to_5(conn: Connection) -> None:
+    """Schema 5 (the web console): only new tables (users, api_tokens, audit, web_secrets),
+    made by `create_all` afterwards; nothing existing changes."""
+
+
 # version -> the step that upgrades a store of that version to version + 1
 UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _upgrade_1_to_2,
     2: _upgrade_2_to_3,
     3: _upgrade_3_to_4,
+    4: _upgrade_4_to_5,
 }
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
     false,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -205,4 +205,54 @@ suppression = Table(
     Column("detail", Text),  # the reply text, the report status, the file name
     Column("added_by", Text),  # who: a user, "receiver", "import", "report" (schema 2)
     Column("added_at", DateTime(timezone=True), nullable=False),
+)
+
+# Console users (schema 5): `campaign user ...`; role: outcomes.Role.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id, encoded (campaign.passwords)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False, server_default=false()),
+    Index("ix_users_name", "name", unique=True),
+)
+
+# API tokens of the users (schema 5): only the SHA-256 of a token is kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False),
+    Column("token_hash", String(64), nullable=False),  # sha256 hex of the token
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Index("ix_api_tokens_hash", "token_hash", unique=True),
+    Index("ix_api_tokens_user", "user_id"),
+)
+
+# Who did what, when (schema 5): logins, sends, pauses, opt-out changes... (outcomes.AuditAction)
+audit = Table(
+    "audit",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", Text),  # as typed for a failed login; NULL for the system
+    Column("action", String(32), nullable=False),
+    Column("detail", Text),  # JSON object
+    Column("ip", String(64)),
+    Index("ix_audit_at", "at"),
+)
+
+# The console's own secrets (schema 5), e.g. the session signing key made on first start,
+# shared by every console process on the store.
+web_secrets = Table(
+    "web_secrets",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
