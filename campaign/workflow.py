@@ -767,9 +767,11 @@ def import_optouts(
     sheet: str | None = None,
     header_row: int | None = None,
     mobile_column: str | None = None,
+    engine: Engine | None = None,
+    added_by: str | None = None,
 ) -> OptoutImport:
     """Add every valid number of a file's mobile column (each with its file and row);
-    invalid rows are skipped and returned."""
+    invalid rows are skipped and returned. `added_by`: who (default the OS user)."""
     from campaign.contacts import read_contacts
     from campaign.phones import normalize_mobiles
     from campaign.store import suppression
@@ -789,12 +791,12 @@ def import_optouts(
     first = ~numbers.duplicated()
     unique = numbers[first].tolist()
     where = _rows_of(frame[valid][first.to_numpy()])
-    with opened(settings) as engine:
+    with opened(settings, engine) as store:
         added = suppression.add(
-            engine,
+            store,
             unique,
             "import",
-            added_by=os_user("import"),
+            added_by=added_by or os_user("import"),
             details=dict(zip(unique, where, strict=True)),
         )
     figures = {

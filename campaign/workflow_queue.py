@@ -149,27 +149,31 @@ class ChangeResult:
         }
 
 
-def pause_campaign(settings: Settings, ref: str, *, who: str | None = None) -> ChangeResult:
+def pause_campaign(
+    settings: Settings, ref: str, *, who: str | None = None, engine: Engine | None = None
+) -> ChangeResult:
     """No new batch of the campaign is claimed, by any process (requests in flight finish
     and are recorded); `paused` until resumed. A finished or cancelled campaign: InputError."""
     from campaign.store.campaigns import get_campaign
     from campaign.store.queue import pause, who_am_i
 
-    with opened(settings, create=False) as engine:
-        before = get_campaign(engine, ref).state
-        record = pause(engine, ref, who or who_am_i())
+    with opened(settings, engine, create=False) as store:
+        before = get_campaign(store, ref).state
+        record = pause(store, ref, who or who_am_i())
     return ChangeResult(record, before)
 
 
-def cancel_campaign(settings: Settings, ref: str, *, who: str | None = None) -> ChangeResult:
+def cancel_campaign(
+    settings: Settings, ref: str, *, who: str | None = None, engine: Engine | None = None
+) -> ChangeResult:
     """Every batch not sent yet becomes `cancelled` (its rows too); nothing more is sent.
     A finished or cancelled campaign: InputError, nothing changes."""
     from campaign.store.campaigns import get_campaign
     from campaign.store.queue import cancel, who_am_i
 
-    with opened(settings, create=False) as engine:
-        before = get_campaign(engine, ref).state
-        result = cancel(engine, ref, who or who_am_i())
+    with opened(settings, engine, create=False) as store:
+        before = get_campaign(store, ref).state
+        result = cancel(store, ref, who or who_am_i())
     extra = {
         "cancelled_requests": result.cancelled_batches,
         "cancelled_recipients": result.cancelled_recipients,
@@ -177,7 +181,7 @@ def cancel_campaign(settings: Settings, ref: str, *, who: str | None = None) -> 
     return ChangeResult(result.record, before, extra)
 
 
-def resume_queued(settings: Settings, ref: str) -> ChangeResult:
+def resume_queued(settings: Settings, ref: str, *, engine: Engine | None = None) -> ChangeResult:
     """`resume --queue`: hand a paused or stopped campaign to the workers (`queued`, due
     now; one still `sending` keeps its state and the workers join it). With SPEC's keys of
     `resume`: outcomes, recipients, requests, segments."""
@@ -185,12 +189,12 @@ def resume_queued(settings: Settings, ref: str) -> ChangeResult:
     from campaign.store.queue import resume_paused
     from campaign.store.results import outcome_counts
 
-    with opened(settings, create=False) as engine:
-        before = get_campaign(engine, ref).state
-        record = resume_paused(engine, ref, queue=True)
+    with opened(settings, engine, create=False) as store:
+        before = get_campaign(store, ref).state
+        record = resume_paused(store, ref, queue=True)
         extra = {
-            "outcomes": outcome_counts(engine, record.id),
-            **campaign_totals(engine, record.id),
+            "outcomes": outcome_counts(store, record.id),
+            **campaign_totals(store, record.id),
         }
     return ChangeResult(record, before, extra)
 

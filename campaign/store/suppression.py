@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, delete, func, inspect, select
+from sqlalchemy import Connection, Engine, delete, func, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.store.engine import write
@@ -146,6 +146,47 @@ def _aware(moment: object) -> object:
     if isinstance(moment, datetime) and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
+
+
+def search_entries(
+    engine: Engine,
+    *,
+    mobile_part: str | None = None,
+    text: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[int, list[dict[str, object]]]:
+    """(how many match, one page of them, newest first): entries whose number contains
+    `mobile_part`, or whose reason, detail or added_by contains `text` (either case)."""
+    where = []
+    if mobile_part:
+        where.append(suppression.c.mobile.contains(mobile_part, autoescape=True))
+    if text:
+        needle = text.lower()
+        columns = (suppression.c.reason, suppression.c.detail, suppression.c.added_by)
+        where.append(
+            or_(
+                *(
+                    func.lower(func.coalesce(column, "")).contains(needle, autoescape=True)
+                    for column in columns
+                )
+            )
+        )
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(suppression).where(*where)).scalar()
+        query = (
+            select(*(suppression.c[name] for name in ENTRY_FIELDS))
+            .where(*where)
+            .order_by(suppression.c.added_at.desc(), suppression.c.mobile)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = []
+        for row in conn.execute(query):
+            entry: dict[str, object] = dict(row._mapping)
+            entry["added_at"] = _aware(entry["added_at"])
+            rows.append(entry)
+    return int(total or 0), rows
 
 
 def count(engine: Engine) -> int:
