@@ -67,7 +67,15 @@ class NotFoundError(InputError):
 
 
 class RepeatError(InputError):
-    """`send` of a list (or a --name) that a stored campaign already has."""
+    """`send` of a list (or a --name) that a stored campaign already has: `campaign_id`
+    is that campaign; `name_taken` when the name repeats (not the list)."""
+
+    def __init__(
+        self, message: str, campaign_id: int | None = None, *, name_taken: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.campaign_id = campaign_id
+        self.name_taken = name_taken
 
 
 class GatewayStop(CampaignError):

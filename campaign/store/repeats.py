@@ -60,7 +60,7 @@ def _check(conn: Connection, guard: RepeatGuard, fingerprint: str | None) -> Non
     if guard.name is not None:
         named = _first(conn, campaigns.c.name == guard.name)
         if named is not None:
-            raise RepeatError(_name_taken(guard.name, named))
+            raise RepeatError(_name_taken(guard.name, named), named.id, name_taken=True)
     if guard.allow_repeat or fingerprint is None:
         return
     if not has_column(conn, campaigns.name, "fingerprint"):  # a schema 1 store, read as is
@@ -74,7 +74,7 @@ def _check(conn: Connection, guard: RepeatGuard, fingerprint: str | None) -> Non
         or_(campaigns.c.state != CampaignState.CANCELLED, sent_some),
     )
     if same is not None:
-        raise RepeatError(_same_list(same))
+        raise RepeatError(_same_list(same), same.id)
 
 
 def _first(conn: Connection, *where: Any) -> Any:
