@@ -176,6 +176,39 @@ def _read_grid(
     )
 
 
+@dataclass(frozen=True)
+class GridLayout:
+    """How `read_contacts` reads one grid with the given choices (for a person to check)."""
+
+    header_row: int | None  # 1-based; None: no header row (the data starts at the top)
+    columns: list[str]  # the column names it would use
+    mobile_column: str | None  # None: none found (see `problem`)
+    rows: int  # non-blank rows below the header
+    problem: str | None  # why read_contacts would refuse the grid, or None
+
+
+def grid_layout(
+    grid: Grid, header_row: int | None = None, mobile_column: str | None = None
+) -> GridLayout:
+    """The header row, columns and mobile column `read_contacts` would find in `grid` with
+    `header_row` / `mobile_column` (None: found as it finds them), and what it would refuse."""
+    try:
+        header_at, has_header = _header_position(grid, header_row)
+    except ContactsError as exc:
+        return GridLayout(None, [], None, 0, str(exc))
+    first_data = header_at + 1 if has_header else header_at
+    data = [column.slice(first_data) for column in grid.columns]
+    rows = int(len(data[0]) - (pc.sum(_blank_rows(data)).as_py() or 0)) if data else 0
+    columns = _named_columns(_column_names(grid, header_at if has_header else None), data)
+    shown_row = header_at + 1 if has_header else None
+    try:
+        mobile = _mobile_column(grid, columns, mobile_column)
+    except ContactsError as exc:
+        return GridLayout(shown_row, list(columns), None, rows, str(exc))
+    problem = None if rows else f"no contact rows in {grid.where}: nothing below the header"
+    return GridLayout(shown_row, list(columns), mobile, rows, problem)
+
+
 def _named_columns(names: list[str], data: list[pa.Array]) -> dict[str, pa.Array]:
     """Columns by unique name; a column without a header is named by its letter when it holds
     data ("column_F") and dropped when it is empty too."""
