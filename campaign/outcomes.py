@@ -191,6 +191,8 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGE = "password_change"
     TOKEN_NEW = "token_new"
     CAMPAIGN_CREATE = "campaign_create"
+    UPLOAD = "upload"  # contact files received in the console (new campaign)
+    PLAN = "plan"  # contact files planned, or a plan re-planned (sheet, columns, template)
     SEND = "send"
     PAUSE = "pause"
     RESUME = "resume"

@@ -30,6 +30,9 @@ from campaign.workflow_queue import ScheduleResult, due_time
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from campaign.contact_layout import SheetLayout
+    from campaign.template_sample import TemplateSample
+
 #: Batch states whose recipients the gateway took (the messages counted as sent).
 SENT_STATES = (BatchState.ACCEPTED,)
 #: Batch states whose recipients are still to be sent (or whose answer is awaited).
@@ -90,6 +93,31 @@ def schedule_plan(
     )
     record = schedule(engine, created.campaign_id, due_at)
     return ScheduleResult(record, planned.figures())
+
+
+def contact_layouts(
+    settings: Settings,
+    files: Sequence[tuple[Path, str]],
+    *,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    mobile_column: str | None = None,
+) -> list[SheetLayout]:
+    """How uploaded files (path, name as uploaded) would be read with these choices: each
+    sheet's first rows, header row, columns, mobile column, problem (the "map" step)."""
+    from campaign.contact_layout import contact_layouts as layouts
+
+    return layouts(
+        files, sheet=sheet, header_row=header_row, mobile_column=mobile_column,
+        limits=settings.limits,
+    )  # fmt: skip
+
+
+def template_sample(settings: Settings, planned: PlanResult, template: str) -> TemplateSample:
+    """`template` rendered for the first rows of a plan's list, with compliance notes."""
+    from campaign.template_sample import template_sample as sample
+
+    return sample(settings, planned.plan.contacts, template)
 
 
 def campaign_brief(engine: Engine, campaign_id: int) -> dict[str, Any]:
@@ -279,9 +307,11 @@ __all__ = [
     "campaign_progress",
     "campaign_rows",
     "campaign_snapshot",
+    "contact_layouts",
     "list_snapshots",
     "remove_optouts",
     "schedule_plan",
     "search_optouts",
     "send_at_time",
+    "template_sample",
 ]
