@@ -285,10 +285,9 @@ class PlanCache:
         `workflow_web.schedule_plan`: nothing stored, the plan stays."""
         from campaign.workflow_web import schedule_plan
 
-        with self._lock:
-            made = self._made.get(plan_id)
-        if made is not None and made[0] == user:
-            return CreatedCampaign(made[1], False)
+        made = self.made_campaign(plan_id, user)
+        if made is not None:
+            return CreatedCampaign(made, False)
         entry = self.get(plan_id, user)
         with entry.lock:
             if entry.campaign_id is not None:
@@ -313,6 +312,17 @@ class PlanCache:
             while len(self._made) > self.remembered:
                 self._made.popitem(last=False)
         return CreatedCampaign(result.campaign_id, True, result)
+
+    def made_campaign(self, plan_id: str, user: str) -> int | None:
+        """The campaign `user`'s plan `plan_id` was sent as, if it was."""
+        with self._lock:
+            made = self._made.get(plan_id)
+            entry = self._entries.get(plan_id)
+        if made is not None and made[0] == user:
+            return made[1]
+        if entry is not None and entry.user == user:
+            return entry.campaign_id
+        return None
 
     # ------------------------------------------------------------------ files
 
