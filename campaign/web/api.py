@@ -229,12 +229,22 @@ async def create_plan(request: Request, user: User) -> Response:
             mobile_column=upload.field("mobile_column").strip() or None,
         )
         files = [(f.path, f.name) for f in upload.files]
-        entry = await run_in_threadpool(
-            plan_cache(request).add, state.settings, state.engine, files, choices, user.name
-        )
+
+        def work() -> dict[str, Any]:
+            entry = plan_cache(request).add(state.settings, state.engine, files, choices, user.name)
+            body = entry.to_json()
+            audit(
+                request,
+                AuditAction.PLAN,
+                {"plan_id": entry.plan_id, "files": [name for _, name in files],
+                 "rows": body["rows"], "recipients": body["recipients"]},
+            )  # fmt: skip
+            return body
+
+        body = await run_in_threadpool(work)
     finally:
         upload.remove()  # what was planned moved into the plan's folder
-    return JSONResponse(entry.to_json(), status_code=201)
+    return JSONResponse(body, status_code=201)
 
 
 @endpoint(Role.SENDER)
