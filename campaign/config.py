@@ -45,6 +45,11 @@ DEFAULT_MAX_LINE_BYTES = 1024 * 1024  # bytes of one CSV line
 DEFAULT_MAX_PART_BYTES = 1024**3  # decompressed bytes of one part of an xlsx (zip) workbook
 DEFAULT_MAX_TEMPLATE_CHARS = 10_000  # characters of a template
 DEFAULT_MAX_PLACEHOLDERS = 100  # placeholders of a template
+# [web]: the console (`campaign web`)
+DEFAULT_WEB_HOST = "127.0.0.1"
+DEFAULT_WEB_PORT = 8000
+DEFAULT_MAX_UPLOAD_MB = 200  # one upload request (all its files) at most
+MIN_SECRET_KEY_CHARS = 32  # a session signing key shorter than this is guessable
 DEFAULT_OPTOUT_KEYWORDS: tuple[str, ...] = ("T", "TD", "R", "退订", "取消")
 BLACKLIST_STATUSES: tuple[str, ...] = ("MBBLACK", "DB:0141", "MA:0001", "MX:0013")
 
@@ -128,6 +133,23 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """[web]: the console. `secret_key` signs the session cookies (default: a random key
+    made once and kept in the store); `trust_proxy` believes X-Forwarded-Proto/-For of
+    a reverse proxy in front (HTTPS there: Secure cookies, the client's address)."""
+
+    host: str = DEFAULT_WEB_HOST
+    port: int = DEFAULT_WEB_PORT
+    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    secret_key: str = field(default="", repr=False)
+    trust_proxy: bool = False
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class RunSettings:
     log: Path | None = None
     lock: Path | None = None
@@ -157,11 +179,12 @@ class Settings:
     jobs: tuple[JobSettings, ...] = ()
     config_path: Path | None = None
     limits: LimitSettings = LimitSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """The passwords these settings hold, for `campaign.redact` (never shown)."""
-        found = [self.gateway.password, self.receiver.pswd]
+        found = [self.gateway.password, self.receiver.pswd, self.web.secret_key]
         found += url_secrets(self.gateway.url) + url_secrets(self.store_url)
         return tuple(dict.fromkeys(s for s in found if s))
 
@@ -308,7 +331,7 @@ def normalize_store_url(url: str, base: Path) -> str:
 
 
 def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
-    known = {"gateway", "compliance", "receiver", "store", "run", "job", "limits"}
+    known = {"gateway", "compliance", "receiver", "store", "run", "job", "limits", "web"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown section(s) in the config file: {', '.join(unknown)}")
@@ -353,7 +376,23 @@ def _from_toml(data: dict[str, Any], base: Path, path: Path | None) -> Settings:
         jobs,
         path,
         limits=_limits(data),
+        web=_web(data),
     )
+
+
+def _web(data: dict[str, Any]) -> WebSettings:
+    """[web]: a port 0-65535, an upload limit >= 1 MB, a secret key long enough."""
+    web = _section(WebSettings, _table(data, "web"), "web")
+    if web.port > 65535:
+        raise ConfigError(f"web.port must be a port number 0-65535, not {web.port}")
+    if web.max_upload_mb < 1:
+        raise ConfigError("web.max_upload_mb must be a whole number >= 1 (megabytes)")
+    if web.secret_key and len(web.secret_key) < MIN_SECRET_KEY_CHARS:
+        raise ConfigError(
+            f"web.secret_key must be at least {MIN_SECRET_KEY_CHARS} characters "
+            "(or leave it out: a random key is made and kept in the store)"
+        )
+    return web
 
 
 def _limits(data: dict[str, Any]) -> LimitSettings:
