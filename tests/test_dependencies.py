@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "campaign"
 
 # Loaded by name, not imported: the distribution and the text in campaign/ that uses it.
-LOADED_BY_NAME = {"psycopg": "postgresql+psycopg"}  # SQLAlchemy's dialect+driver URL
+LOADED_BY_NAME = {
+    "psycopg": "postgresql+psycopg",  # SQLAlchemy's dialect+driver URL
+    "itsdangerous": "SessionMiddleware",  # Starlette's, in web/app.py, signs with it
+}
 
 
 def _pyproject() -> dict:

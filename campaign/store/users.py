@@ -43,9 +43,9 @@ class User:
     disabled: bool = False
     password_hash: str = field(default="", repr=False)  # argon2id; never shown
 
-    def may(self, needed: Role) -> bool:
+    def may(self, needed: Role | str) -> bool:
         """Whether this user may do what `needed` may (and is not disabled)."""
-        return not self.disabled and self.role.allows(needed)
+        return not self.disabled and self.role.allows(Role(needed))
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,7 @@ def set_role(engine: Engine, name: str, role: Role) -> bool:
 
 def set_disabled(engine: Engine, name: str, disabled: bool) -> bool:
     with write(engine) as conn:
-        changed = conn.execute(
-            update(users).where(users.c.name == name).values(disabled=disabled)
-        )
+        changed = conn.execute(update(users).where(users.c.name == name).values(disabled=disabled))
     return changed.rowcount > 0
 
 
