@@ -1,0 +1,101 @@
+"""Pages from the Jinja2 templates of campaign/web/templates (autoescape, StrictUndefined).
+
+`render(request, name, **ctx)` adds to every template: `request`, `user` (or None),
+`lang`, `t` (the texts of that language: `t('nav.campaigns')`), `csrf_token`, `mask`
+(138****0001), `lang_url(lang)` (this page in another language), `outcome_word`,
+`state_word`, `carrier_word`; filters `mask` and `china_time`.
+
+Contact data, file names, a user's SMS template: all only ever VALUES given to a template
+(escaped), never a template themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from campaign.timeutil import in_china
+from campaign.web.auth import csrf_token, current_user
+from campaign.web.i18n import LANG_PARAM, carrier_word, lang_of, outcome_word, state_word, t
+
+
+def mask(mobile: object) -> str:
+    """138****0001: a mobile shown in a list (enough to tell numbers apart)."""
+    text = "" if mobile is None else str(mobile)
+    if len(text) >= 8:
+        return f"{text[:3]}****{text[-4:]}"
+    return "****" if text else ""
+
+
+def china_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A stored (UTC) time as China time; "" for none."""
+    if moment is None:
+        return ""
+    return in_china(moment).strftime(fmt)
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("campaign.web", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["mask"] = mask
+    env.filters["china_time"] = china_time
+    return env
+
+
+ENV = _environment()
+
+
+def lang_url(request: Request, lang: str) -> str:
+    """This page's address with `?lang=` set to `lang` (other parameters kept)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != LANG_PARAM]
+    params.append((LANG_PARAM, lang))
+    return f"{request.url.path}?{urlencode(params)}"
+
+
+def context(request: Request, /, **ctx: Any) -> dict[str, Any]:
+    lang = lang_of(request)
+    return {
+        "request": request,
+        "user": current_user(request),
+        "lang": lang,
+        "t": partial(t, lang),
+        "csrf_token": csrf_token(request),
+        "mask": mask,
+        "lang_url": partial(lang_url, request),
+        "outcome_word": partial(outcome_word, lang),
+        "state_word": partial(state_word, lang),
+        "carrier_word": partial(carrier_word, lang),
+        **ctx,
+    }
+
+
+def render_text(request: Request, template: str, /, **ctx: Any) -> str:
+    return ENV.get_template(template).render(context(request, **ctx))
+
+
+def render(
+    request: Request,
+    template: str,
+    /,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **ctx: Any,
+) -> HTMLResponse:
+    """The template (a file name under templates/) as an HTML response; `ctx` are its
+    values (see the module docstring)."""
+    return HTMLResponse(render_text(request, template, **ctx), status_code, headers=headers)
+
+
+__all__ = ["ENV", "china_time", "context", "lang_url", "mask", "render", "render_text"]
