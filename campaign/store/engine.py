@@ -9,7 +9,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    inspect,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -225,6 +234,16 @@ def _check_and_upgrade(conn: Connection, version: int) -> None:
     metadata.create_all(conn)  # tables added without changes to existing ones
 
 
+def store_answers(engine: Engine) -> bool:
+    """Whether the store answers a trivial query now (a health check; never raises)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(select(literal(1))).scalar()
+        return True
+    except SQLAlchemyError:
+        return False
+
+
 def store_failures_raise(doing: str, hint: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a function so that a store failing in it (locked, gone, a dropped
     connection: any SQLAlchemyError) is a StoreError (exit 3) naming what it was doing."""
@@ -250,6 +269,7 @@ __all__ = [
     "is_sqlite",
     "open_store",
     "safe_url",
+    "store_answers",
     "store_failures_raise",
     "write",
 ]

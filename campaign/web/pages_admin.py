@@ -1,0 +1,10 @@
+"""Balance and health (/health), users (/users) and the audit log (/audit).
+
+A placeholder: the page helpers fill `routes` (app.py adds them in order).
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
