@@ -19,6 +19,8 @@ from campaign.cli import (  # noqa: F401  (imported for their registrations)
     gateway,
     optout,
     run,
+    web,
+    user,
 )
 from campaign.cli.app import app
 
