@@ -23,6 +23,7 @@ does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -30,7 +31,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -171,7 +171,7 @@ async def campaign_stream(
         elif now - quiet_since >= keepalive:
             yield ": keep-alive\n\n"
             quiet_since = now
-        await anyio.sleep(hub.poll)
+        await asyncio.sleep(hub.poll)
 
 
 async def list_stream(hub: Hub, *, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
@@ -197,7 +197,7 @@ async def list_stream(hub: Hub, *, keepalive: float = KEEPALIVE_SECONDS) -> Asyn
         elif now - quiet_since >= keepalive:
             yield ": keep-alive\n\n"
             quiet_since = now
-        await anyio.sleep(hub.poll)
+        await asyncio.sleep(hub.poll)
 
 
 def _stream_response(stream: AsyncIterator[str]) -> Response:
