@@ -97,8 +97,11 @@ class SendLoop:
         self.configured_rate = settings.gateway.rate
         burst = initial_burst(self.configured_rate, policy.concurrency)
         self.limiter = RateLimiter(self.configured_rate, burst, clock=self.now)
-        self.pace = pace_for(settings, policy.concurrency) if policy.shared_pace else None
+        self.pace = pace_for(settings) if policy.shared_pace else None
         self.paced_until = 0.0  # monotonic: the shared pace has no token before
+        # after a claim the shared pace cut short, wait until half its bucket is back: each
+        # claim then takes several tokens (one transaction each), and none is lost
+        self.pace_gap = self.pace.burst / (2 * self.pace.rate) if self.pace else 0.0
         self.state_read = self.now()  # monotonic: when a claim last read the state
         self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
         self.stop: Stop | None = None  # the first decision to stop wins
@@ -212,9 +215,9 @@ class SendLoop:
             self.emit(ProgressEvent("warning", f"{reason}; trying again"))
             return []
         self.store_failures = 0
-        return self._claimed(claim_round)
+        return self._claimed(claim_round, limit)
 
-    def _claimed(self, claim_round: ClaimRound) -> list[ClaimedBatch]:
+    def _claimed(self, claim_round: ClaimRound, limit: int) -> list[ClaimedBatch]:
         """The batches of a claim; a state other than `sending` stops the run (whoever
         changed it wrote the state and its reason), an empty shared pace makes it wait."""
         self.state_read = self.now()
@@ -224,6 +227,8 @@ class SendLoop:
             self._stop(cause, f"campaign {self.campaign_id} is {state or 'gone from the store'}")
         if claim_round.wait > 0:
             self.paced_until = max(self.paced_until, self.now() + claim_round.wait)
+        elif 0 < len(claim_round.batches) < limit and self.pace_gap > 0:
+            self.paced_until = max(self.paced_until, self.now() + self.pace_gap)
         return claim_round.batches
 
     def _state_unread(self) -> bool:

@@ -25,6 +25,9 @@ Monotonic = Callable[[], float]
 UNLIMITED = 1 << 30  # what `available()` says with no rate limit
 EPSILON = 1e-9  # float rounding: a token short by less than this is a token
 PACE_KEY_MAX = 200  # send_pace.account
+PACE_SHARE = 0.98  # of gateway.rate: what the account's shared bucket lets out per second
+PACE_BURST = 0.02  # of gateway.rate: the tokens a claim may take at once after a pause
+PACE_MAX_BURST = 64
 
 
 class RateLimiter:
@@ -71,9 +74,15 @@ def initial_burst(rate: float, concurrency: int) -> int:
     return max(1, min(concurrency, int(rate // 10) or 1))
 
 
-def pace_for(settings: Settings, concurrency: int = 1) -> Pace | None:
+def pace_for(settings: Settings) -> Pace | None:
     """The account's shared pace: one bucket per gateway URL (without credentials) and
-    account, at `gateway.rate` (None: no rate limit, no shared bucket)."""
+    account (None: no rate limit, no shared bucket).
+
+    The bucket lets out PACE_SHARE of `gateway.rate` with a burst of PACE_BURST of it (at
+    least 1): however the requests fall into a gateway's one-second windows (the way it
+    counts "too fast", code 103), no window sees more than the rate; the burst lets a claim
+    take several tokens at high rates (one transaction for several requests) and keeps the
+    tokens of a process that was slow to come back for them a little while."""
     gateway = settings.gateway
     if gateway.rate <= 0:
         return None
@@ -81,4 +90,5 @@ def pace_for(settings: Settings, concurrency: int = 1) -> Pace | None:
     if len(account) > PACE_KEY_MAX:  # the key column's size: keep it unique, shorter
         digest = hashlib.sha256(account.encode("utf-8")).hexdigest()
         account = f"{account[: PACE_KEY_MAX - 65]}#{digest}"
-    return Pace(account, gateway.rate, initial_burst(gateway.rate, concurrency))
+    burst = max(1, min(PACE_MAX_BURST, int(gateway.rate * PACE_BURST)))
+    return Pace(account, gateway.rate * PACE_SHARE, burst)
