@@ -240,6 +240,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     finally:
         if state.worker is not None:
             await run_in_threadpool(state.worker.stop)
+        state.plans.close()  # plans live in memory: their uploaded files go with them
         if state.own_engine:
             state.engine.dispose()
 
