@@ -257,11 +257,25 @@ def test_bad_plans_422_and_an_upload_over_the_limit_413(console):
         assert response.status_code == 422
         response = post_plan(client, big)
         assert response.status_code == 413 and "error" in response.json()
+        invalid = console.folder / "invalid.csv"
+        invalid.write_text("姓名,手机号码\nann,12345\nbob,abc\n", encoding="utf-8")
+        plan = post_plan(client, invalid)
+        assert plan.status_code == 201 and plan.json()["outcomes"]["invalid"] == 2
+        assert [p["mobile"] for p in plan.json()["problems"]] == ["12345", "abc"]
+        refused = client.post("/campaigns", json={"plan_id": plan.json()["plan_id"]})
+        assert refused.status_code == 422 and "no valid recipients" in refused.json()["error"]
         response = client.post("/campaigns", content=b"not json")
         assert response.status_code == 400
         assert client.post("/campaigns", json={"plan_id": "nope"}).status_code == 404
     leftovers = [p for p in (console.data_dir / "uploads").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_plans_leave_no_files_behind_the_console(tmp_path, sqlite_url):
+    with _console(sqlite_url, tmp_path) as console, console.client() as client:
+        assert post_plan(client, SAMPLES / "contacts.csv").status_code == 201
+        assert [p for p in (console.data_dir / "plans").rglob("*") if p.is_file()]
+    assert not [p for p in (console.data_dir / "plans").rglob("*") if p.is_file()]
 
 
 # --------------------------------------------------------------------------- the send path
