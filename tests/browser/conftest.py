@@ -77,12 +77,11 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """The console of this test module, with the simulator and the receiver (one each)."""
-    from campaign.web.app import create_app
-
     from campaign.config import Settings
     from campaign.gateway.simulator import Simulator
     from campaign.receiver import Receiver
     from campaign.store import open_store
+    from campaign.web.app import create_app
 
     folder = tmp_path_factory.mktemp("console")
     store_url = f"sqlite:///{folder / 'campaign.db'}"
@@ -125,14 +124,29 @@ def page(new_page: Pages) -> Any:
     return new_page("zh")
 
 
+@pytest.fixture(scope="module")
+def sessions() -> dict[str, list[Any]]:
+    """role -> the session cookies of its first sign-in in this module."""
+    return {}
+
+
 @pytest.fixture
-def signed_in(console: Console) -> Callable[[Any, str], Any]:
-    """`signed_in(page, role)`: `page` signed in as that role's user (on the campaigns page)."""
+def signed_in(console: Console, sessions: dict[str, list[Any]]) -> Callable[[Any, str], Any]:
+    """`signed_in(page, role)`: `page` signed in as that role's user, on the campaigns page.
+
+    The first time per role and module through the sign-in form; after that with the
+    session cookie it got (a password hash costs a second on a loaded machine)."""
 
     def sign_in(page: Any, role: str) -> Any:
+        if role in sessions:
+            page.context.add_cookies(sessions[role])
+            page.goto("/")
+            if path_of(page) == "/":
+                return page
         page.goto(SIGN_IN_PATH)
         submit_sign_in(page, console.user(role), console.password)
-        assert path_of(page) != SIGN_IN_PATH, f"the {role} could not sign in"
+        assert path_of(page) == "/", f"the {role} could not sign in"
+        sessions[role] = page.context.cookies()
         return page
 
     return sign_in

@@ -12,6 +12,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -104,8 +106,9 @@ def add_users(engine: Any) -> dict[str, str]:
     from campaign.store import users
 
     names = {role: role for role in ROLES}
+    password_hash = hash_password(PASSWORD)  # one hash for all: a second each on a busy machine
     for role, name in names.items():
-        users.add_user(engine, name, role, hash_password(PASSWORD))
+        users.add_user(engine, name, role, password_hash)
     return names
 
 
@@ -389,15 +392,16 @@ def http_client(console: Console) -> httpx.Client:
     return httpx.Client(base_url=console.url, timeout=20, follow_redirects=False)
 
 
-def http_signed_in(console: Console, role: str) -> tuple[httpx.Client, str]:
+@contextmanager
+def http_signed_in(console: Console, role: str) -> Iterator[tuple[httpx.Client, str]]:
     """An httpx client signed in as that role's user through the sign-in form, and the
-    session's CSRF token (read from the campaigns page)."""
-    client = http_client(console)
-    form = client.get(SIGN_IN_PATH)
-    assert form.status_code == 200, form.text[:300]
-    fields = login_fields(form.text, console.user(role), console.password)
-    done = client.post(SIGN_IN_PATH, data=fields, headers={"Origin": console.url})
-    assert done.status_code in (302, 303), (done.status_code, done.text[:300])
-    home = client.get("/")
-    assert home.status_code == 200, (home.status_code, home.text[:300])
-    return client, csrf_token(home.text)
+    session's CSRF token (read from the campaigns page); closed on exit."""
+    with http_client(console) as client:
+        form = client.get(SIGN_IN_PATH)
+        assert form.status_code == 200, form.text[:300]
+        fields = login_fields(form.text, console.user(role), console.password)
+        done = client.post(SIGN_IN_PATH, data=fields, headers={"Origin": console.url})
+        assert done.status_code in (302, 303), (done.status_code, done.text[:300])
+        home = client.get("/")
+        assert home.status_code == 200, (home.status_code, home.text[:300])
+        yield client, csrf_token(home.text)
