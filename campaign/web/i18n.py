@@ -59,7 +59,9 @@ def accepted_lang(header: str) -> str | None:
 
 
 def t(lang: str, key: str, **fields: object) -> str:
-    """The text of `key` in `lang` (KeyError for a key no catalog has: a bug)."""
+    """The text of `key` in `lang` (KeyError for a key no catalog has: a bug). Given
+    fields, `{name}`s are filled (str.format: literal braces doubled); without, the text
+    is shown as written (e.g. an example of the template syntax, {列名})."""
     text = CATALOGS.get(lang, CATALOGS[DEFAULT_LANG])[key]
     return text.format(**fields) if fields else text
 
