@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from campaign.config import LimitSettings
-from campaign.contacts import grid_layout
+from campaign.contacts import column_letter, grid_layout
 from campaign.errors import ContactsError
 from campaign.tabular import DEFAULT_LIMITS, read_grids
 
@@ -37,6 +37,12 @@ class SheetLayout:
     mobile_column: str | None
     rows: int  # contact rows below the header
     problem: str | None  # why it cannot be read so, or None
+
+    @property
+    def letters(self) -> list[str]:
+        """The column letters (A, B, ...) of the cells shown."""
+        widest = max((len(cells) for _, cells in self.first_rows), default=0)
+        return [column_letter(i) for i in range(widest)]
 
 
 def contact_layouts(
