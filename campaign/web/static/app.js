@@ -88,3 +88,60 @@
     enhance(event.target);
   });
 })();
+
+/* --- new campaign (pages_new.py): begin
+   <ul data-insert-into="TEXTAREA_ID" data-insert-label="Insert"> of <li data-insert="{列名}">:
+   each item becomes a button that inserts its placeholder at the cursor of the textarea
+   (an "input" event follows, so the live sample re-renders). Without JS: a list to copy. */
+(function () {
+  "use strict";
+
+  function insertAt(area, text) {
+    var start = area.selectionStart === undefined ? area.value.length : area.selectionStart;
+    var end = area.selectionEnd === undefined ? start : area.selectionEnd;
+    area.value = area.value.slice(0, start) + text + area.value.slice(end);
+    var caret = start + text.length;
+    area.focus();
+    area.setSelectionRange(caret, caret);
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  function enablePlaceholders(list) {
+    if (list.dataset.insertReady) return;
+    list.dataset.insertReady = "1";
+    var area = document.getElementById(list.dataset.insertInto);
+    if (!area) return;
+    var label = list.dataset.insertLabel || "";
+    list.querySelectorAll("li[data-insert]").forEach(function (item) {
+      var text = item.dataset.insert;
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "chip";
+      button.textContent = text;
+      button.setAttribute("aria-label", label ? label + " " + text : text);
+      button.addEventListener("click", function () {
+        insertAt(area, text);
+      });
+      item.textContent = "";
+      item.appendChild(button);
+    });
+  }
+
+  function enhance(root) {
+    (root.querySelectorAll ? root : document)
+      .querySelectorAll("ul[data-insert-into]")
+      .forEach(enablePlaceholders);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () {
+      enhance(document);
+    });
+  } else {
+    enhance(document);
+  }
+  document.addEventListener("htmx:load", function (event) {
+    enhance(event.target);
+  });
+})();
+/* --- new campaign: end */
