@@ -30,6 +30,7 @@ UPLOAD_LIMIT_MB = 1  # the console's [web] max_upload_mb in these tests (the 413
 LOCALES = {"zh": "zh-CN", "en": "en-US"}
 SERIOUS = {"serious", "critical"}
 SIGN_IN_PATH = "/login"
+GATEWAY_RATE = 200.0  # requests a second: a personalised list is one request per recipient
 
 
 # --------------------------------------------------------------------------- the console
@@ -94,7 +95,11 @@ def console_settings(store_url: str, simulator: Any) -> Any:
     from campaign.config import GatewaySettings, Settings
 
     gateway = GatewaySettings(
-        url=simulator.url, account=simulator.account, password=simulator.password, timeout=5.0
+        url=simulator.url,
+        account=simulator.account,
+        password=simulator.password,
+        timeout=5.0,
+        rate=GATEWAY_RATE,
     )
     settings = Settings(gateway=gateway, store_url=store_url)
     return replace(settings, web=replace(settings.web, max_upload_mb=UPLOAD_LIMIT_MB))
