@@ -297,16 +297,72 @@ def search_optouts(
     return {"total": total, "optouts": [entry_json(entry) for entry in entries]}
 
 
+# --------------------------------------------------------------------------- campaign pages
+# What the console's campaigns list and campaign page read beyond `campaign_status`
+# (web/pages_campaigns.py, web/charts.py).
+
+
+def campaign_records(engine: Engine) -> list[Any]:
+    """Every campaign's record (CampaignRecord: name, state, times), newest first: one query."""
+    from campaign.store.campaigns import list_campaigns
+
+    return list(reversed(list_campaigns(engine)))
+
+
+def campaign_record(engine: Engine, campaign_id: int) -> Any:
+    """One campaign's record (CampaignRecord); NotFoundError when there is none."""
+    from campaign.store.campaigns import get_campaign
+
+    return get_campaign(engine, campaign_id)
+
+
+def campaign_workers(engine: Engine, campaign_id: int) -> list[Any]:
+    """The processes sending the campaign now (WorkerInfo: id, host, pid, heartbeat_at)."""
+    from campaign.store.workers import live_workers
+
+    return live_workers(engine, campaign_id)
+
+
+def campaign_breakdowns(engine: Engine, campaign_id: int) -> dict[str, Any]:
+    """The figures of a campaign's delivery charts (JSON-ready):
+
+    carriers: [{"carrier", "rows", <every outcome>: rows, "delivery_rate" (None when
+              nothing was accepted)}], most rows first ("" for no carrier);
+    hours:    [{"hour" ("YYYY-MM-DD HH:00", China time), "reports", "delivered"}] in time
+              order (delivery reports per hour of report time)."""
+    from math import isnan
+
+    from campaign.store.results import outcome_breakdown, reports_per_hour
+
+    carriers = []
+    for row in outcome_breakdown(engine, campaign_id, "carrier").to_dict("records"):
+        rate = row.pop("delivery_rate")
+        figures = {str(k): int(v) for k, v in row.items() if k != "carrier"}
+        carriers.append(
+            {"carrier": str(row["carrier"]), **figures,
+             "delivery_rate": None if isnan(rate) else float(rate)}  # NaN: none accepted
+        )  # fmt: skip
+    hours = [
+        {"hour": str(r["hour"]), "reports": int(r["reports"]), "delivered": int(r["delivered"])}
+        for r in reports_per_hour(engine, campaign_id).to_dict("records")
+    ]
+    return {"carriers": carriers, "hours": hours}
+
+
 __all__ = [
     "Progress",
     "Snapshot",
     "add_optouts",
+    "campaign_breakdowns",
     "campaign_brief",
     "campaign_detail",
     "campaign_outcomes",
     "campaign_progress",
+    "campaign_record",
+    "campaign_records",
     "campaign_rows",
     "campaign_snapshot",
+    "campaign_workers",
     "contact_layouts",
     "list_snapshots",
     "remove_optouts",
