@@ -52,6 +52,117 @@ CATALOG: dict[str, str] = {
     "common.yes": "yes",
     "common.no": "no",
     "common.none": "none",
+    # --- campaign pages (pages_campaigns.py, charts.py): begin
+    "campaigns.title": "Campaigns",
+    "campaigns.caption": "Every campaign, newest first",
+    "campaigns.empty": "No campaigns yet.",
+    "campaigns.live": "Progress updates by itself while this page is open.",
+    "campaigns.col.id": "ID",
+    "campaigns.col.name": "Name",
+    "campaigns.col.state": "State",
+    "campaigns.col.created": "Created (China time)",
+    "campaigns.col.due": "Due (China time)",
+    "campaigns.col.progress": "Sent / recipients",
+    "campaigns.progress": "{sent} of {total} sent",
+    "campaign.title": "Campaign {name}",
+    "campaign.back": "All campaigns",
+    "campaign.facts": "About this campaign",
+    "campaign.state": "State",
+    "campaign.stop_reason": "Why",
+    "campaign.created": "Created (China time)",
+    "campaign.due": "Due (China time)",
+    "campaign.started": "Started (China time)",
+    "campaign.finished": "Finished (China time)",
+    "campaign.workers": "Workers sending it",
+    "campaign.no_workers": "none",
+    "campaign.worker": "{host} (process {pid}), last seen {at}",
+    "campaign.progress": "Progress",
+    "campaign.sent_of": "{sent} of {total} recipients sent",
+    "campaign.done_of": "{done} of {total} recipients have their request's answer",
+    "campaign.outcomes": "Recipients by outcome",
+    "campaign.col.outcome": "Outcome",
+    "campaign.col.rows": "Recipients",
+    "campaign.total": "Total",
+    "campaign.actions": "Actions",
+    "campaign.pause": "Pause",
+    "campaign.resume": "Resume",
+    "campaign.cancel": "Cancel",
+    "campaign.pause_help": "No new request is sent; those in flight finish.",
+    "campaign.viewer_note": (
+        "You can see this campaign; pausing, resuming and cancelling need the sender role."
+    ),
+    "campaign.downloads": "Download results",
+    "campaign.download": "Download results ({format}, {language})",
+    "campaign.download_lang.zh": "Chinese",
+    "campaign.download_lang.en": "English",
+    "campaign.unknown.title": "Requests with an unknown result",
+    "campaign.unknown.explain": (
+        "{requests} request(s) for {recipients} recipient(s) have an unknown result: "
+        "the connection broke while they were being sent, so the gateway may or may "
+        "not have taken them, and the messages may or may not have been sent."
+    ),
+    "campaign.unknown.never": (
+        "They are never sent again by themselves, so that nobody gets the message twice."
+    ),
+    "campaign.unknown.check": (
+        "Wait for delivery reports or check with the gateway first. If they were not "
+        "sent, you can resend them on purpose."
+    ),
+    "campaign.resend": "Resend unknown requests…",
+    "campaign.live": "Figures update by themselves while this page is open.",
+    "campaign.no_worker_here": (
+        "This console runs no worker (--no-worker): a campaign handed to the workers "
+        "waits until a campaign worker runs."
+    ),
+    "confirm.back": "Back, change nothing",
+    "confirm.cancel.title": "Cancel campaign {name}?",
+    "confirm.cancel.text": (
+        "The {pending} recipient(s) not sent yet will never be sent. This cannot be "
+        "undone. Requests already sent are not affected."
+    ),
+    "confirm.cancel.submit": "Cancel the campaign",
+    "confirm.resume.title": "Resume campaign {name}?",
+    "confirm.resume.text": (
+        "The {pending} recipient(s) not sent yet are handed to the workers and sent. "
+        "Requests with an unknown result are not sent again."
+    ),
+    "confirm.resume.submit": "Resume the campaign",
+    "confirm.resend.title": "Resend the unknown requests of {name}?",
+    "confirm.resend.warning": (
+        "Some of these {recipients} recipient(s) may already have the message: "
+        "resending gives them it a second time."
+    ),
+    "confirm.resend.pending": "The {pending} recipient(s) not sent yet are sent too.",
+    "confirm.resend.understood": "I understand that these recipients may get the message twice",
+    "confirm.resend.submit": "Resend them now",
+    "confirm.resend.unticked": "Tick the box first: nothing was resent.",
+    "done.pause": "The campaign is paused: no new request is sent (those in flight finish).",
+    "done.resume": "The campaign is handed to the workers: they send the rest.",
+    "done.cancel": "The campaign is cancelled: {recipients} recipient(s) will not be sent.",
+    "done.resend": "Resending {requests} request(s) with an unknown result: progress shows below.",
+    "refused.pause": "The campaign cannot be paused: it is {state}.",
+    "refused.resume": "The campaign cannot be resumed: it is {state}.",
+    "refused.cancel": "The campaign cannot be cancelled: it is {state}.",
+    "refused.resend.none": "No request of this campaign has an unknown result: nothing to resend.",
+    "refused.resend.cancelled": "A cancelled campaign is never sent again.",
+    "refused.resend.busy": (
+        "This campaign is being sent: pause it or wait until it ends, then resend."
+    ),
+    "refused.resend.running": "A resend of this campaign is already running.",
+    "chart.title": "Delivery charts",
+    "chart.outcomes": "Recipients by outcome",
+    "chart.carriers": "Delivery by carrier (delivered / recipients, rate of the accepted)",
+    "chart.hours": "Delivery reports per hour (China time)",
+    "chart.empty": "No figures yet.",
+    "chart.numbers": "The numbers",
+    "chart.carrier": "Carrier",
+    "chart.no_carrier": "no carrier",
+    "chart.other": "other",
+    "chart.rate": "Delivery rate",
+    "chart.hour": "Hour",
+    "chart.reports": "Reports",
+    "chart.delivered": "Delivered",
+    # --- campaign pages: end
     # --- new campaign (pages_new.py): begin
     "new.title": "New campaign",
     "new.steps": "Steps",
