@@ -428,8 +428,10 @@ def test_confirming_twice_gives_one_campaign_sent_once(console: Console, tmp_pat
         for thread in clicks:
             thread.join()
         later = ann.http.post(f"/new/{plan_id}/send", data=fields)  # back, and submit again
-        locations = {a.headers.get("location") for a in [*answers, later]}
-        assert [a.status_code for a in [*answers, later]] == [303] * 4
+        past = {**fields, "send_at": "2000-01-01T10:00"}  # a time passed since: no matter
+        late = ann.http.post(f"/new/{plan_id}/send", data=past)
+        locations = {a.headers.get("location") for a in [*answers, later, late]}
+        assert [a.status_code for a in [*answers, later, late]] == [303] * 5
         assert len(locations) == 1
         campaign_id = int(locations.pop().rsplit("/", 1)[-1])
         assert campaigns(console) == [*before, campaign_id]
