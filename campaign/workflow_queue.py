@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from campaign.config import Settings
 from campaign.errors import ExitCode, InputError
-from campaign.timeutil import CHINA, china_iso, china_now
-from campaign.workflow import PLAN_KEYS, Notify, PreparedSend, create_campaign, opened
+from campaign.timeutil import CHINA, china_iso, china_now, china_text
+from campaign.workflow import (
+    PLAN_KEYS,
+    STOPPING,
+    Notify,
+    PreparedSend,
+    create_campaign,
+    opened,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -244,7 +251,7 @@ def run_worker(
         return _work(settings, engine, once, stop, given_gateway, say, policy, clock, poll)
 
     try:
-        return _in_thread(work, stop)
+        return _in_thread(work, stop, say)
     finally:
         engine.dispose()
 
@@ -263,7 +270,6 @@ def _work(
     from campaign.send.policy import ProgressEvent
     from campaign.sender import SendReport
     from campaign.store.campaigns import get_campaign
-    from campaign.timeutil import china_text
     from campaign.worker import POLL_SECONDS, Worker
     from campaign.workflow import resume_gateway, send
 
@@ -294,7 +300,9 @@ def _work(
     return worker.run()
 
 
-def _in_thread(work: Callable[[], WorkerReport], stop: threading.Event) -> WorkerResult:
+def _in_thread(
+    work: Callable[[], WorkerReport], stop: threading.Event, say: Notify
+) -> WorkerResult:
     """Run the worker in a thread; Ctrl-C while this one waits sets `stop` (exit 130)."""
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -313,6 +321,8 @@ def _in_thread(work: Callable[[], WorkerReport], stop: threading.Event) -> Worke
         try:
             done.wait(0.2)
         except KeyboardInterrupt:
+            if not keyboard:
+                say(f"{china_text()} {STOPPING}")
             keyboard = True
             stop.set()
     if "error" in box:

@@ -27,7 +27,7 @@ from campaign.config import load_settings
 from campaign.store import open_store
 from campaign.store.campaigns import create_campaign, get_campaign
 from campaign.store.queue import schedule
-from campaign.store.schema import batches, meta
+from campaign.store.schema import SCHEMA_VERSION, batches, meta
 from campaign.timeutil import CHINA
 from campaign.workflow_queue import run_worker
 from tests.support.plans import small_plan
@@ -193,7 +193,7 @@ def test_a_worker_refuses_a_store_of_an_older_schema(store_url, sim, tmp_path):
     result = _worker_once(store_url, sim, tmp_path, "--json")
     assert result.exit_code == 3, result.output
     error = json.loads(result.stdout)["error"]
-    assert "schema version 3, this version of campaign needs 5" in error
+    assert f"schema version 3, this version of campaign needs {SCHEMA_VERSION}" in error
     assert "run any other campaign command on it once to upgrade it" in error
     assert "Traceback" not in result.output
     engine = sa.create_engine(store_url)
