@@ -135,3 +135,40 @@ def sheet_rows(path: Path, sheet: str = "results") -> list[tuple[Any, ...]]:
         return [tuple(row) for row in book[sheet].iter_rows(values_only=True)]
     finally:
         book.close()
+
+
+# --------------------------------------------------------------------------- opt-outs
+
+
+def masked(number: str) -> str:
+    """A mobile as lists show it: 138****0001."""
+    return f"{number[:3]}****{number[-4:]}"
+
+
+def add_optout(page: Any, number: str, note: str = "客户来电要求退订") -> None:
+    """Add `number` to the suppression list on /optouts, as a sender does."""
+    page.goto("/optouts")
+    form = page.locator("form[action='/optouts/add']")
+    form.locator("textarea[name=mobiles]").fill(number)
+    form.locator("input[name=note]").fill(note)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert path_of(page) == "/optouts", page.url
+
+
+def optout_rows(page: Any, number: str) -> list[str]:
+    """The rows of /optouts?q=NUMBER that show `number` (masked): their texts."""
+    page.goto(f"/optouts?q={number}")
+    return list(page.locator(f"tr[data-mobile='{masked(number)}']").all_inner_texts())
+
+
+# --------------------------------------------------------------------------- keyboard
+
+
+def tab_to(page: Any, selector: str, most: int = 80) -> None:
+    """Press Tab until the focused element matches `selector` (fails past `most` presses)."""
+    for _ in range(most):
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reaches {selector} on {page.url}")
