@@ -244,6 +244,16 @@ def store_answers(engine: Engine) -> bool:
         return False
 
 
+def stored_schema_version(engine: Engine) -> int | None:
+    """The schema version the store says it has (the console's health page); None when it
+    cannot be read now (never raises)."""
+    try:
+        with engine.connect() as conn:
+            return _stored_version(conn)
+    except (SQLAlchemyError, StoreError):
+        return None
+
+
 def store_failures_raise(doing: str, hint: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a function so that a store failing in it (locked, gone, a dropped
     connection: any SQLAlchemyError) is a StoreError (exit 3) naming what it was doing."""
@@ -264,6 +274,7 @@ def store_failures_raise(doing: str, hint: str = "") -> Callable[[Callable[P, R]
 
 
 __all__ = [
+    "SCHEMA_VERSION",
     "OperationalError",
     "first_line",
     "is_sqlite",
@@ -271,5 +282,6 @@ __all__ = [
     "safe_url",
     "store_answers",
     "store_failures_raise",
+    "stored_schema_version",
     "write",
 ]

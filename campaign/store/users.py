@@ -203,10 +203,27 @@ def record_audit(
         )
 
 
-def audit_entries(engine: Engine, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
-    """The audit log, newest first."""
+def _audit_filter(user_name: str | None, action: str | None) -> list[Any]:
+    where = []
+    if user_name is not None:
+        where.append(audit.c.user_name == user_name)
+    if action is not None:
+        where.append(audit.c.action == str(action))
+    return where
+
+
+def audit_entries(
+    engine: Engine,
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    user_name: str | None = None,
+    action: str | None = None,
+) -> list[AuditEntry]:
+    """The audit log, newest first; only `user_name`'s, or only `action`s, when given."""
     query = (
         select(audit)
+        .where(*_audit_filter(user_name, action))
         .order_by(audit.c.at.desc(), audit.c.id.desc())
         .limit(max(0, limit))
         .offset(max(0, offset))
@@ -226,9 +243,12 @@ def audit_entries(engine: Engine, limit: int = 100, offset: int = 0) -> list[Aud
     ]
 
 
-def count_audit(engine: Engine) -> int:
+def count_audit(
+    engine: Engine, *, user_name: str | None = None, action: str | None = None
+) -> int:
+    query = select(func.count()).select_from(audit).where(*_audit_filter(user_name, action))
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(audit)).scalar_one())
+        return int(conn.execute(query).scalar_one())
 
 
 def _random_secret() -> str:

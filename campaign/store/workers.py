@@ -157,6 +157,23 @@ def live_workers(
     return [w for w in infos if not is_dead(w, now=now, stale_after=stale_after)]
 
 
+def all_live_workers(
+    engine: Engine, *, stale_after: float = STALE_AFTER_SECONDS
+) -> list[tuple[int, WorkerInfo]]:
+    """(campaign id, worker) of every registered worker that looks alive, by campaign then
+    age: one query (the console's health page)."""
+    with engine.connect() as conn:
+        now = store_clock(conn)
+        rows = conn.execute(
+            select(workers).order_by(workers.c.campaign_id, workers.c.started_at, workers.c.id)
+        ).all()
+    found = [
+        (int(r.campaign_id), WorkerInfo(r.id, r.host, int(r.pid), _aware(r.heartbeat_at)))
+        for r in rows
+    ]
+    return [(c, w) for c, w in found if not is_dead(w, now=now, stale_after=stale_after)]
+
+
 def live_worker_ids(
     engine: Engine, campaign_id: int, *, stale_after: float = STALE_AFTER_SECONDS
 ) -> list[str]:
