@@ -188,6 +188,9 @@ class AuditAction(StrEnum):
     LOGOUT = "logout"
     USER_ADD = "user_add"
     USER_REMOVE = "user_remove"
+    USER_ROLE = "user_role"  # a user's role changed (the users page)
+    USER_DISABLE = "user_disable"  # a user may not sign in any more (kept, with its history)
+    USER_ENABLE = "user_enable"
     PASSWORD_CHANGE = "password_change"
     TOKEN_NEW = "token_new"
     CAMPAIGN_CREATE = "campaign_create"
