@@ -22,10 +22,11 @@ from tests.browser.kit import (
     seed_campaign,
     seed_folder,
     write_csv,
+    write_xlsx,
 )
 
 # Not pages: the API, assets, the health probe, sign-out, event streams, downloads; the
-# new-campaign steps after the upload need a plan (test_browser_flow photographs them).
+# new-campaign steps after the upload need a plan (test_the_new_campaign_steps_pass_axe).
 NOT_PAGES = re.compile(r"^/(api|static|healthz|logout)\b|/events$|\.[a-z]+$|\{plan_id")
 
 
@@ -103,3 +104,46 @@ def test_the_lang_parameter_switches_the_language_and_is_remembered(
     assert page_lang(page) == "en" and path_of(page) == "/"
     page.goto("/?lang=zh")
     assert page_lang(page) == "zh"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_new_campaign_steps_pass_axe_in_both_languages(
+    new_page: Any, signed_in: Any, console: Console, lang: str
+) -> None:
+    """Upload (a workbook of two sheets: the reading step is asked), reading, template with
+    its sample, preview with problem rows, confirmation."""
+    rows = [{"姓名": f"客户{n}", "手机号": mobile(500 + n)} for n in range(30)]
+    rows += [{"姓名": "坏号码", "手机号": "12345"}] * 3
+    book = write_xlsx(seed_folder(console) / "两个表.xlsx", {"会员": rows, "备用": rows[:3]})
+    page = signed_in(new_page(lang), "sender")
+    findings: dict[str, list[str]] = {}
+
+    def check(step: str) -> None:
+        assert page_lang(page) == lang, step
+        findings[step] = axe_findings(page)
+        screenshot(page, f"new_{step}")
+
+    page.goto("/new")
+    check("upload")
+    page.locator("#new-files").set_input_files([str(book)])
+    with page.expect_navigation():
+        page.locator("form.new-upload button[type=submit]").click()
+    assert path_of(page).endswith("/map"), page.url
+    check("map")
+    page.locator("#map-sheet").select_option("会员")
+    with page.expect_navigation():
+        page.locator("button[name=action][value=apply]").click()
+    assert path_of(page).endswith("/template"), page.url
+    page.locator("textarea[name=template]").fill("{姓名}您好，会员日全场8折")
+    page.locator("#sample td.message").first.filter(has_text="会员日").wait_for()
+    check("template")
+    with page.expect_navigation():
+        page.locator("form.new-template button[type=submit]").click()
+    assert path_of(page).endswith("/preview"), page.url
+    check("preview")
+    with page.expect_navigation():
+        page.locator("form.schedule button[type=submit]").click()
+    assert path_of(page).endswith("/confirm"), page.url
+    check("confirm")
+    bad = {step: found for step, found in findings.items() if found}
+    assert bad == {}, "\n".join(f"{step}:\n  " + "\n  ".join(f) for step, f in bad.items())
