@@ -90,9 +90,10 @@ class Uvicorn:
         self._sock.close()
 
 
-def console_settings(store_url: str, simulator: Any) -> Any:
-    """Settings of the console under test: the simulator as gateway, a small upload limit."""
-    from campaign.config import GatewaySettings, Settings
+def console_settings(store_url: str, simulator: Any, receiver: Any) -> Any:
+    """Settings of the console under test: the simulator as gateway, the receiver's address
+    (the health page asks it), a small upload limit."""
+    from campaign.config import GatewaySettings, ReceiverSettings, Settings
 
     gateway = GatewaySettings(
         url=simulator.url,
@@ -101,7 +102,8 @@ def console_settings(store_url: str, simulator: Any) -> Any:
         timeout=5.0,
         rate=GATEWAY_RATE,
     )
-    settings = Settings(gateway=gateway, store_url=store_url)
+    pushes = ReceiverSettings(host=receiver.host, port=receiver.port)
+    settings = Settings(gateway=gateway, receiver=pushes, store_url=store_url)
     return replace(settings, web=replace(settings.web, max_upload_mb=UPLOAD_LIMIT_MB))
 
 

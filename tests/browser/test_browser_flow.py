@@ -258,6 +258,7 @@ def test_the_whole_flow_works_from_the_keyboard(
     with page.expect_navigation():
         page.keyboard.press("Enter")
     tab_to(page, "input[type=file]")
+    page.bring_to_front()  # a file chooser opens only in the tab in front
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
     chooser.value.set_files([str(f) for f in files])
