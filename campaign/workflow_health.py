@@ -4,7 +4,6 @@ receives and stores there?
     health(settings, engine)   the store (answers, schema version), the `campaign worker`
                                processes alive, the workers of each campaign sending now,
                                the receiver of [receiver] (does its /healthz answer?)
-    balance_note(settings)     `balance` or, when the gateway cannot say, why (a note)
 
 Reads only; never raises for what it finds broken: that is what it reports.
 """
@@ -15,8 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from campaign.config import ReceiverSettings, Settings
-from campaign.errors import CampaignError
-from campaign.redact import Redactor, redact
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -55,14 +52,6 @@ class Health:
     processes: list[ProcessInfo]
     campaign_workers: list[CampaignWorker]
     receiver: ReceiverHealth
-
-
-@dataclass(frozen=True)
-class BalanceNote:
-    """The balance per product, or why it cannot be had (`error`, secrets redacted)."""
-
-    products: dict[str, int] | None
-    error: str | None
 
 
 def store_health(engine: Engine) -> StoreHealth:
@@ -113,25 +102,11 @@ def health(settings: Settings, engine: Engine) -> Health:
     return Health(store, processes, workers, receiver_health(settings.receiver))
 
 
-def balance_note(settings: Settings) -> BalanceNote:
-    """`balance`, or the reason it failed (gateway unreachable or refusing, no account)."""
-    from campaign.workflow import balance
-
-    try:
-        return BalanceNote(dict(balance(settings).products), None)
-    except CampaignError as exc:
-        return BalanceNote(None, Redactor(settings.secrets).redact(redact(str(exc))))
-    except Exception as exc:  # never takes the page down
-        return BalanceNote(None, f"unexpected {type(exc).__name__}")
-
-
 __all__ = [
-    "BalanceNote",
     "CampaignWorker",
     "Health",
     "ReceiverHealth",
     "StoreHealth",
-    "balance_note",
     "campaign_workers",
     "health",
     "receiver_health",

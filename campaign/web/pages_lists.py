@@ -15,7 +15,8 @@
     POST /reports/import             senders, multipart `files` -> `reports import`; the
                                      per-file figures (imported, repeated, malformed,
                                      unmatched) and the first malformed rows
-    GET  /health                     the gateway balance (or why not: a note), the worker
+    GET  /health                     the gateway balance (or why not: a note; asked at most
+                                     every few seconds: web/new_balance), the worker
                                      processes and the workers of each campaign, the
                                      receiver (configured? answering?), the store
 
@@ -42,9 +43,11 @@ from starlette.routing import BaseRoute, Route
 from campaign import workflow, workflow_health, workflow_web
 from campaign.errors import CampaignError, InputError
 from campaign.outcomes import AuditAction, Role
+from campaign.redact import Redactor, redact
 from campaign.store.users import User
 from campaign.web.auth import audit, require
 from campaign.web.i18n import lang_of, t
+from campaign.web.new_balance import BalanceCache
 from campaign.web.plans import place_files
 from campaign.web.render import render
 from campaign.web.uploads import Upload, receive_files
@@ -441,8 +444,8 @@ async def health_page(request: Request) -> Response:
     """GET /health: balance, workers, receiver, store (each one asked at once)."""
     await _user(request, Role.VIEWER)
     state = _state(request)
-    balance, health = await asyncio.gather(
-        run_in_threadpool(workflow_health.balance_note, state.settings),
+    (products, why), health = await asyncio.gather(
+        run_in_threadpool(_balance, state),
         run_in_threadpool(workflow_health.health, state.settings, state.engine),
     )
     worker = getattr(state, "worker", None)
@@ -455,11 +458,24 @@ async def health_page(request: Request) -> Response:
     return render(
         request,
         "health.html",
-        balance=balance,
+        balance={"products": products, "error": why},
         health=health,
         console_worker=console_worker,
         worker_error=getattr(worker, "error", None),
     )
+
+
+def _balance(state: Any) -> tuple[dict[str, int] | None, str | None]:
+    """(products, None) or (None, why not, secrets masked), through the console's balance
+    cache (web/new_balance: the gateway is asked at most every few seconds, one query at a
+    time, as PROTOCOL wants; the preview's cost shares it)."""
+    cache: BalanceCache | None = getattr(state, "new_balance", None)
+    if cache is None:
+        cache = state.new_balance = BalanceCache()
+    products, why = cache.get(state.settings)
+    if why is not None:
+        why = Redactor(state.settings.secrets).redact(redact(why))
+    return products, why
 
 
 routes: list[BaseRoute] = [
