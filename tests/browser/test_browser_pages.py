@@ -147,3 +147,16 @@ def test_the_new_campaign_steps_pass_axe_in_both_languages(
     check("confirm")
     bad = {step: found for step, found in findings.items() if found}
     assert bad == {}, "\n".join(f"{step}:\n  " + "\n  ".join(f) for step, f in bad.items())
+
+
+def test_a_request_to_another_host_is_caught(new_page: Any, signed_in: Any) -> None:
+    """The guard every page test relies on: the console's CSP stops a request elsewhere
+    before it is made; without the CSP, the guard aborts it and lists it."""
+    fetch = "() => fetch('http://cdn.example.invalid/x.js').then(() => 'fetched', () => 'failed')"
+    page = signed_in(new_page("en"), "viewer")
+    assert page.evaluate(fetch) == "failed"
+    assert new_page.foreign.seen == []  # connect-src 'self': never asked
+    page = signed_in(new_page("en", bypass_csp=True), "viewer")
+    assert page.evaluate(fetch) == "failed"
+    assert new_page.foreign.seen == ["http://cdn.example.invalid/x.js"]
+    new_page.foreign.seen.clear()  # seen on purpose: the fixture checks for no other
