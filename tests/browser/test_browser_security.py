@@ -25,6 +25,7 @@ from tests.browser.kit import (
     http_signed_in,
     login_fields,
     mobile,
+    screenshot,
     seed_campaign,
     seed_folder,
     write_csv,
@@ -185,4 +186,22 @@ def test_an_api_upload_over_the_limit_is_refused_and_leaves_no_file(
         got = client.post("/api/v1/plans", content=content, headers=headers)
         assert got.status_code == 413, (got.status_code, got.text[:300])
         assert "error" in got.json()
+    assert uploaded_files(console) == before
+
+
+def test_an_upload_over_the_limit_in_the_browser_says_so(
+    new_page: Any, signed_in: Any, console: Console, tmp_path: Path
+) -> None:
+    body, _kind = multipart(OVER_LIMIT)
+    big = tmp_path / "大名单.csv"
+    big.write_bytes(body[body.index(b"mobile,name") :])
+    before = uploaded_files(console)
+    page = signed_in(new_page("en"), "sender")
+    page.goto("/new")
+    page.get_by_label("Contact files").set_input_files(str(big))
+    with page.expect_navigation() as navigation:
+        page.locator("form.new-upload button[type=submit]").click()
+    assert navigation.value is not None and navigation.value.status == 413
+    assert f"at most {UPLOAD_LIMIT_MB} MB" in page.inner_text("main")
+    screenshot(page, "upload_too_large")
     assert uploaded_files(console) == before
