@@ -23,7 +23,8 @@ plan: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check campaign tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 lint: $(STAMP)
 	$(BIN)/ruff check campaign tests bench

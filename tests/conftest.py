@@ -54,3 +54,30 @@ def store_url(request) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+# Files whose tests measure time (rates, "within 2 s", time bounds of hostile files) or
+# signal subprocesses: `make test` runs them after the others, alone, so that the
+# parallel part (pytest-xdist, one file per worker) cannot skew what they measure.
+SERIAL_FILES = frozenset(
+    {
+        "test_workers_pg.py",
+        "test_pause_cancel.py",
+        "test_worker.py",
+        "test_kill_resume.py",
+        "test_cli_conventions.py",
+        "test_hostile_input.py",
+        "test_receiver_limits.py",
+        "test_receiver_durability.py",
+        "test_send_parts.py",
+        "test_sender.py",
+        "test_jobs.py",
+        "test_simulator.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)

@@ -59,7 +59,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         Receiver(Settings(store_url=store_url)) as receiver,
         Simulator(push_url=receiver.dlr_url, report_delay=0.0) as simulator,
     ):
-        settings = console_settings(store_url, simulator)
+        settings = console_settings(store_url, simulator, receiver)
         data_dir = folder / "web"
         app = create_app(settings, engine=engine, data_dir=data_dir, run_worker=False)
         server = Uvicorn(app)

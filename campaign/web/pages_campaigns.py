@@ -288,7 +288,9 @@ PARTS = ("state", "progress", "charts")
 def _part(name: str) -> Callable[[Request], Any]:
     async def part(request: Request) -> Response:
         await _user(request, Role.VIEWER)
-        view = await _view(request, fresh=False)
+        # the charts read their other figures from the store now: their outcomes too, or
+        # the outcome bars lag the carrier bars (the hub counts outcomes every 2 s at most)
+        view = await _view(request, fresh=name == "charts")
         extra = await _charts(request, view) if name == "charts" else {}
         return render(request, f"partials/campaign_{name}.html", **_common(request, view), **extra)
 
