@@ -53,3 +53,9 @@ def demo(
     for outcome, count in result.outcomes.items():
         typer.echo(f"  {outcome:<11} {count:>6}")
     typer.echo(f"Result spreadsheet: {result.workbook}")
+    store = f"sqlite:///{(out / DEMO_STORE).resolve()}"
+    typer.echo(
+        "Open it in the browser console:\n"
+        f"  campaign user add admin --role admin --db '{store}'\n"
+        f"  campaign web --no-worker --db '{store}'   # then http://127.0.0.1:8000/"
+    )
