@@ -193,6 +193,7 @@ def send_campaign(
         force=force,
         max_recipients=max_recipients,
         worker=worker,
+        begun=record.state,
         log=log,
     )
     ended = outcome.stop
@@ -201,17 +202,19 @@ def send_campaign(
     figures = batch_figures(engine, record.id)
     if ended is None and max_recipients is not None and figures["pending"]["batches"]:
         ended = Stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)  # the next batch did not fit
-    if outcome.looped or worker:  # a run that never set it sending finds what it began with
-        ended = _decided_meanwhile(engine, record.id, ended)
-    if _left_as_it_is(ended, figures, worker=worker):
-        state, reason = _stored_state(engine, record.id, ended, redact)
-    else:
-        state = _final_state(figures, ended)
+    # a run that set it sending (or a worker's) moves it from sending; else from where it began
+    expected = CampaignState.SENDING if outcome.looped or worker else record.state
+    written, lost = False, False
+    if not _left_as_it_is(ended, figures, worker=worker):
+        state: str = _final_state(figures, ended)
         if state == CampaignState.FINISHED:  # a stop when nothing was left changes nothing
             ended = None
         reason = redact(ended.reason) if ended else None
-        if state != CampaignState.SENDING:
-            set_state(engine, record.id, state, reason=reason)
+        if state != CampaignState.SENDING:  # never over a pause or cancel committed meanwhile
+            written = set_state(engine, record.id, state, reason=reason, only_from=_from(expected))
+            lost = not written
+    if not written:  # left as it is, others still at it, or another process moved it
+        state, reason, ended = _as_stored(engine, record.id, ended, redact, lost=lost)
     interruption.reraise()  # recorded and stopped: now a caught Ctrl-C goes on
     return SendReport(
         record.id,
@@ -237,27 +240,25 @@ def _left_as_it_is(ended: Stop | None, figures: dict[str, dict[str, int]], *, wo
     return worker and ended.cause in WORKER_KEEPS and bool(figures["pending"]["batches"])
 
 
-def _decided_meanwhile(engine: Engine, campaign_id: int, ended: Stop | None) -> Stop | None:
-    """The stop as the run ends: a pause or a cancel committed after the run's last claim
-    wins over what this run would write (the state is read just before it is written)."""
-    if ended is not None and ended.cause in STOPPED_BY_OTHERS:
-        return ended
-    state = get_campaign(engine, str(campaign_id)).state
-    cause = HALT_CAUSES.get(state)
-    return Stop(cause, f"campaign {campaign_id} is {state}") if cause is not None else ended
-
-
-def _stored_state(
-    engine: Engine, campaign_id: int, ended: Stop | None, redact: Redactor
-) -> tuple[str, str | None]:
-    """The campaign's state as the store has it now, and the reason to report: the one
-    the pausing or cancelling process stored, else this run's."""
+def _as_stored(
+    engine: Engine, campaign_id: int, ended: Stop | None, redact: Redactor, *, lost: bool
+) -> tuple[str, str | None, Stop | None]:
+    """The campaign's state as the store has it now (this run wrote none), the reason to
+    report (the one the pausing or cancelling process stored, else this run's) and the stop:
+    a pause or a cancel committed after the run's last claim is theirs. `lost`: this run's
+    final write was refused (compare-and-set), another process moved it first."""
     record = get_campaign(engine, str(campaign_id))
+    if ended is None or ended.cause not in STOPPED_BY_OTHERS:
+        cause = HALT_CAUSES.get(record.state)
+        if cause is None and lost and record.state != CampaignState.FINISHED:
+            cause = StopCause.HALTED  # e.g. stopped by another process: its reason stands
+        if cause is not None:
+            ended = Stop(cause, f"campaign {campaign_id} is {record.state}")
     by_others = ended is not None and ended.cause in STOPPED_BY_OTHERS
     reason = record.stop_reason if by_others and record.stop_reason else None
     if reason is None and ended is not None:
         reason = ended.reason
-    return record.state, redact(reason) if reason else None
+    return record.state, redact(reason) if reason else None, ended
 
 
 def _never_raising(
@@ -321,11 +322,14 @@ def _send_pending(
     force: bool,
     max_recipients: int | None,
     worker: bool,
+    begun: str,
     log: Callable[[str, str], None],
 ) -> LoopOutcome:
     """The checks before the loop (something pending, window, balance), then the loop
     under a heartbeat. A worker's campaign is `sending` already (its first claim stops the
-    run if it no longer is); any other is set `sending` here."""
+    run if it no longer is); any other is set `sending` here, from the state it was in when
+    the run `begun`, or `sending` (another run of it started first): a pause or a cancel
+    committed since then stops the run instead."""
     need = segments_needed(engine, campaign_id)
     if not (need or batch_figures(engine, campaign_id)["pending"]["batches"]):
         log("nothing is pending: no request to send", "info")
@@ -337,8 +341,12 @@ def _send_pending(
     too_low = _check_balance(client, settings, need, force, log)
     if too_low is not None:
         return LoopOutcome(too_low, 0, looped=False)
-    if not worker:
-        set_state(engine, campaign_id, CampaignState.SENDING)
+    if not worker and not set_state(
+        engine, campaign_id, CampaignState.SENDING, only_from=(*_from(begun), CampaignState.SENDING)
+    ):
+        state = get_campaign(engine, str(campaign_id)).state
+        cause = HALT_CAUSES.get(state, StopCause.HALTED)
+        return LoopOutcome(Stop(cause, f"campaign {campaign_id} is {state}"), 0, looped=False)
     loop = SendLoop(
         engine,
         campaign_id,
@@ -352,6 +360,12 @@ def _send_pending(
     )
     with Heartbeat(engine, campaign_id, interval=policy.heartbeat) as beat:
         return loop.run(beat.worker_id)
+
+
+def _from(state: str) -> tuple[str, ...]:
+    """The states a write of the run may move the campaign from: the one it expects, never
+    `cancelled` (a cancelled campaign is never sent again)."""
+    return () if state == CampaignState.CANCELLED else (state,)
 
 
 def _final_state(figures: dict[str, dict[str, int]], stop: Stop | None) -> CampaignState:

@@ -274,10 +274,14 @@ class Worker:
         )
 
     def _stopped(self, campaign_id: int, reason: str) -> None:
+        """`stopped` with the reason, only from `sending`: a pause, a cancel or another
+        worker's move committed meanwhile is theirs (compare-and-set)."""
         with contextlib.suppress(CampaignError):
-            if not self._still_sending(campaign_id):
+            only = (CampaignState.SENDING,)
+            if not set_state(
+                self.engine, campaign_id, CampaignState.STOPPED, reason=reason, only_from=only
+            ):
                 return
-            set_state(self.engine, campaign_id, CampaignState.STOPPED, reason=reason)
         self._changed(campaign_id, CampaignState.SENDING, CampaignState.STOPPED, reason)
 
     def _still_sending(self, campaign_id: int) -> bool:

@@ -204,6 +204,34 @@ def test_two_workers_racing_for_one_due_campaign(engine):
     assert get_campaign(engine, cid).state == CampaignState.SENDING
 
 
+def test_set_state_only_from_never_overwrites_a_pause_committed_meanwhile(engine):
+    """The race of a sender: it read `sending`, a pause commits, then it writes its final
+    state: the compare-and-set refuses, the pause (and its reason) stays."""
+    cid = _sending(engine)
+    paused = pause(engine, str(cid), WHO)
+    only = (CampaignState.SENDING,)
+    for state in (CampaignState.STOPPED, CampaignState.FINISHED, CampaignState.SENDING):
+        assert set_state(engine, cid, state, reason="the run's own", only_from=only) is False
+    record = get_campaign(engine, cid)
+    assert (record.state, record.stop_reason) == ("paused", paused.stop_reason)
+    assert record.finished_at is None
+
+    cancel(engine, str(cid), WHO)
+    assert set_state(engine, cid, CampaignState.STOPPED, only_from=only) is False
+    assert get_campaign(engine, cid).state == "cancelled"
+
+
+def test_set_state_only_from_moves_from_the_expected_state(engine):
+    cid = _new(engine)
+    assert set_state(engine, cid, CampaignState.SENDING, only_from=("planned",)) is True
+    assert set_state(engine, cid, "stopped", reason="quota", only_from=("sending",)) is True
+    record = get_campaign(engine, cid)
+    assert (record.state, record.stop_reason) == ("stopped", "quota")
+    assert set_state(engine, cid, "sending", only_from=()) is False  # no state: never
+    assert set_state(engine, cid, "sending") is True  # no condition: it exists
+    assert set_state(engine, 999_999, "sending") is False
+
+
 # ---------------------------------------------------------------- claims and the state
 
 

@@ -361,9 +361,19 @@ def list_campaigns(engine: Engine) -> list[CampaignRecord]:
 
 
 def set_state(
-    engine: Engine | Connection, campaign_id: int, state: str, *, reason: str | None = None
-) -> None:
-    """Move a campaign to `state`; "sending" stamps started_at once, "finished" finished_at."""
+    engine: Engine | Connection,
+    campaign_id: int,
+    state: str,
+    *,
+    reason: str | None = None,
+    only_from: Sequence[str] | None = None,
+) -> bool:
+    """Move a campaign to `state`; "sending" stamps started_at once, "finished" finished_at.
+
+    With `only_from`, a compare-and-set: the campaign moves only when its state is one of
+    them (`UPDATE ... WHERE state IN (...)`), so a pause or a cancel that another process
+    committed a moment before is never overwritten. Returns whether it moved (without
+    `only_from`: whether the campaign exists)."""
     if state not in STATES:
         raise ValueError(f"unknown campaign state {state!r}")
     values: dict[str, Any] = {"state": state, "stop_reason": redact(reason) if reason else reason}
@@ -372,12 +382,14 @@ def set_state(
         values["started_at"] = func.coalesce(campaigns.c.started_at, now)
     if state == CampaignState.FINISHED:
         values["finished_at"] = now
-    statement = update(campaigns).where(campaigns.c.id == campaign_id).values(**values)
+    where = [campaigns.c.id == campaign_id]
+    if only_from is not None:
+        where.append(campaigns.c.state.in_(tuple(only_from)))
+    statement = update(campaigns).where(*where).values(**values)
     if isinstance(engine, Connection):
-        engine.execute(statement)
-        return
+        return bool(engine.execute(statement).rowcount)
     with write(engine) as conn:
-        conn.execute(statement)
+        return bool(conn.execute(statement).rowcount)
 
 
 def campaign_totals(engine: Engine, campaign_id: int) -> dict[str, int]:
