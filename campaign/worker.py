@@ -257,13 +257,9 @@ class Worker:
             due = next_opening(self.window, now)
         else:
             due = now + GATEWAY_WINDOW_RETRY
-        try:
-            if not self._still_sending(campaign_id):
-                return  # paused or cancelled meanwhile: theirs to decide
-            # `schedule` takes a stopped campaign, not a sending one: through `stopped`
-            set_state(self.engine, campaign_id, CampaignState.STOPPED, reason=reason)
-            queue.schedule(self.engine, campaign_id, due)
-        except CampaignError as exc:
+        try:  # straight from `sending` (compare-and-set): no moment of `stopped`
+            queue.schedule(self.engine, campaign_id, due, from_states=(CampaignState.SENDING,))
+        except CampaignError as exc:  # paused, cancelled or moved by another worker meanwhile
             self._say(f"campaign {self._label(campaign_id)}: not rescheduled: {exc}")
             return
         self._changed(
@@ -283,11 +279,6 @@ class Worker:
             ):
                 return
         self._changed(campaign_id, CampaignState.SENDING, CampaignState.STOPPED, reason)
-
-    def _still_sending(self, campaign_id: int) -> bool:
-        """The campaign is still `sending` (not paused, cancelled or moved by another
-        worker meanwhile): only then does this worker move it."""
-        return get_campaign(self.engine, campaign_id).state == CampaignState.SENDING
 
     # -- lines for people
 

@@ -180,6 +180,28 @@ def test_only_a_campaign_nobody_sends_is_scheduled(engine, state):
     assert get_campaign(engine, cid).queued is False
 
 
+def test_a_workers_window_stop_schedules_its_sending_campaign_straight(engine):
+    cid = _new(engine)
+    schedule(engine, cid, None)
+    assert next_due(engine) == cid
+    due = datetime.now(UTC) + timedelta(hours=2)
+    sending = (CampaignState.SENDING,)
+    record = schedule(engine, cid, due, from_states=sending)
+    assert (record.state, record.queued, record.stop_reason) == ("scheduled", True, None)
+    assert abs(record.due_at - due) < timedelta(seconds=1)
+    with pytest.raises(InputError, match="is scheduled: only a sending campaign"):
+        schedule(engine, cid, due, from_states=sending)  # only from sending, nothing changes
+    assert get_campaign(engine, cid).due_at == record.due_at
+
+    assert next_due(engine, now=due + timedelta(seconds=1)) == cid
+    pause(engine, str(cid), WHO)  # a pause committed before the worker's reschedule wins
+    with pytest.raises(InputError, match="is paused"):
+        schedule(engine, cid, due, from_states=sending)
+    assert get_campaign(engine, cid).state == "paused"
+    with pytest.raises(ValueError, match="never scheduled from"):
+        schedule(engine, cid, due, from_states=(CampaignState.FINISHED,))
+
+
 def test_two_workers_racing_for_one_due_campaign(engine):
     cid = _new(engine)
     schedule(engine, cid, None)

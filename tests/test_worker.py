@@ -235,6 +235,7 @@ def test_outside_the_send_window_a_campaign_is_scheduled_for_its_opening(store_u
     due = record.due_at.astimezone(CHINA)
     assert (due.hour, due.minute) == (opens.hour, opens.minute) and due > now
     assert f"campaign {cid} (spring): sending -> scheduled" in result.stderr
+    assert "-> stopped" not in result.stderr  # straight to scheduled, never through stopped
     assert _batch_states(store_url, cid) == {"pending": 10}
 
 

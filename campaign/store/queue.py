@@ -3,6 +3,7 @@
 A campaign with `queued` set belongs to the workers; they only ever pick those:
 
     planned | stopped | paused --schedule--> scheduled (due_at given) | queued (due now)
+    sending --schedule(from_states=(SENDING,))--> scheduled   (a worker's window stop)
     scheduled | queued (due) --next_due--> sending        (any number of workers join it)
     sending, nothing pending or in flight --sweep--> finished
     any but finished/cancelled --pause--> paused           (no new batch is claimed)
@@ -75,23 +76,44 @@ def who_am_i() -> str:
     return f"{user}@{this_host()}"
 
 
-def schedule(engine: Engine, campaign_id: int, due_at: datetime | None) -> CampaignRecord:
+def schedule(
+    engine: Engine,
+    campaign_id: int,
+    due_at: datetime | None,
+    *,
+    from_states: Sequence[str] = SCHEDULABLE,
+) -> CampaignRecord:
     """Hand the campaign to the workers: `scheduled` for `due_at` (aware), or `queued`,
-    due now, when it is None. From planned, scheduled, queued, stopped or paused; any other
-    state is an InputError naming it, and nothing changes."""
+    due now, when it is None. From `from_states` (planned, scheduled, queued, stopped or
+    paused; a worker whose send window closed passes `(SENDING,)`: its campaign goes straight
+    from `sending` to `scheduled`, never through `stopped`); any other state is an
+    InputError naming it, and nothing changes (compare-and-set)."""
     if due_at is not None and due_at.tzinfo is None:
         raise ValueError("due_at must be timezone-aware")
+    unknown = set(from_states) - {*SCHEDULABLE, CampaignState.SENDING}
+    if unknown:
+        raise ValueError(f"a campaign is never scheduled from {sorted(unknown)}")
     with write(engine) as conn:
         when = due_at.astimezone(UTC) if due_at is not None else store_clock(conn)
         state = CampaignState.SCHEDULED if due_at is not None else CampaignState.QUEUED
-        moved = _move(
-            conn, campaign_id, SCHEDULABLE, state=state, queued=True, due_at=when, stop_reason=None
+        moved = (
+            _move(
+                conn,
+                campaign_id,
+                from_states,
+                state=state,
+                queued=True,
+                due_at=when,
+                stop_reason=None,
+            )
+            if from_states
+            else False
         )
         if not moved:
             current = _state(conn, campaign_id)
             raise InputError(
-                f"campaign {campaign_id} is {current}: only a planned, scheduled, queued, "
-                "stopped or paused campaign can be handed to the workers"
+                f"campaign {campaign_id} is {current}: only a {_or_list(from_states)} "
+                "campaign can be handed to the workers"
             )
     return get_campaign(engine, campaign_id)
 
@@ -290,6 +312,12 @@ def _ended(record: CampaignRecord, state: str, verb: str) -> str:
     if state == CampaignState.CANCELLED and verb != "cancel":
         what = f"a cancelled campaign is never sent again; {what}"
     return f"campaign {record.id} {record.name!r} is {state}: {what}"
+
+
+def _or_list(states: Sequence[str]) -> str:
+    """("planned", "stopped", "paused") -> "planned, stopped or paused"."""
+    names = [str(s) for s in states] or ["(no)"]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _utc(moment: datetime) -> datetime:
