@@ -2,7 +2,7 @@
 
 A worker is a long-running process (or, with `once`, a cron job's pass over what is due):
 
-    loop: sweep ─► next_due ─► none: wait `poll` (or, once: end)
+    loop: sweep ─► pick_due ─► none: wait `poll` (or, once: end)
                       └─► send it (the send loop's at-most-once rules) ─► what became of it
 
 Any number of workers, on one machine or on several sharing a PostgreSQL store, work at
@@ -163,16 +163,17 @@ class Worker:
         self._say(f"worker {beat.worker_id[:8]} started on {report.host} (pid {report.pid})")
         try:
             while not self.stop.is_set():
-                campaign_id = self._next()
-                if campaign_id is None:
+                picked = self._next()
+                if picked is None:
                     if self.once:
                         break
                     self.stop.wait(self.poll)
                     continue
+                campaign_id, before = picked
                 beat.campaign_id = campaign_id
                 beat.beat()
                 try:
-                    self._send(campaign_id, report)
+                    self._send(campaign_id, before, report)
                 except StoreError as exc:  # the store failed around the send: try again later
                     self._store_failed(exc)
                 finally:
@@ -186,9 +187,10 @@ class Worker:
 
     # -- the queue
 
-    def _next(self) -> int | None:
-        """Tidy the queue, then the campaign to send now (None: nothing is due, or the store
-        failed and a long-running worker tries again later)."""
+    def _next(self) -> tuple[int, str] | None:
+        """Tidy the queue, then the campaign to send now and its state before the pick
+        (None: nothing is due, or the store failed and a long-running worker tries again
+        later)."""
         try:
             return self._look()
         except StoreError as exc:
@@ -203,14 +205,14 @@ class Worker:
         self.stop.wait(STORE_RETRY_SECONDS)
 
     @store_failures_raise("while the worker looked for due campaigns")
-    def _look(self) -> int | None:
+    def _look(self) -> tuple[int, str] | None:
         for campaign_id in queue.sweep(self.engine, stale_after=self.stale_after):
             self._changed(campaign_id, CampaignState.SENDING, CampaignState.FINISHED)
         now = self.clock() if self.clock is not None else None
-        picked = queue.next_due(self.engine, now)
+        picked = queue.pick_due(self.engine, now)
         if picked is None:
             return None
-        if self.idle.get(picked, 0) >= 2:  # it sent nothing twice: no busy loop on it
+        if self.idle.get(picked[0], 0) >= 2:  # it sent nothing twice: no busy loop on it
             if self.once:
                 return None
             self.stop.wait(self.poll)
@@ -219,8 +221,8 @@ class Worker:
     # -- one send
 
     @store_failures_raise("while the worker sent a campaign")
-    def _send(self, campaign_id: int, report: WorkerReport) -> None:
-        self._picked(campaign_id)
+    def _send(self, campaign_id: int, before: str, report: WorkerReport) -> None:
+        self._picked(campaign_id, before)
         try:
             sent = self.send_one(campaign_id)
         except StoreError:
@@ -282,22 +284,18 @@ class Worker:
 
     # -- lines for people
 
-    def _picked(self, campaign_id: int) -> None:
-        """The line of a campaign this worker starts on: due (started by it now), or joined
-        (other workers send it already)."""
+    def _picked(self, campaign_id: int, before: str) -> None:
+        """The line of a campaign this worker starts on: "queued -> sending" or "scheduled
+        -> sending" (this worker started it), or "sending (joined N other worker(s))"."""
+        if before != CampaignState.SENDING:
+            self._changed(campaign_id, before, CampaignState.SENDING)
+            return
         try:
-            record = get_campaign(self.engine, campaign_id)
             others = len(live_workers(self.engine, campaign_id, stale_after=self.stale_after))
         except Exception:  # the line matters less than the send
-            self._say(f"campaign {campaign_id}: sending")
-            return
-        if others:
-            how = f"joined {others} other worker(s)"
-        elif record.due_at is not None:
-            how = f"due {china_text(record.due_at, timespec='minutes')}"
-        else:
-            how = "due now"
-        self._say(f"campaign {campaign_id} ({record.name}): sending ({how})")
+            others = 0
+        how = f"joined {others} other worker(s)" if others else "no other worker at it"
+        self._say(f"campaign {self._label(campaign_id)}: sending ({how})")
 
     def _changed(
         self, campaign_id: int, before: str | None, after: str, reason: str | None = None

@@ -28,7 +28,15 @@ from campaign.store.batches import (
 from campaign.store.campaigns import create_campaign, get_campaign, set_state
 from campaign.store.engine import write
 from campaign.store.pace import Pace, gcra
-from campaign.store.queue import cancel, next_due, pause, resume_paused, schedule, sweep
+from campaign.store.queue import (
+    cancel,
+    next_due,
+    pause,
+    pick_due,
+    resume_paused,
+    schedule,
+    sweep,
+)
 from campaign.store.repeats import RepeatGuard, read_repeat
 from campaign.store.schema import SCHEMA_VERSION, campaigns, meta, send_pace
 from campaign.store.workers import (
@@ -202,17 +210,32 @@ def test_a_workers_window_stop_schedules_its_sending_campaign_straight(engine):
         schedule(engine, cid, due, from_states=(CampaignState.FINISHED,))
 
 
+def test_pick_due_tells_the_state_it_moved_the_campaign_from(engine):
+    due = datetime.now(UTC) - timedelta(minutes=1)
+    scheduled, queued = _new(engine, name="a"), _new(engine, name="b")
+    schedule(engine, scheduled, due - timedelta(minutes=1))
+    schedule(engine, queued, None)
+    assert pick_due(engine) == (scheduled, "scheduled")
+    assert pick_due(engine) == (scheduled, "sending")  # pending left: a worker joins it
+    pause(engine, str(scheduled), WHO)
+    assert pick_due(engine) == (queued, "queued")
+    assert get_campaign(engine, queued).state == CampaignState.SENDING
+    assert next_due(engine) == queued  # its callers: the id alone
+    pause(engine, str(queued), WHO)
+    assert pick_due(engine) is None
+
+
 def test_two_workers_racing_for_one_due_campaign(engine):
     cid = _new(engine)
     schedule(engine, cid, None)
     start = threading.Barrier(4)
-    got: list[int | None] = []
+    got: list[tuple[int, str] | None] = []
     errors: list[BaseException] = []
 
     def pick() -> None:
         try:
             start.wait()
-            got.append(next_due(engine))
+            got.append(pick_due(engine))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -222,7 +245,8 @@ def test_two_workers_racing_for_one_due_campaign(engine):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert set(got) <= {cid, None} and cid in got
+    assert set(got) <= {(cid, "queued"), (cid, "sending"), None}
+    assert got.count((cid, "queued")) == 1  # one started it, the others joined
     assert get_campaign(engine, cid).state == CampaignState.SENDING
 
 

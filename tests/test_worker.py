@@ -24,11 +24,14 @@ from typer.testing import CliRunner
 
 from campaign.cli import app
 from campaign.config import load_settings
+from campaign.sender import SendReport
 from campaign.store import open_store
 from campaign.store.campaigns import create_campaign, get_campaign
-from campaign.store.queue import schedule
+from campaign.store.queue import pick_due, schedule
 from campaign.store.schema import SCHEMA_VERSION, batches, meta
+from campaign.store.workers import register_worker
 from campaign.timeutil import CHINA
+from campaign.worker import Worker
 from campaign.workflow_queue import run_worker
 from tests.support.plans import small_plan
 from tests.support.simulator import running_simulator
@@ -111,7 +114,7 @@ def test_worker_once_sends_a_queued_campaign_every_recipient_once(store_url, sim
     assert _record(store_url, cid).state == "finished"
     assert _batch_states(store_url, cid) == {"accepted": 10}
     # one line per state change, China time
-    assert f"campaign {cid} (spring): sending (due " in result.stderr
+    assert f"campaign {cid} (spring): queued -> sending\n" in result.stderr  # the pick
     assert f"campaign {cid} (spring): sending -> finished" in result.stderr
     assert "+08:00" in result.stderr
 
@@ -165,8 +168,7 @@ def test_a_scheduled_campaign_is_sent_on_time_not_before(store_url, sim, tmp_pat
     assert _record(store_url, cid).state == "finished"
     assert sum(_taken(sim).values()) == 30
     assert box["result"].exit_code == 0 and box["result"].report.stopped
-    due_text = f"{due.astimezone(CHINA):%Y-%m-%d %H:%M}+08:00"
-    assert any(f"campaign {cid} (spring): sending (due {due_text})" in x for x in lines), lines
+    assert any(x.endswith(f"campaign {cid} (spring): scheduled -> sending") for x in lines), lines
 
 
 # ---------------------------------------------------------------- an older store
@@ -309,3 +311,33 @@ def test_the_shared_pace_is_per_gateway_and_account_never_above_the_rate():
         windows = Counter(int(t) for t in taken)
         assert max(windows.values()) <= rate, (rate, windows)
         assert len(taken) >= 0.95 * rate * 5 - pace.burst, (rate, len(taken))
+
+
+# ---------------------------------------------------------------- the pick's line
+
+
+def test_the_pick_line_names_the_state_before_or_the_workers_joined(store_url):
+    """One line per pick: "queued -> sending" (this worker started it), or "sending (joined
+    N other worker(s))" when others send it already."""
+    cid = _handed(store_url)
+    engine = open_store(store_url)
+    lines: list[str] = []
+    worker = Worker(engine, send_one=_never_sends, stop=threading.Event(), notify=lines.append)
+    try:
+        picked = pick_due(engine)
+        assert picked == (cid, "queued")
+        worker._picked(*picked)
+        register_worker(engine, cid)
+        register_worker(engine, cid)
+        joined = pick_due(engine)
+        assert joined == (cid, "sending")
+        worker._picked(*joined)
+    finally:
+        engine.dispose()
+    assert lines[0].endswith(f"campaign {cid} (spring): queued -> sending"), lines
+    assert lines[1].endswith(f"campaign {cid} (spring): sending (joined 2 other worker(s))")
+    assert all("+08:00" in line for line in lines)
+
+
+def _never_sends(campaign_id: int) -> SendReport:
+    raise AssertionError(f"campaign {campaign_id} is not sent in this test")

@@ -4,7 +4,7 @@ A campaign with `queued` set belongs to the workers; they only ever pick those:
 
     planned | stopped | paused --schedule--> scheduled (due_at given) | queued (due now)
     sending --schedule(from_states=(SENDING,))--> scheduled   (a worker's window stop)
-    scheduled | queued (due) --next_due--> sending        (any number of workers join it)
+    scheduled | queued (due) --pick_due--> sending        (any number of workers join it)
     sending, nothing pending or in flight --sweep--> finished
     any but finished/cancelled --pause--> paused           (no new batch is claimed)
     any but finished/cancelled --cancel--> cancelled       (pending batches: cancelled)
@@ -119,10 +119,19 @@ def schedule(
 
 
 def next_due(engine: Engine, now: datetime | None = None) -> int | None:
-    """The campaign a worker should work on now, oldest due first, or None:
+    """The id `pick_due` picks, or None."""
+    picked = pick_due(engine, now)
+    return picked[0] if picked is not None else None
+
+
+def pick_due(engine: Engine, now: datetime | None = None) -> tuple[int, str] | None:
+    """The campaign a worker should work on now, oldest due first, and the state it was in
+    before the pick ("scheduled", "queued", or "sending" when joining); None when nothing is
+    due:
 
     - a queued campaign `scheduled`/`queued` whose due_at has come: set `sending` here
-      (started_at stamped once); two workers racing for it both get it and share it;
+      (started_at stamped once); two workers racing for it both get it and share it (the
+      one whose compare-and-set lost joins: "sending");
     - a queued campaign already `sending` with a pending batch left: join the others.
     """
     with engine.connect() as conn:
@@ -130,7 +139,7 @@ def next_due(engine: Engine, now: datetime | None = None) -> int | None:
         rows = conn.execute(_due_query(moment)).all()
     for row in rows:
         if row.state == CampaignState.SENDING:
-            return int(row.id)
+            return int(row.id), CampaignState.SENDING.value
         with write(engine) as conn:
             started = _move(
                 conn,
@@ -141,8 +150,10 @@ def next_due(engine: Engine, now: datetime | None = None) -> int | None:
                 stop_reason=None,
                 extra=(campaigns.c.queued == true(), campaigns.c.due_at <= moment),
             )
-            if started or _state(conn, row.id) == CampaignState.SENDING:
-                return int(row.id)  # ours, or another worker started it a moment ago
+            if started:
+                return int(row.id), str(row.state)
+            if _state(conn, row.id) == CampaignState.SENDING:
+                return int(row.id), CampaignState.SENDING.value  # another worker started it
     return None
 
 
