@@ -475,6 +475,15 @@ def test_gcra_burst_then_the_rate_and_the_wait():
     assert gcra(0.0, now, 10, 1).tokens == 1  # burst 1: one at a time, however long idle
 
 
+@pytest.mark.parametrize("rate, burst", [(98, 2), (294, 6), (490, 10), (10, 3)])
+def test_gcra_a_full_bucket_holds_the_whole_burst_at_epoch_times(rate, burst):
+    """Near 1.7e9 s a double's step is 2.4e-7 s: `now - (now - (burst-1)/rate)` used to come
+    out short and a full bucket gave burst - 1 tokens (98/s with a burst of 2: one)."""
+    for now in (1_764_770_000.0, 1_764_770_000.123, 1_764_770_000.987654):
+        assert gcra(0.0, now, rate, burst).tokens == burst
+        assert gcra(now - 3600, now, rate, burst).tokens == burst
+
+
 def _pace_row(engine, account: str) -> float | None:
     with engine.connect() as conn:
         query = sa.select(send_pace.c.next_at).where(send_pace.c.account == account)

@@ -61,11 +61,15 @@ class Gcra:
 def gcra(next_at: float, now: float, rate: float, burst: int = 1) -> Gcra:
     """The tokens available at `now` (epoch seconds) to a bucket whose row says `next_at`."""
     burst = max(1, burst)
-    start = max(next_at, now - (burst - 1) / rate)
-    if start > now:
-        return Gcra(start, 0, start - now)
-    tokens = min(burst, math.floor((now - start) * rate + _EPSILON) + 1)
-    return Gcra(start, tokens, 0.0)
+    if next_at > now:
+        return Gcra(next_at, 0, next_at - now)
+    # tokens' worth the bucket is behind, from one subtraction: `now - start` with start
+    # = now - (burst - 1) / rate, in epoch seconds (a double's step near 1.7e9 is 2.4e-7 s),
+    # came out a hair short of burst - 1 and cost a token of every full bucket
+    behind = (now - next_at) * rate
+    if behind >= burst - 1:
+        return Gcra(now - (burst - 1) / rate, burst, 0.0)
+    return Gcra(next_at, math.floor(behind + _EPSILON) + 1, 0.0)
 
 
 def reserve(conn: Connection, pace: Pace, now: float | None = None) -> Gcra:
