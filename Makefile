@@ -23,8 +23,9 @@ plan: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check campaign tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
-	$(BIN)/python -m pytest -m serial
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" --ignore=tests/browser
+	$(BIN)/python -m pytest -m serial --ignore=tests/browser
+	$(BIN)/python -m pytest tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check campaign tests bench

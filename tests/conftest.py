@@ -58,7 +58,9 @@ def store_url(request) -> str:
 
 # Files whose tests measure time (rates, "within 2 s", time bounds of hostile files) or
 # signal subprocesses: `make test` runs them after the others, alone, so that the
-# parallel part (pytest-xdist, one file per worker) cannot skew what they measure.
+# parallel part (pytest-xdist, one file per worker) cannot skew what they measure. The
+# browser tests run last on their own: Playwright's sync API keeps an asyncio loop running
+# in the main thread for the session, which breaks later tests that call asyncio.run.
 SERIAL_FILES = frozenset(
     {
         "test_workers_pg.py",

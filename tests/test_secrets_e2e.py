@@ -29,7 +29,7 @@ PASSWORDS = {
     16: "Zq9#Pw&x!SEC+ %z",
     50: "Lg7#k&!+ %" + "Tq2vXr8mNw" + "Hs5#Jd&Kp!" + "Yc4+Bf %Ge" + "Wu6Ra9Zm3Q",
 }
-URL_USER, URL_PASSWORD = "gwuser", "Ur1P@ss-Kx7v"
+URL_USER, URL_PASSWORD = "gq7zxk", "Ur1P@ss-Kx7v"  # no word a schema holds ("user")
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
