@@ -143,7 +143,7 @@ def one_run(folder: Path, workers: int, requests: int, *, rate: float, latency: 
     log = folder / "sim.jsonl"
     with (
         pg_schema(folder.name) as db,
-        simulator_process("--config", str(sim_config), "--log", str(log)) as sim,
+        simulator_process("--config", str(sim_config), "--log", str(log), start_timeout=60) as sim,
     ):
         config = write_config(folder / "campaign.toml", sim.url, rate=rate)
         open_store(db).dispose()  # a worker never creates a store: the first command does
@@ -205,6 +205,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per answer")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0]
+        print(f"skipped: PostgreSQL at {PG_URL} is not reachable ({reason})")
+        return
     print(f"load average at start: {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
