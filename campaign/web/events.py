@@ -104,11 +104,12 @@ class Hub:
             self._readings[campaign_id] = (now, reading, counted_at)
             return reading
 
-    def read_all(self) -> list[Snapshot]:
-        """Every campaign's snapshot (state and request figures), fresh within half a poll."""
+    def read_all(self, *, force: bool = False) -> list[Snapshot]:
+        """Every campaign's snapshot (state and request figures), fresh within half a poll
+        (`force`: read now, e.g. for a campaign newer than the last reading)."""
         with self._campaign_lock(None):
             now = self.clock()
-            if self._lists is not None and now - self._lists[0] < self.poll / 2:
+            if not force and self._lists is not None and now - self._lists[0] < self.poll / 2:
                 return self._lists[1]
             known = {s.campaign_id: s for s in self._lists[1]} if self._lists else None
             found = list_snapshots(self.engine, known)

@@ -255,7 +255,10 @@ def _rows(request: Request) -> list[tuple[Any, Snapshot | None]]:
     """(record, snapshot) of every campaign, newest first (snapshots shared with the
     event streams: web/events.Hub)."""
     records = workflow_web.campaign_records(_state(request).engine)
-    snapshots = {s.campaign_id: s for s in events.hub_of(request).read_all()}
+    hub = events.hub_of(request)
+    snapshots = {s.campaign_id: s for s in hub.read_all()}
+    if any(record.id not in snapshots for record in records):  # newer than the reading
+        snapshots = {s.campaign_id: s for s in hub.read_all(force=True)}
     return [(record, snapshots.get(record.id)) for record in records]
 
 
