@@ -25,8 +25,8 @@ Monotonic = Callable[[], float]
 UNLIMITED = 1 << 30  # what `available()` says with no rate limit
 EPSILON = 1e-9  # float rounding: a token short by less than this is a token
 PACE_KEY_MAX = 200  # send_pace.account
-PACE_SHARE = 0.98  # of gateway.rate: what the account's shared bucket lets out per second
-PACE_BURST = 0.02  # of gateway.rate: the tokens a claim may take at once after a pause
+PACE_SHARE = 0.95  # of gateway.rate: what the account's shared bucket lets out per second
+PACE_BURST = 0.05  # of gateway.rate: the tokens a claim may take at once after a pause
 PACE_MAX_BURST = 64
 
 
