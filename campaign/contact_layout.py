@@ -37,6 +37,7 @@ class SheetLayout:
     mobile_column: str | None
     rows: int  # contact rows below the header
     problem: str | None  # why it cannot be read so, or None
+    mobile_index: int | None = None  # 0-based column of the mobile column (None: none)
 
     @property
     def letters(self) -> list[str]:
@@ -84,6 +85,7 @@ def contact_layouts(
                     layout.mobile_column,
                     layout.rows,
                     problem,
+                    layout.mobile_index,
                 )
             )
     return found

@@ -185,6 +185,7 @@ class GridLayout:
     mobile_column: str | None  # None: none found (see `problem`)
     rows: int  # non-blank rows below the header
     problem: str | None  # why read_contacts would refuse the grid, or None
+    mobile_index: int | None = None  # 0-based position of the mobile column in the grid
 
 
 def grid_layout(
@@ -206,7 +207,8 @@ def grid_layout(
     except ContactsError as exc:
         return GridLayout(shown_row, list(columns), None, rows, str(exc))
     problem = None if rows else f"no contact rows in {grid.where}: nothing below the header"
-    return GridLayout(shown_row, list(columns), mobile, rows, problem)
+    index = next(i for i, column in enumerate(data) if column is columns[mobile])  # same object
+    return GridLayout(shown_row, list(columns), mobile, rows, problem, index)
 
 
 def _named_columns(names: list[str], data: list[pa.Array]) -> dict[str, pa.Array]:

@@ -392,6 +392,25 @@ def test_a_file_without_a_mobile_column_is_mapped_by_hand(console: Console) -> N
     assert not list((console.data_dir / "drafts").rglob("名单.csv"))  # it became a plan
 
 
+def test_the_map_step_masks_mobile_numbers(console: Console, tmp_path: Path) -> None:
+    numbers = mobiles(7100, 3)
+    spare = "+86 139-7100-9999"  # another column, a mobile all the same
+    path = write_list(tmp_path / "masked.csv", numbers, [["客户x", "13971000003", spare]])
+    with browser(console) as ann:
+        answer = ann.upload(path)
+        assert answer.status_code == 303, answer.text[:1000]
+        location = answer.headers["location"].replace("/template", "/map")
+        page = ann.http.get(location).text
+        for number in [*numbers, "13971000003"]:
+            assert number not in page and f"{number[:3]}****{number[-4:]}" in page, number
+        assert spare not in page and "+86****9999" in page
+        assert "手机号码" in page and "客户0" in page  # the header and other cells as they are
+        shown = ann.post(location, action="show", sheet="", header_row="", mobile_column="姓名")
+        assert shown.status_code == 200
+        assert "客户0" not in shown.text and "手机号码" in shown.text  # the column now chosen
+        assert not any(number in shown.text for number in numbers)
+
+
 def test_a_file_nothing_can_read_is_refused_on_the_upload_page(console: Console) -> None:
     before = files_in(console)
     with browser(console) as ann:
@@ -519,6 +538,20 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(console: Console) ->
         answer = ann.upload(("big.csv", big))
         assert answer.status_code == 413
     assert files_in(console) == before
+
+
+def test_a_file_name_with_quotes_shows_as_given(console: Console, tmp_path: Path) -> None:
+    name = '春季"VIP"名单.csv'  # sent as 春季%22VIP%22名单.csv, as browsers send it
+    body = write_list(tmp_path / "q.csv", mobiles(7200, 2)).read_bytes()
+    with browser(console) as ann:
+        answer = ann.upload((name, body))
+        assert answer.status_code == 303, answer.text[:1000]
+        plan_id = answer.headers["location"].split("/")[2]
+        for path in ("template", "map"):
+            page = ann.http.get(f"/new/{plan_id}/{path}").text
+            assert "春季&#34;VIP&#34;名单.csv" in page and "%22" not in page, path
+    entry = console.app.state.plans.get(plan_id, "ann")
+    assert entry.uploaded_names == (name,)
 
 
 def test_names_and_cells_show_as_text(console: Console, tmp_path: Path) -> None:

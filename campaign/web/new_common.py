@@ -7,9 +7,11 @@ the pages shown when a step cannot go on (no such plan, sent already).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -22,8 +24,11 @@ from campaign.web.auth import require
 from campaign.web.i18n import lang_of, t
 from campaign.web.new_drafts import DRAFT_TEMPLATE, Drafts
 from campaign.web.plans import PlanCache, PlanEntry
-from campaign.web.render import render
+from campaign.web.render import mask, render
 from campaign.zh import reason_zh
+
+if TYPE_CHECKING:
+    from campaign.contact_layout import SheetLayout
 
 MAX_FORM_FIELD = 1024 * 1024  # a template is at most [limits] max_template_chars
 
@@ -58,6 +63,26 @@ def tidy(request: Request, text: str) -> str:
 
 def reason_text(lang: str, text: str) -> str:
     return reason_zh(text) if lang == "zh" else text
+
+
+def masked_layout(layout: SheetLayout) -> SheetLayout:
+    """A sheet's first rows fit for a page: the cells of its mobile column below the header
+    row, and any cell that is a mobile number, masked as lists mask them (138****0001)."""
+    from campaign.phones import normalize_mobiles
+
+    cells = [cell for _, row in layout.first_rows for cell in row]
+    looks = normalize_mobiles(pd.Series(cells, dtype=object))["valid"].to_numpy(dtype=bool)
+    column = layout.mobile_index if layout.used else None
+    rows, at = [], 0
+    for number, row in layout.first_rows:
+        data = layout.header_row is None or number > layout.header_row
+        shown = [
+            mask(cell) if looks[at + i] or (data and i == column and cell.strip()) else cell
+            for i, cell in enumerate(row)
+        ]
+        rows.append((number, shown))
+        at += len(row)
+    return replace(layout, first_rows=rows)
 
 
 def page_ctx(request: Request, **ctx: Any) -> dict[str, Any]:
@@ -141,6 +166,7 @@ __all__ = [
     "field_of",
     "gone",
     "is_draft",
+    "masked_layout",
     "notice",
     "page_ctx",
     "plans_of",

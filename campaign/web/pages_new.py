@@ -50,6 +50,7 @@ from campaign.web.new_common import (
     field_of,
     gone,
     is_draft,
+    masked_layout,
     page_ctx,
     plans_of,
     read_form,
@@ -222,6 +223,7 @@ async def _map(
         message = f"{t(lang_of(request), 'new.upload.unreadable')} {tidy(request, str(exc))}"
         return upload_form(request, message, 422)
     layouts = [replace(x, problem=tidy(request, x.problem)) if x.problem else x for x in layouts]
+    layouts = [masked_layout(x) for x in layouts]  # no whole mobile number on the page
     sheets = list(dict.fromkeys(x.sheet for x in layouts if x.sheet is not None))
     columns = list(dict.fromkeys(c for x in layouts if x.used for c in x.columns))
     return render(
