@@ -34,6 +34,8 @@ MAX_FIELD_BYTES = 1024 * 1024  # of one plain field (a template is at most ~40 K
 MAX_FILES = 50
 DRAIN_BYTES = 64 * 1024 * 1024  # of a refused body read and dropped before the 413 goes out
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
+_ESCAPED = re.compile(r"%(?:22|0[ad])", re.IGNORECASE)
+_UNESCAPED = {"%22": '"', "%0A": " ", "%0D": " "}
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,16 @@ def safe_suffix(name: str) -> str:
     """The extension of an uploaded name when it is a plain one (".xlsx"), else ""."""
     suffix = Path(name.replace("\\", "/").rsplit("/", 1)[-1]).suffix.lower()
     return suffix if _SUFFIX.match(suffix) else ""
+
+
+def form_data_name(raw: bytes) -> str:
+    """A field or file name of a multipart part as the user gave it. Browsers (and httpx)
+    send `"` as %22, and a line break as %0A / %0D (HTML's multipart/form-data encoding):
+    `"` comes back; a line break becomes a space (a name is one line of text)."""
+    name = raw.decode("utf-8", "replace")
+    if "%" not in name:
+        return name
+    return _ESCAPED.sub(lambda m: _UNESCAPED[m.group(0).upper()], name)
 
 
 class _Receiver:
@@ -111,9 +123,9 @@ class _Receiver:
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._name = form_data_name(options.get(b"name", b""))
         filename = options.get(b"filename")
-        self._filename = None if filename is None else filename.decode("utf-8", "replace")
+        self._filename = None if filename is None else form_data_name(filename)
         self._content_type = self._headers.get(b"content-type", b"").decode("latin-1")
         if self._filename is None:
             if sum(len(v) for v in self.upload.fields.values()) >= MAX_FIELDS:
@@ -215,4 +227,4 @@ def _too_large(limit_bytes: int) -> str:
     return f"the upload is larger than {limit_bytes // (1024 * 1024)} MB ([web] max_upload_mb)"
 
 
-__all__ = ["Upload", "UploadedFile", "receive_files", "safe_suffix"]
+__all__ = ["Upload", "UploadedFile", "form_data_name", "receive_files", "safe_suffix"]
