@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 MAX_NAME_CHARS = 64
 MAX_PASSWORD_CHARS = 1024
 ENV_USER_PASSWORD = "CAMPAIGN_USER_PASSWORD"
+AUDIT_PAGE_SIZE = 50  # entries of one page of the audit log (the /audit page, the API)
+MAX_AUDIT_PAGE = 10**6  # the highest page number asked for
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,9 @@ def audit_page(
 
 
 __all__ = [
+    "AUDIT_PAGE_SIZE",
     "ENV_USER_PASSWORD",
+    "MAX_AUDIT_PAGE",
     "AuditPage",
     "UserInfo",
     "add_user",

@@ -478,3 +478,41 @@ def test_balance(console):
         response = viewer.get("/balance")
     assert response.status_code == 200, response.text
     assert response.json()["products"]
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def test_audit_pages_and_filters_as_the_audit_page(console):
+    from campaign import workflow_users
+    from campaign.outcomes import AuditAction
+
+    for n in range(60):
+        users.record_audit(console.engine, "alice", AuditAction.LOGIN, {"n": n}, "10.0.0.1")
+    for n in range(5):
+        users.record_audit(console.engine, "bob", AuditAction.OPTOUT_ADD, {"n": n})
+    with console.client("admin") as admin:
+        first = admin.get("/audit", params={"user": "alice"}).json()
+        assert first["total"] == 60 and first["page"] == 1 and first["page_size"] == 50
+        assert len(first["entries"]) == 50 and {e["user"] for e in first["entries"]} == {"alice"}
+        assert [e["detail"]["n"] for e in first["entries"]] == list(range(59, 9, -1))
+        second = admin.get("/audit", params={"user": " alice ", "page": 2}).json()
+        expected = workflow_users.audit_page(console.engine, limit=50, offset=50, user_name="alice")
+        assert [e["id"] for e in second["entries"]] == [e.id for e in expected.entries]
+        assert len(second["entries"]) == 10 and second["entries"][-1]["ip"] == "10.0.0.1"
+        assert admin.get("/audit", params={"user": "alice", "page": 3}).json()["entries"] == []
+        optouts = admin.get("/audit", params={"action": "optout_add"}).json()
+        assert optouts["total"] == 5 and {e["user"] for e in optouts["entries"]} == {"bob"}
+        both = admin.get("/audit", params={"user": "bob", "action": "login"}).json()
+        assert both == {"total": 0, "page": 1, "page_size": 50, "entries": []}
+        everything = admin.get("/audit").json()
+        assert everything["total"] >= 65 and len(everything["entries"]) == 50
+        bad_action = admin.get("/audit", params={"action": "nonsense"})
+        assert bad_action.status_code == 422 and "nonsense" in bad_action.json()["error"]
+        for params in ({"page": "0"}, {"page": "x"}, {"limit": "10"}, {"offset": "50"}):
+            refused = admin.get("/audit", params=params)
+            assert refused.status_code == 400 and "error" in refused.json(), params
+    for role in ("sender", "viewer"):
+        with console.client(role) as other:
+            response = other.get("/audit", params={"user": "alice"})
+            assert response.status_code == 403 and "error" in response.json()

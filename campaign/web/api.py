@@ -3,8 +3,9 @@
 Every route authenticates (`Authorization: Bearer TOKEN`, or the console's session) and
 checks the role: viewers read; senders also plan, send, pause, resume, cancel and change
 the opt-out list; admins also read the audit log. Each one parses its input, makes one
-call into the facade (`workflow`, `workflow_queue`, `workflow_web`, `web/plans`) in a
-worker thread, audits what changed and answers JSON. Errors are `{"error": "..."}`:
+call into the facade (`workflow`, `workflow_queue`, `workflow_web`, `workflow_users`,
+`web/plans`) in a worker thread, audits what changed and answers JSON. Errors are
+`{"error": "..."}`:
 
     400 malformed request (not JSON, wrong types)   401 no or unknown token
     403 role too low                                404 no such campaign / plan / route
@@ -30,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from campaign import workflow, workflow_queue, workflow_web
+from campaign import workflow, workflow_queue, workflow_users, workflow_web
 from campaign.errors import (
     CampaignError,
     GatewayStop,
@@ -516,18 +517,40 @@ async def balance(request: Request, user: User) -> Response:
 
 @endpoint(Role.ADMIN)
 async def audit_log(request: Request, user: User) -> Response:
-    """GET /audit?limit=&offset=: {"total", "entries"} newest first (admins)."""
-    from campaign.store.users import audit_entries, count_audit
+    """GET /audit?user=&action=&page=: the audit log as the /audit page pages and filters
+    it (workflow_users.audit_page), newest first (admins; anyone else 403).
+
+    Query parameters (each optional):
+
+        user     only this user's entries (the exact name; the first 200 characters)
+        action   only entries of this action (an AuditAction: send, pause, login, ...);
+                 any other is 422
+        page     the page, from 1 (default), AUDIT_PAGE_SIZE (50) entries a page; not a
+                 whole number from 1 to MAX_AUDIT_PAGE is 400 (`limit`/`offset` too: gone)
+
+    Answers {"total" (entries matching in all), "page", "page_size", "entries": [{"id",
+    "at" (China time), "user", "action", "detail", "ip"}]}; a page past the last has no
+    entries."""
     from campaign.timeutil import china_iso
 
     engine = app_state(request).engine
-    limit = int_param(request, "limit", 100, low=1, high=1000)
-    offset = int_param(request, "offset", 0, low=0, high=10**9)
+    params = request.query_params
+    for old in ("limit", "offset"):
+        if old in params:
+            raise ApiError(400, f"{old} is not a parameter of /audit: use page (from 1)")
+    page = int_param(request, "page", 1, low=1, high=workflow_users.MAX_AUDIT_PAGE)
+    size = workflow_users.AUDIT_PAGE_SIZE
+    user_name = params.get("user", "").strip()[:200] or None
+    action = params.get("action", "").strip() or None
 
     def work() -> dict[str, Any]:
-        entries = audit_entries(engine, limit, offset)
+        found = workflow_users.audit_page(
+            engine, limit=size, offset=(page - 1) * size, user_name=user_name, action=action
+        )
         return {
-            "total": count_audit(engine),
+            "total": found.total,
+            "page": page,
+            "page_size": size,
             "entries": [
                 {
                     "id": e.id,
@@ -537,7 +560,7 @@ async def audit_log(request: Request, user: User) -> Response:
                     "detail": e.detail,
                     "ip": e.ip,
                 }
-                for e in entries
+                for e in found.entries
             ],
         }
 

@@ -36,8 +36,8 @@ from campaign.web.i18n import lang_of, t
 from campaign.web.pages_lists import page_links
 from campaign.web.render import mask, render
 
-PAGE_SIZE = 50  # audit entries on one page
-MAX_PAGE = 10**6
+PAGE_SIZE = workflow_users.AUDIT_PAGE_SIZE  # audit entries on one page
+MAX_PAGE = workflow_users.MAX_AUDIT_PAGE
 MAX_FORM_FIELDS = 10
 MAX_FIELD_BYTES = 4096
 MAX_DETAIL_CHARS = 300  # of one audit entry's detail on the page
