@@ -335,6 +335,40 @@ def test_the_vendored_files_are_the_published_ones():
         assert version in row and digest in row, name
 
 
+def _raw(client: httpx.Client, url: str, encoding: str) -> tuple[httpx.Response, int, str]:
+    """The response, the bytes that crossed the wire (body) and the decoded text."""
+    with client.stream("GET", url, headers={"Accept-Encoding": encoding}) as response:
+        text = response.read().decode("utf-8")
+        return response, response.num_bytes_downloaded, text
+
+
+def test_pages_and_static_files_are_gzipped_when_asked(console: Console, ann: httpx.Client):
+    with console.client() as anonymous:
+        for url in ("/login", "/static/htmx.min.js", "/static/app.css"):
+            plain, plain_bytes, plain_text = _raw(anonymous, url, "identity")
+            packed, packed_bytes, packed_text = _raw(anonymous, url, "gzip")
+            assert "content-encoding" not in plain.headers, url
+            assert packed.headers["content-encoding"] == "gzip", url
+            assert "accept-encoding" in packed.headers["vary"].lower(), url
+            assert packed_bytes < plain_bytes / 2, (url, packed_bytes, plain_bytes)
+            assert packed_text == plain_text, url  # one session: the same CSRF token
+            _check_headers(packed, static=url.startswith("/static/"))
+    page, _, _ = _raw(ann, "/", "gzip")
+    assert (
+        page.headers["content-encoding"] == "gzip" and page.headers["cache-control"] == "no-store"
+    )
+
+
+def test_event_streams_are_never_gzipped(console: Console, ann: httpx.Client):
+    headers = {"Accept-Encoding": "gzip"}
+    with ann.stream("GET", "/campaigns/events", headers=headers, timeout=10) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in answer.headers
+        first = next(answer.iter_lines())  # arrives at once: nothing buffers it
+        assert first == "retry: 2000"
+
+
 # --------------------------------------------------------------------------- uploads
 
 

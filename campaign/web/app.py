@@ -1,7 +1,8 @@
 """`create_app`: the console's Starlette application.
 
     SecurityHeaders (outermost: every response, errors included)
-      └ LangCookie (?lang= remembered) └ SessionMiddleware └ CSRFGuard └ routes
+      └ GZip (text answers, gzip when asked; never an event stream or a zip file)
+        └ LangCookie (?lang= remembered) └ SessionMiddleware └ CSRFGuard └ routes
 
 Routes: each page module's `routes`, the JSON API under /api/v1, /static (the package's
 static/ folder), GET /healthz (no sign-in: {"ok": true, "store": "ok"}), and last the
@@ -27,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -59,6 +61,14 @@ log = logging.getLogger("campaign.web")
 DATA_DIR_NAME = "campaign-web"  # beside the config file (or here): uploads/, plans/
 WORKER_STOP_SECONDS = 120.0  # a request in flight may take the gateway's timeout and more
 STATUS_TEXTS = {400, 403, 404, 405, 409, 413, 422, 429, 500}
+#: Not compressed: Server-Sent Events (each event must leave at once; Starlette's default
+#: list has them), and files that are zip archives already (.xlsx).
+NOT_GZIPPED = (
+    *DEFAULT_EXCLUDED_CONTENT_TYPES,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/octet-stream",
+)
+GZIP_LEVEL = 6  # zlib's default: within 1 % of level 9's size on the console's files
 
 
 def create_app(
@@ -80,6 +90,12 @@ def create_app(
     app = ConsoleApp(
         routes=_routes(),
         middleware=[
+            Middleware(
+                GZipMiddleware,
+                minimum_size=500,
+                compresslevel=GZIP_LEVEL,
+                exclude_content_types=NOT_GZIPPED,
+            ),
             Middleware(LangCookie),
             Middleware(
                 SessionMiddleware,
