@@ -14,7 +14,6 @@ returned as text (bounded in number and size).
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from typing import IO, TYPE_CHECKING
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+
+from campaign.web.scratch import scratch_of
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -179,8 +180,7 @@ async def receive_files(request: Request, *, field: str = "files", limit_bytes: 
     if declared.isdigit() and int(declared) > limit_bytes:
         await _drain(chunks)
         raise HTTPException(413, _too_large(limit_bytes))
-    folder = request.app.state.data_dir / UPLOADS_DIR / secrets.token_urlsafe(16)
-    folder.mkdir(parents=True)
+    folder = scratch_of(request.app.state).folder(UPLOADS_DIR)
     receiver = _Receiver(folder, field)
     try:
         await _parse(chunks, MultipartParser(boundary, receiver.callbacks()), limit_bytes)
