@@ -40,6 +40,7 @@ PASSWORD = "correct horse battery"
 TEMPLATE = "{姓名}您好，会员日全场8折"
 RX_USER, RX_PSWD = "rx-user", "rx-secret"
 RECEIVER_CREDENTIALS = {"receiver": RX_USER, "pswd": RX_PSWD}
+UPLOAD_LIMIT_MB = 1
 
 
 @dataclass
@@ -65,6 +66,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             gateway=GatewaySettings(url="simulator", timeout=5.0),
             receiver=replace(receiving, host="127.0.0.1", port=rx.port),
         )
+        settings = replace(settings, web=replace(settings.web, max_upload_mb=UPLOAD_LIMIT_MB))
         with running_console(settings, data_dir=folder / "web", engine=engine) as console:
             console.add_user("ann", PASSWORD, Role.ADMIN)
             console.add_user("sam", PASSWORD, Role.SENDER)
@@ -262,6 +264,19 @@ def test_import_without_a_file_or_of_an_unreadable_one_says_why(
     assert none.status_code == 422 and "Choose at least one file." in none.text
     bad = upload(sender, "/optouts/import", [("x.xlsx", b"not a workbook")])
     assert bad.status_code == 422 and "The file could not be imported" in bad.text
+
+
+def test_imports_over_the_upload_limit_show_their_page_saying_so(
+    setup: Setup, sender: httpx.Client
+) -> None:
+    limit = UPLOAD_LIMIT_MB
+    big = b"13800138000\n" * (limit * 1024 * 1024 // 12 + 10)
+    for path, form in (("/optouts/import", 'id="optouts-error"'), ("/reports/import", "reports")):
+        answer = upload(sender, path, [("big.csv", big)])
+        assert answer.status_code == 413, (path, answer.text[:500])
+        assert f"an upload may be at most {limit} MB" in answer.text, path
+        assert form in answer.text and 'enctype="multipart/form-data"' in answer.text, path
+    assert not [p for p in (setup.console.data_dir / "uploads").rglob("*") if p.is_file()]
 
 
 def test_a_reply_pushed_to_the_receiver_shows_with_its_provenance(

@@ -531,6 +531,28 @@ def test_a_stale_confirmation_is_refused(console: Console, tmp_path: Path) -> No
 # --------------------------------------------------------------------------- hostile input
 
 
+def test_an_upload_over_the_limit_shows_the_upload_page_saying_so(console: Console) -> None:
+    big = b"mobile\n" + b"13800138000\n" * (UPLOAD_LIMIT_MB * 1024 * 1024 // 12 + 10)
+    with browser(console) as ann:
+        answer = ann.upload(("big.csv", big))  # no language asked for: Chinese
+        assert answer.status_code == 413
+        assert f"一次上传合计不能超过 {UPLOAD_LIMIT_MB} MB" in answer.text
+        assert 'class="new-upload"' in answer.text and 'id="upload-error"' in answer.text
+        ann.http.cookies.set("campaign_lang", "en")
+        answer = ann.upload(("big.csv", big))
+        assert answer.status_code == 413
+        assert f"an upload may be at most {UPLOAD_LIMIT_MB} MB" in answer.text
+        assert 'class="new-upload"' in answer.text  # the form again: the way back
+        parts = [("files", ("big.csv", big, "text/csv"))]
+        fragment = ann.http.post(
+            "/new", data={"csrf_token": ann.token}, files=parts, headers={"HX-Request": "true"}
+        )
+        assert fragment.status_code == 413 and "<html" not in fragment.text
+        assert f"at most {UPLOAD_LIMIT_MB} MB" in fragment.text and 'role="alert"' in fragment.text
+        api = ann.http.post("/api/v1/plans", data={"csrf_token": ann.token}, files=parts)
+        assert api.status_code == 413 and "error" in api.json()
+
+
 def test_an_upload_over_the_limit_is_413_and_leaves_nothing(console: Console) -> None:
     big = b"mobile\n" + b"13800138000\n" * (UPLOAD_LIMIT_MB * 1024 * 1024 // 12 + 10)
     before = files_in(console)

@@ -175,6 +175,9 @@ CATALOG: dict[str, str] = {
     "new.upload.hint": "One or more Excel (.xlsx, .xls, ...) or CSV files; you can also drop "
     "them here. At most {limit} MB in all.",
     "new.upload.submit": "Upload and continue",
+    "upload.too_large": "The files are too large: an upload may be at most {limit} MB in all. "
+    "Choose fewer or smaller files (an .xlsx is smaller than the same list as .csv), or ask "
+    "an administrator to raise the limit.",
     "new.upload.none": "Choose at least one contact file.",
     "new.upload.unreadable": "These files cannot be read:",
     "new.map.title": "How to read the list",

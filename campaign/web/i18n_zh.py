@@ -160,6 +160,8 @@ CATALOG: dict[str, str] = {
     "new.upload.hint": "可一次选择多个 Excel（.xlsx、.xls 等）或 CSV 文件，"
     "也可以把文件拖到这里；总大小上限 {limit} MB。",
     "new.upload.submit": "上传并继续",
+    "upload.too_large": "文件太大：一次上传合计不能超过 {limit} MB。"
+    "请选择更少或更小的文件（同一名单存为 .xlsx 比 .csv 小），或请管理员调高上限。",
     "new.upload.none": "请选择至少一个联系人文件。",
     "new.upload.unreadable": "无法读取这些文件：",
     "new.map.title": "怎样读取名单",

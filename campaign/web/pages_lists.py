@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,13 @@ from campaign.web.i18n import lang_of, t
 from campaign.web.new_balance import BalanceCache
 from campaign.web.plans import place_files
 from campaign.web.render import render
-from campaign.web.scratch import scratch_of
-from campaign.web.uploads import Upload, receive_files
+from campaign.web.uploads import (
+    Upload,
+    UploadTooLarge,
+    receive_files,
+    too_large_fragment,
+    too_large_text,
+)
 
 PAGE_SIZE = 50  # entries of the list on one page
 MAX_PAGE = 10**6
@@ -142,7 +148,9 @@ def page_links(request: Request, page: int, total: int, size: int) -> dict[str, 
 
 
 def _work_folder(request: Request) -> Path:
-    return scratch_of(_state(request)).folder(WORK_DIR)
+    folder = Path(_state(request).data_dir) / WORK_DIR / secrets.token_urlsafe(12)
+    folder.mkdir(parents=True)
+    return folder
 
 
 async def _upload(request: Request) -> Upload:
@@ -309,7 +317,12 @@ async def optouts_import(request: Request) -> Response:
     user = await _user(request, Role.SENDER)
     state = _state(request)
     lang = lang_of(request)
-    upload = await _upload(request)
+    try:
+        upload = await _upload(request)
+    except UploadTooLarge:
+        return too_large_fragment(request) or await _optouts(
+            request, status_code=413, error=too_large_text(request)
+        )
     folder = _work_folder(request)
     try:
         if not upload.files:
@@ -404,7 +417,12 @@ async def reports_import(request: Request) -> Response:
     await _user(request, Role.SENDER)
     state = _state(request)
     lang = lang_of(request)
-    upload = await _upload(request)
+    try:
+        upload = await _upload(request)
+    except UploadTooLarge:
+        return too_large_fragment(request) or _reports(
+            request, status_code=413, error=too_large_text(request)
+        )
     folder = _work_folder(request)
     try:
         if not upload.files:

@@ -65,7 +65,7 @@ from campaign.web.new_drafts import Draft
 from campaign.web.new_send import confirm_page, preview_page, preview_xlsx, send_submit
 from campaign.web.plans import PlanChoices, PlanEntry, PlanUsedError
 from campaign.web.render import render
-from campaign.web.uploads import receive_files
+from campaign.web.uploads import UploadTooLarge, receive_files, too_large_fragment, too_large_text
 
 _NO_HEADER = re.compile(r"column_[A-Z]+")  # the mobile column of a sheet without a header
 
@@ -81,7 +81,10 @@ async def upload_page(request: Request) -> Response:
 async def upload_submit(request: Request) -> Response:
     user = await sender(request)
     state = request.app.state
-    upload = await receive_files(request, limit_bytes=state.settings.web.max_upload_bytes)
+    try:
+        upload = await receive_files(request, limit_bytes=state.settings.web.max_upload_bytes)
+    except UploadTooLarge:
+        return too_large_fragment(request) or upload_form(request, too_large_text(request), 413)
     try:
         if not upload.files:
             return upload_form(request, t(lang_of(request), "new.upload.none"), 422)

@@ -5,8 +5,9 @@ python-multipart's streaming parser as it arrives (never Starlette's `request.fo
 which has no size limit) into data_dir/uploads/<random>/ under generated names
 (`upload-1.xlsx`, ...: the extension kept when it is a plain one, the uploaded name only
 as metadata), so a file named `../../x` or `<script>` is harmless. Past `limit_bytes`
-of body (or a Content-Length saying so) it answers 413 and removes what it wrote (the
-rest of the body read and dropped first, up to DRAIN_BYTES, so the client sees it); a
+of body (or a Content-Length saying so) it raises UploadTooLarge (413) and removes what it
+wrote (the rest of the body read and dropped first, up to DRAIN_BYTES, so the client sees
+it; pages answer it with `too_large_fragment` / `too_large_text`); a
 malformed body is 400, a client gone midway removes the files too. Plain fields are
 returned as text (bounded in number and size).
 """
@@ -14,6 +15,7 @@ returned as text (bounded in number and size).
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,8 +25,10 @@ from typing import IO, TYPE_CHECKING
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
-from campaign.web.scratch import scratch_of
+from campaign.web.i18n import lang_of, t
+from campaign.web.render import render
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -37,6 +41,15 @@ DRAIN_BYTES = 64 * 1024 * 1024  # of a refused body read and dropped before the 
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 _ESCAPED = re.compile(r"%(?:22|0[ad])", re.IGNORECASE)
 _UNESCAPED = {"%22": '"', "%0A": " ", "%0D": " "}
+
+
+class UploadTooLarge(HTTPException):
+    """An upload past `limit_bytes` ([web] max_upload_mb): 413. The API answers it as any
+    HTTPException ({"error": ...}); a page shows its own form with the limit named."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_mb = limit_bytes // (1024 * 1024)
+        super().__init__(413, f"the upload is larger than {self.limit_mb} MB ([web] max_upload_mb)")
 
 
 @dataclass(frozen=True)
@@ -179,8 +192,9 @@ async def receive_files(request: Request, *, field: str = "files", limit_bytes: 
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit_bytes:
         await _drain(chunks)
-        raise HTTPException(413, _too_large(limit_bytes))
-    folder = scratch_of(request.app.state).folder(UPLOADS_DIR)
+        raise UploadTooLarge(limit_bytes)
+    folder = request.app.state.data_dir / UPLOADS_DIR / secrets.token_urlsafe(16)
+    folder.mkdir(parents=True)
     receiver = _Receiver(folder, field)
     try:
         await _parse(chunks, MultipartParser(boundary, receiver.callbacks()), limit_bytes)
@@ -198,7 +212,7 @@ async def _parse(chunks: AsyncIterator[bytes], parser: MultipartParser, limit_by
         received += len(chunk)
         if received > limit_bytes:
             await _drain(chunks)
-            raise HTTPException(413, _too_large(limit_bytes))
+            raise UploadTooLarge(limit_bytes)
         try:
             parser.write(chunk)
         except HTTPException:
@@ -223,8 +237,34 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
             return
 
 
-def _too_large(limit_bytes: int) -> str:
-    return f"the upload is larger than {limit_bytes // (1024 * 1024)} MB ([web] max_upload_mb)"
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request", "").lower() == "true"
 
 
-__all__ = ["Upload", "UploadedFile", "form_data_name", "receive_files", "safe_suffix"]
+def too_large_text(request: Request) -> str:
+    """Why a page's upload was refused, in the page's language, the limit named in MB."""
+    limit = request.app.state.settings.web.max_upload_mb
+    return t(lang_of(request), "upload.too_large", limit=limit)
+
+
+def too_large_fragment(request: Request) -> Response | None:
+    """The answer (413) to an htmx request whose upload was too large; None for any other
+    request (the page shows its own form with `too_large_text`)."""
+    if not is_htmx(request):
+        return None
+    return render(
+        request, "partials/upload_too_large.html", status_code=413, message=too_large_text(request)
+    )
+
+
+__all__ = [
+    "Upload",
+    "UploadTooLarge",
+    "UploadedFile",
+    "form_data_name",
+    "is_htmx",
+    "receive_files",
+    "safe_suffix",
+    "too_large_fragment",
+    "too_large_text",
+]
