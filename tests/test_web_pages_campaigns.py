@@ -375,14 +375,14 @@ def test_pause_and_cancel_from_the_page_change_the_state(
     # cancel: asked first (nothing done), then done with confirm=yes
     ask = client.get(f"/campaigns/{campaign_id}/cancel")
     assert ask.status_code == 200 and "Cancel the campaign" in ask.text
-    assert "The 3 recipient(s) not sent yet will never be sent" in ask.text
+    assert "The 3 recipients not sent yet will never be sent" in ask.text
     unconfirmed = post(client, token, f"/campaigns/{campaign_id}/cancel")
     assert unconfirmed.status_code == 200 and state_of(console, campaign_id) == "paused"
     done = post(client, token, f"/campaigns/{campaign_id}/cancel", confirm="yes")
     assert done.status_code == 303
     assert state_of(console, campaign_id) == CampaignState.CANCELLED
     said = client.get(f"/campaigns/{campaign_id}").text
-    assert "The campaign is cancelled: 3 recipient(s) will not be sent." in said
+    assert "The campaign is cancelled: 3 recipients will not be sent." in said
     assert f"/campaigns/{campaign_id}/pause" not in forms(said)
     actions_done = [
         (e.action, e.detail) for e in audit_entries(console.engine, 20)
@@ -509,7 +509,7 @@ def test_unknown_requests_are_explained_and_resent_only_on_purpose(
         "unknown_recipients": 3, "by": "sender",
     }  # fmt: skip
     said = client.get(f"/campaigns/{campaign_id}").text
-    assert "Resending 1 request(s) with an unknown result" in said
+    assert "Resending 1 request with an unknown result" in said
     again = post(client, token, f"/campaigns/{campaign_id}/resend", confirm="yes",
                  understood="yes")  # fmt: skip
     assert again.status_code == 409 and "nothing to resend" in again.text

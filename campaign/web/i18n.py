@@ -3,14 +3,18 @@
 `lang_of(request)`: `?lang=zh|en` (remembered in the `campaign_lang` cookie by
 `LangCookie`) > that cookie > Accept-Language (zh* -> zh, en* -> en, by q-value) > zh.
 `t(lang, key, **fields)`: the text of `key` in the catalog of `lang` (i18n_zh / i18n_en,
-one key set), with `{field}`s filled. Texts are plain strings: Jinja escapes them.
+one key set), with `{field}`s filled; `{n:entry|entries}` is the word for a count, the
+first when n is 1, else the second (English: "1 entry", "2 entries"). Texts are plain
+strings: Jinja escapes them.
 Outcome, state and carrier words come from `campaign.zh` in Chinese; in English they
 are the words of SPEC.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,12 +62,26 @@ def accepted_lang(header: str) -> str | None:
     return min(ranked)[2] if ranked else None
 
 
+class _CountFormatter(string.Formatter):
+    """str.format, and `{n:one|other}`: `one` when n is 1, else `other`."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if "|" in format_spec:
+            one, other = format_spec.split("|", 1)
+            return one if value == 1 else other
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _CountFormatter()
+
+
 def t(lang: str, key: str, **fields: object) -> str:
     """The text of `key` in `lang` (KeyError for a key no catalog has: a bug). Given
-    fields, `{name}`s are filled (str.format: literal braces doubled); without, the text
-    is shown as written (e.g. an example of the template syntax, {列名})."""
+    fields, `{name}`s are filled (str.format: literal braces doubled; `{n:one|other}` a
+    word for a count); without, the text is shown as written (e.g. an example of the
+    template syntax, {列名})."""
     text = CATALOGS.get(lang, CATALOGS[DEFAULT_LANG])[key]
-    return text.format(**fields) if fields else text
+    return _FORMATTER.format(text, **fields) if fields else text
 
 
 def outcome_word(lang: str, outcome: str) -> str:

@@ -28,7 +28,7 @@ CATALOG: dict[str, str] = {
     "login.password": "Password",
     "login.submit": "Sign in",
     "login.failed": "Wrong username or password.",
-    "login.throttled": "Too many failed sign-ins: try again in {minutes} minutes.",
+    "login.throttled": "Too many failed sign-ins: try again in {minutes} {minutes:minute|minutes}.",
     "login.signed_out": "You are signed out.",
     "login.no_users": "No users yet: run campaign user add NAME --role admin on the server "
     "to create the first admin.",
@@ -77,8 +77,10 @@ CATALOG: dict[str, str] = {
     "campaign.no_workers": "none",
     "campaign.worker": "{host} (process {pid}), last seen {at}",
     "campaign.progress": "Progress",
-    "campaign.sent_of": "{sent} of {total} recipients sent",
-    "campaign.done_of": "{done} of {total} recipients have their request's answer",
+    "campaign.sent_of": "{sent} of {total} {total:recipient|recipients} sent",
+    "campaign.done_of": (
+        "{done} of {total} {total:recipient|recipients} {done:has its|have their} request's answer"
+    ),
     "campaign.outcomes": "Recipients by outcome",
     "campaign.col.outcome": "Outcome",
     "campaign.col.rows": "Recipients",
@@ -97,7 +99,8 @@ CATALOG: dict[str, str] = {
     "campaign.download_lang.en": "English",
     "campaign.unknown.title": "Requests with an unknown result",
     "campaign.unknown.explain": (
-        "{requests} request(s) for {recipients} recipient(s) have an unknown result: "
+        "{requests} {requests:request|requests} for {recipients} "
+        "{recipients:recipient|recipients} {requests:has|have} an unknown result: "
         "the connection broke while they were being sent, so the gateway may or may "
         "not have taken them, and the messages may or may not have been sent."
     ),
@@ -117,29 +120,40 @@ CATALOG: dict[str, str] = {
     "confirm.back": "Back, change nothing",
     "confirm.cancel.title": "Cancel campaign {name}?",
     "confirm.cancel.text": (
-        "The {pending} recipient(s) not sent yet will never be sent. This cannot be "
+        "The {pending} {pending:recipient|recipients} not sent yet will never be sent. "
+        "This cannot be "
         "undone. Requests already sent are not affected."
     ),
     "confirm.cancel.submit": "Cancel the campaign",
     "confirm.resume.title": "Resume campaign {name}?",
     "confirm.resume.text": (
-        "The {pending} recipient(s) not sent yet are handed to the workers and sent. "
+        "The {pending} {pending:recipient|recipients} not sent yet {pending:is|are} handed to "
+        "the workers and sent. "
         "Requests with an unknown result are not sent again."
     ),
     "confirm.resume.submit": "Resume the campaign",
     "confirm.resend.title": "Resend the unknown requests of {name}?",
     "confirm.resend.warning": (
-        "Some of these {recipients} recipient(s) may already have the message: "
+        "{recipients:This recipient|Some of these {recipients} recipients} may already have "
+        "the message: "
         "resending gives them it a second time."
     ),
-    "confirm.resend.pending": "The {pending} recipient(s) not sent yet are sent too.",
+    "confirm.resend.pending": (
+        "The {pending} {pending:recipient|recipients} not sent yet {pending:is|are} sent too."
+    ),
     "confirm.resend.understood": "I understand that these recipients may get the message twice",
     "confirm.resend.submit": "Resend them now",
     "confirm.resend.unticked": "Tick the box first: nothing was resent.",
     "done.pause": "The campaign is paused: no new request is sent (those in flight finish).",
     "done.resume": "The campaign is handed to the workers: they send the rest.",
-    "done.cancel": "The campaign is cancelled: {recipients} recipient(s) will not be sent.",
-    "done.resend": "Resending {requests} request(s) with an unknown result: progress shows below.",
+    "done.cancel": (
+        "The campaign is cancelled: {recipients} {recipients:recipient|recipients} will not "
+        "be sent."
+    ),
+    "done.resend": (
+        "Resending {requests} {requests:request|requests} with an unknown result: progress "
+        "shows below."
+    ),
     "refused.pause": "The campaign cannot be paused: it is {state}.",
     "refused.resume": "The campaign cannot be resumed: it is {state}.",
     "refused.cancel": "The campaign cannot be cancelled: it is {state}.",
@@ -194,7 +208,7 @@ CATALOG: dict[str, str] = {
     "new.map.no_header": "none found (the first row is data)",
     "new.map.no_mobile": "none found",
     "new.map.rows": "Contact rows",
-    "new.map.first_rows": "First {n} rows (of {height})",
+    "new.map.first_rows": "First {n} {n:row|rows} (of {height})",
     "new.map.row": "Row",
     "new.map.header_tag": "header",
     "new.map.why_sheets": "The file “{file}” has {n} sheets; all of them are read unless you "
@@ -204,7 +218,7 @@ CATALOG: dict[str, str] = {
     "new.map.bad_header": "The header row must be a whole number, 1 or more.",
     "new.map.cannot": "The list cannot be read so:",
     "new.template.title": "Template",
-    "new.template.list": "The list has {rows} rows, from: {files}.",
+    "new.template.list": "The list has {rows} {rows:row|rows}, from: {files}.",
     "new.template.change_map": "Change how the files are read",
     "new.template.label": "Template",
     "new.template.hint": "{column} inserts that column's value, {column|fallback} uses the "
@@ -239,7 +253,7 @@ CATALOG: dict[str, str] = {
     "new.notes.no_optout": "No opt-out text is configured ([compliance] optout_text): marketing "
     "texts usually must say how to opt out.",
     "new.notes.sensitive_hit": "Sensitive words found: {words}. Texts holding one are not sent.",
-    "new.notes.sensitive_clean": "No sensitive word found (the list has {n} words).",
+    "new.notes.sensitive_clean": "No sensitive word found (the list has {n} {n:word|words}).",
     "new.notes.no_word_list": "No sensitive-word list is configured.",
     "new.preview.title": "Preview",
     "new.preview.edit_template": "Edit the template",
@@ -254,7 +268,7 @@ CATALOG: dict[str, str] = {
     "new.preview.sample_segments": "{n} billed",
     "new.preview.download": "Download the per-row preview (xlsx)",
     "new.cost.title": "Cost",
-    "new.cost.needs": "This campaign needs {n} billed segments.",
+    "new.cost.needs": "This campaign needs {n} billed {n:segment|segments}.",
     "new.cost.no_balance": "The balance cannot be had just now.",
     "new.cost.balance": "Product {product}: {n} left",
     "new.cost.enough": "The balance is enough.",
@@ -282,7 +296,7 @@ CATALOG: dict[str, str] = {
     "new.problems.page": "Page {page} of {pages}",
     "new.problems.none": "Every row would be sent.",
     "new.confirm.title": "Confirm",
-    "new.confirm.recipients": "This sends the message to {n} recipients.",
+    "new.confirm.recipients": "This sends the message to {n} {n:recipient|recipients}.",
     "new.confirm.default_name": "(default: the file name and the time)",
     "new.confirm.china_time": "(China time)",
     "new.confirm.send": "Send",
@@ -319,8 +333,8 @@ CATALOG: dict[str, str] = {
     "optouts.search_submit": "Search",
     "optouts.search_hint": "A number or a part of one; or a word of the source, detail or "
     "who added it.",
-    "optouts.total": "{total} numbers on the opt-out list",
-    "optouts.found": "{total} entries match “{q}”",
+    "optouts.total": "{total} {total:number|numbers} on the opt-out list",
+    "optouts.found": "{total} {total:entry matches|entries match} “{q}”",
     "optouts.export": "Download the list",
     "optouts.export.xlsx": "Excel (.xlsx)",
     "optouts.export.csv": "CSV",
@@ -346,7 +360,9 @@ CATALOG: dict[str, str] = {
     "optouts.add.submit": "Add",
     "optouts.add.none": "Enter at least one number.",
     "optouts.add.refused": "Nothing was added:",
-    "optouts.add.done": "Added {added} number(s); {already} were on the list already.",
+    "optouts.add.done": (
+        "Added {added} {added:number|numbers}; {already} {already:was|were} on the list already."
+    ),
     "optouts.remove.title": "Remove numbers",
     "optouts.remove.mobiles": "Mobile numbers to remove",
     "optouts.remove.hint": "They get messages again. You confirm on the next page.",
@@ -354,14 +370,17 @@ CATALOG: dict[str, str] = {
     "optouts.remove.row": "Remove…",
     "optouts.remove.none": "Enter at least one number.",
     "optouts.remove.refused": "Nothing was removed:",
-    "optouts.remove.confirm_title": "Remove {count} number(s) from the opt-out list?",
+    "optouts.remove.confirm_title": "Remove {count} {count:number|numbers} from the opt-out list?",
     "optouts.remove.confirm_text": "These numbers will get campaign messages again.",
     "optouts.remove.caption": "The numbers to remove (masked)",
     "optouts.remove.not_listed": "not on the list",
     "optouts.remove.more": "and {more} more",
-    "optouts.remove.confirm": "Remove {count} number(s)",
+    "optouts.remove.confirm": "Remove {count} {count:number|numbers}",
     "optouts.remove.back": "Back, change nothing",
-    "optouts.remove.done": "Removed {removed} number(s); {not_listed} were not on the list.",
+    "optouts.remove.done": (
+        "Removed {removed} {removed:number|numbers}; {not_listed} {not_listed:was|were} not on "
+        "the list."
+    ),
     "optouts.import.title": "Import a file",
     "optouts.import.files": "Opt-out files",
     "optouts.import.hint": "Excel or CSV; the mobile column is found as in contact lists. At "
