@@ -428,7 +428,7 @@ def test_uploaded_files_get_generated_names(console: Console, ann: httpx.Client,
     assert names == [
         ("upload-1", "../../x", 5),  # the name as sent: metadata, never a path
         ("upload-2.xlsx", "名单.XLSX", 2),
-        ("upload-3.csv", "<script>alert(1)</script>%22.csv", 2),  # httpx sends " as %22
+        ("upload-3.csv", '<script>alert(1)</script>".csv', 2),  # sent as %22: decoded
     ]
     assert not (tmp_path / "x").exists() and not (console.data_dir / "x").exists()
 
