@@ -7,6 +7,7 @@ and config as the commands, calling only `workflow`, `workflow_queue` and `workf
     i18n.py       zh (default) / en: lang_of, t; catalogs in i18n_zh.py, i18n_en.py
     render.py     Jinja2 (autoescape, StrictUndefined) over templates/
     uploads.py    multipart uploads streamed to disk, size-limited (413)
+    scratch.py    one request's folders (uploads, imports, downloads), gone at shutdown
     plans.py      uploaded plans kept until sent (one campaign per plan)
     events.py     Server-Sent Events: live progress
     pages_*.py    the pages; api.py the JSON API under /api/v1

@@ -18,7 +18,6 @@ call into the facade (`workflow`, `workflow_queue`, `workflow_web`, `workflow_us
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from campaign.store.users import User
 from campaign.web import events
 from campaign.web.auth import audit, require
 from campaign.web.plans import PlanCache, PlanChangedError, PlanChoices, PlanUsedError, place_files
+from campaign.web.scratch import scratch_of
 from campaign.web.uploads import Upload, receive_files
 
 MAX_JSON_BYTES = 8 * 1024 * 1024  # a JSON body (100,000 numbers to add fit)
@@ -190,9 +190,7 @@ def header_row_of(text: str) -> int | None:
 
 
 def work_folder(request: Request) -> Path:
-    folder = Path(app_state(request).data_dir) / WORK_DIR / secrets.token_urlsafe(12)
-    folder.mkdir(parents=True)
-    return folder
+    return scratch_of(app_state(request)).folder(WORK_DIR)
 
 
 async def upload_of(request: Request) -> Upload:

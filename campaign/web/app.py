@@ -7,11 +7,14 @@
 Routes: each page module's `routes`, the JSON API under /api/v1, /static (the package's
 static/ folder), GET /healthz (no sign-in: {"ok": true, "store": "ok"}), and last the
 placeholder start page of pages_auth (a "/" of pages_campaigns comes first and wins).
-app.state: settings, engine, data_dir (uploads/, plans/), plans (PlanCache),
-login_throttle, worker (ConsoleWorker or None).
+app.state: settings, engine, data_dir (uploads/, work/, plans/, drafts/), plans
+(PlanCache), login_throttle, worker (ConsoleWorker or None); made on first use:
+new_drafts (new_drafts.Drafts), scratch (scratch.Scratch).
 
 Unless `run_worker` is False, one `campaign worker` runs in a thread while the app runs
 (the lifespan starts it and, on shutdown, stops it and lets its in-flight request finish).
+On shutdown the console also removes the files it kept: its plans' and drafts' uploads
+and the scratch folders its requests left (another console's in the same data_dir stay).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from campaign.web.auth import SESSION_COOKIE, SESSION_KEY_NAME, SESSION_MAX_AGE,
 from campaign.web.i18n import LangCookie, lang_of, t
 from campaign.web.plans import PlanCache
 from campaign.web.render import render
+from campaign.web.scratch import remove_if_empty
 from campaign.web.security import API_PREFIX, CSRFGuard, SecurityHeaders
 
 log = logging.getLogger("campaign.web")
@@ -256,9 +260,23 @@ async def _lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     finally:
         if state.worker is not None:
             await run_in_threadpool(state.worker.stop)
-        state.plans.close()  # plans live in memory: their uploaded files go with them
+        await run_in_threadpool(_remove_files, state)
         if state.own_engine:
             state.engine.dispose()
+
+
+def _remove_files(state: Any) -> None:
+    """What the console kept on disk while it ran: plans and drafts live in its memory
+    (their uploaded files go with them), scratch folders a request left behind."""
+    state.plans.close()
+    drafts = getattr(state, "new_drafts", None)
+    if drafts is not None:
+        drafts.close()
+        remove_if_empty(drafts.folder)
+    scratch = getattr(state, "scratch", None)
+    if scratch is not None:
+        scratch.close()
+    remove_if_empty(state.plans.folder)
 
 
 __all__ = ["ConsoleApp", "ConsoleWorker", "create_app", "healthz"]

@@ -27,11 +27,9 @@ campaign) answers 409 with the page and why. Every change is in the audit log.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -51,6 +49,7 @@ from campaign.web.i18n import LANGS, carrier_word, lang_of, outcome_word, state_
 from campaign.web.plans import harmless_name
 from campaign.web.render import render
 from campaign.web.resends import resends_of, stop_event_of
+from campaign.web.scratch import scratch_of
 from campaign.workflow_web import Snapshot
 from campaign.zh import reason_zh
 
@@ -449,8 +448,7 @@ def _results(suffix: str, media_type: str) -> Callable[[Request], Any]:
         if lang not in LANGS:
             raise HTTPException(400, f"lang must be one of {', '.join(LANGS)}")
         ref = str(_campaign_id(request))
-        folder = Path(state.data_dir) / WORK_DIR / secrets.token_urlsafe(12)
-        folder.mkdir(parents=True)
+        folder = scratch_of(state).folder(WORK_DIR)
         out = folder / f"results{suffix}"
         try:
             result = await run_in_threadpool(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from campaign.web.i18n import lang_of, t
 from campaign.web.new_balance import BalanceCache
 from campaign.web.plans import place_files
 from campaign.web.render import render
+from campaign.web.scratch import scratch_of
 from campaign.web.uploads import (
     Upload,
     UploadTooLarge,
@@ -148,9 +148,7 @@ def page_links(request: Request, page: int, total: int, size: int) -> dict[str, 
 
 
 def _work_folder(request: Request) -> Path:
-    folder = Path(_state(request).data_dir) / WORK_DIR / secrets.token_urlsafe(12)
-    folder.mkdir(parents=True)
-    return folder
+    return scratch_of(_state(request)).folder(WORK_DIR)
 
 
 async def _upload(request: Request) -> Upload:

@@ -15,7 +15,6 @@ returned as text (bounded in number and size).
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from starlette.responses import Response
 
 from campaign.web.i18n import lang_of, t
 from campaign.web.render import render
+from campaign.web.scratch import scratch_of
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -193,8 +193,7 @@ async def receive_files(request: Request, *, field: str = "files", limit_bytes: 
     if declared.isdigit() and int(declared) > limit_bytes:
         await _drain(chunks)
         raise UploadTooLarge(limit_bytes)
-    folder = request.app.state.data_dir / UPLOADS_DIR / secrets.token_urlsafe(16)
-    folder.mkdir(parents=True)
+    folder = scratch_of(request.app.state).folder(UPLOADS_DIR)
     receiver = _Receiver(folder, field)
     try:
         await _parse(chunks, MultipartParser(boundary, receiver.callbacks()), limit_bytes)
