@@ -544,6 +544,22 @@ def test_downloads_hold_the_rows_of_export(
     assert not any((console.data_dir / "work").rglob("*.*")), "downloads are removed after"
 
 
+def test_the_lang_of_a_download_leaves_the_page_language_alone(
+    viewer: tuple[httpx.Client, str], sent: int
+) -> None:
+    client, _ = viewer
+    for path in (f"/campaigns/{sent}/results.xlsx", f"/campaigns/{sent}/results.csv",
+                 f"/api/v1/campaigns/{sent}/results.csv"):  # fmt: skip
+        answer = client.get(path, params={"lang": "en"})
+        assert answer.status_code == 200, (path, answer.text[:300])
+        assert "campaign_lang" not in answer.headers.get("set-cookie", ""), path
+        assert "campaign_lang" not in client.cookies
+    assert '<html lang="zh-CN">' in client.get("/").text
+    switched = client.get("/", params={"lang": "en"})  # a page: the choice is remembered
+    assert "campaign_lang=en" in switched.headers["set-cookie"]
+    assert '<html lang="en">' in client.get("/").text
+
+
 def _first_sheet(data: bytes) -> list[list[Any]]:
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
     try:

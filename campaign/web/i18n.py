@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campaign.web import i18n_en, i18n_zh
+from campaign.web.security import API_PREFIX
 from campaign.zh import carrier_zh, outcome_zh, state_zh
 
 LANGS: tuple[str, ...] = ("zh", "en")
@@ -97,8 +98,10 @@ def carrier_word(lang: str, carrier: str) -> str:
 
 
 class LangCookie:
-    """Pure ASGI middleware: a response to `?lang=zh|en` sets the `campaign_lang` cookie,
-    so the choice holds on the next pages (SameSite=strict; HttpOnly: no script reads it)."""
+    """Pure ASGI middleware: a page navigation with `?lang=zh|en` sets the `campaign_lang`
+    cookie, so the choice holds on the next pages (SameSite=strict; HttpOnly: no script
+    reads it). A page is an HTML answer or a redirect, not to htmx and not under the API:
+    the `?lang=` of a download (results.xlsx?lang=en) picks only the file's language."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -106,13 +109,15 @@ class LangCookie:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chosen = None
         if scope["type"] == "http":
-            chosen = _chosen(HTTPConnection(scope).query_params.get(LANG_PARAM))
+            connection = HTTPConnection(scope)
+            if not _api_or_htmx(connection):
+                chosen = _chosen(connection.query_params.get(LANG_PARAM))
         if chosen is None:
             await self.app(scope, receive, send)
             return
 
         async def with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and _is_page(message):
                 value = (
                     f"{LANG_COOKIE}={chosen}; Path=/; Max-Age={LANG_COOKIE_MAX_AGE}; "
                     "HttpOnly; SameSite=strict"
@@ -121,6 +126,21 @@ class LangCookie:
             await send(message)
 
         await self.app(scope, receive, with_cookie)
+
+
+def _api_or_htmx(connection: HTTPConnection) -> bool:
+    path: str = connection.scope.get("path", "")
+    return path.startswith(API_PREFIX) or connection.headers.get("hx-request") == "true"
+
+
+def _is_page(start: Message) -> bool:
+    """Whether a response (its http.response.start) is a page: HTML, or a redirect."""
+    if 300 <= int(start.get("status", 200)) < 400:
+        return True
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            return bytes(value).lower().startswith(b"text/html")
+    return False
 
 
 __all__ = [
