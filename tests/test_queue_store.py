@@ -475,6 +475,30 @@ def test_gcra_burst_then_the_rate_and_the_wait():
     assert gcra(0.0, now, 10, 1).tokens == 1  # burst 1: one at a time, however long idle
 
 
+@pytest.mark.parametrize("step", [0.013, 0.099, 0.2])
+def test_gcra_slots_taken_ahead_lose_nothing_to_a_late_claimer(step):
+    """With `ahead`, a claim takes the slots of the next `ahead` seconds, each request leaving
+    at its slot (`delay`): a claimer back every 0.2 s at 10/s still gets all of 10/s, and no
+    one-second window of the slots sees more than the rate and the burst."""
+    rate, burst, ahead = 10.0, 1, 0.25
+    now = start = 1_000_000.0
+    next_at, slots = 0.0, []
+    while now < start + 3:
+        bucket = gcra(next_at, now, rate, burst, ahead)
+        if bucket.tokens:
+            assert bucket.tokens <= burst + ahead * rate + 1
+            delays = [bucket.delay(i, rate) for i in range(bucket.tokens)]
+            assert delays == sorted(delays) and 0 <= delays[-1] <= ahead + 1e-9
+            slots += [now + d for d in delays]
+            next_at = bucket.next_at(bucket.tokens, rate)
+        else:
+            assert bucket.wait > 0 and next_at - bucket.wait == pytest.approx(now + ahead)
+        now += step
+    slots = [t for t in slots if t < start + 3]
+    assert len(slots) >= 3 * rate - 1
+    assert _worst_window(slots, 1.0) <= rate + burst
+
+
 @pytest.mark.parametrize("rate, burst", [(98, 2), (294, 6), (490, 10), (10, 3)])
 def test_gcra_a_full_bucket_holds_the_whole_burst_at_epoch_times(rate, burst):
     """Near 1.7e9 s a double's step is 2.4e-7 s: `now - (now - (burst-1)/rate)` used to come

@@ -299,18 +299,21 @@ def test_the_shared_pace_is_per_gateway_and_account_never_above_the_rate():
     for rate in (1, 10, 100, 500, 3000):
         pace = pace_for(replace(Settings(), gateway=replace(gateway, rate=rate)))
         assert pace is not None
-        # a greedy taker that comes back every 7 ms: no one-second window sees more than
-        # the rate (a gateway counts "too fast" that way), and it gets at least 95 % of it
-        next_at, taken = 0.0, []
-        for step in range(int(5 / 0.007)):
-            now = 1000.0 + step * 0.007
-            bucket = gcra(next_at, now, pace.rate, pace.burst)
-            if bucket.tokens:
-                taken += [now] * bucket.tokens
-                next_at = bucket.next_at(bucket.tokens, pace.rate)
-        windows = Counter(int(t) for t in taken)
-        assert max(windows.values()) <= rate, (rate, windows)
-        assert len(taken) >= 0.95 * rate * 5 - pace.burst, (rate, len(taken))
+        # a greedy taker that comes back every 7 ms (or 60 ms: a busy machine), each request
+        # leaving at its slot: no one-second window sees more than the rate (a gateway counts
+        # "too fast" that way), and it gets at least 95 % of it
+        for every in (0.007, 0.06):
+            next_at, taken = 0.0, []
+            for step in range(int(5 / every)):
+                now = 1000.0 + step * every
+                bucket = gcra(next_at, now, pace.rate, pace.burst, pace.ahead)
+                if bucket.tokens:
+                    taken += [now + bucket.delay(i, pace.rate) for i in range(bucket.tokens)]
+                    next_at = bucket.next_at(bucket.tokens, pace.rate)
+            taken = [t for t in taken if t < 1005.0]  # the slots within the 5 s
+            windows = Counter(int(t) for t in taken)
+            assert max(windows.values()) <= rate, (rate, every, windows)
+            assert len(taken) >= 0.95 * rate * 5 - 1, (rate, every, len(taken))
 
 
 # ---------------------------------------------------------------- the pick's line

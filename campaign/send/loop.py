@@ -19,6 +19,7 @@ the state is read once every `wait_step` too: a pause takes effect within about 
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -99,9 +100,12 @@ class SendLoop:
         self.limiter = RateLimiter(self.configured_rate, burst, clock=self.now)
         self.pace = pace_for(settings) if policy.shared_pace else None
         self.paced_until = 0.0  # monotonic: the shared pace has no token before
-        # after a claim the shared pace cut short, wait until half its bucket is back: each
-        # claim then takes several tokens (one transaction each), and none is lost
-        self.pace_gap = self.pace.burst / (2 * self.pace.rate) if self.pace else 0.0
+        # after a claim the shared pace cut short, wait until half its bucket (and half the
+        # slots it lets a claim take early) is back: each claim then takes several tokens
+        # (one transaction each), and the slots still ahead cover the time between claims
+        self.pace_gap = (
+            max(self.pace.burst / (2 * self.pace.rate), self.pace.ahead / 2) if self.pace else 0.0
+        )
         self.state_read = self.now()  # monotonic: when a claim last read the state
         self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
         self.stop: Stop | None = None  # the first decision to stop wins
@@ -158,16 +162,16 @@ class SendLoop:
         paced = self.paced_until > self.now()
         if results:
             self._progress()
-        for batch in claimed:
+        for batch, delay in claimed:
             if not self.budget.spend(batch.size):  # release it untouched
                 self.released.append(BatchResult(batch.batch_id, "pending", detail=DAILY_LIMIT))
                 self._stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)
                 continue
             self.limiter.take()
             self._note_sent()
-            future = self.pool.submit(self.client.send_batch, batch.mobiles, batch.text)
+            future = self.pool.submit(self._send_at, time.monotonic() + delay, batch)
             self.in_flight[future] = batch
-            self.sent_at[batch.batch_id] = self.now()
+            self.sent_at[batch.batch_id] = self.now() + delay
             self.sent += 1
         if claimed:
             return True
@@ -188,7 +192,17 @@ class SendLoop:
             return 0
         return self.budget.limit(limit)
 
-    def _settle_and_claim(self, results: list[BatchResult], limit: int) -> list[ClaimedBatch]:
+    def _send_at(self, deadline: float, batch: ClaimedBatch) -> SubmitResult:
+        """The request of `batch`, sent once its slot of the shared pace (a time.monotonic
+        deadline, at most Pace.ahead away) has come; in a thread of the pool."""
+        wait = deadline - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return self.client.send_batch(batch.mobiles, batch.text)
+
+    def _settle_and_claim(
+        self, results: list[BatchResult], limit: int
+    ) -> list[tuple[ClaimedBatch, float]]:
         """Record the answers and claim more; when the store fails, keep the answers to
         write them again, claim nothing more and stop the run once the requests in flight
         are answered (their answers are kept too). Raise StoreError when it keeps failing."""
@@ -217,7 +231,7 @@ class SendLoop:
         self.store_failures = 0
         return self._claimed(claim_round, limit)
 
-    def _claimed(self, claim_round: ClaimRound, limit: int) -> list[ClaimedBatch]:
+    def _claimed(self, claim_round: ClaimRound, limit: int) -> list[tuple[ClaimedBatch, float]]:
         """The batches of a claim; a state other than `sending` stops the run (whoever
         changed it wrote the state and its reason), an empty shared pace makes it wait."""
         self.state_read = self.now()
@@ -229,7 +243,7 @@ class SendLoop:
             self.paced_until = max(self.paced_until, self.now() + claim_round.wait)
         elif 0 < len(claim_round.batches) < limit and self.pace_gap > 0:
             self.paced_until = max(self.paced_until, self.now() + self.pace_gap)
-        return claim_round.batches
+        return [(b, claim_round.delay(i)) for i, b in enumerate(claim_round.batches)]
 
     def _state_unread(self) -> bool:
         """True when no claim has read the campaign's state for a wait step."""

@@ -28,6 +28,7 @@ PACE_KEY_MAX = 200  # send_pace.account
 PACE_SHARE = 0.95  # of gateway.rate: what the account's shared bucket lets out per second
 PACE_BURST = 0.05  # of gateway.rate: the tokens a claim may take at once after a pause
 PACE_MAX_BURST = 64
+PACE_AHEAD = 0.25  # seconds: how early a claim may take its slots of the shared pace
 
 
 class RateLimiter:
@@ -81,8 +82,10 @@ def pace_for(settings: Settings) -> Pace | None:
     The bucket lets out PACE_SHARE of `gateway.rate` with a burst of PACE_BURST of it (at
     least 1): however the requests fall into a gateway's one-second windows (the way it
     counts "too fast", code 103), no window sees more than the rate; the burst lets a claim
-    take several tokens at high rates (one transaction for several requests) and keeps the
-    tokens of a process that was slow to come back for them a little while."""
+    take several tokens at high rates (one transaction for several requests). A claim takes
+    slots up to PACE_AHEAD early, each request leaving at its slot: the account's rate
+    holds while no process claims for that long (a busy machine, several workers taking
+    turns), where a bucket taken only at its time lost every late-coming claimer's delay."""
     gateway = settings.gateway
     if gateway.rate <= 0:
         return None
@@ -91,4 +94,4 @@ def pace_for(settings: Settings) -> Pace | None:
         digest = hashlib.sha256(account.encode("utf-8")).hexdigest()
         account = f"{account[: PACE_KEY_MAX - 65]}#{digest}"
     burst = max(1, min(PACE_MAX_BURST, int(gateway.rate * PACE_BURST)))
-    return Pace(account, gateway.rate * PACE_SHARE, burst)
+    return Pace(account, gateway.rate * PACE_SHARE, burst, PACE_AHEAD)

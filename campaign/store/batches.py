@@ -61,11 +61,17 @@ class BatchResult:
 class ClaimRound:
     """What one `settle_and_claim` got: the batches claimed (committed), the campaign's
     state read in the same transaction (nothing is claimed unless it is `sending`), and
-    `wait` > 0 when the shared pace had no token: seconds until the next one."""
+    `wait` > 0 when the shared pace had no token: seconds until the next one. With a
+    pace, `delays[i]`: seconds after the claim before batch i's request may leave (its
+    slot of the account's pace; empty: all at once)."""
 
     batches: list[ClaimedBatch]
     state: str
     wait: float = 0.0
+    delays: tuple[float, ...] = ()
+
+    def delay(self, index: int) -> float:
+        return self.delays[index] if index < len(self.delays) else 0.0
 
 
 def claim_batches(
@@ -151,7 +157,8 @@ def _paced_claim(
         return ClaimRound([], state, bucket.wait)
     claimed = _take(conn, campaign_id, worker_id, candidates[: bucket.tokens])
     shared_pace.spend(conn, pace, bucket, len(claimed))
-    return ClaimRound(claimed, state)
+    delays = tuple(bucket.delay(i, pace.rate) for i in range(len(claimed)))
+    return ClaimRound(claimed, state, delays=delays)
 
 
 def _claim(

@@ -7,8 +7,13 @@ a GCRA (generic cell rate algorithm): the row holds `next_at`, the earliest time
 account's next request may leave; `burst` requests may leave at once after a pause.
 
     t      = max(next_at, now - (burst - 1) / rate)
-    tokens = floor((now - t) * rate) + 1 when t <= now, else 0
-    taking k of them: next_at = t + k / rate; with none: wait t - now
+    tokens = floor((now + ahead - t) * rate) + 1 when t <= now + ahead, else 0
+    taking k of them: next_at = t + k / rate; with none: wait t - (now + ahead)
+
+Token i of a claim is a slot: its request leaves at t + i / rate, not before (`Gcra.delay`).
+A claim may take slots up to `ahead` seconds early (Pace.ahead): the row then runs ahead
+of the clock and no time is lost while no process claims (a process slow to come back, a
+busy machine); without it a bucket whose taker came back late lost the difference.
 
 `gcra` is that arithmetic alone (time given, unit-testable); `reserve` and `spend` do it
 on the row, locked: FOR UPDATE on PostgreSQL (whose clock, `clock_timestamp()`, is the one
@@ -38,6 +43,7 @@ class Pace:
     account: str
     rate: float
     burst: int = 1
+    ahead: float = 0.0  # seconds: slots a claim may take before their time
 
     @property
     def limited(self) -> bool:
@@ -47,29 +53,38 @@ class Pace:
 @dataclass(frozen=True)
 class Gcra:
     """What the bucket holds at one moment: `tokens` requests may leave now; when none,
-    the next may in `wait` seconds. `start` is the t of the formula."""
+    the next may in `wait` seconds. `start` is the t of the formula, `now` the clock."""
 
     start: float
     tokens: int
     wait: float
+    now: float = 0.0
 
     def next_at(self, taken: int, rate: float) -> float:
         """The row's next_at after `taken` of the tokens were used."""
         return self.start + taken / rate
 
+    def delay(self, index: int, rate: float) -> float:
+        """Seconds from `now` until token `index`'s request may leave (0: at once)."""
+        return max(0.0, self.start + index / rate - self.now)
 
-def gcra(next_at: float, now: float, rate: float, burst: int = 1) -> Gcra:
-    """The tokens available at `now` (epoch seconds) to a bucket whose row says `next_at`."""
+
+def gcra(next_at: float, now: float, rate: float, burst: int = 1, ahead: float = 0.0) -> Gcra:
+    """The tokens available at `now` (epoch seconds) to a bucket whose row says `next_at`,
+    slots up to `ahead` seconds early included."""
     burst = max(1, burst)
-    if next_at > now:
-        return Gcra(next_at, 0, next_at - now)
+    horizon = now + max(0.0, ahead)
+    if next_at > horizon:
+        return Gcra(next_at, 0, next_at - horizon, now)
+    early = math.floor(max(0.0, ahead) * rate + _EPSILON)  # slots of the time ahead
     # tokens' worth the bucket is behind, from one subtraction: `now - start` with start
     # = now - (burst - 1) / rate, in epoch seconds (a double's step near 1.7e9 is 2.4e-7 s),
     # came out a hair short of burst - 1 and cost a token of every full bucket
     behind = (now - next_at) * rate
     if behind >= burst - 1:
-        return Gcra(now - (burst - 1) / rate, burst, 0.0)
-    return Gcra(next_at, math.floor(behind + _EPSILON) + 1, 0.0)
+        return Gcra(now - (burst - 1) / rate, burst + early, 0.0, now)
+    tokens = math.floor((horizon - next_at) * rate + _EPSILON) + 1
+    return Gcra(next_at, tokens, 0.0, now)
 
 
 def reserve(conn: Connection, pace: Pace, now: float | None = None) -> Gcra:
@@ -80,7 +95,7 @@ def reserve(conn: Connection, pace: Pace, now: float | None = None) -> Gcra:
         select(send_pace.c.next_at).where(send_pace.c.account == pace.account).with_for_update()
     ).scalar_one()
     moment = _clock(conn) if now is None else now
-    return gcra(float(next_at), moment, pace.rate, pace.burst)
+    return gcra(float(next_at), moment, pace.rate, pace.burst, pace.ahead)
 
 
 def spend(conn: Connection, pace: Pace, bucket: Gcra, taken: int) -> None:

@@ -243,9 +243,7 @@ def audit_entries(
     ]
 
 
-def count_audit(
-    engine: Engine, *, user_name: str | None = None, action: str | None = None
-) -> int:
+def count_audit(engine: Engine, *, user_name: str | None = None, action: str | None = None) -> int:
     query = select(func.count()).select_from(audit).where(*_audit_filter(user_name, action))
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
