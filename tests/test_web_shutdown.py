@@ -3,20 +3,32 @@ uvicorn on a loopback port serving `create_app` on a real SQLite store, httpx si
 through the login form, and the server stopped as `campaign web` stops on Ctrl-C.
 
     files     uploads waiting at the map step (drafts), plans, scratch folders: gone
+    resends   a resend of `unknown` requests running at shutdown (no worker): stopped and
+              waited for; nothing sent after, every request sent recorded once
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from campaign.config import Settings
+from campaign import workflow
+from campaign.config import GatewaySettings, Settings
 from campaign.outcomes import Role
+from campaign.store import open_store
+from campaign.store.batches import batch_figures
+from campaign.web.resends import resends_of
 from campaign.web.scratch import scratch_of
 from tests.support.console import Console, csrf_of, running_console, sign_in
+from tests.support.simulator import running_simulator
+
+REQUESTS = 20  # one request per recipient: the template is personalised
+ANSWER_SECONDS = 0.3  # how long the gateway takes to answer each resent request
 
 
 @contextmanager
@@ -58,3 +70,64 @@ def test_stopping_removes_the_drafts_plans_and_scratch_files_it_made(tmp_path: P
         (left / "results.xlsx").write_bytes(b"PK")
     assert files_under(data_dir) == [other], "only the other console's upload is left"
     assert not (data_dir / "drafts").exists() and not (data_dir / "work").exists()
+
+
+def unknown_campaign(settings: Settings, folder: Path, sim: object) -> int:
+    """A campaign of REQUESTS requests whose every answer was lost: all `unknown`."""
+    contacts = folder / "名单.csv"
+    rows = "".join(f"客户{i},139{i:08d}\n" for i in range(REQUESTS))
+    contacts.write_text("姓名,手机号\n" + rows, encoding="utf-8")
+    engine = open_store(settings.store_url)
+    try:
+        planned = workflow.plan_from_files(settings, [contacts], "{姓名}您好，会员日八折",
+                                           engine_or_url=engine)  # fmt: skip
+        campaign_id = int(workflow.create_campaign(settings, engine, planned).campaign_id)
+        sim.inject_drop(REQUESTS)  # type: ignore[attr-defined]
+        workflow.send(settings, engine, campaign_id)
+        assert batch_figures(engine, campaign_id)["unknown"]["batches"] == REQUESTS
+    finally:
+        engine.dispose()
+    return campaign_id
+
+
+def resend_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("console-resend-")]
+
+
+def test_stopping_stops_a_resend_and_waits_for_its_request_in_flight(tmp_path: Path) -> None:
+    with running_simulator() as sim:
+        gateway = GatewaySettings(url=sim.url, account=sim.account, password=sim.password,
+                                  timeout=5.0, rate=0)  # fmt: skip
+        settings = Settings(gateway=gateway, store_url=f"sqlite:///{tmp_path / 'campaign.db'}")
+        campaign_id = unknown_campaign(settings, tmp_path, sim)
+        before = len(sim.received())
+        sim.inject_delay(REQUESTS, seconds=ANSWER_SECONDS)  # a slow gateway
+        with running_console(settings, data_dir=tmp_path / "web") as console:  # no worker
+            console.add_user("ann", "pw-ann", Role.SENDER)
+            with console.client() as client:
+                assert sign_in(client, "ann", "pw-ann").status_code == 303
+                token = csrf_of(client.get(f"/campaigns/{campaign_id}").text)
+                fields = {"csrf_token": token, "confirm": "yes", "understood": "yes"}
+                asked = client.post(f"/campaigns/{campaign_id}/resend", data=fields)
+                assert asked.status_code == 303, asked.text[:2000]
+            resends = resends_of(console.app.state)
+            deadline = time.monotonic() + 20
+            while len(sim.received()) < before + 2:  # the resend is under way
+                assert time.monotonic() < deadline, "the resend did not start"
+                time.sleep(0.02)
+        stopped_at = len(sim.received())
+        assert not resend_threads(), "the resend goes on after the console stopped"
+        time.sleep(4 * ANSWER_SECONDS)
+        assert len(sim.received()) == stopped_at, "requests sent after the console stopped"
+        resent = stopped_at - before
+        assert 2 <= resent < REQUESTS
+        engine = open_store(settings.store_url)
+        try:
+            figures = {k: v["batches"] for k, v in batch_figures(engine, campaign_id).items()}
+        finally:
+            engine.dispose()
+        assert figures["sending"] == 0 and figures["unknown"] == 0, figures  # all answered
+        assert figures["accepted"] == resent, figures  # each request recorded, once
+        assert figures["pending"] == REQUESTS - resent, figures  # the rest: resumable
+        assert resends.start(settings, console.engine, campaign_id) is False  # none after
+        assert not resend_threads()

@@ -8,11 +8,13 @@ Routes: each page module's `routes`, the JSON API under /api/v1, /static (the pa
 static/ folder), GET /healthz (no sign-in: {"ok": true, "store": "ok"}), and last the
 placeholder start page of pages_auth (a "/" of pages_campaigns comes first and wins).
 app.state: settings, engine, data_dir (uploads/, work/, plans/, drafts/), plans
-(PlanCache), login_throttle, worker (ConsoleWorker or None); made on first use:
-new_drafts (new_drafts.Drafts), scratch (scratch.Scratch).
+(PlanCache), login_throttle, worker (ConsoleWorker or None), resends (resends.Resends);
+made on first use: new_drafts (new_drafts.Drafts), scratch (scratch.Scratch).
 
 Unless `run_worker` is False, one `campaign worker` runs in a thread while the app runs
 (the lifespan starts it and, on shutdown, stops it and lets its in-flight request finish).
+Resends asked for on a campaign page (resends.py) stop the same way, worker or not, and
+shutdown waits for them too.
 On shutdown the console also removes the files it kept: its plans' and drafts' uploads
 and the scratch folders its requests left (another console's in the same data_dir stay).
 """
@@ -57,6 +59,7 @@ from campaign.web.auth import SESSION_COOKIE, SESSION_KEY_NAME, SESSION_MAX_AGE,
 from campaign.web.i18n import LangCookie, lang_of, t
 from campaign.web.plans import PlanCache
 from campaign.web.render import render
+from campaign.web.resends import Resends
 from campaign.web.scratch import remove_if_empty
 from campaign.web.security import API_PREFIX, CSRFGuard, SecurityHeaders
 
@@ -122,6 +125,7 @@ def create_app(
     app.state.login_throttle = LoginThrottle()
     app.state.run_worker = run_worker
     app.state.worker = None
+    app.state.resends = Resends()
     return app
 
 
@@ -258,8 +262,12 @@ async def _lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     try:
         yield {}
     finally:
+        state.resends.stop_event.set()  # at once, beside the worker's: both finish in flight
         if state.worker is not None:
             await run_in_threadpool(state.worker.stop)
+        left = await run_in_threadpool(state.resends.stop, WORKER_STOP_SECONDS)
+        if left:
+            log.warning("resends of campaigns %s did not stop in time", left)
         await run_in_threadpool(_remove_files, state)
         if state.own_engine:
             state.engine.dispose()

@@ -48,7 +48,7 @@ from campaign.web.auth import audit, require
 from campaign.web.i18n import LANGS, carrier_word, lang_of, outcome_word, state_word, t
 from campaign.web.plans import harmless_name
 from campaign.web.render import render
-from campaign.web.resends import resends_of, stop_event_of
+from campaign.web.resends import resends_of
 from campaign.web.scratch import scratch_of
 from campaign.workflow_web import Snapshot
 from campaign.zh import reason_zh
@@ -422,7 +422,7 @@ async def resend_submit(request: Request) -> Response:
     if key is not None:
         return await _confirmation(request, "resend", status_code=409, error=t(lang, key))
     state = _state(request)
-    started = resends_of(state).start(state.settings, state.engine, view.id, stop_event_of(state))
+    started = resends_of(state).start(state.settings, state.engine, view.id)
     if not started:
         error = t(lang, "refused.resend.running")
         return await _confirmation(request, "resend", status_code=409, error=error)

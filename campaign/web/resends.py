@@ -7,15 +7,18 @@ any other send (it reads the store). At most one resend per campaign runs in a c
 the unknown requests become pending once, in one statement (`reset_unknown`), so even two
 consoles asked at once never send one twice.
 
-The runs stop with the console: they watch the stop event of the console's worker (set
-when the app shuts down); a run stopped so ends after its requests in flight are
-answered and recorded, resumable, as after Ctrl-C.
+The runs stop with the console, worker or not (`campaign web --no-worker`): on shutdown
+the lifespan calls `Resends.stop`, which sets their stop event, refuses new runs and
+waits (bounded) for them to end. A run stopped so ends after its requests in flight are
+answered and recorded, resumable, as after Ctrl-C: nothing is sent once the console has
+stopped, and no answer is left unrecorded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from campaign import workflow
@@ -33,23 +36,23 @@ class Resends:
     def __init__(self) -> None:
         self._runs: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self.stop_event = threading.Event()  # set when the console stops
 
     def running(self, campaign_id: int) -> bool:
         with self._lock:
             run = self._runs.get(campaign_id)
             return run is not None and run.is_alive()
 
-    def start(
-        self, settings: Settings, engine: Any, campaign_id: int, stop: threading.Event
-    ) -> bool:
-        """Start resending; False (nothing started) when a resend of it already runs."""
+    def start(self, settings: Settings, engine: Any, campaign_id: int) -> bool:
+        """Start resending; False (nothing started) when a resend of it already runs, or
+        the console is stopping."""
         with self._lock:
             run = self._runs.get(campaign_id)
-            if run is not None and run.is_alive():
+            if self.stop_event.is_set() or (run is not None and run.is_alive()):
                 return False
             run = threading.Thread(
                 target=_resend,
-                args=(settings, engine, campaign_id, stop),
+                args=(settings, engine, campaign_id, self.stop_event),
                 name=f"console-resend-{campaign_id}",
                 daemon=True,
             )
@@ -63,6 +66,17 @@ class Resends:
             run = self._runs.get(campaign_id)
         if run is not None:
             run.join(timeout)
+
+    def stop(self, timeout: float) -> list[int]:
+        """Stop every run (no new one starts) and wait for them, `timeout` seconds in all:
+        the campaigns whose run still goes on then (its request in flight not answered)."""
+        self.stop_event.set()
+        with self._lock:
+            runs = dict(self._runs)
+        deadline = time.monotonic() + timeout
+        for run in runs.values():
+            run.join(max(0.0, deadline - time.monotonic()))
+        return sorted(cid for cid, run in runs.items() if run.is_alive())
 
 
 def _resend(settings: Settings, engine: Any, campaign_id: int, stop: threading.Event) -> None:
@@ -97,12 +111,4 @@ def resends_of(state: Any) -> Resends:
     return found
 
 
-def stop_event_of(state: Any) -> threading.Event:
-    """The event that stops the console's sends: its worker's, else a new one (no worker:
-    the run is stopped only by the process ending)."""
-    worker = getattr(state, "worker", None)
-    event = getattr(worker, "stop_event", None)
-    return event if isinstance(event, threading.Event) else threading.Event()
-
-
-__all__ = ["Resends", "resends_of", "stop_event_of"]
+__all__ = ["Resends", "resends_of"]
