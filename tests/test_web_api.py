@@ -480,6 +480,23 @@ def test_balance(console):
     assert response.json()["products"]
 
 
+def test_a_balance_the_gateway_does_not_give_is_409_with_the_reason(tmp_path, sqlite_url):
+    from campaign.receiver import listen
+
+    closed = listen("127.0.0.1", 0)  # a port nobody answers on
+    port = int(closed.getsockname()[1])
+    closed.close()
+    url = f"http://gw-user:url-secret-77@127.0.0.1:{port}/msg"
+    with _console(sqlite_url, tmp_path, url=url, timeout=2.0) as console:
+        with console.client("viewer") as viewer:
+            response = viewer.get("/balance")
+        password = console.settings.gateway.password
+    assert response.status_code == 409, response.text  # SPEC's codes: never 502
+    reason = response.json()["error"]
+    assert "cannot reach the gateway" in reason
+    assert "url-secret-77" not in response.text and password not in response.text
+
+
 # --------------------------------------------------------------------------- audit
 
 

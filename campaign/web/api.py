@@ -12,7 +12,8 @@ call into the facade (`workflow`, `workflow_queue`, `workflow_web`, `workflow_us
     409 a repeat `send` would refuse, a plan already sent or revised, a campaign whose
         state forbids the move (pause a finished one)
     413 upload or body too large                    422 input that cannot be used
-    502 the gateway did not answer the balance query
+    (409 also: the gateway or the account refused or did not answer, e.g. the balance
+    query; the reason without any secret)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from campaign.errors import (
     UsageError,
 )
 from campaign.outcomes import AuditAction, Role
+from campaign.redact import Redactor, redact
 from campaign.store.users import User
 from campaign.web import events
 from campaign.web.auth import audit, require
@@ -82,8 +84,15 @@ def status_of(exc: CampaignError, *, conflict: bool = False) -> int:
     if isinstance(exc, UsageError):
         return 400
     if isinstance(exc, GatewayStop):
-        return 502
+        return 409  # SPEC's codes: the account's or gateway's state forbids it now
     return 500
+
+
+def reason_of(request: Request, exc: CampaignError) -> str:
+    """A facade error's message for an answer: no secret of the settings (a password, the
+    credentials of a URL), nor any password field."""
+    known = app_state(request).settings.secrets
+    return Redactor(known).redact(redact(str(exc)))
 
 
 def endpoint(role: Role, *, conflict: bool = False) -> Callable[[Handler], Any]:
@@ -99,7 +108,7 @@ def endpoint(role: Role, *, conflict: bool = False) -> Callable[[Handler], Any]:
             except ApiError as exc:
                 return error(exc.status, exc.message)
             except CampaignError as exc:
-                return error(status_of(exc, conflict=conflict), str(exc))
+                return error(status_of(exc, conflict=conflict), reason_of(request, exc))
 
         run.__name__ = run.__qualname__ = handler.__name__
         run.__doc__ = handler.__doc__
