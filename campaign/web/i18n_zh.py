@@ -18,6 +18,7 @@ CATALOG: dict[str, str] = {
     "nav.users": "用户",
     "nav.audit": "操作日志",
     "nav.signed_in": "已登录：{name}（{role}）",
+    "nav.who": "{name}（{role}）",
     "nav.logout": "退出登录",
     "role.viewer": "查看者",
     "role.sender": "发送者",

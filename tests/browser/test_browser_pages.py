@@ -93,6 +93,25 @@ def test_every_page_passes_axe_in_both_languages(
     assert new_page.foreign.seen == [], "a page asked another host"
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_top_bar_is_one_line_at_1280_pixels(new_page: Any, signed_in: Any, lang: str) -> None:
+    page = signed_in(new_page(lang), "admin")  # 1280x800; an admin has the most links
+    page.goto("/health")  # its link is the current one: bold, at its widest
+    boxes = page.evaluate(
+        """() => Object.fromEntries(['.brand', '.nav', '.account'].map(s => {
+            const r = document.querySelector('.topbar ' + s).getBoundingClientRect();
+            return [s, [r.top, r.bottom]];
+        }))"""
+    )
+    nav_top, nav_bottom = boxes[".nav"]
+    for part in (".brand", ".account"):
+        top, bottom = boxes[part]
+        assert top < nav_bottom and bottom > nav_top, (lang, boxes)  # the same row
+    tops = page.locator(".nav li").evaluate_all("lis => lis.map(li => li.offsetTop)")
+    assert len(set(tops)) == 1, (lang, tops)  # no link on a second line
+    screenshot(page, "topbar")
+
+
 def test_the_lang_parameter_switches_the_language_and_is_remembered(
     new_page: Any, signed_in: Any
 ) -> None:
