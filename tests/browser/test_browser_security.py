@@ -25,6 +25,7 @@ from tests.browser.kit import (
     http_signed_in,
     login_fields,
     mobile,
+    path_of,
     screenshot,
     seed_campaign,
     seed_folder,
@@ -203,5 +204,7 @@ def test_an_upload_over_the_limit_in_the_browser_says_so(
         page.locator("form.new-upload button[type=submit]").click()
     assert navigation.value is not None and navigation.value.status == 413
     assert f"at most {UPLOAD_LIMIT_MB} MB" in page.inner_text("main")
+    assert page.locator("form.new-upload").count() == 1  # the form again, not an error page
+    assert path_of(page) == "/new"
     screenshot(page, "upload_too_large")
     assert uploaded_files(console) == before
