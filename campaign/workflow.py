@@ -31,6 +31,7 @@ from campaign.config import GatewaySettings, Settings
 from campaign.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
+    from campaign.contacts import ContactList
     from campaign.plan import Plan
     from campaign.sender import ProgressEvent, SendPolicy, SendReport
     from campaign.store.campaigns import CampaignRecord
@@ -106,9 +107,7 @@ def plan_from_files(
     before a long list is read."""
     from campaign.contacts import read_contacts
     from campaign.messages import check_template_limits
-    from campaign.plan import make_plan, plan_options
 
-    options = plan_options(settings)
     check_template_limits(template_text, settings.limits)  # before a long list is read
     contacts = read_contacts(
         [Path(p) for p in paths],
@@ -117,6 +116,33 @@ def plan_from_files(
         mobile_column=mobile_column,
         limits=settings.limits,
     )
+    return plan_contacts(
+        settings,
+        contacts,
+        template_text,
+        engine_or_url=engine_or_url,
+        allow_nothing_valid=allow_nothing_valid,
+        with_sample=with_sample,
+    )
+
+
+def plan_contacts(
+    settings: Settings,
+    contacts: ContactList,
+    template_text: str,
+    *,
+    engine_or_url: Engine | str | None = None,
+    allow_nothing_valid: bool = False,
+    with_sample: bool = True,
+) -> PlanResult:
+    """`plan_from_files` on contacts read already (the console's plan with another
+    template: its files are not read again). The suppression list and the caps are read
+    now, as there."""
+    from campaign.messages import check_template_limits
+    from campaign.plan import make_plan, plan_options
+
+    options = plan_options(settings)
+    check_template_limits(template_text, settings.limits)
     suppressed, capped = _suppressed_and_capped(settings, engine_or_url)
     plan = make_plan(
         contacts,
@@ -866,6 +892,7 @@ __all__ = [
     "opened",
     "optout_entries",
     "optout_numbers",
+    "plan_contacts",
     "plan_from_files",
     "prepare_send",
     "remove_optouts",

@@ -109,6 +109,44 @@ def test_a_plan_equals_the_plan_command_and_keeps_the_uploaded_names(env):
     assert preview.suffix == ".xlsx" and preview.stat().st_size > 0
 
 
+def test_a_new_template_plans_the_contacts_read_at_upload(env, monkeypatch):
+    import campaign.contacts
+
+    settings, engine, tmp_path = env
+    read = campaign.contacts.read_contacts
+    reads: list[object] = []
+
+    def counted(*args, **kwargs):
+        reads.append(args[0])
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(campaign.contacts, "read_contacts", counted)
+    cache = PlanCache(tmp_path / "plans")
+    uploads = _upload(tmp_path, "contacts.xlsx", "contacts.csv")
+    entry = cache.add(settings, engine, uploads, PlanChoices(TEMPLATE), "ann")
+    assert len(reads) == 1
+    entry_outcomes = dict(entry.planned.summary["outcomes"])
+    ready = entry.planned.plan.rows
+    first_ready = ready.loc[ready["outcome"] == "ready", "normalized_mobile"].iloc[0]
+    add_optouts(engine, [first_ready], added_by="ann")  # since the upload
+    template = "{姓名|会员}，{城市}会员日全场八折"
+    revised = cache.revise(settings, engine, entry.plan_id, "ann", template=template)
+    assert len(reads) == 1, "the template page read the files again"
+    assert revised.revision == 2 and revised.choices.template == template
+    direct = workflow.plan_from_files(
+        settings, [SAMPLES / "contacts.xlsx", SAMPLES / "contacts.csv"], template,
+        engine_or_url=engine,
+    )  # fmt: skip
+    data = revised.to_json()
+    for key in ("rows", "outcomes", "recipients", "requests", "segments", "files", "sample"):
+        assert data[key] == direct.figures()[key], key
+    assert data["outcomes"]["suppressed"] == entry_outcomes["suppressed"] + 1
+    reads.clear()
+    cache.revise(settings, engine, entry.plan_id, "ann", mobile_column="手机号码")
+    assert len(reads) == 1  # another way to read them: read again, once
+    assert cache.get(entry.plan_id, "ann").rows == data["rows"]
+
+
 def test_a_plan_belongs_to_its_user_and_bad_files_leave_nothing(env):
     settings, engine, tmp_path = env
     cache = PlanCache(tmp_path / "plans")

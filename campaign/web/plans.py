@@ -1,15 +1,16 @@
 """The console's plans: contact files uploaded and planned, kept until they are sent.
 
     upload ─► PlanCache.add (files moved into data_dir/plans/<plan_id>/, planned) ─► plan_id
-    map / template pages ─► PlanCache.revise (same plan_id, same files, a new revision)
+    map / template pages ─► PlanCache.revise (same plan_id, same files, a new revision;
+                            a new template replans the contacts kept: no file read)
     preview ─► PlanEntry.to_json, problem_rows, PlanCache.preview_file (`plan --out`)
     confirm / POST /api/v1/campaigns ─► PlanCache.create_campaign: exactly once per plan
 
-A plan lives in this process's memory (least recently used first out: at most `capacity`
-plans and `max_rows` input rows in all); its files stay on disk until it leaves, each
-under its uploaded name made harmless (no folders, no control characters) in a folder of
-its own, so a plan's `source` reads as the file the user chose. A plan belongs to the user
-who made it: anyone else gets "no such plan".
+A plan lives in this process's memory with its contacts as read (least recently used
+first out: at most `capacity` plans and `max_rows` input rows in all); its files stay on
+disk until it leaves, each under its uploaded name made harmless (no folders, no control
+characters) in a folder of its own, so a plan's `source` reads as the file the user chose.
+A plan belongs to the user who made it: anyone else gets "no such plan".
 
 `create_campaign` runs under the plan's lock and remembers the campaign: a double click,
 a resubmitted form or a retried API call gets the same campaign, never a second one (also
@@ -250,14 +251,19 @@ class PlanCache:
         self, settings: Settings, engine: Engine, plan_id: str, user: str, **changes: Any
     ) -> PlanEntry:
         """Plan the same files again with `changes` of PlanChoices (template, sheet,
-        header_row, mobile_column, name): a new revision of the same plan_id. A plan that
-        was sent already: PlanUsedError."""
+        header_row, mobile_column, name): a new revision of the same plan_id. The files
+        are read again only when how to read them changed (sheet, header row, mobile
+        column); a new template or name plans the contacts the plan holds already. A plan
+        that was sent already: PlanUsedError."""
         entry = self.get(plan_id, user)
         with entry.lock:
             if entry.campaign_id is not None:
                 raise PlanUsedError(_used(entry.campaign_id))
             choices = replace(entry.choices, **changes)
-            entry.planned = _plan(settings, engine, list(entry.files), choices)
+            if _reading(choices) == _reading(entry.choices):
+                entry.planned = _replan(settings, engine, entry.planned, choices)
+            else:
+                entry.planned = _plan(settings, engine, list(entry.files), choices)
             entry.choices = choices
             entry.revision += 1
         with self._lock:
@@ -373,6 +379,26 @@ def _plan(
         mobile_column=choices.mobile_column,
         engine_or_url=engine,
         allow_nothing_valid=True,  # the preview shows every row's reason
+    )
+
+
+def _reading(choices: PlanChoices) -> tuple[str | None, int | None, str | None]:
+    """What decides how the files are read (the template and the name do not)."""
+    return choices.sheet, choices.header_row, choices.mobile_column
+
+
+def _replan(
+    settings: Settings, engine: Engine, planned: PlanResult, choices: PlanChoices
+) -> PlanResult:
+    """`planned`'s contacts (read with the same choices) planned with `choices`."""
+    from campaign.workflow import plan_contacts
+
+    return plan_contacts(
+        settings,
+        planned.plan.contacts,
+        choices.template,
+        engine_or_url=engine,
+        allow_nothing_valid=True,
     )
 
 
