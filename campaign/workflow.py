@@ -414,6 +414,7 @@ def send(
     or `stop.set()` anywhere stops it after the requests in flight (exit 130, resumable)."""
     from campaign.gateway.client import GatewayClient
     from campaign.gateway.runtime import open_gateway
+    from campaign.send.interrupt import in_thread
     from campaign.sender import send_campaign
     from campaign.store.results import outcome_counts
 
@@ -443,7 +444,11 @@ def send(
                 worker=worker,
             )
 
-        report = work() if stop is None else _in_thread(work, stop, say)
+        report = (
+            work()
+            if stop is None
+            else in_thread(work, stop, lambda: say(STOPPING), name="campaign-send")[0]
+        )
     return SendResult(report, outcome_counts(engine, report.campaign_id), dict(extra or {}))
 
 
@@ -496,33 +501,6 @@ def _config_names_gateway(path: Path | None, read_toml: Callable[[Path], Any]) -
         return False
     gateway = read_toml(path).get("gateway")
     return isinstance(gateway, dict) and bool(gateway.get("url"))
-
-
-def _in_thread(work: Callable[[], SendReport], stop: threading.Event, say: Notify) -> SendReport:
-    """Run `work` in a thread; a KeyboardInterrupt while waiting sets `stop` (once said)."""
-    box: dict[str, Any] = {}
-    done = threading.Event()  # not thread.is_alive(): an interrupted join() can lie
-
-    def target() -> None:
-        try:
-            box["report"] = work()
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="campaign-send", daemon=True).start()
-    while not done.is_set():
-        try:
-            done.wait(0.2)
-        except KeyboardInterrupt:
-            if not stop.is_set():
-                say(STOPPING)
-            stop.set()
-    if "error" in box:
-        raise box["error"]
-    report: SendReport = box["report"]
-    return report
 
 
 # --------------------------------------------------------------------------- status

@@ -240,6 +240,7 @@ def run_worker(
     The store is not upgraded (older workers may still be running on it): a store of an
     older schema is a StoreError (exit 3) saying how to upgrade it."""
     from campaign.gateway.runtime import require_account
+    from campaign.send.interrupt import in_thread
     from campaign.store import open_store
 
     require_account(settings.gateway)
@@ -251,7 +252,10 @@ def run_worker(
         return _work(settings, engine, once, stop, given_gateway, say, policy, clock, poll)
 
     try:
-        return _in_thread(work, stop, say)
+        report, keyboard = in_thread(
+            work, stop, lambda: say(f"{china_text()} {STOPPING}"), name="campaign-worker"
+        )
+        return WorkerResult(report, keyboard)
     finally:
         engine.dispose()
 
@@ -298,36 +302,6 @@ def _work(
         **({"stale_after": policy.stale_after, "heartbeat": policy.heartbeat} if policy else {}),
     )
     return worker.run()
-
-
-def _in_thread(
-    work: Callable[[], WorkerReport], stop: threading.Event, say: Notify
-) -> WorkerResult:
-    """Run the worker in a thread; Ctrl-C while this one waits sets `stop` (exit 130)."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-    keyboard = False
-
-    def target() -> None:
-        try:
-            box["report"] = work()
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="campaign-worker", daemon=True).start()
-    while not done.is_set():
-        try:
-            done.wait(0.2)
-        except KeyboardInterrupt:
-            if not keyboard:
-                say(f"{china_text()} {STOPPING}")
-            keyboard = True
-            stop.set()
-    if "error" in box:
-        raise box["error"]
-    return WorkerResult(box["report"], keyboard)
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Any
+from typing import Any, TypeVar
 
 
 class Interruption:
@@ -55,3 +55,38 @@ class Interruption:
         """Once the run is recorded: a caught Ctrl-C goes on to the caller."""
         if self.keyboard:
             raise KeyboardInterrupt
+
+
+T = TypeVar("T")
+
+
+def in_thread(
+    work: Callable[[], T], stop: threading.Event, announce: Callable[[], None], *, name: str
+) -> tuple[T, bool]:
+    """Run `work` in a thread while this one waits; Ctrl-C while waiting sets `stop` (and
+    calls `announce` once, unless a stop was already requested). Returns what `work`
+    returned and whether Ctrl-C came; what `work` raised is raised here."""
+    box: dict[str, Any] = {}
+    done = threading.Event()  # not thread.is_alive(): an interrupted join() can lie
+    keyboard = False
+
+    def target() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    while not done.is_set():
+        try:
+            done.wait(0.2)
+        except KeyboardInterrupt:
+            if not stop.is_set():
+                announce()
+            keyboard = True
+            stop.set()
+    if "error" in box:
+        raise box["error"]
+    return box["result"], keyboard
