@@ -38,9 +38,8 @@ def test_stale_tables_are_analyzed_before_the_results_are_read(pg_url, tmp_path)
         assert _analyzed(pg_url) == dict.fromkeys(TABLES, False)
         assert outcome_counts(engine, cid)["unsent"] == 3_000  # a results read analyzes first
         assert _analyzed(pg_url) == dict.fromkeys(TABLES, True)
-        # checked at most every CHECK_EVERY seconds; fresh tables are not analyzed again
-        assert refresh_statistics(engine) == []
-        forget_checks()
+        # checked at most every CHECK_EVERY seconds (a backend's counts of the inserts may
+        # reach pg_stat after the ANALYZE: a later check may analyze a table once more)
         assert refresh_statistics(engine) == []
     finally:
         engine.dispose()
