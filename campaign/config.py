@@ -18,11 +18,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from campaign.config_names import (  # also read from here: campaign.config.SIMULATOR
+    ENV_ACCOUNT,
+    ENV_CONFIG,
+    ENV_DB,
+    ENV_GATEWAY,
+    ENV_PASSWORD,
+    SIMULATOR,
+)
 from campaign.errors import CampaignError, ConfigError, UsageError
 from campaign.redact import redact_url, replace_secrets, url_secrets
 
 DEFAULT_GATEWAY_URL = "http://send.18sms.com/msg"
-SIMULATOR = "simulator"
 DEFAULT_MAX_BATCH = 50_000
 DEFAULT_MIN_BATCH = 1
 DEFAULT_RATE = 20.0
@@ -52,12 +59,6 @@ DEFAULT_MAX_UPLOAD_MB = 200  # one upload request (all its files) at most
 MIN_SECRET_KEY_CHARS = 32  # a session signing key shorter than this is guessable
 DEFAULT_OPTOUT_KEYWORDS: tuple[str, ...] = ("T", "TD", "R", "退订", "取消")
 BLACKLIST_STATUSES: tuple[str, ...] = ("MBBLACK", "DB:0141", "MA:0001", "MX:0013")
-
-ENV_CONFIG = "CAMPAIGN_CONFIG"
-ENV_DB = "CAMPAIGN_DB"
-ENV_GATEWAY = "CAMPAIGN_GATEWAY"
-ENV_ACCOUNT = "CAMPAIGN_ACCOUNT"
-ENV_PASSWORD = "CAMPAIGN_PASSWORD"
 
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")

@@ -1,7 +1,9 @@
 """Command-line interface: `campaign COMMAND ...` (see SPEC.md for the contract).
 
 Each command module registers its commands on `app` when imported; the order of the
-imports is the order of `campaign --help`.
+imports is the order of `campaign --help`. A command module imports `workflow` (and with
+it the store, pandas, SQLAlchemy, ...) inside its commands, never at the top: `campaign
+--help` loads none of them (tests/test_cli_startup.py, bench/bench_startup.py).
 """
 
 # isort: skip_file

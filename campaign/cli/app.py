@@ -7,19 +7,18 @@ object on stdout too (SPEC: with `--json`, a command that fails still prints one
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Annotated, Any
 
 import typer
 from typer._click import Command, Context
 from typer._click.exceptions import UsageError  # typer >= 0.24 carries its own click
-from typer.core import TyperArgument, TyperGroup
+from typer.core import TyperGroup
 
 import campaign
+from campaign.cli.help_text import help_not_given_is_false, tidy_help
 
 HELP_OPTION_NAMES = ["--help", "-h"]
-_VALUE_NAMES = {"path": "FILE", "int": "N", "float": "N"}
 _JSON_FLAG = "--json"
 _JSON_META = "campaign.json_output"
 
@@ -29,6 +28,7 @@ class CampaignGroup(TyperGroup):
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         ctx.meta[_JSON_META] = _JSON_FLAG in _before_double_dash(args)
+        help_not_given_is_false(self.get_help_option(ctx))
         try:
             return super().parse_args(ctx, args)
         except UsageError as exc:
@@ -51,52 +51,6 @@ class CampaignGroup(TyperGroup):
     def format_help(self, ctx: Context, formatter: Any) -> None:
         tidy_help(self, ctx, recurse=False)
         super().format_help(ctx, formatter)
-
-
-def tidy_help(command: Command, ctx: Context, *, recurse: bool = True) -> None:
-    """Help that reads well: paragraphs reflowed, value names (FILE, N, TEXT), never
-    Python types like `<bool>`.
-
-    Flags (and -h/--help) take no value: nothing is shown beside them. An option without
-    a metavar of its own gets one from its type; an argument's metavar is its name.
-    """
-    if command.help:
-        command.help = reflow(command.help)
-    for param in [*command.params, command.get_help_option(ctx)]:
-        if isinstance(param, TyperArgument):
-            param.display_type_rich = _no_type  # type: ignore[method-assign]
-        elif param is not None and param.metavar is None:
-            param.metavar = "" if getattr(param, "is_flag", False) else _value_name(param, ctx)
-    if recurse and isinstance(command, TyperGroup):
-        for sub in command.commands.values():
-            tidy_help(sub, ctx)
-
-
-def reflow(text: str) -> str:
-    """Join the lines of each paragraph of a docstring (rich help keeps line breaks), except
-    in paragraphs with indented lines: examples stay one command a line."""
-    paragraphs = [p.strip("\n") for p in inspect.cleandoc(text).split("\n\n")]
-    kept = [p if _has_indented_line(p) else " ".join(p.split("\n")) for p in paragraphs]
-    if len(kept) > 1 and _has_indented_line(kept[1]):
-        # rich help dedents the text after the first paragraph as a docstring, ignoring its
-        # first line: an empty first line keeps an example's indentation
-        kept[1] = "\n" + kept[1]
-    return "\n\n".join(kept)
-
-
-def _has_indented_line(paragraph: str) -> bool:
-    return any(line[:1].isspace() for line in paragraph.split("\n"))
-
-
-def _value_name(param: Any, ctx: Context) -> str:
-    shown = str(param.display_type(ctx)).strip("<>")
-    if "|" in shown:  # a choice: its values say more than any name
-        return shown
-    return _VALUE_NAMES.get(shown.removesuffix(" range"), "TEXT")
-
-
-def _no_type(ctx: Context) -> None:
-    return None
 
 
 def _before_double_dash(args: list[str]) -> list[str]:

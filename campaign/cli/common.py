@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from typer._click import ClickException
@@ -31,12 +31,11 @@ from campaign.cli.options import (  # noqa: F401  (re-exported for the command m
     TemplateOption,
     TextOption,
 )
-from campaign.config import (
-    Settings,
-    load_settings,
-)
 from campaign.errors import CampaignError, ExitCode, UsageError
 from campaign.redact import redact
+
+if TYPE_CHECKING:
+    from campaign.config import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,6 +61,8 @@ def template_text(template: Path | None, text: str | None) -> str:
 def settings_from(
     config: Path | None, db: str | None = None, gateway: str | None = None
 ) -> Settings:
+    from campaign.config import load_settings
+
     return load_settings(config, db=db, gateway=gateway)
 
 
@@ -70,6 +71,22 @@ def resume_gateway(settings: Settings, given: str | None, record: Any) -> Settin
     from campaign.workflow import resume_gateway as chosen
 
     return chosen(settings, given, record)
+
+
+def store_failures_raise(doing: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`campaign.store.engine.store_failures_raise`, looked up when the command runs: the
+    store loads SQLAlchemy, which `campaign --help` should not wait for."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            from campaign.store.engine import store_failures_raise as guard
+
+            return guard(doing)(func)(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

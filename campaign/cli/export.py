@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from campaign import workflow
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -59,6 +58,8 @@ def export(
       campaign export 12 -o results.xlsx
       campaign export spring-2026 -o results.csv --lang zh
     """
+    from campaign import workflow
+
     workflow.check_export_path(out)  # a wrong extension before the config
     result = workflow.export(settings_from(config, db=db), campaign, out, lang=lang.value)
     summary = result.summary

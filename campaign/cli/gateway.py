@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from campaign import workflow
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -34,6 +33,8 @@ def balance(
       campaign balance --config campaign.toml
       campaign balance --gateway simulator --json
     """
+    from campaign import workflow
+
     result = workflow.balance(settings_from(config, gateway=gateway), notify=info)
     if json_output:
         print_json(result.to_json())

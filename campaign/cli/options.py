@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from campaign.config import ENV_CONFIG, ENV_DB, ENV_GATEWAY, SIMULATOR, is_gateway_url
-from campaign.redact import redact_url
+from campaign.config_names import ENV_CONFIG, ENV_DB, ENV_GATEWAY, SIMULATOR
 
 ConfigOption = Annotated[
     Path | None,
@@ -30,6 +29,9 @@ DbOption = Annotated[
 
 def _gateway_url(value: str | None) -> str | None:
     """`--gateway` (or CAMPAIGN_GATEWAY): an http(s) URL or `simulator`, else a usage error."""
+    from campaign.config import is_gateway_url
+    from campaign.redact import redact_url
+
     if value is None or is_gateway_url(value):  # one check, shared with the config file
         return value
     raise typer.BadParameter(

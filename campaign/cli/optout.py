@@ -9,26 +9,21 @@ from pathlib import Path
 
 import typer
 
-from campaign import workflow
 from campaign.cli import render_optout
 from campaign.cli.app import app
-from campaign.cli.common import (
+from campaign.cli.common import handle_errors, print_json, settings_from
+from campaign.cli.options import (
     ConfigOption,
     DbOption,
+    DetailsOption,
     HeaderRowOption,
     JsonOption,
     MobileColumnOption,
-    SheetOption,
-    handle_errors,
-    print_json,
-    settings_from,
-)
-from campaign.cli.options import (
-    DetailsOption,
     MobilesArg,
     NoteOption,
     OptoutFileArg,
     OptoutOutOption,
+    SheetOption,
 )
 
 optout_app = typer.Typer(
@@ -53,6 +48,8 @@ def add(
     Example:
       campaign optout add 13800138000 +86 139 0013 9000 --note 'asked by phone'
     """
+    from campaign import workflow
+
     numbers = workflow.normalized_mobiles(mobiles)  # bad numbers before the config
     result = workflow.add_optouts(settings_from(config, db), numbers, note)
     render_optout.optout_change(result, json_output)
@@ -71,6 +68,8 @@ def remove(
     Example:
       campaign optout remove 13800138000
     """
+    from campaign import workflow
+
     numbers = workflow.normalized_mobiles(mobiles)  # bad numbers before the config
     result = workflow.remove_optouts(settings_from(config, db), numbers)
     render_optout.optout_change(result, json_output)
@@ -92,6 +91,8 @@ def list_numbers(
     Example:
       campaign optout list --details
     """
+    from campaign import workflow
+
     settings = settings_from(config, db)
     if details:
         render_optout.optout_entries(workflow.optout_entries(settings), json_output)
@@ -114,6 +115,8 @@ def export_list(
     Example:
       campaign optout export -o optouts.xlsx
     """
+    from campaign import workflow
+
     result = workflow.export_optouts(settings_from(config, db), out)
     render_optout.optout_export(result, json_output)
 
@@ -134,12 +137,11 @@ def import_file(
     Example:
       campaign optout import unsubscribed.xlsx --mobile-column 手机号
     """
+    from campaign import workflow
+
+    settings = settings_from(config, db)
     result = workflow.import_optouts(
-        settings_from(config, db),
-        Path(file),
-        sheet=sheet,
-        header_row=header_row,
-        mobile_column=mobile_column,
+        settings, Path(file), sheet=sheet, header_row=header_row, mobile_column=mobile_column
     )
     render_optout.skipped_rows(result.invalid)
     print_json(result.to_json()) if json_output else render_optout.optout_import(result.figures)

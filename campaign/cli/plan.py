@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from campaign import workflow
 from campaign.cli import render
 from campaign.cli.app import app
 from campaign.cli.common import (
@@ -69,6 +68,8 @@ def plan(
       campaign plan customers.xlsx -t spring.txt --out preview.xlsx
       campaign plan a.csv b.csv --text '{姓名|会员}您好，春季会员日全场八折'
     """
+    from campaign import workflow
+
     paths = [Path(p) for p in contacts]
     if out is not None:
         _refuse_to_overwrite_input(out, paths)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from campaign import workflow_queue
 from campaign.cli import render_queue
 from campaign.cli.app import app
 from campaign.cli.common import (
@@ -14,11 +13,11 @@ from campaign.cli.common import (
     handle_errors,
     info,
     settings_from,
+    store_failures_raise,
 )
 from campaign.cli.options import CampaignArg
 from campaign.cli.queue_options import OnceOption
 from campaign.cli.send_controls import stop_on_signals
-from campaign.store.engine import store_failures_raise
 
 
 @app.command("worker")
@@ -43,6 +42,8 @@ def worker(
       campaign worker --config campaign.toml
       campaign worker --once --db postgresql://campaign@db.internal/campaign
     """
+    from campaign import workflow_queue
+
     settings = settings_from(config, db, gateway)
     with stop_on_signals() as stop:
         result = workflow_queue.run_worker(
@@ -67,6 +68,8 @@ def pause(
       campaign pause 12
       campaign resume 12 --queue
     """
+    from campaign import workflow_queue
+
     settings = settings_from(config, db)
     render_queue.changed(workflow_queue.pause_campaign(settings, campaign), json_output)
 
@@ -86,6 +89,8 @@ def cancel(
     Example:
       campaign cancel 12
     """
+    from campaign import workflow_queue
+
     settings = settings_from(config, db)
     result = workflow_queue.cancel_campaign(settings, campaign)
     render_queue.changed(result, json_output)

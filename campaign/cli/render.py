@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from campaign.cli import render_queue
 from campaign.cli.common import fail, info, print_json
 from campaign.timeutil import china_text
-from campaign.workflow import PLAN_KEYS, PlanResult, SendResult, StatusList, StatusResult
+
+if TYPE_CHECKING:  # campaign.workflow loads the store and pandas: not at start-up
+    from campaign.workflow import PlanResult, SendResult, StatusList, StatusResult
 
 Reasons = dict[str, list[tuple[str, int]]]  # outcome -> [(reason, rows), ...]
 
@@ -40,6 +42,8 @@ def show_before_sending(planned: PlanResult) -> None:
 def send_declined(planned: PlanResult, json_output: bool) -> None:
     """A send declined at the question: said on stderr, and with --json still exactly one
     JSON object for a script reading stdout."""
+    from campaign.workflow import PLAN_KEYS
+
     info("declined: nothing was sent (nothing stored)")
     if json_output:
         figures = planned.figures()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from campaign.cli.common import info, print_json
-from campaign.workflow import OptoutChange, OptoutExport
+
+if TYPE_CHECKING:  # campaign.workflow loads the store and pandas: not at start-up
+    from campaign.workflow import OptoutChange, OptoutExport
 
 SHOWN_PROBLEMS = 10  # invalid rows of an imported file listed by row number
 TABLE_HEADERS = ("mobile", "added (China time)", "reason", "detail", "by")

@@ -4,7 +4,7 @@ due time, the live workers). The JSON forms are the results' `to_json()`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -12,7 +12,9 @@ from campaign.cli.common import fail, info, print_json
 from campaign.errors import ExitCode
 from campaign.outcomes import CampaignState
 from campaign.timeutil import CHINA, china_text
-from campaign.workflow_queue import ChangeResult, ScheduleResult, WorkerResult
+
+if TYPE_CHECKING:  # campaign.workflow_queue loads the store: not at start-up
+    from campaign.workflow_queue import ChangeResult, ScheduleResult, WorkerResult
 
 WORKERS_HINT = "a worker sends it (`campaign worker`)"
 WAITING = (CampaignState.SCHEDULED, CampaignState.QUEUED)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from campaign import workflow
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -49,6 +48,8 @@ def import_reports(
     Example:
       campaign reports import reports/2026-03-01.csv reports/2026-03-02.xlsx --json
     """
+    from campaign import workflow
+
     result = workflow.import_reports(settings_from(config, db), files)
     if json_output:
         print_json(result.to_json())

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from campaign.cli.app import app
 from campaign.cli.common import DbOption, JsonOption, handle_errors, print_json
-from campaign.config import Settings, load_settings
 from campaign.errors import ConfigError, ExitCode
 from campaign.redact import RedactingFilter
 from campaign.timeutil import ChinaTimeFormatter
+
+if TYPE_CHECKING:
+    from campaign.config import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -87,6 +89,7 @@ def run_command(
     Example:
       campaign run /etc/campaign/nightly.toml --json
     """
+    from campaign.config import load_settings
     from campaign.jobs import run_jobs
 
     settings = load_settings(config, db=db, store_beside_config=True)

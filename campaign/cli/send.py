@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from campaign import workflow, workflow_queue
 from campaign.cli import render, render_queue
 from campaign.cli.app import app
 from campaign.cli.common import (
@@ -20,6 +19,7 @@ from campaign.cli.common import (
     info,
     is_terminal,
     settings_from,
+    store_failures_raise,
     template_text,
 )
 from campaign.cli.options import (
@@ -36,7 +36,6 @@ from campaign.cli.queue_options import AtOption, QueueOption, ResumeQueueOption
 from campaign.cli.send_controls import confirm, stop_on_signals
 from campaign.cli.send_progress import progress_reporter
 from campaign.errors import UsageError
-from campaign.store.engine import store_failures_raise
 
 
 @app.command("send")
@@ -72,6 +71,8 @@ def send(
       campaign send vip.csv --text '{姓名}您好，会员日八折' --yes --json
       campaign send customers.xlsx -t spring.txt --at '2026-12-04 10:00' --yes
     """
+    from campaign import workflow, workflow_queue
+
     name = workflow.usable_name(name)  # all digits: exit 3 (an id)
     message = template_text(template, text)
     settings = settings_from(config, db, gateway)
@@ -121,6 +122,8 @@ def resume(
       campaign resume spring-2026 --resend-unknown
       campaign resume 12 --queue
     """
+    from campaign import workflow, workflow_queue
+
     if queue and resend_unknown:
         raise UsageError("--resend-unknown sends here: give it without --queue")
     settings = settings_from(config, db, gateway)

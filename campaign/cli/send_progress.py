@@ -8,9 +8,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from campaign.sender import ProgressEvent
 from campaign.timeutil import china_text
+
+if TYPE_CHECKING:
+    from campaign.sender import ProgressEvent
 
 PLAIN_EVERY = 5.0  # seconds between plain progress lines
 

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from campaign import workflow
 from campaign.cli import render
 from campaign.cli.app import app
 from campaign.cli.common import (
@@ -16,9 +15,9 @@ from campaign.cli.common import (
     handle_errors,
     print_json,
     settings_from,
+    store_failures_raise,
 )
 from campaign.errors import UsageError
-from campaign.store.engine import store_failures_raise
 
 
 @app.command("status")
@@ -45,6 +44,8 @@ def status(
       campaign status
       campaign status 12 --json
     """
+    from campaign import workflow
+
     if name is not None and campaign is not None and name != campaign:
         raise UsageError("give the campaign either as CAMPAIGN or with --name, not both")
     campaign = campaign if campaign is not None else name

@@ -11,21 +11,11 @@ from typing import Annotated
 
 import typer
 
-from campaign import workflow_users
 from campaign.cli.app import app
-from campaign.cli.common import (
-    ConfigOption,
-    DbOption,
-    JsonOption,
-    handle_errors,
-    info,
-    is_terminal,
-    print_json,
-    settings_from,
-)
+from campaign.cli.common import handle_errors, info, is_terminal, print_json, settings_from
+from campaign.cli.options import ConfigOption, DbOption, JsonOption
 from campaign.errors import InputError
 from campaign.timeutil import china_text
-from campaign.workflow import os_user
 
 user_app = typer.Typer(
     help="Manage the users of the web console (`campaign web`) and their API tokens."
@@ -45,6 +35,8 @@ RoleOption = Annotated[
 
 def _password() -> str:
     """CAMPAIGN_USER_PASSWORD, else typed twice at a prompt."""
+    from campaign import workflow_users
+
     given = os.environ.get(workflow_users.ENV_USER_PASSWORD)
     if given is not None:
         return workflow_users.check_password(given)
@@ -60,6 +52,8 @@ def _password() -> str:
 
 
 def _actor() -> str:
+    from campaign.workflow import os_user
+
     return f"cli:{os_user('unknown')}"
 
 
@@ -73,6 +67,8 @@ def add(
     Example:
       campaign user add ann --role admin
     """
+    from campaign import workflow_users
+
     settings = settings_from(config, db)
     workflow_users.check_name(name)
     workflow_users.check_role(role)
@@ -88,6 +84,8 @@ def remove(name: NameArg, config: ConfigOption = None, db: DbOption = None) -> N
     Example:
       campaign user remove ann
     """
+    from campaign import workflow_users
+
     workflow_users.remove_user(settings_from(config, db), name, actor=_actor())
     typer.echo(f"removed user {name}")
 
@@ -102,6 +100,8 @@ def list_(
     Example:
       campaign user list --json
     """
+    from campaign import workflow_users
+
     found = workflow_users.list_users(settings_from(config, db))
     if json_output:
         print_json([user.to_json() for user in found])
@@ -121,6 +121,8 @@ def passwd(name: NameArg, config: ConfigOption = None, db: DbOption = None) -> N
     Example:
       campaign user passwd ann
     """
+    from campaign import workflow_users
+
     settings = settings_from(config, db)
     workflow_users.change_password(settings, name, _password(), actor=_actor())
     typer.echo(f"changed the password of {name}")
@@ -134,6 +136,8 @@ def token(name: NameArg, config: ConfigOption = None, db: DbOption = None) -> No
     Example:
       curl -H "Authorization: Bearer $(campaign user token ann)" localhost:8000/api/v1/campaigns
     """
+    from campaign import workflow_users
+
     made = workflow_users.new_token(settings_from(config, db), name, actor=_actor())
     info("the token is shown this once: keep it somewhere safe")
     typer.echo(made)

@@ -1,0 +1,104 @@
+"""Start-up: `campaign --help` (and a command's help, and `--version`) loads typer and the
+CLI's own small modules, none of the heavy libraries a command needs only when it runs.
+
+Each case runs in a fresh interpreter (this test process has long imported everything) and
+reads `sys.modules` there after the command. No timing is asserted; bench/bench_startup.py
+measures it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from campaign.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Loaded only by the commands that use them (store, frames, files, HTTP, hashes, web).
+HEAVY = (
+    "sqlalchemy",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "requests",
+    "urllib3",
+    "httpx",
+    "argon2",
+    "openpyxl",
+    "python_calamine",
+    "xlsxwriter",
+    "phonenumbers",
+    "ahocorasick",
+    "psycopg",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "pydantic",  # typer's coercion of values: not needed to print help
+)
+
+# Runs the console script's entry point (`campaign.cli:main`) with ARGS, then writes the
+# top-level names of the modules loaded to OUT; without ARGS it only imports the package.
+_PROBE = """
+import json, sys
+out, args = sys.argv[1], sys.argv[2:]
+from campaign.cli import main
+if args:
+    sys.argv = ["campaign", *args]
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None), exc.code
+with open(out, "w", encoding="utf-8") as file:
+    json.dump(sorted({name.split(".")[0] for name in sys.modules}), file)
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[str, set[str]]:
+    """stdout of `campaign ARGS` in a fresh interpreter, and the modules it loaded."""
+    out = tmp_path / "modules.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}  # COLUMNS: rows not cut
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), *args],
+        cwd=tmp_path,  # a command that opens the default store opens it here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, set(json.loads(out.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--help",), ("--version",), ("plan", "--help"), ("optout", "add", "--help")],
+    ids=["import", "help", "version", "plan-help", "optout-add-help"],
+)
+def test_no_heavy_library_is_loaded(tmp_path, args):
+    _, loaded = _run(tmp_path, *args)
+    assert "typer" in loaded  # the probe did run the CLI
+    assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_the_help_lists_every_command(tmp_path):
+    shown, _ = _run(tmp_path, "--help")
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert len(commands) > 10
+    missing = [name for name in commands if f" {name} " not in shown]
+    assert missing == [], shown
+
+
+def test_a_command_still_loads_what_it_needs(tmp_path):
+    """The libraries load when a command runs: `plan` reads a list with pandas."""
+    contacts = tmp_path / "list.csv"
+    contacts.write_text("name,mobile\nAnn,13912345678\n", encoding="utf-8")
+    shown, loaded = _run(tmp_path, "plan", str(contacts), "--text", "{name} hi", "--json")
+    assert json.loads(shown)["recipients"] == 1
+    assert {"pandas", "pyarrow"} <= loaded
