@@ -111,13 +111,13 @@ def test_a_stopped_campaign_sent_again_points_at_resume(store_url, tmp_path, sim
 
 def test_an_interrupted_send_is_refused_too(sqlite_url, tmp_path, sim, monkeypatch):
     """Ctrl-C during the send: the campaign is stopped, a second send is a repeat."""
-    from campaign import workflow
+    from campaign.send import interrupt
 
-    def interrupted(work, stop, say):
+    def interrupted(work, stop, announce, *, name):
         stop.set()  # what Ctrl-C does: stop after the requests in flight
-        return work()
+        return work(), True
 
-    monkeypatch.setattr(workflow, "_in_thread", interrupted)
+    monkeypatch.setattr(interrupt, "in_thread", interrupted)
     contacts, template = _contacts(tmp_path), _template(tmp_path)
     first = _send(sim, sqlite_url, contacts, template)
     [(cid, _, state)] = _campaigns(sqlite_url)
