@@ -6,7 +6,11 @@ delivery reports (some failures, some long messages with two reports), the rest 
 unknown or unsent. Then runs each variant in its own subprocess and prints seconds and
 peak memory (ru_maxrss):
 
-  xlsx        export_campaign(... .xlsx)            rows written as vectorized XML (default)
+  xlsx        export_campaign(... .xlsx)            rows written as vectorized XML, the zip
+                                                    deflated by zlib-ng at level 4 (default)
+  xlsx-zlib   export_campaign(... .xlsx, fast_deflate=False)  the same, deflated by zlib at
+                                                    level 6 (xlsxwriter's own zip step, before
+                                                    issue 16)
   xlsx-cells  export_campaign(... .xlsx, fast=False) xlsxwriter's public cell API
   csv         export_campaign(... .csv)
   read        iter_results only (the SQL join and the frames; no file)
@@ -14,6 +18,7 @@ peak memory (ru_maxrss):
               DataFrame.to_excel(engine="xlsxwriter") (results sheet only)
 
 Usage: python bench/bench_export.py [--rows 1000000] [--baseline-rows 200000]
+       [--only xlsx,xlsx-zlib,...]
 The slow variants (xlsx-cells, to_excel) run on --baseline-rows and are extrapolated
 linearly to --rows (marked "extrapolated").
 """
@@ -173,6 +178,8 @@ def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
     extra: dict[str, object] = {}
     if variant == "xlsx":
         export_campaign(engine, 1, out.with_suffix(".xlsx"))
+    elif variant == "xlsx-zlib":
+        export_campaign(engine, 1, out.with_suffix(".xlsx"), fast_deflate=False)
     elif variant == "xlsx-cells":
         export_campaign(engine, 1, out.with_suffix(".xlsx"), fast=False)
     elif variant == "csv":
@@ -204,7 +211,7 @@ def child(variant: str, rows: int) -> dict[str, object]:
     for suffix in (".xlsx", ".csv"):
         path = out.with_suffix(suffix)
         if path.exists():
-            result["file_mb"] = round(path.stat().st_size / 2**20)
+            result["file_mb"] = round(path.stat().st_size / 2**20, 1)
             path.unlink()
     result["rows"] = rows
     return result
@@ -230,9 +237,11 @@ def main() -> None:
             print(f"built the {rows:,}-row store in {time.perf_counter() - began:.0f} s")
     plan = [
         ("xlsx", args.rows),
+        ("xlsx-zlib", args.rows),
         ("csv", args.rows),
         ("read", args.rows),
         ("xlsx", args.baseline_rows),
+        ("xlsx-zlib", args.baseline_rows),
         ("xlsx-cells", args.baseline_rows),
         ("to_excel", args.baseline_rows),
     ]
@@ -245,17 +254,35 @@ def main() -> None:
         results.append(result)
         print(json.dumps(result), flush=True)
     print()
-    print(f"{'variant':<12}{'rows':>11}{'seconds':>10}{'peak MB':>9}  note")
+    print(f"{'variant':<12}{'rows':>11}{'seconds':>10}{'peak MB':>9}{'file MB':>9}  note")
     for r in results:
         note = ""
         if "write_seconds" in r:
             note = f"read {r['read_seconds']} s + write {r['write_seconds']} s"
         elif "read_seconds" in r:
             note = f"of which read {r['read_seconds']} s"
-        print(f"{r['variant']:<12}{r['rows']:>11,}{r['seconds']:>10}{r['peak_mb']:>9}  {note}")
+        size = r.get("file_mb", "")
+        head = f"{r['variant']:<12}{r['rows']:>11,}{r['seconds']:>10}{r['peak_mb']:>9}"
+        print(f"{head}{size:>9}  {note}")
     by = {(r["variant"], r["rows"]): r for r in results}
+    for rows in sorted({args.rows, args.baseline_rows}):
+        new, old = by.get(("xlsx", rows)), by.get(("xlsx-zlib", rows))
+        if new and old:
+            print(
+                f"\nat {rows:,} rows: zlib-ng {new['seconds']} s vs zlib {old['seconds']} s -> "
+                f"{float(old['seconds']) / float(new['seconds']):.2f}x faster; file "
+                f"{new['file_mb']} MB vs {old['file_mb']} MB "
+                f"({float(new['file_mb']) / float(old['file_mb']) * 100 - 100:+.1f} %)"
+            )
     base = by.get(("to_excel", args.baseline_rows))
     mine = by.get(("xlsx", args.baseline_rows))
+    old_mine = by.get(("xlsx-zlib", args.baseline_rows))
+    if base and old_mine:
+        print(
+            f"\nat {args.baseline_rows:,} rows: zlib xlsx export {old_mine['seconds']} s vs "
+            f"to_excel {base['seconds']} s -> "
+            f"{float(base['seconds']) / float(old_mine['seconds']):.1f}x faster"
+        )
     if base and mine:
         scale = args.rows / args.baseline_rows
         print(

@@ -57,6 +57,7 @@ from campaign.result_rows import (
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.results import recipient_count
 from campaign.xlsx_rows import fast_path_available, write_rows_cells, write_rows_xml
+from campaign.xlsx_zip import FastDeflateWorkbook
 from campaign.zh import CARRIERS_ZH, OUTCOMES_ZH, RESULT_COLUMNS_ZH
 
 EXTENSIONS = (".xlsx", ".csv")
@@ -91,11 +92,14 @@ def export_campaign(
     max_rows_per_sheet: int = MAX_SHEET_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     fast: bool = True,
+    fast_deflate: bool = True,
 ) -> ExportSummary:
     """Write the result spreadsheet of a campaign to `out` (.xlsx or .csv), atomically.
 
     `fast=False` writes cells through xlsxwriter's public API instead of whole rows of XML
-    (same file content; for comparison).
+    (same file content; for comparison). `fast_deflate=False` deflates the `.xlsx` package
+    with zlib (xlsxwriter's own zip step) instead of ISA-L (xlsx_zip.py): same parts, a
+    smaller and slower file; for comparison.
     """
     out = Path(out)
     kind = output_format(out)
@@ -110,7 +114,7 @@ def export_campaign(
             sheets: list[str] = []
         else:
             tally, sheets = _write_xlsx(
-                engine, campaign, partial, lang, max_rows_per_sheet, chunk_rows, fast
+                engine, campaign, partial, lang, max_rows_per_sheet, chunk_rows, fast, fast_deflate
             )
     return ExportSummary(out, tally.rows, tally.outcome_counts(), sheets, kind)
 
@@ -246,8 +250,9 @@ def _write_xlsx(
     max_rows: int,
     chunk_rows: int,
     fast: bool,
+    fast_deflate: bool,
 ) -> tuple[ResultTally, list[str]]:
-    book = Workbook(
+    book = (FastDeflateWorkbook if fast_deflate else Workbook)(
         str(path),
         {
             "constant_memory": True,

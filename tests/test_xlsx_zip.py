@@ -1,0 +1,141 @@
+"""The `.xlsx` export deflated by zlib-ng (xlsx_zip.py): the same parts as with zlib, byte for
+byte, read back by openpyxl (and LibreOffice when `soffice` is installed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import zipfile
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from zlib_ng import zlib_ng
+
+import campaign.export_summary as export_summary
+import campaign.xlsx_zip as xlsx_zip
+from campaign.export import export_campaign
+from campaign.store import open_store
+from tests.support.plans import contact_file, every_outcome_campaign, planned_campaign
+
+# docProps/core.xml holds xlsxwriter's time of writing (to the second): compared without it
+TIMESTAMPED = "docProps/core.xml"
+EXPORTED_AT = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(sqlite_url, monkeypatch):
+    monkeypatch.setattr(export_summary, "utcnow", lambda: EXPORTED_AT)  # the summary's time
+    engine = open_store(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def deflates(monkeypatch) -> list[int]:
+    """The level of each zlib-ng compressor made (a spy around zlib_ng.compressobj)."""
+    made: list[int] = []
+    real = zlib_ng.compressobj
+
+    def spy(level: int, *args: int) -> object:
+        made.append(level)
+        return real(level, *args)
+
+    monkeypatch.setattr(xlsx_zip.zlib_ng, "compressobj", spy)
+    return made
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def _raw_entry(path: Path, name: str) -> bytes:
+    """The stored (compressed) bytes of one entry."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+    with path.open("rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(30)
+        skip = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        handle.seek(info.header_offset + 30 + skip)
+        return handle.read(info.compress_size)
+
+
+def _campaign(engine, tmp_path: Path) -> int:
+    rows = [[f"客户{i} & <b>", f"138{i:08d}", "=1+1" if i % 3 else ""] for i in range(3000)]
+    path = contact_file(tmp_path / "list.csv", ["name", "phone", "note"], rows)
+    return planned_campaign(engine, [path], "{name}您好")
+
+
+def test_parts_are_those_of_the_zlib_export_byte_for_byte(engine, tmp_path, deflates):
+    cid = _campaign(engine, tmp_path)
+    fast, slow = tmp_path / "fast.xlsx", tmp_path / "zlib.xlsx"
+    export_campaign(engine, cid, slow, fast_deflate=False)
+    assert deflates == []  # the zlib export made no zlib-ng compressor
+    export_campaign(engine, cid, fast, fast_deflate=True)
+    fast_parts, slow_parts = _parts(fast), _parts(slow)
+    assert list(fast_parts) == list(slow_parts)
+    assert deflates == [xlsx_zip.DEFLATE_LEVEL] * len(fast_parts)  # every part, zlib-ng's
+    for name in fast_parts:
+        if name != TIMESTAMPED:
+            assert fast_parts[name] == slow_parts[name], name
+    # the sheet is deflated differently: zlib-ng's stream, not zlib's at level 6
+    sheet = "xl/worksheets/sheet1.xml"
+    fast_raw, slow_raw = _raw_entry(fast, sheet), _raw_entry(slow, sheet)
+    assert fast_raw != slow_raw
+    assert zlib.decompress(fast_raw, -15) == fast_parts[sheet]  # plain zlib inflates it
+    one_shot = zlib.compressobj(6, zlib.DEFLATED, -15)
+    assert slow_raw == one_shot.compress(slow_parts[sheet]) + one_shot.flush()
+    book = openpyxl.load_workbook(fast, read_only=True)
+    try:
+        rows = list(book["results"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    assert len(rows) == 3001 and rows[1][0] == "客户0 & <b>"
+
+
+def test_every_sheet_of_a_full_export_reads_back_the_same(engine, tmp_path):
+    cid = every_outcome_campaign(engine)
+    fast, slow = tmp_path / "fast.xlsx", tmp_path / "zlib.xlsx"
+    export_campaign(engine, cid, slow, fast_deflate=False, max_rows_per_sheet=4)
+    export_campaign(engine, cid, fast, max_rows_per_sheet=4)
+    fast_parts, slow_parts = _parts(fast), _parts(slow)
+    assert list(fast_parts) == list(slow_parts)
+    assert all(fast_parts[n] == slow_parts[n] for n in fast_parts if n != TIMESTAMPED)
+    for path in (fast, slow):
+        book = openpyxl.load_workbook(path)
+        try:
+            assert book.sheetnames[:3] == ["results", "results_2", "results_3"]
+        finally:
+            book.close()
+
+
+def test_other_workbooks_keep_zlib(engine, tmp_path, deflates):
+    """pandas' to_excel, in this thread or beside a fast export in another, is zlib's."""
+    cid = _campaign(engine, tmp_path)
+    plain = tmp_path / "plain.xlsx"
+    worker = threading.Thread(target=export_campaign, args=(engine, cid, tmp_path / "f.xlsx"))
+    worker.start()
+    pd.DataFrame({"a": [f"v{i}" for i in range(5000)]}).to_excel(plain, index=False)
+    worker.join()
+    assert (tmp_path / "f.xlsx").exists()
+    raw = _raw_entry(plain, "xl/worksheets/sheet1.xml")
+    content = _parts(plain)["xl/worksheets/sheet1.xml"]
+    one_shot = zlib.compressobj(6, zlib.DEFLATED, -15)
+    assert raw == one_shot.compress(content) + one_shot.flush()
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+def test_libreoffice_opens_the_export(engine, tmp_path):
+    cid = every_outcome_campaign(engine)
+    out = tmp_path / "r.xlsx"
+    export_campaign(engine, cid, out)
+    command = ["soffice", "--headless", "--convert-to", "csv", "--outdir", str(tmp_path), str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8", errors="replace").count("\n") >= 10
