@@ -17,6 +17,9 @@ peak memory (ru_maxrss):
   to_excel    baseline: every row read into one DataFrame, then
               DataFrame.to_excel(engine="xlsxwriter") (results sheet only)
 
+"zip" is the time in xlsxwriter's Workbook._store_workbook (the sheet XML assembled from the
+row file, then every part deflated into the zip): the step the deflate of xlsx_zip.py changes.
+
 Usage: python bench/bench_export.py [--rows 1000000] [--baseline-rows 200000]
        [--only xlsx,xlsx-zlib,...]
 The slow variants (xlsx-cells, to_excel) run on --baseline-rows and are extrapolated
@@ -154,6 +157,7 @@ def _report(msgid: str, mobile: str, status: str, when: str) -> dict[str, object
 
 def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
     import pandas as pd
+    from xlsxwriter.workbook import Workbook
 
     import campaign.export as export_module
     from campaign.export import export_campaign
@@ -174,6 +178,15 @@ def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
             yield chunk
 
     export_module.iter_results = timed_results  # type: ignore[assignment]
+    zipping = [0.0]
+    store_workbook = Workbook._store_workbook
+
+    def timed_store(book: Workbook) -> None:  # the zip step: parts assembled and deflated
+        began = time.perf_counter()
+        store_workbook(book)
+        zipping[0] += time.perf_counter() - began
+
+    Workbook._store_workbook = timed_store  # type: ignore[method-assign]
     started = time.perf_counter()
     extra: dict[str, object] = {}
     if variant == "xlsx":
@@ -196,6 +209,8 @@ def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
     if reading[0]:
         extra["read_seconds"] = round(reading[0], 2)
         extra["write_seconds"] = round(seconds - reading[0], 2)
+    if zipping[0]:
+        extra["zip_seconds"] = round(zipping[0], 2)
     engine.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"variant": variant, "seconds": round(seconds, 2), "peak_mb": round(peak_mb), **extra}
@@ -259,6 +274,8 @@ def main() -> None:
         note = ""
         if "write_seconds" in r:
             note = f"read {r['read_seconds']} s + write {r['write_seconds']} s"
+            if "zip_seconds" in r:
+                note += f" (of which zip {r['zip_seconds']} s)"
         elif "read_seconds" in r:
             note = f"of which read {r['read_seconds']} s"
         size = r.get("file_mb", "")
@@ -272,7 +289,9 @@ def main() -> None:
                 f"\nat {rows:,} rows: zlib-ng {new['seconds']} s vs zlib {old['seconds']} s -> "
                 f"{float(old['seconds']) / float(new['seconds']):.2f}x faster; file "
                 f"{new['file_mb']} MB vs {old['file_mb']} MB "
-                f"({float(new['file_mb']) / float(old['file_mb']) * 100 - 100:+.1f} %)"
+                f"({float(new['file_mb']) / float(old['file_mb']) * 100 - 100:+.1f} %); zip step "
+                f"{new['zip_seconds']} s vs {old['zip_seconds']} s "
+                f"({float(old['zip_seconds']) / float(new['zip_seconds']):.2f}x)"
             )
     base = by.get(("to_excel", args.baseline_rows))
     mine = by.get(("xlsx", args.baseline_rows))
