@@ -250,6 +250,23 @@ def campaign_outcomes(engine: Engine, campaign_id: int) -> dict[str, int]:
     return outcome_counts(engine, campaign_id)
 
 
+def report_mark(engine: Engine) -> int:
+    """The newest delivery report's id (0 for none): `new_reports` looks past it."""
+    from campaign.store.reports import last_report_id
+
+    with engine.connect() as conn:
+        return last_report_id(conn)
+
+
+def new_reports(engine: Engine, campaign_id: int, after: int) -> bool:
+    """Whether a report newer than the mark `after` is one of the campaign's (its outcome
+    counts may have moved)."""
+    from campaign.store.reports import reports_after
+
+    with engine.connect() as conn:
+        return reports_after(conn, campaign_id, after)
+
+
 # --------------------------------------------------------------------------- opt-outs
 
 

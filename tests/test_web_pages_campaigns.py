@@ -15,6 +15,7 @@ import io
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
@@ -257,7 +258,117 @@ def test_the_events_route_streams_progress(viewer: tuple[httpx.Client, str], sen
     assert "event: progress" in seen and '"sent": 12' in seen and '"total": 12' in seen
 
 
+def sse_events(answer: httpx.Response, wanted: str) -> dict[str, str]:
+    """(event -> data) of a stream until its `wanted` event, read as EventSource does:
+    events end at a blank line, their `data:` lines joined with "\n"."""
+    found: dict[str, str] = {}
+    buffer = ""
+    for chunk in answer.iter_text():
+        buffer += chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            event, data = "message", []
+            for line in block.split("\n"):
+                field, _, value = line.partition(":")
+                if field == "event":
+                    event = value.removeprefix(" ")
+                elif field == "data":
+                    data.append(value.removeprefix(" "))
+            found[event] = "\n".join(data)
+            if event == wanted:
+                return found
+    raise AssertionError(f"the stream ended before {wanted}: {found}")
+
+
+@pytest.fixture(scope="module")
+def quiet(console: Console) -> int:
+    """A planned campaign nobody sends: its readings do not move."""
+    return seed_campaign(console, contacts(console, "静候名单", 3, 300), TEMPLATE)
+
+
+def test_the_page_stream_carries_the_progress_part_rendered_once(
+    console: Console, quiet: int, sender: tuple[httpx.Client, str], monkeypatch: Any
+) -> None:
+    """Issue 15: ten open pages must not cost the send. The campaign page's stream sends
+    the progress part itself (`progress-html`, after `progress`): three viewers' streams
+    get one rendering, a sender's (other buttons) one more; no page fetches it."""
+    from campaign.web import pages_campaigns
+
+    renders: list[str] = []
+    real = pages_campaigns.shared_text
+
+    def counted(template: str, lang: str, /, **ctx: Any) -> str:
+        renders.append(template)
+        return real(template, lang, **ctx)
+
+    monkeypatch.setattr(pages_campaigns, "shared_text", counted)
+
+    def stream(client: httpx.Client) -> dict[str, str]:
+        with client.stream("GET", f"/campaigns/{quiet}/events", timeout=20) as answer:
+            assert answer.status_code == 200
+            return sse_events(answer, "progress-html")
+
+    with (
+        signed_in(console, "viewer") as (a, _),
+        signed_in(console, "viewer") as (b, _),
+        signed_in(console, "viewer") as (c, _),
+        ThreadPoolExecutor(3) as pool,
+    ):
+        seen = list(pool.map(stream, [a, b, c]))
+        part = a.get(f"/campaigns/{quiet}/parts/progress").text  # what a fetch would get
+    assert renders == ["partials/campaign_progress.html"]
+    html = seen[0]["progress-html"]
+    assert all(s["progress-html"] == html for s in seen)
+    assert '"state": "planned"' in seen[0]["progress"]  # the JSON event stays as it was
+    assert "\n" in html and html.startswith('<h2 id="campaign-progress-title">')
+    assert page_outcomes(html) == page_outcomes(part) == {"unsent": 3, "invalid": 1}
+    figures = parsed(html).elements("p", **{"class": "figures"})[0]
+    assert (figures["data-sent"], figures["data-total"]) == ("0", "3")
+    sender_html = stream(sender[0])["progress-html"]
+    assert len(renders) == 2 and page_outcomes(sender_html) == page_outcomes(html)
+
+
+def test_the_charts_part_is_shared_by_the_pages(
+    console: Console, quiet: int, viewer: tuple[httpx.Client, str], monkeypatch: Any
+) -> None:
+    """The charts (~60 ms each) are made once for the pages of one language while the
+    figures stay the same (CHARTS_SECONDS at most)."""
+    calls: list[int] = []
+    real = workflow_web.campaign_breakdowns
+
+    def counted(engine: Any, campaign_id: int) -> dict[str, Any]:
+        calls.append(campaign_id)
+        return real(engine, campaign_id)
+
+    monkeypatch.setattr(workflow_web, "campaign_breakdowns", counted)
+    client, _ = viewer
+    with signed_in(console, "sender") as (other, _):
+        first = client.get(f"/campaigns/{quiet}/parts/charts", params={"lang": "en"})
+        again = other.get(f"/campaigns/{quiet}/parts/charts", params={"lang": "en"})
+        chinese = other.get(f"/campaigns/{quiet}/parts/charts", params={"lang": "zh"})
+    assert first.status_code == again.status_code == chinese.status_code == 200
+    assert first.text == again.text and "Delivery" in first.text
+    assert chinese.text != first.text and calls == [quiet, quiet]
+    assert "csrf" not in first.text.lower()
+    assert client.get("/campaigns/999999/parts/charts").status_code == 404
+
+
 # --------------------------------------------------------------------------- the page
+
+
+def test_the_page_shows_progress_without_javascript(
+    viewer: tuple[httpx.Client, str], quiet: int
+) -> None:
+    """JavaScript off: the page as served holds the progress part (figures, outcomes); the
+    stream only replaces it (sse-swap), nothing is fetched to fill it."""
+    client, _ = viewer
+    page = client.get(f"/campaigns/{quiet}").text
+    section = re.search(r'<section id="campaign-progress"([^>]*)>(.*?)</section>', page, re.S)
+    assert section, page[:500]
+    assert 'sse-swap="progress-html"' in section.group(1) and "hx-get" not in section.group(1)
+    assert page_outcomes(section.group(2)) == {"unsent": 3, "invalid": 1}
+    figures = parsed(section.group(2)).elements("p", **{"class": "figures"})[0]
+    assert (figures["data-sent"], figures["data-total"]) == ("0", "3")
 
 
 def test_the_campaign_page_shows_its_outcome_figures(

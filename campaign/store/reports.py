@@ -171,3 +171,21 @@ def count_unmatched(conn: Connection, msgids: pd.Series, mobiles: pd.Series) -> 
 
 def count_reports(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(reports)).scalar_one())
+
+
+def last_report_id(conn: Connection) -> int:
+    """The highest report id stored (0 for none): a mark to look for newer reports from."""
+    return int(conn.execute(sa.select(sa.func.max(reports.c.id))).scalar() or 0)
+
+
+def reports_after(conn: Connection, campaign_id: int, after: int) -> bool:
+    """Whether a report newer than id `after` carries one of the campaign's msgids (the
+    new reports alone are read: a range of the primary key, each looked up by msgid)."""
+    own = (
+        sa.select(1)
+        # `+ 0`: looked up by msgid (ix_batches_msgid), not among every batch of the campaign
+        .where(batches.c.msgid == reports.c.msgid, batches.c.campaign_id + 0 == campaign_id)
+        .exists()
+    )
+    query = sa.select(1).where(reports.c.id > after, own).limit(1)
+    return conn.execute(query).first() is not None

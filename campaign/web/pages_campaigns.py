@@ -4,9 +4,11 @@
     GET  /campaigns/rows                      the list's rows (htmx, on each `progress`
                                               event of /campaigns/events)
     GET  /campaigns/{id}                      the campaign page
-    GET  /campaigns/{id}/parts/state          its live parts (htmx, on the events of
-         /campaigns/{id}/parts/progress       /campaigns/{id}/events: state, figures,
-         /campaigns/{id}/parts/charts         charts)
+    GET  /campaigns/{id}/events               its SSE stream (web/events.py), with its
+                                              progress part rendered (`progress-html`)
+    GET  /campaigns/{id}/parts/state          its live parts (htmx, on the events of the
+         /campaigns/{id}/parts/charts         stream: state; charts once they rest);
+         /campaigns/{id}/parts/progress       progress (what `progress-html` carries)
     POST /campaigns/{id}/pause                senders; no confirmation (resume undoes it)
     GET  /campaigns/{id}/resume|cancel        senders: what it will do, and a form to confirm
     POST /campaigns/{id}/resume|cancel        with confirm=yes: `resume --queue` / `cancel`
@@ -18,7 +20,11 @@
                                               removed after; lang: the page's by default)
 
 The event streams themselves are web/events.py's (its routes are served from here too).
-Every page reads without JavaScript: live parts are refreshed by htmx when it runs, the
+The parts every open page of a campaign shows alike are rendered once for all of them
+(web/events.Hub.shared): the progress part once per reading, language and role, into the
+stream; the charts (~60 ms) at most every CHARTS_SECONDS per language, sooner when the
+figures moved. Every page reads without JavaScript: live parts are refreshed by htmx when
+it runs, the
 actions are plain forms (the CSRF token first). A change that worked answers 303 back
 to the campaign page, which says what was done (a message kept in the session); one the
 campaign's state forbids (what the command refuses with exit 3: pause a finished
@@ -36,7 +42,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from campaign import workflow, workflow_queue, workflow_web
@@ -47,7 +53,7 @@ from campaign.web import charts, events
 from campaign.web.auth import audit, require
 from campaign.web.i18n import LANGS, carrier_word, lang_of, outcome_word, state_word, t
 from campaign.web.plans import harmless_name
-from campaign.web.render import render
+from campaign.web.render import render, shared_text
 from campaign.web.resends import resends_of
 from campaign.web.scratch import scratch_of
 from campaign.workflow_web import Snapshot
@@ -58,6 +64,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 FLASH = "flash"  # session key of the message shown once on the next campaign page
 MAX_FORM_FIELDS = 10
+CHARTS_SECONDS = 5.0  # the charts part is shared this long at most (same figures)
 
 #: What a sender may do to a campaign in each state (the store refuses the rest anyway).
 PAUSABLE = frozenset(
@@ -290,15 +297,87 @@ PARTS = ("state", "progress", "charts")
 def _part(name: str) -> Callable[[Request], Any]:
     async def part(request: Request) -> Response:
         await _user(request, Role.VIEWER)
-        # the charts read their other figures from the store now: their outcomes too, or
-        # the outcome bars lag the carrier bars (the hub counts outcomes every 2 s at most)
-        view = await _view(request, fresh=name == "charts")
-        extra = await _charts(request, view) if name == "charts" else {}
-        return render(request, f"partials/campaign_{name}.html", **_common(request, view), **extra)
+        if name == "charts":
+            html = await run_in_threadpool(_charts_text, request, _campaign_id(request))
+            return HTMLResponse(html)
+        view = await _view(request, fresh=False)
+        return render(request, f"partials/campaign_{name}.html", **_common(request, view))
 
     part.__name__ = part.__qualname__ = f"campaign_{name}_part"
     part.__doc__ = f"GET /campaigns/{{id}}/parts/{name}: that part of the page alone (htmx)."
     return part
+
+
+def _charts_text(request: Request, campaign_id: int) -> str:
+    """The charts part, shared by the pages of one language while the hub's reading of the
+    campaign stays the same, CHARTS_SECONDS at most (in a worker thread)."""
+    hub, lang = events.hub_of(request), lang_of(request)
+    try:
+        reading = hub.read(campaign_id)
+    except NotFoundError:
+        raise HTTPException(404, f"no campaign {campaign_id}") from None
+
+    def make() -> str:
+        # the charts read their other figures from the store now: their outcomes too, or
+        # the outcome bars lag the carrier bars (the hub counts outcomes every 1 s at most)
+        view = _read(request, campaign_id, True)
+        figures = workflow_web.campaign_breakdowns(_state(request).engine, campaign_id)
+        context = chart_context(lang, view.outcomes, figures)
+        return shared_text("partials/campaign_charts.html", lang, **context)
+
+    key = ("charts", campaign_id, lang)
+    return hub.shared(key, reading, make, max_age=CHARTS_SECONDS)
+
+
+@dataclass(frozen=True)
+class Roles:
+    """All a shared part may ask of the user (`user.may(role)`): their name, and all else
+    of theirs, stays out of a rendering other users' pages receive."""
+
+    allowed: frozenset[Role]
+
+    @classmethod
+    def of(cls, user: User) -> Roles:
+        return cls(frozenset(role for role in Role if user.may(role)))
+
+    def may(self, needed: Role | str) -> bool:
+        return Role(needed) in self.allowed
+
+
+def progress_fragment(request: Request, user: User) -> events.Fragment:
+    """The campaign's progress part for a reading, rendered once for every page of the
+    same language and role (the stream sends it as `progress-html`)."""
+    state, hub, lang = _state(request), events.hub_of(request), lang_of(request)
+    campaign_id, roles = _campaign_id(request), Roles.of(user)
+
+    def fragment(reading: events.Reading) -> str:
+        resending = resends_of(state).running(campaign_id)
+
+        def make() -> str:
+            engine = state.engine
+            record = workflow_web.campaign_record(engine, campaign_id)
+            workers = workflow_web.campaign_workers(engine, campaign_id)
+            view = View(record, reading.snapshot, reading.outcomes or {}, workers, resending)
+            return shared_text(
+                "partials/campaign_progress.html",
+                lang,
+                user=roles,
+                c=record,
+                view=view,
+                snap=reading.snapshot,
+            )
+
+        key = ("progress", campaign_id, lang, roles, resending)
+        return hub.shared(key, reading, make)
+
+    return fragment
+
+
+async def campaign_events(request: Request) -> Response:
+    """GET /campaigns/{id}/events: the campaign's events (web/events.py) and, after each
+    `progress`, the page's progress part (`progress-html`)."""
+    user = await _user(request, Role.VIEWER)
+    return await events.campaign_response(request, progress_fragment(request, user))
 
 
 # --------------------------------------------------------------------------- actions
@@ -481,7 +560,8 @@ def download_name(name: str, lang: str, suffix: str) -> str:
 routes: list[BaseRoute] = [
     Route("/", campaigns_page, methods=["GET"]),
     Route("/campaigns/rows", campaign_rows, methods=["GET"]),
-    *events.routes,  # /campaigns/events, /campaigns/{id}/events: the pages' live updates
+    *events.routes,  # /campaigns/events: the list's live updates
+    Route("/campaigns/{campaign_id:int}/events", campaign_events, methods=["GET"]),
     Route("/campaigns/{campaign_id:int}", campaign_page, methods=["GET"]),
     *(
         Route(f"/campaigns/{{campaign_id:int}}/parts/{name}", _part(name), methods=["GET"])
@@ -498,4 +578,12 @@ routes: list[BaseRoute] = [
     Route("/campaigns/{campaign_id:int}/results.csv", _results(".csv", CSV), methods=["GET"]),
 ]
 
-__all__ = ["View", "chart_context", "download_name", "routes"]
+__all__ = [
+    "Roles",
+    "View",
+    "campaign_events",
+    "chart_context",
+    "download_name",
+    "progress_fragment",
+    "routes",
+]

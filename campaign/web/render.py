@@ -84,6 +84,22 @@ def render_text(request: Request, template: str, /, **ctx: Any) -> str:
     return ENV.get_template(template).render(context(request, **ctx))
 
 
+def shared_text(template: str, lang: str, /, **ctx: Any) -> str:
+    """A part rendered once for every page that shows it (web/events.Hub.shared): the
+    language's words only, no request (a template that asks for `request`, `csrf_token`
+    or `lang_url` fails: nothing of one session can reach another's page). `ctx` holds
+    `user` when the part differs by role (only `user.may(...)` may be asked of it)."""
+    base = {
+        "lang": lang,
+        "t": partial(t, lang),
+        "mask": mask,
+        "outcome_word": partial(outcome_word, lang),
+        "state_word": partial(state_word, lang),
+        "carrier_word": partial(carrier_word, lang),
+    }
+    return ENV.get_template(template).render({**base, **ctx})
+
+
 def render(
     request: Request,
     template: str,
@@ -98,4 +114,13 @@ def render(
     return HTMLResponse(render_text(request, template, **ctx), status_code, headers=headers)
 
 
-__all__ = ["ENV", "china_time", "context", "lang_url", "mask", "render", "render_text"]
+__all__ = [
+    "ENV",
+    "china_time",
+    "context",
+    "lang_url",
+    "mask",
+    "render",
+    "render_text",
+    "shared_text",
+]
