@@ -255,7 +255,7 @@ def _raw_chunks(
     caller works on this one; the JSON lines are parsed by `_chunk_columns`, in the caller's
     thread. Errors are raised in the caller; stopping early waits for the reads in progress.
     """
-    refresh_statistics(engine)
+    refresh_statistics(engine, campaign_id)
     with engine.connect() as conn:
         top = conn.execute(
             select(func.max(recipients.c.row_no)).where(recipients.c.campaign_id == campaign_id)
@@ -322,7 +322,7 @@ def _tuple_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[s
 
 def outcome_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
     """Outcome -> number of input rows, every outcome of SPEC present (zeros included)."""
-    refresh_statistics(engine)
+    refresh_statistics(engine, campaign_id)
     sub = results_select(campaign_id).subquery()
     query = select(sub.c.outcome, func.count()).group_by(sub.c.outcome)
     with engine.connect() as conn:
@@ -392,7 +392,7 @@ class SegmentTotals:
 
 
 def segment_totals(engine: Engine, campaign_id: int) -> SegmentTotals:
-    refresh_statistics(engine)
+    refresh_statistics(engine, campaign_id)
     sub = results_select(campaign_id).subquery()
     accepted = sub.c.outcome.in_(ACCEPTED_OUTCOMES)
     ready = sub.c.batch_id.is_not(None) & ~sub.c.outcome.in_(LEFT_OUT_OUTCOMES)
@@ -418,7 +418,7 @@ def outcome_breakdown(engine: Engine, campaign_id: int, by: str) -> pd.DataFrame
     """
     if by not in BREAKDOWNS:
         raise UsageError(f"breakdown by {by!r}; use one of {', '.join(BREAKDOWNS)}")
-    refresh_statistics(engine)
+    refresh_statistics(engine, campaign_id)
     sub = results_select(campaign_id).subquery()
     key = func.coalesce(sub.c[by], "")
     query = select(key.label(by), sub.c.outcome, func.count().label("n")).group_by(
