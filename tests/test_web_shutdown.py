@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -97,9 +98,10 @@ def resend_threads() -> list[threading.Thread]:
 def test_stopping_stops_a_resend_and_waits_for_its_request_in_flight(tmp_path: Path) -> None:
     with running_simulator() as sim:
         gateway = GatewaySettings(url=sim.url, account=sim.account, password=sim.password,
-                                  timeout=5.0, rate=0)  # fmt: skip
+                                  timeout=5.0, rate=4)  # fmt: skip
         settings = Settings(gateway=gateway, store_url=f"sqlite:///{tmp_path / 'campaign.db'}")
-        campaign_id = unknown_campaign(settings, tmp_path, sim)
+        unlimited = replace(settings, gateway=replace(gateway, rate=0))
+        campaign_id = unknown_campaign(unlimited, tmp_path, sim)  # resent at 4/s: ~5 s for 20
         before = len(sim.received())
         sim.inject_delay(REQUESTS, seconds=ANSWER_SECONDS)  # a slow gateway
         with running_console(settings, data_dir=tmp_path / "web") as console:  # no worker
