@@ -1,5 +1,25 @@
 /* The console's own script. Progressive enhancement only: every page reads without it.
    No inline script anywhere (the Content-Security-Policy has no 'unsafe-inline'), no eval. */
+
+/* enhanceAll(selector, fn): fn(element) for every element matching selector, in the page
+   once it is read and in every part htmx swaps in later (each part enhances itself). */
+function enhanceAll(selector, fn) {
+  "use strict";
+  function enhance(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(selector).forEach(fn);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () {
+      enhance(document);
+    });
+  } else {
+    enhance(document);
+  }
+  document.addEventListener("htmx:load", function (event) {
+    enhance(event.target);
+  });
+}
+
 (function () {
   "use strict";
 
@@ -71,22 +91,7 @@
     });
   }
 
-  function enhance(root) {
-    (root.querySelectorAll ? root : document)
-      .querySelectorAll("[data-dropzone]")
-      .forEach(enableDropzone);
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () {
-      enhance(document);
-    });
-  } else {
-    enhance(document);
-  }
-  document.addEventListener("htmx:load", function (event) {
-    enhance(event.target);
-  });
+  enhanceAll("[data-dropzone]", enableDropzone);
 })();
 
 /* --- new campaign (pages_new.py): begin
@@ -127,21 +132,6 @@
     });
   }
 
-  function enhance(root) {
-    (root.querySelectorAll ? root : document)
-      .querySelectorAll("ul[data-insert-into]")
-      .forEach(enablePlaceholders);
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () {
-      enhance(document);
-    });
-  } else {
-    enhance(document);
-  }
-  document.addEventListener("htmx:load", function (event) {
-    enhance(event.target);
-  });
+  enhanceAll("ul[data-insert-into]", enablePlaceholders);
 })();
 /* --- new campaign: end */
