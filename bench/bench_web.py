@@ -702,14 +702,18 @@ class Page:
         self.thread.start()
 
     def _fetch(self) -> None:
+        """Waits for the next event or the next part due, whichever comes first (a thread
+        that woke every few ms would take the console's cores from it: the browser's cost,
+        not the console's, and a real browser runs on another machine)."""
         while not self.stream.stop.is_set():
+            now = time.monotonic()
+            wait = min((at - now for at in self._due.values()), default=0.2)
             try:
-                while True:
-                    _, event, _ = self.stream.events.get_nowait()
-                    self.events += 1
-                    delays = self.OLD_DELAYS if self.old else self.DELAYS
-                    for part, delay in delays.get(event, ()) if self.parts else ():
-                        self._due[part] = time.monotonic() + delay
+                _, event, _ = self.stream.events.get(timeout=max(0.001, min(wait, 0.2)))
+                self.events += 1
+                delays = self.OLD_DELAYS if self.old else self.DELAYS
+                for part, delay in delays.get(event, ()) if self.parts else ():
+                    self._due[part] = time.monotonic() + delay
             except queue.Empty:
                 pass
             now = time.monotonic()
@@ -718,7 +722,6 @@ class Page:
                 answer = self.client.get(f"/campaigns/{self.id}/parts/{part}")
                 assert answer.status_code == 200, (part, answer.status_code)
                 self.fragments[part] += 1
-            time.sleep(0.02)
 
     def close(self) -> None:
         self.stream.stop.set()

@@ -25,12 +25,11 @@ def snapshot(state: str = "sending", sent: int = 0) -> Snapshot:
     return Snapshot(1, state, None, Progress(sent, sent, 10), (("accepted", sent),))
 
 
-class FakeHub:
+class FakeHub(Hub):
     """Readings handed out one per poll (the last one repeated)."""
 
-    poll = 0.01
-
     def __init__(self, readings: list[Reading]) -> None:
+        super().__init__(None, poll=0.01)  # type: ignore[arg-type]
         self.readings = readings
 
     def read(self, campaign_id: int) -> Reading:
@@ -70,13 +69,16 @@ def parse(chunks: list[str]) -> list[tuple[str, Any]]:
 
 
 async def take(stream: Any, count: int) -> list[str]:
-    chunks = []
-    async for chunk in stream:
-        chunks.append(chunk)
-        if len(chunks) == count:
+    """The first `count` events (or comments) of a stream, one string each, whatever
+    the writes they came in."""
+    chunks: list[str] = []
+    async for written in stream:
+        for chunk in written.split("\n\n")[:-1]:
+            chunks.append(chunk + "\n\n")
+        if len(chunks) >= count:
             break
     await stream.aclose()
-    return chunks
+    return chunks[:count]
 
 
 def test_a_stream_sends_changes_state_first_then_keeps_alive():
@@ -268,3 +270,23 @@ def test_shared_makes_once_per_basis_and_age():
     now[0] += 5.0
     assert hub.shared("k", 2, make("d"), max_age=5) == "d"  # too old
     assert hub.shared("other", 2, make("e")) == "e" and made == ["a", "c", "d", "e"]
+
+
+def test_details_are_shared_within_half_a_poll_and_read_again_when_the_state_moves(engine):
+    """The record and the sending processes beside a reading: one store read for every
+    page part within half a poll, a new one at once when the state moved (a paused
+    campaign's record shows who paused it)."""
+    cid = create_campaign(engine, small_plan(7, 3), name="autumn", settings_snapshot={})
+    now = [0.0]
+    hub = Hub(engine, poll=0.5, clock=lambda: now[0])
+    reading = hub.read(cid)
+    record, workers = hub.details(reading)
+    assert record.name == "autumn" and workers == []
+    pause(engine, str(cid), "ann@here")
+    assert hub.details(reading)[0] is record  # the same reading, within half a poll
+    now[0] += 0.1
+    paused = Reading(Snapshot(cid, "paused", None, reading.snapshot.progress, ()), None)
+    again = hub.details(paused)[0]  # the state moved: read again at once
+    assert again is not record and again.state == "paused"
+    now[0] += 0.3
+    assert hub.details(paused)[0] is not again  # half a poll passed

@@ -4,7 +4,8 @@ the nightly run or another machine's worker show as well as the console's own).
     GET /campaigns/{id}/events, /api/v1/campaigns/{id}/events   one campaign
     GET /campaigns/events, /api/v1/campaigns/events             every campaign (the list)
 
-Every POLL_SECONDS the stream reads the campaign's state and request figures; it sends
+Every POLL_SECONDS the campaign's poller (web/watches.py: one per campaign, whatever the
+number of streams) reads its state and request figures; each stream sends
 
     event: state      data: {"campaign_id", "state", "stop_reason"} when the state changed
     event: progress   data: {"campaign_id", "state", "stop_reason", "sent", "done",
@@ -18,7 +19,8 @@ goes away. The campaign page's stream (pages_campaigns) also sends
                                 line of HTML)                after each progress event
 
 which the page swaps in (htmx sse-swap): no page fetches it. It is rendered once per
-reading, language and role (`Hub.shared`), whatever the number of pages open.
+reading, language and role (`Watch.text`, `Hub.shared`), whatever the number of pages
+open. The events of one reading leave in one write.
 
 The send progress (two small queries) is read every poll. The outcome counts are
 counted again:
@@ -35,7 +37,7 @@ counted again:
   (a report stored out of id order, as concurrent PostgreSQL writers may: caught then).
 
 One `Hub` per application shares the readings between the pages that watch the same
-campaign: ten open pages cost the store what one does.
+campaign: ten open pages cost the store what one does, and the console little more.
 """
 
 from __future__ import annotations
@@ -59,10 +61,13 @@ from campaign.outcomes import Role
 from campaign.store.users import User
 from campaign.web.auth import require
 from campaign.web.security import API_PREFIX
+from campaign.web.watches import Watches
 from campaign.workflow_web import (
     Snapshot,
     campaign_outcomes,
+    campaign_record,
     campaign_snapshot,
+    campaign_workers,
     list_snapshots,
     new_reports,
     report_mark,
@@ -120,6 +125,8 @@ class Hub:
         self._readings: dict[int, _Read] = {}
         self._lists: tuple[float, list[Snapshot]] | None = None
         self._shared: dict[Hashable, tuple[float, object, str]] = {}  # made at, basis, text
+        self._details: dict[int, tuple[float, object, tuple[Any, list[Any]]]] = {}
+        self.watches: Watches[Reading] = Watches(self.read, poll)  # the streams' pollers
 
     def _campaign_lock(self, key: Hashable) -> threading.Lock:
         with self._lock:
@@ -146,6 +153,24 @@ class Hub:
             reading = Reading(snapshot, counts)
             self._readings[campaign_id] = _Read(now, reading, counted_at, counted, mark)
             return reading
+
+    def details(self, reading: Reading) -> tuple[Any, list[Any]]:
+        """The record of the reading's campaign and the processes sending it (what a page
+        shows beside the reading), read again when its state moved or half a poll passed:
+        the progress part and the fetched parts of every page share them."""
+        snapshot = reading.snapshot
+        campaign_id, basis = snapshot.campaign_id, (snapshot.state, snapshot.stop_reason)
+        with self._campaign_lock(("details", campaign_id)):
+            now = self.clock()
+            made = self._details.get(campaign_id)
+            if made is not None and made[1] == basis and now - made[0] < self.poll / 2:
+                return made[2]
+            found = (
+                campaign_record(self.engine, campaign_id),
+                campaign_workers(self.engine, campaign_id),
+            )
+            self._details[campaign_id] = (now, basis, found)
+            return found
 
     def _count_due(
         self, campaign_id: int, cached: _Read | None, snapshot: Snapshot, now: float
@@ -238,38 +263,42 @@ async def campaign_stream(
     *,
     keepalive: float = KEEPALIVE_SECONDS,
     fragment: Fragment | None = None,
+    fragment_key: Hashable = None,
 ) -> AsyncIterator[str]:
-    """The events of one campaign, until the consumer stops (the client went away);
-    `fragment`: a `progress-html` event after each progress event (when its text moved)."""
-    yield f"retry: {RETRY_MS}\n\n"
-    last: Reading | None = None
-    last_text: str | None = None
-    quiet_since = time.monotonic()
-    while True:
-        reading = await run_in_threadpool(hub.read, campaign_id)
-        sent = False
-        if last is None or (reading.snapshot.state, reading.snapshot.stop_reason) != (
-            last.snapshot.state,
-            last.snapshot.stop_reason,
-        ):
-            yield sse("state", _state_of(reading.snapshot))
-            sent = True
-        if last is None or reading != last:
-            yield sse("progress", {**reading.snapshot.to_json(), "outcomes": reading.outcomes})
-            sent = True
+    """The events of one campaign, until the consumer stops (the client went away) or the
+    campaign can no longer be read; `fragment`: a `progress-html` event after each progress
+    event (when its text moved), rendered once per reading for every stream of the same
+    `fragment_key`. The campaign's readings come from its one poller (`Hub.watches`); each
+    reading's events leave in one write."""
+    watch = hub.watches.join(campaign_id)
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        seen, state, text = 0, None, None
+        quiet_since = time.monotonic()
+        while True:
+            wait = max(0.0, keepalive - (time.monotonic() - quiet_since))
+            if not await watch.changed(seen, wait):
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+                continue
+            if watch.failed is not None or watch.reading is None:
+                return
+            reading, seen = watch.reading, watch.version
+            snapshot = reading.snapshot
+            out = []
+            if (snapshot.state, snapshot.stop_reason) != state:
+                out.append(sse("state", _state_of(snapshot)))
+                state = (snapshot.state, snapshot.stop_reason)
+            out.append(sse("progress", {**snapshot.to_json(), "outcomes": reading.outcomes}))
             if fragment is not None:
-                text = await run_in_threadpool(fragment, reading)
-                if text != last_text:
-                    yield sse_text("progress-html", text)
-                    last_text = text
-        last = reading
-        now = time.monotonic()
-        if sent:
-            quiet_since = now
-        elif now - quiet_since >= keepalive:
-            yield ": keep-alive\n\n"
-            quiet_since = now
-        await asyncio.sleep(hub.poll)
+                made = await watch.text(fragment_key, fragment)
+                if made != text:
+                    out.append(sse_text("progress-html", made))
+                    text = made
+            yield "".join(out)
+            quiet_since = time.monotonic()
+    finally:
+        hub.watches.leave(watch)
 
 
 async def list_stream(hub: Hub, *, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
@@ -308,7 +337,9 @@ async def campaign_events(request: Request) -> Response:
     return await campaign_response(request)
 
 
-async def campaign_response(request: Request, fragment: Fragment | None = None) -> Response:
+async def campaign_response(
+    request: Request, fragment: Fragment | None = None, fragment_key: Hashable = None
+) -> Response:
     """The stream of the campaign of the path (the caller checked the user's role)."""
     hub = hub_of(request)
     campaign_id = int(request.path_params["campaign_id"])
@@ -318,7 +349,8 @@ async def campaign_response(request: Request, fragment: Fragment | None = None) 
         if request.url.path.startswith(API_PREFIX):
             return JSONResponse({"error": str(exc)}, status_code=404)
         return PlainTextResponse(str(exc), status_code=404)
-    return _stream_response(campaign_stream(hub, campaign_id, fragment=fragment))
+    stream = campaign_stream(hub, campaign_id, fragment=fragment, fragment_key=fragment_key)
+    return _stream_response(stream)
 
 
 async def all_events(request: Request) -> Response:

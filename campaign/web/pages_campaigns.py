@@ -169,14 +169,16 @@ def _read(request: Request, campaign_id: int, fresh: bool) -> View:
     state = _state(request)
     engine = state.engine
     try:
-        record = workflow_web.campaign_record(engine, campaign_id)
         if fresh:
+            record = workflow_web.campaign_record(engine, campaign_id)
             snapshot = workflow_web.campaign_snapshot(engine, campaign_id)
             outcomes = workflow_web.campaign_outcomes(engine, campaign_id)
+            workers = workflow_web.campaign_workers(engine, campaign_id)
         else:
-            reading = events.hub_of(request).read(campaign_id)
+            hub = events.hub_of(request)
+            reading = hub.read(campaign_id)
             snapshot, outcomes = reading.snapshot, reading.outcomes or {}
-        workers = workflow_web.campaign_workers(engine, campaign_id)
+            record, workers = hub.details(reading)
     except NotFoundError:
         raise HTTPException(404, f"no campaign {campaign_id}") from None
     resending = resends_of(state).running(campaign_id)
@@ -354,9 +356,7 @@ def progress_fragment(request: Request, user: User) -> events.Fragment:
         resending = resends_of(state).running(campaign_id)
 
         def make() -> str:
-            engine = state.engine
-            record = workflow_web.campaign_record(engine, campaign_id)
-            workers = workflow_web.campaign_workers(engine, campaign_id)
+            record, workers = hub.details(reading)
             view = View(record, reading.snapshot, reading.outcomes or {}, workers, resending)
             return shared_text(
                 "partials/campaign_progress.html",
@@ -377,7 +377,8 @@ async def campaign_events(request: Request) -> Response:
     """GET /campaigns/{id}/events: the campaign's events (web/events.py) and, after each
     `progress`, the page's progress part (`progress-html`)."""
     user = await _user(request, Role.VIEWER)
-    return await events.campaign_response(request, progress_fragment(request, user))
+    key = (lang_of(request), Roles.of(user))  # the pages that share one rendering
+    return await events.campaign_response(request, progress_fragment(request, user), key)
 
 
 # --------------------------------------------------------------------------- actions
