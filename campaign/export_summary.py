@@ -22,14 +22,10 @@ from xlsxwriter.worksheet import Worksheet
 from campaign.outcomes import ACCEPTED_OUTCOMES, DELIVERED_STATUS, RESULT_COLUMNS, Outcome
 from campaign.outcomes import RESULT_OUTCOMES as OUTCOMES
 from campaign.result_rows import status_frame
+from campaign.store.breakdowns import BREAKDOWNS, breakdown_frame, reports_per_hour
 from campaign.store.campaigns import CampaignRecord
 from campaign.store.engine import safe_url
-from campaign.store.results import (
-    BREAKDOWNS,
-    breakdown_frame,
-    reports_per_hour,
-    unmatched_reports,
-)
+from campaign.store.results import unmatched_reports
 from campaign.timeutil import china_text, utcnow
 from campaign.zh import SHEETS_ZH, carrier_zh, outcome_zh, reason_zh, state_zh
 

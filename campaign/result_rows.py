@@ -22,7 +22,8 @@ from campaign.outcomes import RESULT_OUTCOMES as OUTCOMES
 from campaign.result_texts import LANGS, check_lang, filled, mapped, reasons, status_meaning
 from campaign.store.campaigns import CampaignRecord, get_campaign
 from campaign.store.json_transport import cell_columns
-from campaign.store.results import iter_result_columns, report_status_counts
+from campaign.store.result_chunks import iter_result_columns
+from campaign.store.results import report_status_counts
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",

@@ -47,7 +47,7 @@ _REASONS: dict[str, dict[str, str]] = {
 
 
 def reasons(raw: Mapping[str, pa.Array], stop_reason: str | None, lang: str) -> pa.Array:
-    """The `reason` column of a chunk of `campaign.store.results.iter_result_columns`."""
+    """The `reason` column of a chunk of `campaign.store.result_chunks.iter_result_columns`."""
     words = _REASONS[lang]
     said = _said(lang)  # a reason made in English where it arose, in `lang`
     outcome, state = raw["outcome"], raw["batch_state"]

@@ -349,7 +349,7 @@ def campaign_breakdowns(engine: Engine, campaign_id: int) -> dict[str, Any]:
               order (delivery reports per hour of report time)."""
     from math import isnan
 
-    from campaign.store.results import outcome_breakdown, reports_per_hour
+    from campaign.store.breakdowns import outcome_breakdown, reports_per_hour
 
     carriers = []
     for row in outcome_breakdown(engine, campaign_id, "carrier").to_dict("records"):

@@ -102,3 +102,19 @@ def test_a_command_still_loads_what_it_needs(tmp_path):
     shown, loaded = _run(tmp_path, "plan", str(contacts), "--text", "{name} hi", "--json")
     assert json.loads(shown)["recipients"] == 1
     assert {"pandas", "pyarrow"} <= loaded
+
+
+def test_status_reads_the_store_without_frames(tmp_path):
+    """`campaign status` (the list, and one campaign's figures) loads SQLAlchemy for the
+    store and none of pandas, pyarrow or numpy: its figures are SQL counts."""
+    from campaign.store import open_store
+    from tests.support.plans import accepted_batch
+
+    engine = open_store(f"sqlite:///{tmp_path / 'campaign.db'}")
+    campaign_id = accepted_batch(engine, "1001", ["13900000001", "13900000002"])
+    engine.dispose()
+    for args in (("status",), ("status", str(campaign_id), "--json")):
+        shown, loaded = _run(tmp_path, *args)
+        assert "sqlalchemy" in loaded
+        assert sorted(loaded & {"pandas", "pyarrow", "numpy"}) == [], args
+    assert json.loads(shown)["outcomes"]["pending"] == 2

@@ -384,8 +384,8 @@ def test_export_of_a_stored_ready_campaign_without_batches(sqlite_engine, tmp_pa
 def test_streamed_tally_matches_the_store_queries(engine):
     from campaign.export_summary import ResultTally
     from campaign.result_rows import iter_results
+    from campaign.store.breakdowns import outcome_breakdown
     from campaign.store.results import (
-        outcome_breakdown,
         outcome_counts,
         report_status_counts,
         segment_totals,

@@ -15,7 +15,7 @@ from campaign.outcomes import (
     CampaignState,
     Outcome,
 )
-from campaign.store.results import breakdown_frame
+from campaign.store.breakdowns import breakdown_frame
 
 
 def test_members_are_the_words_of_spec():

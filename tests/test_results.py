@@ -8,14 +8,13 @@ from campaign.outcomes import CampaignState
 from campaign.result_rows import iter_results, report_status_breakdown
 from campaign.store import open_store
 from campaign.store.batches import claim_batches
+from campaign.store.breakdowns import outcome_breakdown, reports_per_hour
 from campaign.store.campaigns import create_campaign, set_state
 from campaign.store.results import (
     OUTCOMES,
     RESULT_COLUMNS,
-    outcome_breakdown,
     outcome_counts,
     report_status_counts,
-    reports_per_hour,
     segment_totals,
     unmatched_reports,
 )
@@ -183,7 +182,7 @@ def test_campaign_without_rows_and_missing_campaign(engine):
 def test_json_lines_read_equals_the_tuple_read(engine, tmp_path, monkeypatch):
     """SQLite reads a chunk as JSON lines parsed by Arrow; the DBAPI tuples give the same."""
     import campaign.store.json_transport as transport
-    import campaign.store.results as results
+    import campaign.store.result_chunks as results
 
     tricky = 'a "quoted"\\\ttab\n'
     rows = [["x", "13800000010", ""], [tricky, "13800000010", ""]]  # row 11: a duplicate

@@ -27,8 +27,6 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from campaign.store.schema import send_pace
 
@@ -110,11 +108,17 @@ def spend(conn: Connection, pace: Pace, bucket: Gcra, taken: int) -> None:
 
 
 def _ensure_row(conn: Connection, account: str) -> None:
+    # each dialect's insert is imported when used: `campaign status` (which imports this
+    # module through store.batches) loads neither
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         conn.execute(
             pg_insert(send_pace).values(account=account, next_at=0.0).on_conflict_do_nothing()
         )
     else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         conn.execute(
             sqlite_insert(send_pace).values(account=account, next_at=0.0).on_conflict_do_nothing()
         )

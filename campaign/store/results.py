@@ -22,25 +22,22 @@ reports that carry one of that campaign's msgids but whose mobile is in no batch
 campaign with that msgid (misrouted or foreign numbers). Both count report rows (a repeated
 push is stored once, so it counts once).
 
-Everything here is a handful of SQL statements; `iter_result_columns` streams a campaign of
-any size in chunks of input rows with bounded memory (on SQLite through the JSON transport of
-`campaign.store.json_transport`). The reason texts and the spreadsheet's columns are made
-above the store, in `campaign.result_rows` and `campaign.result_texts`.
+Everything here is a handful of SQL statements and imports neither pandas nor pyarrow
+(`campaign status` reads its figures here and starts quickly). Beside it:
+`campaign.store.result_chunks` streams a campaign of any size in chunks of input rows with
+bounded memory (Arrow arrays; on SQLite through the JSON transport of
+`campaign.store.json_transport`), and `campaign.store.breakdowns` makes the tables of
+the summary sheet and the charts (pandas). The reason texts and the spreadsheet's columns
+are made above the store, in `campaign.result_rows` and `campaign.result_texts`.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-import pyarrow as pa
 from sqlalchemy import (
     CTE,
-    Connection,
     Engine,
     Integer,
     Select,
@@ -53,7 +50,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from campaign.errors import UsageError
 from campaign.outcomes import (
     ACCEPTED_OUTCOMES,
     DELIVERED_STATUS,
@@ -63,34 +59,24 @@ from campaign.outcomes import (
     Outcome,
 )
 from campaign.outcomes import RESULT_OUTCOMES as OUTCOMES
-from campaign.store.json_transport import json_blob as _json_blob
-from campaign.store.json_transport import json_columns as _json_columns
-from campaign.store.json_transport import tuple_columns
 from campaign.store.schema import batches, recipients, reports
 from campaign.store.statistics import refresh_statistics
 
 __all__ = [
     "ACCEPTED_OUTCOMES",
-    "BREAKDOWNS",
     "DELIVERED_STATUS",
     "OUTCOMES",
     "RESULT_COLUMNS",
     "SegmentTotals",
-    "breakdown_frame",
-    "iter_result_columns",
-    "outcome_breakdown",
     "outcome_counts",
     "recipient_count",
     "report_status_counts",
-    "reports_per_hour",
     "results_select",
+    "scoped_reports",
     "segment_totals",
     "unknown_msgid_reports",
     "unmatched_reports",
 ]
-
-READ_AHEAD = 2  # chunks read from the store (in threads) while the caller works on one
-
 
 # ---------------------------------------------------------------------------------------------
 # The query: recipients + their batch + their reports, aggregated per recipient.
@@ -115,7 +101,7 @@ def _position_postgresql(element: _position, compiler: Any, **kw: Any) -> str:
     return f"strpos({compiler.process(element.clauses, **kw)})"
 
 
-def _scoped_reports(campaign_id: int, lo: int | None, hi: int | None) -> CTE:
+def scoped_reports(campaign_id: int, lo: int | None, hi: int | None) -> CTE:
     """Reports joined to the ready recipients of accepted batches (of rows lo..hi-1 if given)."""
     r, b, rep = recipients.alias("sr"), batches.alias("sb"), reports.alias("rep")
     where = [
@@ -147,7 +133,7 @@ def results_select(campaign_id: int, lo: int | None = None, hi: int | None = Non
     submit_code, dlr_status, report_time, n_reports.
     """
     r, b = recipients.alias("r"), batches.alias("b")
-    scoped = _scoped_reports(campaign_id, lo, hi)
+    scoped = scoped_reports(campaign_id, lo, hi)
     stats = (
         select(
             scoped.c.row_no,
@@ -222,98 +208,6 @@ def results_select(campaign_id: int, lo: int | None = None, hi: int | None = Non
         .where(*where)
         .order_by(r.c.row_no)
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming the rows.
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming the rows.
-
-
-def iter_result_columns(
-    engine: Engine, campaign_id: int, chunk_rows: int
-) -> Iterator[dict[str, pa.Array]]:
-    """`results_select` in chunks of `chunk_rows` input rows, as one Arrow array per column.
-
-    Columns: those of `campaign.store.json_transport.FETCHED` (text `string`, the numbers
-    `int64`; null where empty). Chunks without rows are skipped.
-    """
-    for lo, payload in _raw_chunks(engine, campaign_id, chunk_rows):
-        raw = _chunk_columns(engine, campaign_id, lo, lo + chunk_rows, payload)
-        if raw:
-            yield raw
-
-
-def _raw_chunks(
-    engine: Engine, campaign_id: int, chunk_rows: int
-) -> Iterator[tuple[int, bytes | dict[str, pa.Array]]]:
-    """`results_select` chunk by chunk (first row_no, then JSON lines or Arrow columns).
-
-    The next READ_AHEAD chunks are read in threads (SQLite works without the GIL) while the
-    caller works on this one; the JSON lines are parsed by `_chunk_columns`, in the caller's
-    thread. Errors are raised in the caller; stopping early waits for the reads in progress.
-    """
-    refresh_statistics(engine, campaign_id)
-    with engine.connect() as conn:
-        top = conn.execute(
-            select(func.max(recipients.c.row_no)).where(recipients.c.campaign_id == campaign_id)
-        ).scalar()
-    if top is None:
-        return
-    starts = iter(range(0, top + 1, chunk_rows))
-    pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="results-read-ahead")
-    pending: deque[Future[bytes | dict[str, pa.Array]]] = deque()
-
-    def fill() -> None:
-        while len(pending) < READ_AHEAD and (lo := next(starts, None)) is not None:
-            pending.append(pool.submit(_read_chunk, engine, campaign_id, lo, lo + chunk_rows))
-
-    try:
-        fill()
-        lo = 0
-        while pending:
-            payload = pending.popleft().result()
-            fill()
-            if payload:
-                yield lo, payload
-            lo += chunk_rows
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _read_chunk(engine: Engine, campaign_id: int, lo: int, hi: int) -> bytes | dict[str, pa.Array]:
-    with engine.connect() as conn:
-        payload: bytes | dict[str, pa.Array] | None = None
-        if engine.dialect.name == "sqlite":
-            payload = _json_blob(conn, results_select(campaign_id, lo, hi))
-        if payload is None:
-            payload = _tuple_chunk(conn, campaign_id, lo, hi)
-    return payload
-
-
-def _chunk_columns(
-    engine: Engine, campaign_id: int, lo: int, hi: int, payload: bytes | dict[str, pa.Array]
-) -> dict[str, pa.Array]:
-    if isinstance(payload, dict):
-        return payload
-    raw = _json_columns(payload)
-    if raw is None:  # lines Arrow would not take: read this chunk again, as tuples
-        with engine.connect() as conn:
-            raw = _tuple_chunk(conn, campaign_id, lo, hi)
-    return raw
-
-
-def _tuple_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array]:
-    """One chunk of `results_select` through DBAPI tuples ({} when it has no rows)."""
-    result = conn.execute(results_select(campaign_id, lo, hi))
-    keys = list(result.keys())
-    # plain tuples from the DBAPI cursor: these columns need no type processing, and
-    # building SQLAlchemy Row objects would double the time of a chunk
-    rows = result.cursor.fetchall()
-    result.close()
-    return tuple_columns(keys, rows) if rows else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,65 +298,3 @@ def segment_totals(engine: Engine, campaign_id: int) -> SegmentTotals:
     with engine.connect() as conn:
         planned, billed, rows = conn.execute(query).one()
     return SegmentTotals(int(planned), int(billed), int(rows))
-
-
-BREAKDOWNS = ("carrier", "source")
-
-
-def outcome_breakdown(engine: Engine, campaign_id: int, by: str) -> pd.DataFrame:
-    """Rows per `by` value ("carrier" or "source") and outcome.
-
-    Columns: `by`, rows, one column per outcome (SPEC order), delivery_rate (delivered over
-    accepted, NaN when nothing was accepted). Sorted by rows, most first (ties by value); "" for no
-    value.
-    """
-    if by not in BREAKDOWNS:
-        raise UsageError(f"breakdown by {by!r}; use one of {', '.join(BREAKDOWNS)}")
-    refresh_statistics(engine, campaign_id)
-    sub = results_select(campaign_id).subquery()
-    key = func.coalesce(sub.c[by], "")
-    query = select(key.label(by), sub.c.outcome, func.count().label("n")).group_by(
-        key, sub.c.outcome
-    )
-    with engine.connect() as conn:
-        long = pd.DataFrame(conn.execute(query).fetchall(), columns=[by, "outcome", "n"])
-    return breakdown_frame(long, by)
-
-
-def breakdown_frame(long: pd.DataFrame, by: str) -> pd.DataFrame:
-    """`outcome_breakdown`'s table from counts in long form (columns: by, outcome, n)."""
-    if long.empty:
-        columns = [by, "rows", *map(str, OUTCOMES), "delivery_rate"]
-        return pd.DataFrame({c: pd.Series(dtype=object if c == by else "int64") for c in columns})
-    long = long.astype({"n": "int64"})
-    wide = long.pivot_table(index=by, columns="outcome", values="n", aggfunc="sum", fill_value=0)
-    wide = wide.reindex(columns=list(map(str, OUTCOMES)), fill_value=0).astype("int64")
-    wide.insert(0, "rows", wide.sum(axis=1))
-    accepted = wide[list(map(str, ACCEPTED_OUTCOMES))].sum(axis=1)
-    wide["delivery_rate"] = (wide["delivered"] / accepted.where(accepted > 0)).astype("float64")
-    wide = wide.sort_index().sort_values("rows", ascending=False, kind="stable")
-    return wide.reset_index().rename_axis(columns=None)
-
-
-def reports_per_hour(engine: Engine, campaign_id: int) -> pd.DataFrame:
-    """Reports of the campaign's recipients per hour of report time (China time).
-
-    Columns: hour ("YYYY-MM-DD HH:00"), reports, delivered (DELIVRD reports), in time order.
-    """
-    scoped = _scoped_reports(campaign_id, None, None)
-    hour = func.substr(scoped.c.report_time, 1, 13)
-    query = (
-        select(
-            hour.label("hour"),
-            func.count().label("reports"),
-            func.sum(case((scoped.c.status == DELIVERED_STATUS, 1), else_=0)).label("delivered"),
-        )
-        .group_by(hour)
-        .order_by(hour)
-    )
-    with engine.connect() as conn:
-        frame = pd.DataFrame(
-            conn.execute(query).fetchall(), columns=["hour", "reports", "delivered"]
-        )
-    frame["hour"] = frame["hour"].astype(str).str.replace("T", " ", regex=False) + ":00"
-    return frame.astype({"reports": "int64", "delivered": "int64"})
