@@ -232,7 +232,10 @@ def chart_context(lang: str, outcomes: Mapping[str, int], figures: Mapping[str, 
         "hour_svg": charts.hour_chart(figures["hours"], title=t(lang, "chart.hours"), empty=empty),
         "carriers": carriers,
         "hours": figures["hours"],
-        "carrier_parts": charts.CARRIER_PARTS,
+        "carrier_legend": [
+            (part, t(lang, "chart.other") if part == "other" else word(part))
+            for part in charts.CARRIER_PARTS
+        ],
     }
 
 
