@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,7 +34,7 @@ from campaign.store.users import User
 from campaign.web.auth import ip_of, require
 from campaign.web.i18n import lang_of, t
 from campaign.web.pages_lists import page_links
-from campaign.web.render import mask, render
+from campaign.web.render import FormAnswer, mask, render, render_form_page
 
 PAGE_SIZE = workflow_users.AUDIT_PAGE_SIZE  # audit entries on one page
 MAX_PAGE = workflow_users.MAX_AUDIT_PAGE
@@ -89,30 +89,20 @@ async def users_page(request: Request) -> Response:
 
 
 async def _users(
-    request: Request,
-    *,
-    status_code: int = 200,
-    error: str | None = None,
-    detail: str | None = None,
-    token: dict[str, str] | None = None,
-    typed: dict[str, str] | None = None,
+    request: Request, *, token: dict[str, str] | None = None, **answer: Unpack[FormAnswer]
 ) -> Response:
     state = _state(request)
     found = await run_in_threadpool(
         lambda: workflow_users.list_users(state.settings, engine=state.engine)
     )
-    message = request.session.pop(FLASH, None) if error is None and token is None else None
-    return render(
+    return render_form_page(
         request,
         "users.html",
-        status_code=status_code,
+        flash=FLASH if token is None else None,
         users=found,
         roles=[str(role) for role in ROLES],
-        message=message,
-        error=error,
-        detail=detail,
         token=token,
-        typed=typed or {},
+        **answer,
     )
 
 

@@ -30,7 +30,7 @@ import asyncio
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlencode
 
 from starlette.background import BackgroundTask
@@ -48,7 +48,7 @@ from campaign.web.auth import audit, require
 from campaign.web.i18n import lang_of, t
 from campaign.web.new_balance import BalanceCache
 from campaign.web.plans import place_files
-from campaign.web.render import render
+from campaign.web.render import FormAnswer, render, render_form_page
 from campaign.web.scratch import scratch_of
 from campaign.web.uploads import (
     Upload,
@@ -171,13 +171,7 @@ async def optouts_page(request: Request) -> Response:
 
 
 async def _optouts(
-    request: Request,
-    *,
-    status_code: int = 200,
-    error: str | None = None,
-    detail: str | None = None,
-    imported: dict[str, Any] | None = None,
-    typed: dict[str, str] | None = None,
+    request: Request, *, imported: dict[str, Any] | None = None, **answer: Unpack[FormAnswer]
 ) -> Response:
     engine = _state(request).engine
     lang = lang_of(request)
@@ -191,20 +185,16 @@ async def _optouts(
         {**entry, "when": shown_time(entry["added_at"]), "source": _reason(lang, entry["reason"])}
         for entry in found["optouts"]
     ]
-    message = request.session.pop(FLASH, None) if error is None else None
-    return render(
+    return render_form_page(
         request,
         "optouts.html",
-        status_code=status_code,
+        flash=FLASH,
         q=query,
         entries=entries,
         pager=page_links(request, page, int(found["total"]), PAGE_SIZE),
-        message=message,
-        error=error,
-        detail=detail,
         imported=imported,
-        typed=typed or {},
         limit_mb=_state(request).settings.web.max_upload_mb,
+        **answer,
     )
 
 

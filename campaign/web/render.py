@@ -3,7 +3,8 @@
 `render(request, name, **ctx)` adds to every template: `request`, `user` (or None),
 `lang`, `t` (the texts of that language: `t('nav.campaigns')`), `csrf_token`, `mask`
 (138****0001), `lang_url(lang)` (this page in another language), `outcome_word`,
-`state_word`, `carrier_word`; filters `mask` and `china_time`.
+`state_word`, `carrier_word`; filters `mask` and `china_time`. `render_form_page` adds
+to these what a page of forms says back (`message`, `error`, `detail`, `typed`).
 
 Contact data, file names, a user's SMS template: all only ever VALUES given to a template
 (escaped), never a template themselves.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -114,13 +115,53 @@ def render(
     return HTMLResponse(render_text(request, template, **ctx), status_code, headers=headers)
 
 
+class FormAnswer(TypedDict, total=False):
+    """What a page of forms says back about a change (render_form_page)."""
+
+    status_code: int
+    error: str | None  # why the change was refused
+    detail: str | None  # the refusal's detail
+    typed: dict[str, str] | None  # what was typed, put back in the forms
+
+
+def render_form_page(
+    request: Request,
+    template: str,
+    /,
+    *,
+    flash: str | None,
+    status_code: int = 200,
+    error: str | None = None,
+    detail: str | None = None,
+    typed: dict[str, str] | None = None,
+    **ctx: Any,
+) -> HTMLResponse:
+    """A page whose forms change something (a FormAnswer's values, and the page's own in
+    `ctx`). Its `message` is what the last change did, kept in the session under `flash`
+    by the POST before its 303 and popped here (shown once); not on an answer with an
+    error, nor with `flash` None (the message waits for the next page)."""
+    message = request.session.pop(flash, None) if flash is not None and error is None else None
+    return render(
+        request,
+        template,
+        status_code=status_code,
+        message=message,
+        error=error,
+        detail=detail,
+        typed=typed or {},
+        **ctx,
+    )
+
+
 __all__ = [
     "ENV",
+    "FormAnswer",
     "china_time",
     "context",
     "lang_url",
     "mask",
     "render",
+    "render_form_page",
     "render_text",
     "shared_text",
 ]
