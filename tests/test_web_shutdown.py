@@ -133,3 +133,84 @@ def test_stopping_stops_a_resend_and_waits_for_its_request_in_flight(tmp_path: P
         assert figures["pending"] == REQUESTS - resent, figures  # the rest: resumable
         assert resends.start(settings, console.engine, campaign_id) is False  # none after
         assert not resend_threads()
+
+
+def test_ctrl_c_ends_the_open_event_streams_and_stops_at_once(tmp_path: Path) -> None:
+    """`campaign web` (a real process) with two pages' streams open, a campaign page's and
+    the list's: Ctrl-C ends both streams and the process exits (130, as every command on
+    Ctrl-C) within a few seconds, not after uvicorn's 10 s of waiting for them (and not by
+    cancelling them)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from campaign.passwords import hash_password
+    from campaign.store.campaigns import create_campaign
+    from campaign.store.users import add_user
+    from tests.support.plans import small_plan
+
+    url = f"sqlite:///{tmp_path / 'campaign.db'}"
+    engine = open_store(url)
+    add_user(engine, "ann", Role.VIEWER, hash_password("pw-ann"))
+    campaign_id = create_campaign(engine, small_plan(5, 2), name="autumn", settings_snapshot={})
+    engine.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "campaign", "web", "--port", str(port), "--db", url]
+    web = subprocess.Popen(
+        [*command, "--no-worker"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and web.poll() is None, "the console did not start"
+            time.sleep(0.2)
+        ended: list[str] = []
+
+        def watch(client: httpx.Client, path: str) -> None:
+            with client.stream("GET", path, timeout=30) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("event: progress") and not ended:
+                        opened.set()
+            ended.append(path)  # the server ended the stream (no error, no timeout)
+
+        with httpx.Client(base_url=base) as client:
+            assert sign_in(client, "ann", "pw-ann").status_code == 303
+            opened = threading.Event()
+            readers = [
+                threading.Thread(target=watch, args=(client, path), daemon=True)
+                for path in (f"/campaigns/{campaign_id}/events", "/campaigns/events")
+            ]
+            for reader in readers:
+                reader.start()
+            assert opened.wait(30), "no event came"
+            time.sleep(0.5)  # both streams are open
+            stopped = time.monotonic()
+            web.send_signal(signal.SIGINT)
+            code = web.wait(timeout=30)
+            took = time.monotonic() - stopped
+            for reader in readers:
+                reader.join(10)
+        assert code == 130, (code, web.stderr.read() if web.stderr else "")
+        assert took < 5, f"stopped after {took:.1f} s"
+        assert sorted(ended) == sorted([f"/campaigns/{campaign_id}/events", "/campaigns/events"])
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
+        if web.stderr is not None:
+            web.stderr.close()

@@ -57,6 +57,7 @@ def web(
     from campaign.receiver import is_loopback
     from campaign.store.engine import safe_url
     from campaign.web.app import create_app
+    from campaign.web.server import ConsoleServer
     from campaign.workflow_users import count_users
 
     settings = settings_from(config, db)
@@ -76,7 +77,7 @@ def web(
     shown = f"[{host}]" if ":" in host else host
     info(f"store {safe_url(settings.store_url)}")
     info(f"console at http://{shown}:{port}/ (press Ctrl-C to stop)")
-    uvicorn.run(
+    served = uvicorn.Config(
         console,
         host=host,
         port=port,
@@ -86,6 +87,7 @@ def web(
         log_level="info",
         timeout_graceful_shutdown=10,
     )
+    ConsoleServer(served).run()
 
 
 def _same_store(config: object, db: str | None) -> str:

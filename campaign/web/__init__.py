@@ -9,7 +9,8 @@ and config as the commands, calling only `workflow`, `workflow_queue` and `workf
     uploads.py    multipart uploads streamed to disk, size-limited (413)
     scratch.py    one request's folders (uploads, imports, downloads), gone at shutdown
     plans.py      uploaded plans kept until sent (one campaign per plan)
-    events.py     Server-Sent Events: live progress
+    events.py     Server-Sent Events: live progress (watches.py: one poller per campaign)
+    server.py     uvicorn server of `campaign web`: streams end first on Ctrl-C
     pages_*.py    the pages; api.py the JSON API under /api/v1
     static/       vendored htmx + sse extension (VENDORED.md), app.css, app.js
 """

@@ -13,7 +13,8 @@ number of streams) reads its state and request figures; each stream sends
 
 (both at the start; a state event comes before the progress event of the same reading),
 a `: keep-alive` comment after KEEPALIVE_SECONDS of silence, and ends when the client
-goes away. The campaign page's stream (pages_campaigns) also sends
+goes away or the console stops (`close_streams`). The campaign page's stream
+(pages_campaigns) also sends
 
     event: progress-html  data: the page's progress part, rendered (one `data:` line per
                                 line of HTML)                after each progress event
@@ -218,6 +219,14 @@ class Hub:
             return found
 
 
+def close_streams(app: Any) -> None:
+    """End the app's event streams (the console is stopping: `campaign web` calls it on
+    Ctrl-C or SIGTERM, before its server waits for the open connections): within a poll."""
+    hub = getattr(app.state, "event_hub", None)
+    if hub is not None:
+        hub.watches.close()
+
+
 def hub_of(request: Request) -> Hub:
     """The application's Hub (made on first use)."""
     state = request.app.state
@@ -281,7 +290,7 @@ async def campaign_stream(
                 yield ": keep-alive\n\n"
                 quiet_since = time.monotonic()
                 continue
-            if watch.failed is not None or watch.reading is None:
+            if watch.failed is not None or watch.closed or watch.reading is None:
                 return
             reading, seen = watch.reading, watch.version
             snapshot = reading.snapshot
@@ -306,7 +315,7 @@ async def list_stream(hub: Hub, *, keepalive: float = KEEPALIVE_SECONDS) -> Asyn
     yield f"retry: {RETRY_MS}\n\n"
     last: dict[int, Snapshot] = {}
     quiet_since = time.monotonic()
-    while True:
+    while not hub.watches.closed:
         found = await run_in_threadpool(hub.read_all)
         sent = False
         for snapshot in found:
@@ -378,6 +387,7 @@ __all__ = [
     "campaign_events",
     "campaign_response",
     "campaign_stream",
+    "close_streams",
     "list_stream",
     "routes",
     "sse",

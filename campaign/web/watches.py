@@ -8,7 +8,9 @@ then costs its page a wake-up and one write per reading: ten pages open on a cam
 that is sending take no more thread hops, store reads or renderings than one.
 
 The last stream to leave stops the poller. A poller whose read failed ends its streams
-(the browser reconnects after the stream's retry time and finds the campaign, or a 404).
+(the browser reconnects after the stream's retry time and finds the campaign, or a 404),
+and so does `Watches.close` (the console is stopping: its server would otherwise wait
+for the open streams).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Watch(Generic[R]):
         self.reading: R | None = None
         self.version = 0  # moves with each new reading
         self.failed: BaseException | None = None
+        self.closed = False  # the console is stopping: the streams end
         self.streams = 0
         self._changed = asyncio.Event()
         self._made: dict[Hashable, asyncio.Future[str]] = {}  # of this version
@@ -54,7 +57,7 @@ class Watch(Generic[R]):
     async def changed(self, seen: int, timeout: float) -> bool:
         """Whether a reading newer than version `seen` came (or the poller ended) within
         `timeout` seconds."""
-        if self.version != seen or self.ended:
+        if self.version != seen or self.ended or self.closed:
             return True
         event = self._changed
         try:
@@ -86,6 +89,11 @@ class Watch(Generic[R]):
             self.failed = exc
             self._wake()
 
+    def close(self) -> None:
+        """End the streams (in the watch's event loop)."""
+        self.closed = True
+        self._wake()
+
     def _publish(self, reading: R) -> None:
         self.reading, self.version, self._made = reading, self.version + 1, {}
         self._wake()
@@ -102,6 +110,7 @@ class Watches(Generic[R]):
         self.read, self.poll = read, poll
         self._lock = threading.Lock()  # a test's event loops may run in several threads
         self._watches: dict[int, Watch[R]] = {}
+        self.closed = False
 
     def join(self, campaign_id: int) -> Watch[R]:
         """The campaign's watch (started if none runs in this loop), one stream more."""
@@ -112,6 +121,8 @@ class Watches(Generic[R]):
                 watch = Watch(self.read, campaign_id, self.poll)
                 self._watches[campaign_id] = watch
             watch.join()
+            if self.closed:
+                watch.closed = True
             return watch
 
     def leave(self, watch: Watch[R]) -> None:
@@ -119,6 +130,16 @@ class Watches(Generic[R]):
             watch.leave()
             if watch.streams <= 0 and self._watches.get(watch.campaign_id) is watch:
                 del self._watches[watch.campaign_id]
+
+    def close(self) -> None:
+        """End every stream of every watch, now and to come (from any thread, a signal
+        handler's included)."""
+        with self._lock:
+            self.closed = True
+            watches = list(self._watches.values())
+        for watch in watches:
+            if not watch.loop.is_closed():
+                watch.loop.call_soon_threadsafe(watch.close)
 
     def __len__(self) -> int:
         return len(self._watches)
