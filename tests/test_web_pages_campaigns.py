@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -33,74 +32,34 @@ from campaign.web import charts
 from campaign.web.pages_campaigns import download_name
 from tests.browser.kit import (
     Console,
-    Uvicorn,
-    add_users,
-    console_settings,
+    http_signed_in,
     mobile,
     seed_campaign,
     seed_folder,
     write_csv,
 )
+from tests.support.console import simulated_console
 
 TEMPLATE = "{姓名}您好，会员日全场8折"
 
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    from campaign.config import Settings
-    from campaign.gateway.simulator import Simulator
-    from campaign.receiver import Receiver
-    from campaign.store import open_store
-    from campaign.web.app import create_app
-
     folder = tmp_path_factory.mktemp("pages")
-    store_url = f"sqlite:///{folder / 'campaign.db'}"
-    engine = open_store(store_url)
-    with (
-        Receiver(Settings(store_url=store_url)) as receiver,
-        Simulator(push_url=receiver.dlr_url, report_delay=0.0) as simulator,
-    ):
-        settings = console_settings(store_url, simulator, receiver)
-        data_dir = folder / "web"
-        app = create_app(settings, engine=engine, data_dir=data_dir, run_worker=False)
-        server = Uvicorn(app)
-        try:
-            yield Console(
-                server.url, app, settings, engine, simulator, receiver, folder, data_dir,
-                users=add_users(engine),
-            )  # fmt: skip
-        finally:
-            server.stop()
-    engine.dispose()
+    with simulated_console(folder, report_delay=0.0, run_worker=False) as console:
+        yield console
 
 
 @pytest.fixture(scope="module")
 def sender(console: Console) -> Iterator[tuple[httpx.Client, str]]:
-    with signed_in(console, "sender") as signed:
+    with http_signed_in(console, "sender") as signed:
         yield signed
 
 
 @pytest.fixture(scope="module")
 def viewer(console: Console) -> Iterator[tuple[httpx.Client, str]]:
-    with signed_in(console, "viewer") as signed:
+    with http_signed_in(console, "viewer") as signed:
         yield signed
-
-
-@contextmanager
-def signed_in(console: Console, role: str) -> Iterator[tuple[httpx.Client, str]]:
-    """An httpx client signed in through the sign-in form, and its session's CSRF token."""
-    with httpx.Client(base_url=console.url, timeout=30) as client:
-        form = client.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert token, form.text[:300]
-        fields = {"csrf_token": token.group(1), "name": console.user(role),
-                  "password": console.password, "next": "/"}  # fmt: skip
-        done = client.post("/login", data=fields, follow_redirects=False)
-        assert done.status_code == 303, (done.status_code, done.text[:300])
-        home = client.get("/")
-        token = re.search(r'data-csrf="([^"]+)"', home.text)
-        assert home.status_code == 200 and token, home.text[:300]
-        yield client, token.group(1)
 
 
 @pytest.fixture(autouse=True)
@@ -309,9 +268,9 @@ def test_the_page_stream_carries_the_progress_part_rendered_once(
             return sse_events(answer, "progress-html")
 
     with (
-        signed_in(console, "viewer") as (a, _),
-        signed_in(console, "viewer") as (b, _),
-        signed_in(console, "viewer") as (c, _),
+        http_signed_in(console, "viewer") as (a, _),
+        http_signed_in(console, "viewer") as (b, _),
+        http_signed_in(console, "viewer") as (c, _),
         ThreadPoolExecutor(3) as pool,
     ):
         seen = list(pool.map(stream, [a, b, c]))
@@ -342,7 +301,7 @@ def test_the_charts_part_is_shared_by_the_pages(
 
     monkeypatch.setattr(workflow_web, "campaign_breakdowns", counted)
     client, _ = viewer
-    with signed_in(console, "sender") as (other, _):
+    with http_signed_in(console, "sender") as (other, _):
         first = client.get(f"/campaigns/{quiet}/parts/charts", params={"lang": "en"})
         again = other.get(f"/campaigns/{quiet}/parts/charts", params={"lang": "en"})
         chinese = other.get(f"/campaigns/{quiet}/parts/charts", params={"lang": "zh"})

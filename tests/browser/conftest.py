@@ -30,12 +30,10 @@ from tests.browser.kit import (
     Console,
     ForeignRequests,
     Pages,
-    Uvicorn,
-    add_users,
-    console_settings,
     path_of,
     submit_sign_in,
 )
+from tests.support.console import simulated_console
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -77,38 +75,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """The console of this test module, with the simulator and the receiver (one each)."""
-    from campaign.config import Settings
-    from campaign.gateway.simulator import Simulator
-    from campaign.receiver import Receiver
-    from campaign.store import open_store
-    from campaign.web.app import create_app
-
-    folder = tmp_path_factory.mktemp("console")
-    store_url = f"sqlite:///{folder / 'campaign.db'}"
-    engine = open_store(store_url)
-    with (
-        Receiver(Settings(store_url=store_url)) as receiver,
-        Simulator(push_url=receiver.dlr_url, report_delay=0.2) as simulator,
-    ):
-        settings = console_settings(store_url, simulator, receiver)
-        data_dir = folder / "web"
-        app = create_app(settings, engine=engine, data_dir=data_dir)
-        server = Uvicorn(app)
-        try:
-            yield Console(
-                server.url,
-                app,
-                settings,
-                engine,
-                simulator,
-                receiver,
-                folder,
-                data_dir,
-                users=add_users(engine),
-            )
-        finally:
-            server.stop()
-    engine.dispose()
+    with simulated_console(tmp_path_factory.mktemp("console"), report_delay=0.2) as console:
+        yield console
 
 
 @pytest.fixture

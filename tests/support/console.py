@@ -4,6 +4,9 @@ with httpx (cookies and all), on a real store.
     with running_console(settings, data_dir=tmp_path / "web") as console:
         with console.client() as client:
             sign_in(client, "ann", "pw")
+
+`simulated_console(folder, report_delay=...)` is the one with a gateway: the simulator
+pushing its reports to the receiver, and a user per role (tests/browser/kit.Console).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -25,6 +28,9 @@ from campaign.outcomes import Role
 from campaign.passwords import hash_password
 from campaign.receiver import listen
 from campaign.store.users import add_user
+
+if TYPE_CHECKING:
+    from tests.browser import kit
 
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 _CSRF_BODY = re.compile(r'data-csrf="([^"]+)"')
@@ -95,6 +101,41 @@ def running_console(settings: Settings, *, data_dir: Path, **options: Any) -> It
         yield Console(f"http://127.0.0.1:{server.port}", app, settings, data_dir)
     finally:
         server.stop()
+
+
+@contextmanager
+def simulated_console(
+    folder: Path, *, report_delay: float, **options: Any
+) -> Iterator[kit.Console]:
+    """The console of tests/browser and test_web_pages_campaigns: create_app(settings,
+    data_dir=folder / "web", **options) on a SQLite store in `folder` with one user per role
+    (kit.add_users), served on loopback, the built-in simulator as its gateway pushing its
+    delivery reports (`report_delay` seconds after a send) to the receiver, both on
+    loopback too (kit.console_settings)."""
+    from campaign.gateway.simulator import Simulator
+    from campaign.receiver import Receiver
+    from campaign.store import open_store
+    from campaign.web.app import create_app
+    from tests.browser.kit import Console, Uvicorn, add_users, console_settings
+
+    store_url = f"sqlite:///{folder / 'campaign.db'}"
+    engine = open_store(store_url)
+    with (
+        Receiver(Settings(store_url=store_url)) as receiver,
+        Simulator(push_url=receiver.dlr_url, report_delay=report_delay) as simulator,
+    ):
+        settings = console_settings(store_url, simulator, receiver)
+        data_dir = folder / "web"
+        app = create_app(settings, engine=engine, data_dir=data_dir, **options)
+        server = Uvicorn(app)
+        try:
+            yield Console(
+                server.url, app, settings, engine, simulator, receiver, folder, data_dir,
+                users=add_users(engine),
+            )  # fmt: skip
+        finally:
+            server.stop()
+    engine.dispose()
 
 
 def csrf_of(html: str) -> str:
