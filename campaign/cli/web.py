@@ -87,7 +87,10 @@ def web(
         log_level="info",
         timeout_graceful_shutdown=10,
     )
-    ConsoleServer(served).run()
+    try:
+        ConsoleServer(served).run()
+    except KeyboardInterrupt:  # Ctrl-C: stopped as asked, exit 0 (as uvicorn.run does)
+        pass
 
 
 def _same_store(config: object, db: str | None) -> str:
