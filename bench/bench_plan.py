@@ -18,7 +18,9 @@ import math
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,17 +71,34 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             m[:10],  # too short: invalid
             "".join(chr(0xFF10 + int(d)) for d in m),  # full-width digits
         )[kind]
-    names = np.char.add(rng.choice(SURNAMES, rows), rng.choice(GIVEN, rows)).astype(object)
-    names[rng.random(rows) < 0.03] = ""
+    write_list(path, rng, mobiles, _points)
+
+
+def _points(rng: np.random.Generator, rows: int) -> np.ndarray:
     points = rng.integers(0, 20000, rows).astype(str).astype(object)
     points[rng.random(rows) < 0.01] = ""
+    return points
+
+
+def write_list(
+    path: Path,
+    rng: np.random.Generator,
+    mobiles: Sequence[str] | np.ndarray,
+    points: Callable[[np.random.Generator, int], Any],
+) -> None:
+    """The list around `mobiles` as CSV: 姓名 (3 % empty), 手机号码, 城市, 会员等级 and
+    积分 (`points(rng, rows)`), drawn from `rng` in that order."""
+    rows = len(mobiles)
+    names = np.char.add(rng.choice(SURNAMES, rows), rng.choice(GIVEN, rows)).astype(object)
+    names[rng.random(rows) < 0.03] = ""
+    drawn = points(rng, rows)
     table = pa.table(
         {
             "姓名": pa.array(names, pa.string()),
             "手机号码": pa.array(mobiles, pa.string()),
             "城市": pa.array(rng.choice(CITIES, rows), pa.string()),
             "会员等级": pa.array(rng.choice(LEVELS, rows), pa.string()),
-            "积分": pa.array(points, pa.string()),
+            "积分": pa.array(drawn, pa.string()),
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,17 +37,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pa_csv  # noqa: E402
 from bench_plan import (  # noqa: E402
-    CITIES,
-    GIVEN,
-    LEVELS,
     OPTOUT,
     PREFIXES,
     SIGNATURE,
-    SURNAMES,
     naive,
+    write_list,
 )
 from bench_plan import TEMPLATE as BODY  # noqa: E402
 
@@ -111,19 +106,7 @@ def generate(path: Path, rows: int, seed: int = 11) -> None:
         else (VALID_FORMS[valid_form[i]](m) if kind[i] < 0.43 else m)
         for i, m in enumerate(digits)
     ]
-    names = np.char.add(rng.choice(SURNAMES, rows), rng.choice(GIVEN, rows)).astype(object)
-    names[rng.random(rows) < 0.03] = ""
-    table = pa.table(
-        {
-            "姓名": pa.array(names, pa.string()),
-            "手机号码": pa.array(mobiles, pa.string()),
-            "城市": pa.array(rng.choice(CITIES, rows), pa.string()),
-            "会员等级": pa.array(rng.choice(LEVELS, rows), pa.string()),
-            "积分": pa.array(rng.choice(POINTS, rows), pa.string()),
-        }
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pa_csv.write_csv(table, path)
+    write_list(path, rng, mobiles, lambda rng, rows: rng.choice(POINTS, rows))
 
 
 def plan_process(path: Path, folder: Path) -> tuple[float, float, dict]:
