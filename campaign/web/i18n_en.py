@@ -137,7 +137,7 @@ CATALOG: dict[str, str] = {
     "confirm.resend.warning": (
         "{recipients:This recipient|Some of these {recipients} recipients} may already have "
         "the message: "
-        "resending gives them it a second time."
+        "resending gives it to them a second time."
     ),
     "confirm.resend.pending": (
         "The {pending} {pending:recipient|recipients} not sent yet {pending:is|are} sent too."
