@@ -58,21 +58,14 @@ def free_port() -> int:
 class SimulatorProcess:
     """`campaign simulator` in a subprocess, logging every request as a JSON line."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path | None) -> None:
+        """`log`: where the simulator logs each request (None: no log, the least work)."""
         self.port = free_port()
         self.log = log
         self.url = f"http://127.0.0.1:{self.port}/msg"
+        logging = ["--log", str(log)] if log is not None else []
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "campaign",
-                "simulator",
-                "--port",
-                str(self.port),
-                "--log",
-                str(log),
-            ],
+            [sys.executable, "-m", "campaign", "simulator", "--port", str(self.port), *logging],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -86,6 +79,7 @@ class SimulatorProcess:
         raise RuntimeError("the simulator did not start")
 
     def received_times(self) -> list[datetime]:
+        assert self.log is not None, "the simulator runs without a log"
         with self.log.open(encoding="utf-8") as handle:
             return [datetime.fromisoformat(json.loads(line)["time"]) for line in handle]
 
