@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Annotated
 
@@ -87,10 +88,8 @@ def web(
         log_level="info",
         timeout_graceful_shutdown=10,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stopped, exit 0 (as uvicorn.run)
         ConsoleServer(served).run()
-    except KeyboardInterrupt:  # Ctrl-C: stopped as asked, exit 0 (as uvicorn.run does)
-        pass
 
 
 def _same_store(config: object, db: str | None) -> str:
