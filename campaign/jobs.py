@@ -33,7 +33,6 @@ lines go to the `campaign.jobs` logger. Every decision about time uses the injec
 from __future__ import annotations
 
 import fcntl
-import glob
 import hashlib
 import itertools
 import logging
@@ -52,6 +51,7 @@ from sqlalchemy import Engine
 from campaign import workflow
 from campaign.config import JobSettings, Settings
 from campaign.errors import CampaignError, ConfigError, ExitCode
+from campaign.job_files import CONTACT_SUFFIXES, contact_files, is_lock_or_hidden
 from campaign.jobs_check import CheckReport, check_config, clock_text, job_window, lock_path
 from campaign.outcomes import CampaignState, StopCause
 from campaign.timeutil import CHINA, china_iso, china_now
@@ -59,7 +59,6 @@ from campaign.timeutil import CHINA, china_iso, china_now
 log = logging.getLogger("campaign.jobs")
 
 REPORT_SUFFIXES = (".csv", ".xlsx", ".xls")
-CONTACT_SUFFIXES = (".csv", ".xlsx", ".xls")
 _WILDCARD = re.compile(r"[*?[]")
 HASH_CHUNK = 1 << 20
 
@@ -256,21 +255,6 @@ def content_key(path: Path) -> str:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
-
-
-def contact_files(pattern: str) -> list[Path]:
-    paths = [Path(p) for p in sorted(glob.glob(pattern))]
-    return [
-        p
-        for p in paths
-        if p.is_file() and p.suffix.lower() in CONTACT_SUFFIXES and not is_lock_or_hidden(p)
-    ]
-
-
-def is_lock_or_hidden(path: Path) -> bool:
-    """Excel/WPS owner files ("~$list.xlsx", present while the list is open) and hidden files
-    are not lists: never planned, imported or moved."""
-    return path.name.startswith(("~$", "."))
 
 
 def _create_new_campaigns(

@@ -181,7 +181,7 @@ def _render_sample(template: Any, settings: Settings) -> None:
 
 
 def _check_contacts(check: JobCheck, job: JobSettings) -> None:
-    from campaign.jobs import contact_files
+    from campaign.job_files import contact_files
 
     files = contact_files(job.contacts)
     if not files:

@@ -32,12 +32,10 @@ STORE_MAY_IMPORT = frozenset(
     }
 )
 #: Modules outside `campaign/store/` that still import sqlalchemy (to move into the store).
-SQL_OUTSIDE_STORE = frozenset({"campaign.send.loop"})  # catches SQLAlchemyError itself
+SQL_OUTSIDE_STORE: frozenset[str] = frozenset()
 
 #: Cycles still to break (each a frozenset of the modules of one cycle).
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {frozenset({"campaign.jobs", "campaign.jobs_check"})}
-)
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 
 
 def _module_name(path: Path) -> str:

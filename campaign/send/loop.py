@@ -26,7 +26,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.config import Settings
 from campaign.errors import StoreError
@@ -59,7 +58,7 @@ from campaign.store.batches import (
     batch_figures,
     settle_and_claim,
 )
-from campaign.store.engine import first_line
+from campaign.store.engine import StoreFailure, first_line
 
 #: What the loop does when a claim finds the campaign in a state other than `sending`.
 HALT_CAUSES: dict[str, StopCause] = {
@@ -216,7 +215,7 @@ class SendLoop:
                 max_mobiles=self.budget.remaining,  # never claim what the budget cannot send
                 pace=self.pace,
             )
-        except SQLAlchemyError as exc:
+        except StoreFailure as exc:
             self.store_failures += 1
             self.released = results + self.released
             reason = f"the store failed: {first_line(exc)}"

@@ -273,9 +273,14 @@ def store_failures_raise(doing: str, hint: str = "") -> Callable[[Callable[P, R]
     return decorate
 
 
+#: Any failure of the store (a lost connection, a locked database, a constraint): what a
+#: caller above the store catches without importing SQLAlchemy itself.
+StoreFailure = SQLAlchemyError
+
 __all__ = [
     "SCHEMA_VERSION",
     "OperationalError",
+    "StoreFailure",
     "first_line",
     "is_sqlite",
     "open_store",
