@@ -135,3 +135,23 @@ def test_a_stream_joining_late_gets_the_latest_reading_at_once():
     assert got[0] == "retry: 2000\n\n"
     assert events_of(got[1:])[:2] == ["event: state", "event: progress"]
     assert took < POLL  # the watch's reading, not the next poll's
+
+
+def test_closing_the_watches_ends_every_stream_now_and_to_come():
+    """`Watches.close` (the console stopping; called from a signal handler or another
+    thread) ends the open streams within a poll, and a stream opened after ends at once."""
+    hub = CountingHub()
+
+    async def run() -> tuple[float, list[str]]:
+        started = time.monotonic()
+        threading.Timer(0.2, hub.watches.close).start()  # from another thread
+        found = await watch_for(hub, 3, 30.0, [None])
+        took = time.monotonic() - started
+        late = campaign_stream(hub, 1)
+        written = [chunk async for chunk in late]
+        return took, [w for ws in found for w in ws] + written
+
+    took, written = anyio.run(run)
+    assert took < 2, f"the streams ended after {took:.1f} s"
+    assert written[-1] == "retry: 2000\n\n"  # the late stream: its retry line, then the end
+    assert len(hub.watches) == 0

@@ -108,7 +108,9 @@ class Watches(Generic[R]):
 
     def __init__(self, read: Callable[[int], R], poll: float) -> None:
         self.read, self.poll = read, poll
-        self._lock = threading.Lock()  # a test's event loops may run in several threads
+        # a test's event loops may run in several threads; reentrant: `close` runs in a
+        # signal handler, which may interrupt this thread inside `join` or `leave`
+        self._lock = threading.RLock()
         self._watches: dict[int, Watch[R]] = {}
         self.closed = False
 
