@@ -25,12 +25,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-
 from campaign.config import GatewaySettings, Settings
 from campaign.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from campaign.contacts import ContactList
     from campaign.plan import Plan
     from campaign.sender import ProgressEvent, SendPolicy, SendReport
@@ -165,16 +165,29 @@ def _suppressed_and_capped(
 ) -> tuple[set[str], Mapping[str, int]]:
     compliance = settings.compliance
     limit, hours = compliance.max_per_recipient, compliance.cap_window_hours
-    if isinstance(engine_or_url, Engine):
+    if engine_or_url is not None and not isinstance(engine_or_url, str):  # an Engine
         from campaign.store.caps import capped_mobiles
         from campaign.store.suppression import suppressed_set
 
         return suppressed_set(engine_or_url), capped_mobiles(engine_or_url, limit, hours)
+    url = engine_or_url or settings.store_url
+    if _no_store_file(url):  # nothing to read: nobody suppressed or capped
+        return set(), {}
     from campaign.store.caps import read_capped_mobiles
     from campaign.store.suppression import read_suppressed
 
-    url = engine_or_url or settings.store_url
     return read_suppressed(url), read_capped_mobiles(url, limit, hours)
+
+
+def _no_store_file(url: str) -> bool:
+    """True for a plain `sqlite:///PATH` whose file does not exist, decided without loading
+    SQLAlchemy (a first `campaign plan` in a folder saves its import). Any other URL (a
+    query, an escape, another database) goes the long way: `store.readonly.store_exists`."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or "%" in url:
+        return False
+    path = url[len(prefix) :]
+    return path not in ("", ":memory:") and not Path(path).exists()
 
 
 def refuse_if_nothing_valid(planned: PlanResult, preview: Path) -> None:

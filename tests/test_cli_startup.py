@@ -95,6 +95,46 @@ def test_the_help_lists_every_command(tmp_path):
     assert missing == [], shown
 
 
+def test_a_first_plan_in_a_folder_without_a_store_loads_no_sqlalchemy(tmp_path):
+    """No store file: no suppression list or cap to read, so SQLAlchemy is not loaded (and
+    no store is created); with a store, its suppression list applies (same command)."""
+    contacts = tmp_path / "list.csv"
+    contacts.write_text("name,mobile\nAnn,13912345678\nBo,13912345679\n", encoding="utf-8")
+    args = ("plan", str(contacts), "--text", "{name} hi", "--json")
+    shown, loaded = _run(tmp_path, *args)
+    assert json.loads(shown)["recipients"] == 2
+    assert "sqlalchemy" not in loaded and not (tmp_path / "campaign.db").exists()
+    from campaign.store import open_store
+    from campaign.store.suppression import add
+
+    engine = open_store(f"sqlite:///{tmp_path / 'campaign.db'}")
+    add(engine, ["13912345679"])
+    engine.dispose()
+    shown, loaded = _run(tmp_path, *args)
+    assert json.loads(shown)["recipients"] == 1 and "sqlalchemy" in loaded
+
+
+@pytest.mark.parametrize(
+    ("url", "no_file"),
+    [
+        ("sqlite:///missing.db", True),
+        ("sqlite:///{abs}/missing.db", True),
+        ("sqlite:///{abs}/there.db", False),
+        ("sqlite:///:memory:", False),
+        ("sqlite://", False),
+        ("sqlite:///missing.db?mode=ro", False),  # the long way decides
+        ("sqlite:///miss%20ing.db", False),
+        ("postgresql://u@h/db", False),
+    ],
+)
+def test_no_store_file_is_decided_only_for_plain_sqlite_urls(tmp_path, monkeypatch, url, no_file):
+    from campaign.workflow import _no_store_file
+
+    (tmp_path / "there.db").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert _no_store_file(url.format(abs=tmp_path)) is no_file
+
+
 def test_a_command_still_loads_what_it_needs(tmp_path):
     """The libraries load when a command runs: `plan` reads a list with pandas."""
     contacts = tmp_path / "list.csv"
