@@ -94,10 +94,10 @@ def make_csv(path: Path, n: int) -> None:
         handle.writelines(f"客户{i},139{i:08d}\n" for i in range(n))
 
 
-def bare_loop(gateway: GatewaySettings, plan, n: int) -> float:
+def bare_loop(gateway: GatewaySettings, plan, n: int, inflight: int = DEFAULT_CONCURRENCY) -> float:
     """Baseline: the same pool posting the same requests, no store. Returns requests/s."""
     jobs = [(b.mobiles, b.text) for _, b in zip(range(n), plan.batches, strict=False)]
-    with GatewayClient(gateway) as client, ThreadPoolExecutor(DEFAULT_CONCURRENCY) as pool:
+    with GatewayClient(gateway) as client, ThreadPoolExecutor(inflight) as pool:
         start = time.perf_counter()
         results = list(pool.map(lambda job: client.send_batch(*job), jobs))
         elapsed = time.perf_counter() - start

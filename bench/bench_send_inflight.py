@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench_send import (  # noqa: E402
     TEMPLATE,
     SimulatorProcess,
+    bare_loop,
     drop_schema,
     make_csv,
     pg_schema_url,
@@ -92,15 +93,6 @@ def lean_loop(gateway: GatewaySettings, jobs: list[tuple[list[str], str]], infli
     return len(bodies) / elapsed
 
 
-def bare_loop(gateway: GatewaySettings, jobs: list[tuple[list[str], str]], inflight: int) -> float:
-    with GatewayClient(gateway) as client, ThreadPoolExecutor(inflight) as pool:
-        start = time.perf_counter()
-        results = list(pool.map(lambda job: client.send_batch(*job), jobs))
-        elapsed = time.perf_counter() - start
-    assert all(type(r).__name__ == "Accepted" for r in results), results[:3]
-    return len(jobs) / elapsed
-
-
 def timed_send(url: str, plan: object, gateway: GatewaySettings, inflight: int) -> float:
     engine = open_store(url)
     try:
@@ -138,7 +130,7 @@ def main() -> None:
         try:
             for inflight in levels:
                 lean = lean_loop(gateway, jobs, inflight)
-                bare = bare_loop(gateway, jobs, inflight)
+                bare = bare_loop(gateway, plan, len(jobs), inflight)
                 sqlite = timed_send(
                     f"sqlite:///{folder / f's{inflight}.db'}", plan, gateway, inflight
                 )
