@@ -20,7 +20,7 @@ goes away or the console stops (`close_streams`). The campaign page's stream
                                 line of HTML)                after each progress event
 
 which the page swaps in (htmx sse-swap): no page fetches it. It is rendered once per
-reading, language and role (`Watch.text`, `Hub.shared`), whatever the number of pages
+reading, language and role (`Watch.text`), whatever the number of pages
 open. The events of one reading leave in one write.
 
 The send progress (two small queries) is read every poll. The outcome counts are
@@ -50,7 +50,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -76,6 +76,8 @@ from campaign.workflow_web import (
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+T = TypeVar("T")
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
@@ -125,8 +127,7 @@ class Hub:
         self._locks: dict[Hashable, threading.Lock] = {}
         self._readings: dict[int, _Read] = {}
         self._lists: tuple[float, list[Snapshot]] | None = None
-        self._shared: dict[Hashable, tuple[float, object, str]] = {}  # made at, basis, text
-        self._details: dict[int, tuple[float, object, tuple[Any, list[Any]]]] = {}
+        self._shared: dict[Hashable, tuple[float, object, Any]] = {}  # made at, basis, value
         self.watches: Watches[Reading] = Watches(self.read, poll)  # the streams' pollers
 
     def _campaign_lock(self, key: Hashable) -> threading.Lock:
@@ -160,18 +161,16 @@ class Hub:
         shows beside the reading), read again when its state moved or half a poll passed:
         the progress part and the fetched parts of every page share them."""
         snapshot = reading.snapshot
-        campaign_id, basis = snapshot.campaign_id, (snapshot.state, snapshot.stop_reason)
-        with self._campaign_lock(("details", campaign_id)):
-            now = self.clock()
-            made = self._details.get(campaign_id)
-            if made is not None and made[1] == basis and now - made[0] < self.poll / 2:
-                return made[2]
-            found = (
+        campaign_id = snapshot.campaign_id
+
+        def read() -> tuple[Any, list[Any]]:
+            return (
                 campaign_record(self.engine, campaign_id),
                 campaign_workers(self.engine, campaign_id),
             )
-            self._details[campaign_id] = (now, basis, found)
-            return found
+
+        basis = (snapshot.state, snapshot.stop_reason)
+        return self.shared(("details", campaign_id), basis, read, max_age=self.poll / 2)
 
     def _count_due(
         self, campaign_id: int, cached: _Read | None, snapshot: Snapshot, now: float
@@ -192,19 +191,19 @@ class Hub:
         return since >= self.reports_every and new_reports(self.engine, campaign_id, cached.mark)
 
     def shared(
-        self, key: Hashable, basis: object, make: Callable[[], str], *, max_age: float = 0.0
-    ) -> str:
-        """`make()` (a page's live part) once for `key` while `basis` (what it shows, e.g.
-        the reading) stays equal and, with `max_age`, for at most that many seconds: the
-        pages watching a campaign share one rendering (the others wait for it)."""
+        self, key: Hashable, basis: object, make: Callable[[], T], *, max_age: float = 0.0
+    ) -> T:
+        """`make()` (a page's live part, or what it shows) once for `key` while `basis`
+        (what it depends on, e.g. the reading) stays equal and, with `max_age`, for at most
+        that many seconds: the pages watching a campaign share one (the others wait)."""
         with self._campaign_lock(("shared", key)):
             now = self.clock()
             made = self._shared.get(key)
             if made is not None and made[1] == basis and (not max_age or now - made[0] < max_age):
-                return made[2]
-            text = make()
-            self._shared[key] = (now, basis, text)
-            return text
+                return cast(T, made[2])
+            value = make()
+            self._shared[key] = (now, basis, value)
+            return value
 
     def read_all(self, *, force: bool = False) -> list[Snapshot]:
         """Every campaign's snapshot (state and request figures), fresh within half a poll

@@ -20,15 +20,15 @@
                                               removed after; lang: the page's by default)
 
 The event streams themselves are web/events.py's (its routes are served from here too).
-The parts every open page of a campaign shows alike are rendered once for all of them
-(web/events.Hub.shared): the progress part once per reading, language and role, into the
-stream; the charts (~60 ms) at most every CHARTS_SECONDS per language, sooner when the
-figures moved. Every page reads without JavaScript: live parts are refreshed by htmx when
-it runs, the
-actions are plain forms (the CSRF token first). A change that worked answers 303 back
-to the campaign page, which says what was done (a message kept in the session); one the
-campaign's state forbids (what the command refuses with exit 3: pause a finished
-campaign) answers 409 with the page and why. Every change is in the audit log.
+The parts every open page of a campaign shows alike are rendered once for all of them:
+the progress part once per reading, language and role, into the stream (web/watches.py);
+the charts (~60 ms) at most every CHARTS_SECONDS per language, sooner when the figures
+moved (web/events.Hub.shared). Every page reads without JavaScript: live parts are
+refreshed by htmx when it runs, the actions are plain forms (the CSRF token first). A
+change that worked answers 303 back to the campaign page, which says what was done (a
+message kept in the session); one the campaign's state forbids (what the command refuses
+with exit 3: pause a finished campaign) answers 409 with the page and why. Every change
+is in the audit log.
 """
 
 from __future__ import annotations
@@ -350,28 +350,24 @@ class Roles:
 
 
 def progress_fragment(request: Request, user: User) -> events.Fragment:
-    """The campaign's progress part for a reading, rendered once for every page of the
-    same language and role (the stream sends it as `progress-html`)."""
+    """The campaign's progress part for a reading (the stream sends it as `progress-html`;
+    its watch renders it once per reading for every page of the same language and role:
+    only `Roles` of the user reach it)."""
     state, hub, lang = _state(request), events.hub_of(request), lang_of(request)
     campaign_id, roles = _campaign_id(request), Roles.of(user)
 
     def fragment(reading: events.Reading) -> str:
         resending = resends_of(state).running(campaign_id)
-
-        def make() -> str:
-            record, workers = hub.details(reading)
-            view = View(record, reading.snapshot, reading.outcomes or {}, workers, resending)
-            return shared_text(
-                "partials/campaign_progress.html",
-                lang,
-                user=roles,
-                c=record,
-                view=view,
-                snap=reading.snapshot,
-            )
-
-        key = ("progress", campaign_id, lang, roles, resending)
-        return hub.shared(key, reading, make)
+        record, workers = hub.details(reading)
+        view = View(record, reading.snapshot, reading.outcomes or {}, workers, resending)
+        return shared_text(
+            "partials/campaign_progress.html",
+            lang,
+            user=roles,
+            c=record,
+            view=view,
+            snap=reading.snapshot,
+        )
 
     return fragment
 

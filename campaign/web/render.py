@@ -86,7 +86,7 @@ def render_text(request: Request, template: str, /, **ctx: Any) -> str:
 
 
 def shared_text(template: str, lang: str, /, **ctx: Any) -> str:
-    """A part rendered once for every page that shows it (web/events.Hub.shared): the
+    """A part rendered once for every page that shows it (web/watches, Hub.shared): the
     language's words only, no request (a template that asks for `request`, `csrf_token`
     or `lang_url` fails: nothing of one session can reach another's page). `ctx` holds
     `user` when the part differs by role (only `user.may(...)` may be asked of it)."""
