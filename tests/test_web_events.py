@@ -130,10 +130,8 @@ def engine(sqlite_url):
     engine.dispose()
 
 
-def test_the_hub_shares_readings_and_sees_store_changes(engine, monkeypatch):
-    cid = create_campaign(engine, small_plan(7, 3), name="spring", settings_snapshot={})
-    now = [100.0]
-    hub = Hub(engine, poll=0.5, outcomes_every=2.0, clock=lambda: now[0])
+def counting_outcomes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The hub's outcome counts, counted: calls["outcomes"] after each."""
     calls = {"outcomes": 0}
     real = events.campaign_outcomes
 
@@ -142,6 +140,14 @@ def test_the_hub_shares_readings_and_sees_store_changes(engine, monkeypatch):
         return real(engine, campaign_id)
 
     monkeypatch.setattr(events, "campaign_outcomes", counted)
+    return calls
+
+
+def test_the_hub_shares_readings_and_sees_store_changes(engine, monkeypatch):
+    cid = create_campaign(engine, small_plan(7, 3), name="spring", settings_snapshot={})
+    now = [100.0]
+    hub = Hub(engine, poll=0.5, outcomes_every=2.0, clock=lambda: now[0])
+    calls = counting_outcomes(monkeypatch)
     first = hub.read(cid)
     assert first.snapshot.state == "planned" and first.snapshot.progress.total == 6
     assert hub.read(cid) is first  # within half a poll: the same reading, no query
@@ -180,14 +186,7 @@ def test_a_report_of_the_campaign_is_counted_within_a_second(engine, monkeypatch
     assert first.outcomes is not None and first.outcomes["pending"] == 2
     # a count costs ~1 ms here: as if it took seconds (no count without a new report)
     monkeypatch.setattr(events, "OUTCOMES_COST", 10**6)
-    calls = {"outcomes": 0}
-    real = events.campaign_outcomes
-
-    def counted(engine: Any, campaign_id: int) -> dict[str, int]:
-        calls["outcomes"] += 1
-        return real(engine, campaign_id)
-
-    monkeypatch.setattr(events, "campaign_outcomes", counted)
+    calls = counting_outcomes(monkeypatch)
     push_reports(engine, "7002,2611251000,13800000003,DELIVRD")  # the other campaign's
     now[0] += 1.0
     assert hub.read(cid) == first and calls["outcomes"] == 0
