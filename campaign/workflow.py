@@ -187,7 +187,10 @@ def _no_store_file(url: str) -> bool:
     if not url.startswith(prefix) or "?" in url or "%" in url:
         return False
     path = url[len(prefix) :]
-    return path not in ("", ":memory:") and not Path(path).exists()
+    try:
+        return path not in ("", ":memory:") and not Path(path).exists()
+    except (OSError, ValueError):  # a name no file can have: the long way says why
+        return False
 
 
 def refuse_if_nothing_valid(planned: PlanResult, preview: Path) -> None:

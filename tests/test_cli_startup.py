@@ -124,6 +124,7 @@ def test_a_first_plan_in_a_folder_without_a_store_loads_no_sqlalchemy(tmp_path):
         ("sqlite://", False),
         ("sqlite:///missing.db?mode=ro", False),  # the long way decides
         ("sqlite:///miss%20ing.db", False),
+        ("sqlite:///a\x00b.db", True),  # no file has that name (store_exists agrees)
         ("postgresql://u@h/db", False),
     ],
 )
