@@ -98,7 +98,7 @@ def export_campaign(
 
     `fast=False` writes cells through xlsxwriter's public API instead of whole rows of XML
     (same file content; for comparison). `fast_deflate=False` deflates the `.xlsx` package
-    with zlib (xlsxwriter's own zip step) instead of ISA-L (xlsx_zip.py): same parts, a
+    with zlib (xlsxwriter's own zip step) instead of zlib-ng (xlsx_zip.py): same parts, a
     smaller and slower file; for comparison.
     """
     out = Path(out)
