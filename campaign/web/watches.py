@@ -83,8 +83,6 @@ class Watch(Generic[R]):
                 if self.version == 0 or reading != self.reading:
                     self._publish(reading)
                 await asyncio.sleep(self.poll)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # the store went away, the campaign was deleted: end
             self.failed = exc
             self._wake()
