@@ -280,3 +280,63 @@ def test_two_processes_share_one_postgres_campaign(pg_url, tmp_path):
         assert len(taken) == 2 * REQUESTS and set(taken.values()) == {1}
         states = Counter(state for state, _ in _batch_states(pg_url, cid).values())
         assert states == {"accepted": REQUESTS}
+
+
+def test_sigkill_at_full_speed_leaves_in_doubt_at_most_one_claim_group_more(sqlite_url, tmp_path):
+    """At full speed claims run ahead of the free slots: after a SIGKILL, the batches left
+    `sending` (unknown at the next run, never resent by themselves) are at most the
+    requests in flight plus one claim group, and nobody is texted twice."""
+    from campaign.sender import SendPolicy
+
+    window = DEFAULT_CONCURRENCY + SendPolicy().claim_group
+    engine = open_store(sqlite_url)
+    try:
+        from campaign.store.campaigns import create_campaign
+
+        cid = create_campaign(engine, small_plan(601, 1), name="fast", settings_snapshot={})
+    finally:
+        engine.dispose()
+    with running_simulator() as sim:
+        sim.inject_delay(100_000, seconds=0.05)  # 16 in flight: ~320 requests/s
+        env = {**os.environ, "CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password}
+        command = [sys.executable, "-m", "campaign", "resume", str(cid), "--db", sqlite_url]
+        command += ["--gateway", sim.url, *_fast(tmp_path)]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while len(sim.received()) < 150 and time.monotonic() < deadline:
+                assert process.poll() is None
+                time.sleep(0.01)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait(10)
+        at_kill = _batch_states(sqlite_url, cid)
+        taken = _taken(sim)
+        state_of = {m: state for state, mobiles in at_kill.values() for m in mobiles}
+        assert {state_of[m] for m in taken} <= {"accepted", "sending"}
+        in_doubt = {b for b, (state, _) in at_kill.items() if state == "sending"}
+        assert 0 < len(in_doubt) <= window, len(in_doubt)
+        assert any(state == "pending" for state, _ in at_kill.values())
+
+        sim.clear_faults()
+        result = CliRunner().invoke(
+            app,
+            [
+                "resume",
+                str(cid),
+                "--db",
+                sqlite_url,
+                "--gateway",
+                sim.url,
+                "--json",
+                *_fast(tmp_path),
+            ],
+            env={"CAMPAIGN_ACCOUNT": sim.account, "CAMPAIGN_PASSWORD": sim.password},
+        )
+        assert result.exit_code == 5, result.output
+        assert json.loads(result.stdout)["unknown"] == len(in_doubt)
+        taken = _taken(sim)
+        assert all(n == 1 for n in taken.values())  # nobody twice
+        final = _batch_states(sqlite_url, cid)
+        assert {state for b, (state, _) in final.items() if b not in in_doubt} == {"accepted"}
+        assert sum(len(final[b][1]) for b in in_doubt) + len(taken) >= 600

@@ -208,7 +208,7 @@ def test_ctrl_c_while_waiting_is_the_same_stop_request_then_goes_on():
 
     event = threading.Event()
     interruption = Interruption(event, sleep=ctrl_c)
-    interruption.wait([], 1.0)  # caught here
+    interruption.wait(None, 1.0)  # caught here
     assert interruption.requested and event.is_set() and interruption.keyboard
     with pytest.raises(KeyboardInterrupt):
         interruption.reraise()
@@ -216,7 +216,7 @@ def test_ctrl_c_while_waiting_is_the_same_stop_request_then_goes_on():
 
 def test_waiting_uses_the_injected_sleep_when_nothing_is_in_flight():
     clock = FakeClock()
-    Interruption(sleep=clock.sleep).wait([], 0.25)
+    Interruption(sleep=clock.sleep).wait(None, 0.25)
     assert clock() == 0.25
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, time
 
 import pytest
+import sqlalchemy as sa
 
 from campaign.config import ComplianceSettings, SendWindow, Settings
 from campaign.errors import ExitCode
@@ -18,6 +19,7 @@ from campaign.sender import ProgressEvent, RateLimiter, SendPolicy, send_campaig
 from campaign.store import open_store
 from campaign.store.batches import batch_state_counts
 from campaign.store.campaigns import create_campaign, get_campaign
+from campaign.store.schema import batches
 from campaign.timeutil import CHINA
 from tests.support.simulator import gateway_settings, running_simulator
 from tests.test_store_campaigns import fake_plan
@@ -428,7 +430,8 @@ def test_a_store_failure_mid_run_keeps_the_answers_and_stops_resumably(engine, s
         return False
 
     _failing_settle(monkeypatch, once_with_answers)
-    report = _send(engine, cid, sim)
+    # claims only for free slots: the failure comes while batches are left to claim
+    report = _send(engine, cid, sim, policy=replace(QUICK, claim_group=0))
     assert failed, "the failure was injected"
     assert report.state == "stopped" and "database is locked" in (report.stop_reason or "")
     assert report.stop_cause is StopCause.STORE
@@ -447,11 +450,43 @@ def test_a_store_that_keeps_failing_is_a_store_error_not_a_traceback(engine, sim
     cid = _campaign(engine)
     _failing_settle(monkeypatch, lambda n, _results: n > 1)
     with pytest.raises(StoreError, match="database is locked"):
-        _send(engine, cid, sim)
+        _send(engine, cid, sim, policy=replace(QUICK, claim_group=0))  # 4 claimed at first
     monkeypatch.undo()
     assert batch_state_counts(engine, cid)["accepted"] == 0  # nothing claimed twice, nothing lost
     again = _send(engine, cid, sim)  # the worker is gone: its requests count as unknown
     assert again.count("unknown") == 4 and again.count("accepted") == 6
+    assert all(count == 1 for count in _taken(sim).values())
+
+
+def test_a_store_failure_takes_back_the_requests_claimed_ahead(engine, sim, monkeypatch):
+    """Claimed ahead of the free slots and not sent when the store fails: back to pending
+    as they were (no attempt counted), the answers of those sent written; resumable."""
+    cid = _campaign(engine, n=41, per_batch=1)  # 40 requests
+    sim.inject_delay(10_000, seconds=0.02)
+    failed = []
+
+    def once_with_answers(_n, results):
+        if results and not failed:
+            failed.append(len(results))
+            return True
+        return False
+
+    _failing_settle(monkeypatch, once_with_answers)
+    policy = replace(QUICK, concurrency=2, claim_group=16)
+    report = _send(engine, cid, sim, policy=policy)
+    assert failed and report.stop_cause is StopCause.STORE
+    sent = len(sim.received())
+    assert sent == report.requests_sent < 40
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(batches.c.state, batches.c.attempts)).all()
+    states = Counter(state for state, _ in rows)
+    assert states["accepted"] == sent and states["pending"] == 40 - sent
+    assert states["sending"] == 0 and states["unknown"] == 0
+    assert {attempts for state, attempts in rows if state == "pending"} == {0}
+    monkeypatch.undo()
+    sim.clear_faults()
+    again = _send(engine, cid, sim, policy=policy)
+    assert again.state == "finished" and again.count("accepted") == 40
     assert all(count == 1 for count in _taken(sim).values())
 
 
@@ -474,7 +509,7 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
     and then goes on as a KeyboardInterrupt."""
     import campaign.send.interrupt as interrupt_module
 
-    real_wait = interrupt_module.wait
+    real_wait = interrupt_module.wait_for_answers
     calls = []
 
     def interrupted_wait(*args, **kwargs):
@@ -483,7 +518,7 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
             raise KeyboardInterrupt
         return real_wait(*args, **kwargs)
 
-    monkeypatch.setattr(interrupt_module, "wait", interrupted_wait)
+    monkeypatch.setattr(interrupt_module, "wait_for_answers", interrupted_wait)
     cid = _campaign(engine)
     with pytest.raises(KeyboardInterrupt):
         _send(engine, cid, sim)

@@ -13,9 +13,13 @@ recorded (lost answers would count as unknown).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable
 from typing import Any, TypeVar
+
+
+def wait_for_answers(answers: threading.Event, timeout: float) -> None:
+    """Wait until the pool's threads say the loop has work (or the timeout)."""
+    answers.wait(timeout)
 
 
 class Interruption:
@@ -39,13 +43,12 @@ class Interruption:
         self.keyboard = self.keyboard or keyboard
         self.event.set()
 
-    def wait(self, in_flight: Iterable[Future[Any]], timeout: float) -> None:
-        """Wait for an answer (when some are in flight), a stop request, or the timeout;
-        Ctrl-C here is a stop request."""
-        futures = list(in_flight)
+    def wait(self, answers: threading.Event | None, timeout: float) -> None:
+        """Wait for the pool's signal `answers` (when requests are in flight; else a stop
+        request wakes it), or the timeout; Ctrl-C here is a stop request."""
         try:
-            if futures:
-                wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+            if answers is not None:
+                wait_for_answers(answers, timeout)
             else:
                 self.sleep(timeout)
         except KeyboardInterrupt:

@@ -2,8 +2,15 @@
 
 One thread (the caller's) does all store work and scheduling; a thread pool only does
 HTTP. For every request: claim (committed) -> POST -> record the result (committed, in
-groups). A batch is claimed only when a pool slot and a rate token are free, so a crash
-leaves at most `concurrency` batches `sending` (they become `unknown` at the next start).
+groups). Claims run ahead of the free slots: one transaction records the answers so far
+and claims a group of batches (`SendPolicy.claim_group`), which wait in the pool's queue
+while the requests before them are in flight, so a commit never leaves a slot idle and
+costs a group of requests, not one. A batch is never claimed beyond `concurrency +
+claim_group` batches claimed and not yet recorded, so a crash leaves at most that many
+`sending` (they become `unknown` at the next start). Answers are recorded when the queue
+runs low, when the pool has nothing left, or after `RECORD_AFTER` seconds. While the loop
+must not send (a back-off, the gateway's 110, a closed window, a stop), the queued
+requests are taken back before they leave (and released, untouched, if the run ends).
 An ambiguous answer is `unknown` and never resent by itself.
 
 Each turn asks the parts for their decision: the interruption (stop requested?), the hold
@@ -19,6 +26,7 @@ the state is read once every `wait_step` too: a pause takes effect within about 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,6 +67,27 @@ from campaign.store.batches import (
     settle_and_claim,
 )
 from campaign.store.engine import StoreFailure, first_line
+
+#: Seconds an answer waits at most before it is recorded (answers are recorded in groups).
+RECORD_AFTER = 0.2
+#: Recipients claimed ahead of the free slots at most: batches of many recipients are
+#: claimed a few at a time (their requests are slow; a crash leaves fewer unknown).
+AHEAD_RECIPIENTS = 256
+
+
+class NotStarted:
+    """What a pool thread returns for a queued request the loop held back: not sent."""
+
+
+NOT_STARTED = NotStarted()
+
+
+def claim_group(wanted: int, recipients: int, requests: int) -> int:
+    """Batches a claim may take ahead of the free slots: `wanted`, fewer when the
+    campaign's requests carry many recipients each (AHEAD_RECIPIENTS at most)."""
+    per_request = recipients / requests if requests else 1.0
+    return max(0, min(wanted, int(AHEAD_RECIPIENTS // max(per_request, 1.0))))
+
 
 #: What the loop does when a claim finds the campaign in a state other than `sending`.
 HALT_CAUSES: dict[str, StopCause] = {
@@ -106,7 +135,18 @@ class SendLoop:
             max(self.pace.burst / (2 * self.pace.rate), self.pace.ahead / 2) if self.pace else 0.0
         )
         self.state_read = self.now()  # monotonic: when a claim last read the state
-        self.in_flight: dict[Future[SubmitResult], ClaimedBatch] = {}
+        # queued or running requests: their batch and when they may leave (time.monotonic)
+        self.in_flight: dict[Future[SubmitResult | NotStarted], tuple[ClaimedBatch, float]] = {}
+        self.ahead: deque[tuple[ClaimedBatch, float]] = deque()  # claimed, taken back
+        self.answers: list[BatchResult] = []  # to record with the next transaction
+        self.answered_since = 0.0  # monotonic: when the oldest of them came
+        self.exhausted = False  # the last claim found fewer pending batches than it asked
+        self.closed = False  # the send window is closed
+        self.wake = threading.Event()  # set by the pool's threads: the loop has work
+        self.hold_queue = threading.Event()  # set: queued requests do not leave
+        self.wake_lock = threading.Lock()
+        self.unseen = 0  # requests done since the loop last looked
+        self.wake_after = 1  # ... how many wake it
         self.stop: Stop | None = None  # the first decision to stop wins
         self.sent = 0
         self.busy = 0  # RETRY_LATER episodes in a row
@@ -119,13 +159,16 @@ class SendLoop:
         self.recent: deque[float] = deque()
         self.last_progress = 0.0
         self.store_failures = 0  # settle_and_claim failures in a row
-        self.released: list[BatchResult] = []  # answers to write again, batches over budget
         self.started = self.now()
         figures = batch_figures(engine, campaign_id)
         self.total = sum(f["batches"] for f in figures.values())
         self.recipients_total = sum(f["recipients"] for f in figures.values())
         self.done = sum(figures[s]["batches"] for s in ("accepted", "rejected", "unknown"))
         self.recipients_sent = figures["accepted"]["recipients"]
+        group = claim_group(policy.claim_group, self.recipients_total, self.total)
+        self.capacity = policy.concurrency + group  # claimed and not recorded, at most
+        self.low_water = policy.concurrency + group // 2  # claim more at or below
+        self.record_every = max(1, group // 2)  # answers recorded in groups of this many
 
     # -- the loop
 
@@ -133,8 +176,11 @@ class SendLoop:
         self.worker_id = worker_id
         with ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="send") as pool:
             self.pool = pool
-            while self._step():
-                pass
+            try:
+                while self._step():
+                    pass
+            finally:
+                self._take_back_queued()  # an error: nothing queued leaves after it
         self._progress(force=True)
         return LoopOutcome(self.stop, self.sent)
 
@@ -146,44 +192,128 @@ class SendLoop:
         return self.stop is not None or self.interruption.requested
 
     def _step(self) -> bool:
-        """One turn: take answers, record them and claim more in one transaction, submit.
+        """One turn: take answers; when the queue runs low (or answers wait), record them
+        and claim more in one transaction; submit what was claimed.
 
         False when the run is over (stopping and nothing in flight, or nothing left).
         """
-        results = self._collect()
+        self._collect()
         delay = self.policy.wait_step if self._halting() else self._delay()
         halting = self._halting()  # the window may have stopped it
-        free = self.policy.concurrency - len(self.in_flight)
-        limit = min(free, self.limiter.available()) if not halting and delay <= 0 else 0
+        held = halting or self._held()
+        if held:
+            self._take_back_queued()
+        self.hold_queue.clear()  # decided: what is queued may leave
+        if self.ahead and not held:
+            self._submit_ahead()
+        queued = len(self.in_flight) + len(self.ahead)
+        room = self.capacity - queued
+        low = queued <= self.low_water and not (self.exhausted and self.in_flight)
+        limit = min(room, self.limiter.available()) if low and not halting and delay <= 0 else 0
         limit = self._within_budget(limit)
-        look = results or limit > 0 or (not halting and self._state_unread())
-        claimed = self._settle_and_claim(results, limit) if look else []
+        if halting and self.ahead:  # claimed, never sent: back to pending untouched
+            for batch, _ in self.ahead:
+                self._keep(BatchResult(batch.batch_id, "pending", untouched=True))
+            self.ahead.clear()
+        look = limit > 0 or self._record_due() or (not halting and self._state_unread())
+        claimed = self._settle_and_claim(limit) if look else []
         paced = self.paced_until > self.now()
-        if results:
-            self._progress()
-        for batch, delay in claimed:
-            if not self.budget.spend(batch.size):  # release it untouched
-                self.released.append(BatchResult(batch.batch_id, "pending", detail=DAILY_LIMIT))
-                self._stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)
-                continue
-            self.limiter.take()
-            self._note_sent()
-            future = self.pool.submit(self._send_at, time.monotonic() + delay, batch)
-            self.in_flight[future] = batch
-            self.sent_at[batch.batch_id] = self.now() + delay
-            self.sent += 1
+        for batch, deadline in claimed:
+            self._submit(batch, deadline)
         if claimed:
+            self._arm_wake()
             return True
-        if self.released and self.store_failures:  # answers not written yet: try again
-            self.interruption.wait(self.in_flight, self.policy.wait_step)
+        if self.answers and self.store_failures:  # answers not written yet: try again
+            self._wait(self.policy.wait_step)
             return True
-        if not self.in_flight and (self._halting() or (limit > 0 and not paced)):
+        nothing_left = halting or (look and limit > 0 and not paced)
+        if not self.in_flight and not self.answers and nothing_left:
             return False  # stopping with nothing in flight, or nothing left to claim
         if paced:
             delay = self.paced_until - self.now()
         wait_for = delay if 0 < delay < self.policy.wait_step else self.policy.wait_step
-        self.interruption.wait(self.in_flight, wait_for)
+        if self.answers:
+            wait_for = min(wait_for, RECORD_AFTER)
+        self._arm_wake()
+        self._wait(wait_for)
         return True
+
+    def _held(self) -> bool:
+        """True while no request may leave: a back-off or the gateway's 110 hold, or a
+        closed window (the queued requests are taken back until it ends)."""
+        return self.hold_until > self.now() or self.closed
+
+    def _record_due(self) -> bool:
+        """Answers are written when many wait, when the oldest has waited RECORD_AFTER, or
+        when nothing is in flight any more."""
+        if not self.answers:
+            return False
+        return (
+            len(self.answers) >= self.record_every
+            or not self.in_flight
+            or self.now() - self.answered_since >= RECORD_AFTER
+        )
+
+    def _submit(self, batch: ClaimedBatch, deadline: float) -> None:
+        """Queue the request of a claimed batch (it leaves once a thread is free)."""
+        if not self.budget.spend(batch.size):  # release it untouched
+            self._keep(BatchResult(batch.batch_id, "pending", detail=DAILY_LIMIT))
+            self._stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)
+            return
+        self._note_sent()
+        future = self.pool.submit(self._send_at, deadline, batch)
+        self.in_flight[future] = (batch, deadline)
+        future.add_done_callback(self._answered)
+
+    def _submit_ahead(self) -> None:
+        """Queue again the requests taken back during a hold (lowest seq first)."""
+        ahead, self.ahead = self.ahead, deque()
+        for batch, deadline in ahead:
+            if self._halting():
+                self.ahead.append((batch, deadline))
+            else:
+                self._submit(batch, deadline)
+
+    def _take_back_queued(self) -> None:
+        """The queued requests that have not left go back to `ahead` (still claimed)."""
+        taken = [(future, entry) for future, entry in self.in_flight.items() if future.cancel()]
+        for future, (batch, _) in taken:
+            del self.in_flight[future]
+            self.budget.refund(batch.size)
+        back = sorted((entry for _, entry in taken), key=lambda entry: entry[0].seq)
+        self.ahead.extendleft(reversed(back))
+
+    # -- waking: the pool's threads tell the loop when it has work
+
+    def _answered(self, future: Future[SubmitResult | NotStarted]) -> None:
+        """A request is done (in a pool thread): wake the loop when enough are done for
+        its next turn; at once, holding the queue, when the answer is not an acceptance
+        (a back-off or a stop may follow: nothing queued leaves before the loop decides)."""
+        if future.cancelled():
+            return
+        with self.wake_lock:
+            self.unseen += 1
+            if not _accepted(future):
+                self.hold_queue.set()
+                self.wake.set()
+            elif self.unseen >= self.wake_after:
+                self.wake.set()
+
+    def _arm_wake(self) -> None:
+        """How many answers the loop waits for: until the queue is low enough to claim
+        more, or a group of answers to record, or all that is in flight."""
+        in_flight = len(self.in_flight)
+        if in_flight == 0:
+            return
+        wake_after = in_flight - self.low_water if not self.exhausted else self.record_every
+        with self.wake_lock:
+            self.wake_after = max(1, min(in_flight, wake_after, self.record_every))
+            if self.unseen >= self.wake_after:
+                self.wake.set()
+
+    def _wait(self, timeout: float) -> None:
+        """Wait for the pool's signal (requests in flight) or the timeout."""
+        self.interruption.wait(self.wake if self.in_flight else None, timeout)
 
     def _within_budget(self, limit: int) -> int:
         if limit > 0 and self.budget.exhausted:
@@ -191,44 +321,58 @@ class SendLoop:
             return 0
         return self.budget.limit(limit)
 
-    def _send_at(self, deadline: float, batch: ClaimedBatch) -> SubmitResult:
+    def _send_at(self, deadline: float, batch: ClaimedBatch) -> SubmitResult | NotStarted:
         """The request of `batch`, sent once its slot of the shared pace (a time.monotonic
-        deadline, at most Pace.ahead away) has come; in a thread of the pool."""
+        deadline, at most Pace.ahead away) has come; in a thread of the pool. Not sent
+        while the loop holds the queue (`NOT_STARTED`: it stays claimed, queued again)."""
         wait = deadline - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+        if self.hold_queue.is_set():
+            return NOT_STARTED
+        self.sent_at[batch.batch_id] = self.now()
         return self.client.send_batch(batch.mobiles, batch.text)
 
-    def _settle_and_claim(
-        self, results: list[BatchResult], limit: int
-    ) -> list[tuple[ClaimedBatch, float]]:
+    def _settle_and_claim(self, limit: int) -> list[tuple[ClaimedBatch, float]]:
         """Record the answers and claim more; when the store fails, keep the answers to
         write them again, claim nothing more and stop the run once the requests in flight
-        are answered (their answers are kept too). Raise StoreError when it keeps failing."""
+        are answered (their answers are kept too). Raise StoreError when it keeps failing.
+        Returns the claimed batches, each with the time.monotonic() its request may leave."""
+        answers = self.answers
+        ahead = sum(batch.size for batch, _ in self.ahead)
         try:
             claim_round = settle_and_claim(
                 self.engine,
                 self.campaign_id,
                 self.worker_id,
-                results,
+                answers,
                 0 if self.store_failures else limit,
-                max_mobiles=self.budget.remaining,  # never claim what the budget cannot send
+                # never claim what the budget cannot send
+                max_mobiles=None
+                if self.budget.remaining is None
+                else max(0, self.budget.remaining - ahead),
                 pace=self.pace,
             )
         except StoreFailure as exc:
             self.store_failures += 1
-            self.released = results + self.released
             reason = f"the store failed: {first_line(exc)}"
             if self.store_failures > STORE_ATTEMPTS:
                 raise StoreError(
-                    f"{reason} (the answers of {len(self.released)} request(s) "
+                    f"{reason} (the answers of {len(answers)} request(s) "
                     "could not be written; they will count as unknown)"
                 ) from None
             self._stop(StopCause.STORE, reason)
             self.emit(ProgressEvent("warning", f"{reason}; trying again"))
             return []
         self.store_failures = 0
-        return self._claimed(claim_round, limit)
+        self.answers = []
+        if limit > 0 and len(claim_round.batches) < limit and claim_round.wait <= 0:
+            self.exhausted = True  # nothing more pending now (a released batch resets it)
+        claimed = self._claimed(claim_round, limit)
+        for _ in claimed:
+            self.limiter.take()
+        now = time.monotonic()
+        return [(batch, now + delay) for batch, delay in claimed]
 
     def _claimed(self, claim_round: ClaimRound, limit: int) -> list[tuple[ClaimedBatch, float]]:
         """The batches of a claim; a state other than `sending` stops the run (whoever
@@ -257,6 +401,7 @@ class SendLoop:
         if self.paced_until > now:
             return self.paced_until - now
         gate = self.gate.check()
+        self.closed = not gate.is_open
         if gate.stop_reason is not None:
             self._stop(StopCause.WINDOW, gate.stop_reason)
             return self.policy.wait_step
@@ -268,19 +413,41 @@ class SendLoop:
 
     # -- answers
 
-    def _collect(self) -> list[BatchResult]:
+    def _collect(self) -> None:
+        """Take the answers of the requests done since the last turn (into `answers`);
+        a request the held queue did not send goes back to `ahead`."""
+        with self.wake_lock:
+            self.unseen = 0
+            self.wake.clear()
         finished = [f for f in self.in_flight if f.done()]
-        released, self.released = self.released, []
+        back: list[tuple[ClaimedBatch, float]] = []
         for future in finished:
-            batch = self.in_flight.pop(future)
-            result = self._handle(batch, _result_of(future))
+            batch, deadline = self.in_flight.pop(future)
+            outcome = _result_of(future)
+            if isinstance(outcome, NotStarted):
+                self.budget.refund(batch.size)
+                back.append((batch, deadline))
+                continue
+            self.sent += 1
+            result = self._handle(batch, outcome)
             if result.detail:  # stored, then shown in status and exports
                 result = replace(result, detail=self.redact(result.detail))
             self.sent_at.pop(batch.batch_id, None)
             if result.state == "pending":
                 self.budget.refund(batch.size)  # not sent after all: back in the budget
-            released.append(result)
-        return released
+                self.exhausted = False  # it may be claimed again
+            self._keep(result)
+        if back:
+            self.ahead.extend(back)
+            self.ahead = deque(sorted(self.ahead, key=lambda entry: entry[0].seq))
+        if finished:
+            self._progress()
+
+    def _keep(self, result: BatchResult) -> None:
+        """An answer to record with the next transaction."""
+        if not self.answers:
+            self.answered_since = self.now()
+        self.answers.append(result)
 
     def _handle(self, batch: ClaimedBatch, result: SubmitResult) -> BatchResult:
         if isinstance(result, Accepted):
@@ -429,7 +596,12 @@ class SendLoop:
         )
 
 
-def _result_of(future: Future[SubmitResult]) -> SubmitResult:
+def _accepted(future: Future[SubmitResult | NotStarted]) -> bool:
+    """True when the request of a done future was accepted."""
+    return future.exception() is None and isinstance(future.result(), Accepted)
+
+
+def _result_of(future: Future[SubmitResult | NotStarted]) -> SubmitResult | NotStarted:
     """The client never raises; should it, the request may have left: unknown."""
     try:
         return future.result()

@@ -48,13 +48,17 @@ class ClaimedBatch:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What became of one claimed batch; `state` is accepted | rejected | unknown | pending."""
+    """What became of one claimed batch; `state` is accepted | rejected | unknown | pending.
+
+    `untouched`: claimed but its request never left (the run ended first): back to pending
+    as it was before the claim (its attempts, detail and code unchanged)."""
 
     batch_id: str
     state: str
     msgid: str | None = None
     submit_code: str | None = None
     detail: str | None = None
+    untouched: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,12 +274,17 @@ _RELEASE = (  # not sent: back to pending, anyone may claim it again
         detail=bindparam("new_detail"),
     )
 )
+_UNCLAIM = (  # claimed, never sent: as it was before the claim
+    update(batches)
+    .where(_MINE)
+    .values(state=BatchState.PENDING, claimed_by=None, attempts=batches.c.attempts - 1)
+)
 
 
 def _record(
     conn: Connection, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
 ) -> int:
-    """Write results with one executemany per kind (final, released)."""
+    """Write results with one executemany per kind (final, released, untouched)."""
     now = utcnow()
     params = [
         {
@@ -289,6 +298,7 @@ def _record(
             "now": now,
         }
         for r in results
+        if not r.untouched
     ]
     final = [p for p in params if p["new_state"] != BatchState.PENDING]
     released = [
@@ -296,8 +306,11 @@ def _record(
         for p in params
         if p["new_state"] == BatchState.PENDING
     ]
+    untouched = [
+        {"cid": campaign_id, "bid": r.batch_id, "worker": worker_id} for r in results if r.untouched
+    ]
     written = 0
-    for statement, rows in ((_SETTLE, final), (_RELEASE, released)):
+    for statement, rows in ((_SETTLE, final), (_RELEASE, released), (_UNCLAIM, untouched)):
         if rows:
             written += conn.execute(statement, rows).rowcount
     return written
