@@ -1,4 +1,9 @@
-"""GatewayClient: answer parsing (responses) and the real simulator over loopback."""
+"""GatewayClient: answer parsing (responses) and the real simulator over loopback.
+
+The `responses` tests mock requests, so their clients get a `requests.Session` (which
+selects the requests transport); the real-simulator tests use the default client, the
+http.client transport. tests/test_client_transport.py runs both against real servers.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from campaign.gateway.client import (
     NotSent,
     Refused,
     classify_exception,
+    make_session,
 )
 from campaign.gateway.protocol import SUBMIT_CODES, Action
 from campaign.gateway.simulator import Simulator
@@ -35,7 +41,9 @@ MOBILE = "13800138000"
 def make_client(**changes: object) -> GatewayClient:
     values: dict[str, object] = {"url": BASE, "account": "003547", "password": SECRET}
     values.update(changes)
-    return GatewayClient(GatewaySettings(**values))  # type: ignore[arg-type]
+    client = GatewayClient(GatewaySettings(**values), session=make_session())  # type: ignore[arg-type]
+    assert client.transport == "requests"  # what `responses` mocks
+    return client
 
 
 # --------------------------------------------------------------------------- the request
