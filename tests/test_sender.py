@@ -142,6 +142,21 @@ def test_quota_exhausted_half_way_then_resume(engine, sim):
     assert set(_taken(sim).values()) == {1} and set(_taken(sim)) == _all_mobiles()
 
 
+def test_a_refusal_that_ends_the_run_holds_the_requests_claimed_ahead(engine, sim):
+    """Requests queued behind one answered 109 (no quota left) never leave: they go back
+    to pending as they were, not one more request reaches the gateway."""
+    cid = _campaign(engine, n=41, per_batch=1)  # 40 requests
+    sim.set_quota(sim.settings.accounts[0].default, 10)
+    policy = replace(QUICK, concurrency=1, claim_group=16)
+    report = _send(engine, cid, sim, force=True, policy=policy)
+    assert report.stop_cause is StopCause.GATEWAY and report.exit_code is ExitCode.GATEWAY_STOP
+    assert [r.code for r in sim.received()] == ["0"] * 10 + ["109"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(batches.c.state, batches.c.attempts)).all()
+    assert Counter(state for state, _ in rows) == {"accepted": 10, "pending": 30}
+    assert Counter(attempts for state, attempts in rows if state == "pending") == {0: 29, 1: 1}
+
+
 def test_low_balance_stops_before_sending_unless_forced(engine, sim):
     cid = _campaign(engine)
     sim.set_quota(sim.settings.accounts[0].default, 10)

@@ -68,6 +68,8 @@ from campaign.store.batches import (
 )
 from campaign.store.engine import StoreFailure, first_line
 
+#: Refusals after which no queued request leaves before the loop decides.
+HOLDING_ACTIONS = frozenset({Action.STOP_RUN, Action.WAIT_WINDOW})
 #: Seconds an answer waits at most before it is recorded (answers are recorded in groups).
 RECORD_AFTER = 0.2
 #: Recipients claimed ahead of the free slots at most: batches of many recipients are
@@ -287,14 +289,18 @@ class SendLoop:
 
     def _answered(self, future: Future[SubmitResult | NotStarted]) -> None:
         """A request is done (in a pool thread): wake the loop when enough are done for
-        its next turn; at once, holding the queue, when the answer is not an acceptance
-        (a back-off or a stop may follow: nothing queued leaves before the loop decides)."""
+        its next turn, or at once when the answer is not an acceptance. An answer that
+        ends the run or waits for a window also holds the queue: nothing queued leaves
+        before the loop has decided. (A busy gateway does not hold it: what leaves before
+        the loop backs off counts in the same episode, as the requests in flight do.)"""
         if future.cancelled():
             return
         with self.wake_lock:
             self.unseen += 1
-            if not _accepted(future):
-                self.hold_queue.set()
+            outcome = _outcome(future)
+            if not isinstance(outcome, Accepted):
+                if isinstance(outcome, Refused) and outcome.action in HOLDING_ACTIONS:
+                    self.hold_queue.set()
                 self.wake.set()
             elif self.unseen >= self.wake_after:
                 self.wake.set()
@@ -596,9 +602,9 @@ class SendLoop:
         )
 
 
-def _accepted(future: Future[SubmitResult | NotStarted]) -> bool:
-    """True when the request of a done future was accepted."""
-    return future.exception() is None and isinstance(future.result(), Accepted)
+def _outcome(future: Future[SubmitResult | NotStarted]) -> object:
+    """What a done future holds: its result, or the exception it raised."""
+    return future.exception() or future.result()
 
 
 def _result_of(future: Future[SubmitResult | NotStarted]) -> SubmitResult | NotStarted:

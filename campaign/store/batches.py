@@ -20,17 +20,25 @@ stop ends the claims at once), and takes one token of the account's shared pace
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    func,
+    select,
+    update,
+)
 
 from campaign.outcomes import BATCH_STATES, BatchState, CampaignState
 from campaign.store import pace as shared_pace
+from campaign.store.claim_sql import claim_statements
 from campaign.store.engine import write
 from campaign.store.pace import Pace
-from campaign.store.schema import batches, campaigns
+from campaign.store.schema import batches
 from campaign.timeutil import utcnow
 
 
@@ -136,8 +144,8 @@ def settle_and_claim(
 
 def _state(conn: Connection, campaign_id: int) -> str:
     """The campaign's state as this transaction reads it ("" when there is no campaign)."""
-    query = select(campaigns.c.state).where(campaigns.c.id == campaign_id)
-    return str(conn.execute(query).scalar() or "")
+    query = claim_statements(conn.dialect.name).state
+    return str(conn.execute(query, {"cid": campaign_id}).scalar() or "")
 
 
 def _paced_claim(
@@ -172,52 +180,42 @@ def _claim(
     return _take(conn, campaign_id, worker_id, candidates) if candidates else []
 
 
+class _Candidate(NamedTuple):  # fields as claim_sql.CANDIDATE_COLUMNS
+    batch_id: str
+    seq: int
+    text: str
+    segments: int
+    size: int
+    mobiles: str
+    attempts: int
+
+
 def _candidates(
     conn: Connection, campaign_id: int, limit: int, max_mobiles: int | None
-) -> Sequence[Any]:
+) -> list[_Candidate]:
     """The next pending batches (lowest seq first), locked; on PostgreSQL those another
     worker has locked are skipped."""
-    candidates = conn.execute(
-        select(
-            batches.c.batch_id,
-            batches.c.seq,
-            batches.c.text,
-            batches.c.segments,
-            batches.c.size,
-            batches.c.mobiles,
-            batches.c.attempts,
-        )
-        .where(batches.c.campaign_id == campaign_id, batches.c.state == BatchState.PENDING)
-        .order_by(batches.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    query = claim_statements(conn.dialect.name).candidates
+    found = conn.execute(query, {"cid": campaign_id, "lim": limit}).scalar()
+    if isinstance(found, str):  # SQLite's JSON is text
+        found = json.loads(found)
+    candidates = sorted((_Candidate(*values) for values in found or ()), key=lambda c: c.seq)
     return _within(candidates, max_mobiles) if max_mobiles is not None else candidates
 
 
 def _take(
-    conn: Connection, campaign_id: int, worker_id: str, candidates: Sequence[Any]
+    conn: Connection, campaign_id: int, worker_id: str, candidates: Sequence[_Candidate]
 ) -> list[ClaimedBatch]:
-    """Claim the candidates that are still pending (compare-and-set): pending -> sending."""
-    won = set(
-        conn.execute(
-            update(batches)
-            .where(
-                batches.c.campaign_id == campaign_id,
-                batches.c.batch_id.in_([row.batch_id for row in candidates]),
-                batches.c.state
-                == BatchState.PENDING,  # compare-and-set: only what is still pending
-            )
-            .values(
-                state=BatchState.SENDING,
-                claimed_by=worker_id,
-                attempts=batches.c.attempts + 1,
-                submitted_at=utcnow(),
-                answered_at=None,
-            )
-            .returning(batches.c.batch_id)
-        ).scalars()
-    )
+    """Claim the candidates that are still pending (compare-and-set): pending -> sending.
+
+    The candidates are locked (SQLite's write lock, PostgreSQL's FOR UPDATE): all of them
+    are won, which the row count confirms; should it not, the winners are read back."""
+    sql = claim_statements(conn.dialect.name)
+    ids = [row.batch_id for row in candidates]
+    params = {"cid": campaign_id, "worker": worker_id, "ids": ids}
+    won = set(ids)
+    if conn.execute(sql.take, {**params, "now": utcnow()}).rowcount != len(ids):
+        won = set(conn.execute(sql.taken, params).scalars())
     return [
         ClaimedBatch(
             campaign_id,
@@ -234,7 +232,7 @@ def _take(
     ]
 
 
-def _within(candidates: Sequence[Any], max_mobiles: int) -> list[Any]:
+def _within(candidates: Sequence[_Candidate], max_mobiles: int) -> list[_Candidate]:
     """The leading candidates whose sizes add up to at most `max_mobiles`."""
     kept, total = [], 0
     for row in candidates:
@@ -245,74 +243,47 @@ def _within(candidates: Sequence[Any], max_mobiles: int) -> list[Any]:
     return kept
 
 
-_MINE = (
-    (batches.c.campaign_id == bindparam("cid"))
-    & (batches.c.batch_id == bindparam("bid"))
-    & (batches.c.claimed_by == bindparam("worker"))
-    & ((batches.c.state == BatchState.SENDING) | (batches.c.state == BatchState.UNKNOWN))
-)
-_SETTLE = (
-    update(batches)
-    .where(_MINE)
-    .values(
-        state=bindparam("new_state"),
-        msgid=bindparam("new_msgid"),
-        submit_code=bindparam("new_code"),
-        detail=bindparam("new_detail"),
-        answered_at=bindparam("now"),
-    )
-)
-_RELEASE = (  # not sent: back to pending, anyone may claim it again
-    update(batches)
-    .where(_MINE)
-    .values(
-        state=BatchState.PENDING,
-        msgid=None,
-        claimed_by=None,
-        answered_at=None,
-        submit_code=bindparam("new_code"),
-        detail=bindparam("new_detail"),
-    )
-)
-_UNCLAIM = (  # claimed, never sent: as it was before the claim
-    update(batches)
-    .where(_MINE)
-    .values(state=BatchState.PENDING, claimed_by=None, attempts=batches.c.attempts - 1)
-)
+#: Answers written per statement at most (their values are bound parameters).
+RECORD_CHUNK = 200
 
 
 def _record(
     conn: Connection, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
 ) -> int:
-    """Write results with one executemany per kind (final, released, untouched)."""
-    now = utcnow()
-    params = [
-        {
-            "cid": campaign_id,
-            "bid": r.batch_id,
-            "worker": worker_id,
-            "new_state": r.state,
-            "new_msgid": r.msgid,
-            "new_code": r.submit_code,
-            "new_detail": r.detail,
-            "now": now,
-        }
-        for r in results
-        if not r.untouched
-    ]
-    final = [p for p in params if p["new_state"] != BatchState.PENDING]
-    released = [
-        {k: v for k, v in p.items() if k not in ("new_state", "new_msgid", "now")}
-        for p in params
-        if p["new_state"] == BatchState.PENDING
-    ]
-    untouched = [
-        {"cid": campaign_id, "bid": r.batch_id, "worker": worker_id} for r in results if r.untouched
-    ]
+    """Write results with one statement per kind (final, released, untouched): a driver
+    call per row would hand the loop's thread to the request threads between rows."""
     written = 0
-    for statement, rows in ((_SETTLE, final), (_RELEASE, released), (_UNCLAIM, untouched)):
-        if rows:
-            written += conn.execute(statement, rows).rowcount
+    for start in range(0, len(results), RECORD_CHUNK):
+        written += _record_chunk(
+            conn, campaign_id, worker_id, results[start : start + RECORD_CHUNK]
+        )
+    return written
+
+
+def _record_chunk(
+    conn: Connection, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
+) -> int:
+    sql = claim_statements(conn.dialect.name)
+    mine = {"cid": campaign_id, "worker": worker_id}
+    final = [
+        (r.batch_id, r.state, r.msgid, r.submit_code, r.detail)
+        for r in results
+        if r.state != BatchState.PENDING
+    ]
+    released = [
+        (r.batch_id, r.submit_code, r.detail)
+        for r in results
+        if r.state == BatchState.PENDING and not r.untouched
+    ]
+    untouched = [r.batch_id for r in results if r.untouched]
+    written = 0
+    if final:
+        params = {**mine, "answers": json.dumps(final), "now": utcnow()}
+        written += conn.execute(sql.settle, params).rowcount
+    if released:  # not sent: back to pending, anyone may claim it again
+        written += conn.execute(sql.release, {**mine, "answers": json.dumps(released)}).rowcount
+    if untouched:  # claimed, never sent: as it was before the claim
+        written += conn.execute(sql.untouched, {**mine, "ids": untouched}).rowcount
     return written
 
 

@@ -1,0 +1,155 @@
+"""The send loop's statements on `batches`, built once per dialect.
+
+A claim and the answers of a group of requests are a handful of statements run hundreds
+of times a second while the request threads want the interpreter too: each statement is
+built once (its parameters bound by name), so a run costs a cache lookup, not a new
+statement and its cache key; and each reads or writes a whole group in one driver call,
+so the loop's thread does not wait for the interpreter once per row.
+
+Parameters: `cid` (campaign id), `worker` (the claiming worker's id), `lim` (batches to
+claim at most), `ids` (batch ids, a list), `now` (a UTC datetime), `answers` (a JSON list
+of rows, the batch id first: the answers of `settle`, `release`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    String,
+    Update,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from campaign.outcomes import BatchState
+from campaign.store.schema import batches, campaigns
+
+#: The columns a claim reads of each candidate, in this order.
+CANDIDATE_COLUMNS = ("batch_id", "seq", "text", "segments", "size", "mobiles", "attempts")
+
+
+@dataclass(frozen=True)
+class ClaimStatements:
+    state: Select[str]  # the campaign's state
+    candidates: Select[Any]  # the next pending batches, as one JSON array
+    take: Update  # candidates -> sending (compare-and-set)
+    taken: Select[str]  # which of `ids` this worker holds (when take fell short)
+    settle: Update  # final answers (accepted, rejected, unknown)
+    release: Update  # not sent: back to pending for anyone
+    untouched: Update  # claimed, never sent: back to pending as before the claim
+
+
+@cache
+def claim_statements(dialect: str) -> ClaimStatements:
+    mine = _mine()
+    ids = batches.c.batch_id.in_(bindparam("ids", expanding=True))
+    answers = _answers(dialect, "new_state", "new_msgid", "new_code", "new_detail")
+    released = _answers(dialect, "new_code", "new_detail")
+    return ClaimStatements(
+        state=select(campaigns.c.state).where(campaigns.c.id == bindparam("cid")),
+        candidates=_candidates(dialect),
+        take=update(batches)
+        .where(
+            batches.c.campaign_id == bindparam("cid"),
+            ids,
+            batches.c.state == BatchState.PENDING,  # compare-and-set: only what is pending
+        )
+        .values(
+            state=BatchState.SENDING,
+            claimed_by=bindparam("worker"),
+            attempts=batches.c.attempts + 1,
+            submitted_at=bindparam("now"),
+            answered_at=None,
+        ),
+        taken=select(batches.c.batch_id).where(
+            batches.c.campaign_id == bindparam("cid"),
+            ids,
+            batches.c.state == BatchState.SENDING,
+            batches.c.claimed_by == bindparam("worker"),
+        ),
+        settle=update(batches)
+        .where(mine, batches.c.batch_id == answers.c.bid)
+        .values(
+            state=answers.c.new_state,
+            msgid=answers.c.new_msgid,
+            submit_code=answers.c.new_code,
+            detail=answers.c.new_detail,
+            answered_at=bindparam("now"),
+        ),
+        release=update(batches)
+        .where(mine, batches.c.batch_id == released.c.bid)
+        .values(
+            state=BatchState.PENDING,
+            msgid=None,
+            claimed_by=None,
+            answered_at=None,
+            submit_code=released.c.new_code,
+            detail=released.c.new_detail,
+        ),
+        untouched=update(batches)
+        .where(mine, ids)
+        .values(state=BatchState.PENDING, claimed_by=None, attempts=batches.c.attempts - 1),
+    )
+
+
+def _mine() -> ColumnElement[bool]:
+    """Batches this worker claimed: `sending`, or `unknown` if another run took it for an
+    orphan meanwhile (the real answer is better)."""
+    state = batches.c.state
+    return and_(
+        batches.c.campaign_id == bindparam("cid"),
+        batches.c.claimed_by == bindparam("worker"),
+        or_(state == BatchState.SENDING, state == BatchState.UNKNOWN),
+    )
+
+
+def _candidates(dialect: str) -> Select[Any]:
+    """The next `lim` pending batches (lowest seq first), locked (on PostgreSQL those
+    another worker has locked are skipped), as one row: a JSON array of
+    CANDIDATE_COLUMNS arrays."""
+    pending = (
+        select(*(batches.c[name] for name in CANDIDATE_COLUMNS))
+        .where(batches.c.campaign_id == bindparam("cid"), batches.c.state == BatchState.PENDING)
+        .order_by(batches.c.seq)
+        .limit(bindparam("lim"))
+        .with_for_update(skip_locked=True)
+        .subquery()
+    )
+    row = [pending.c[name] for name in CANDIDATE_COLUMNS]
+    if dialect == "postgresql":
+        aggregate = func.json_agg(func.json_build_array(*row))
+    else:
+        aggregate = func.json_group_array(func.json_array(*row))
+    return select(aggregate).select_from(pending)
+
+
+def _answers(dialect: str, *names: str) -> CTE:
+    """The rows of the JSON parameter `answers` as a table (`bid`, then `names`).
+
+    MATERIALIZED: the JSON is read once into a table; without it SQLite reads the JSON
+    again for each batch the update looks at."""
+    param = bindparam("answers", type_=String)
+    fields = ("bid", *names)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB  # only where the store is one
+
+        rows = func.jsonb_array_elements(cast(param, JSONB)).table_valued("value").alias("e")
+        columns = [rows.c.value.op("->>")(literal(i)).label(n) for i, n in enumerate(fields)]
+    else:
+        rows = func.json_each(param).table_valued("value").alias("e")
+        columns = [
+            func.json_extract(rows.c.value, f"$[{i}]").label(n) for i, n in enumerate(fields)
+        ]
+    return select(*columns).select_from(rows).cte("answers").prefix_with("MATERIALIZED")
