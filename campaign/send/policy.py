@@ -43,7 +43,7 @@ class SendPolicy:
     # batches claimed ahead of the free slots (one transaction claims a group of them and
     # records the answers so far): a crash leaves at most concurrency + claim_group
     # batches unknown; 0 claims only for free slots, one transaction per turn
-    claim_group: int = 32
+    claim_group: int = 64
     retry_base: float = 0.5  # first back-off after a failed connect (seconds)
     retry_cap: float = 20.0
     busy_base: float = 0.2  # first back-off after 103/104; doubles per episode ...

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -136,10 +136,15 @@ def settle_and_claim(
             return ClaimRound([], _state(conn, campaign_id))
     with write(engine) as conn:
         _record(conn, campaign_id, worker_id, results)
-        state = _state(conn, campaign_id)
-        if limit <= 0 or state != CampaignState.SENDING:
+        if limit <= 0:
+            return ClaimRound([], _state(conn, campaign_id))
+        sql = claim_statements(conn.dialect.name).state_and_candidates
+        row = conn.execute(sql, {"cid": campaign_id, "lim": limit}).one()
+        state = str(row.state or "")
+        if state != CampaignState.SENDING:
             return ClaimRound([], state)
-        return _paced_claim(conn, campaign_id, worker_id, limit, max_mobiles, pace, state)
+        candidates = _parsed(row.found, max_mobiles)
+        return _paced_claim(conn, campaign_id, worker_id, candidates, pace, state)
 
 
 def _state(conn: Connection, campaign_id: int) -> str:
@@ -152,14 +157,12 @@ def _paced_claim(
     conn: Connection,
     campaign_id: int,
     worker_id: str,
-    limit: int,
-    max_mobiles: int | None,
+    candidates: list[_Candidate],
     pace: Pace | None,
     state: str,
 ) -> ClaimRound:
     """The candidates are locked first (nothing pending: the pace is not touched), then
     the account's pace row; as many are claimed as it has tokens."""
-    candidates = _candidates(conn, campaign_id, limit, max_mobiles)
     if not candidates:
         return ClaimRound([], state)
     if pace is None or not pace.limited:
@@ -197,9 +200,13 @@ def _candidates(
     worker has locked are skipped."""
     query = claim_statements(conn.dialect.name).candidates
     found = conn.execute(query, {"cid": campaign_id, "lim": limit}).scalar()
-    if isinstance(found, str):  # SQLite's JSON is text
-        found = json.loads(found)
-    candidates = sorted((_Candidate(*values) for values in found or ()), key=lambda c: c.seq)
+    return _parsed(found, max_mobiles)
+
+
+def _parsed(found: str | list[list[Any]] | None, max_mobiles: int | None) -> list[_Candidate]:
+    """The candidates out of their JSON array (text on SQLite, parsed on PostgreSQL)."""
+    rows = json.loads(found) if isinstance(found, str) else found or []
+    candidates = sorted((_Candidate(*values) for values in rows), key=lambda c: c.seq)
     return _within(candidates, max_mobiles) if max_mobiles is not None else candidates
 
 

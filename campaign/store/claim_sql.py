@@ -44,6 +44,7 @@ CANDIDATE_COLUMNS = ("batch_id", "seq", "text", "segments", "size", "mobiles", "
 class ClaimStatements:
     state: Select[str]  # the campaign's state
     candidates: Select[Any]  # the next pending batches, as one JSON array
+    state_and_candidates: Select[Any]  # both in one row (`state`, `found`)
     take: Update  # candidates -> sending (compare-and-set)
     taken: Select[str]  # which of `ids` this worker holds (when take fell short)
     settle: Update  # final answers (accepted, rejected, unknown)
@@ -57,9 +58,14 @@ def claim_statements(dialect: str) -> ClaimStatements:
     ids = batches.c.batch_id.in_(bindparam("ids", expanding=True))
     answers = _answers(dialect, "new_state", "new_msgid", "new_code", "new_detail")
     released = _answers(dialect, "new_code", "new_detail")
+    state = select(campaigns.c.state).where(campaigns.c.id == bindparam("cid"))
+    candidates = _candidates(dialect)
     return ClaimStatements(
-        state=select(campaigns.c.state).where(campaigns.c.id == bindparam("cid")),
-        candidates=_candidates(dialect),
+        state=state,
+        candidates=candidates,
+        state_and_candidates=select(
+            state.scalar_subquery().label("state"), candidates.scalar_subquery().label("found")
+        ),
         take=update(batches)
         .where(
             batches.c.campaign_id == bindparam("cid"),
