@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -484,3 +485,30 @@ def test_transport_errors_are_classified(
     assert words in result.reason
     assert reason_zh(result.reason) != result.reason  # every reason has its Chinese
     assert "<html>" not in result.reason  # what the server sent is not a reason
+
+
+@pytest.mark.parametrize(
+    ("mobiles", "text"),
+    [
+        (["13800138000"], "hi"),
+        (["15924188183", "13900210021"], "您好，您的验证码：1234&x=1 +%/?="),
+        ([], "😀 emoji\nnew line"),
+    ],
+)
+def test_the_send_form_is_urlencode_of_the_fields_in_order(mobiles, text) -> None:
+    settings = GatewaySettings(
+        url="http://127.0.0.1:9/msg", account="a&b", password="p w=%", product="1001", extno="12"
+    )
+    with GatewayClient(settings) as client:
+        expected = urlencode(
+            {
+                "account": "a&b",
+                "pswd": "p w=%",
+                "mobile": ",".join(mobiles),
+                "msg": text,
+                "needstatus": "true",
+                "product": "1001",
+                "extno": "12",
+            }
+        ).encode("ascii")
+        assert client.send_form(mobiles, text) == expected

@@ -34,7 +34,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -127,6 +127,12 @@ class GatewayClient:
             (CONNECT_TIMEOUT, settings.timeout) if settings.timeout else (CONNECT_TIMEOUT, None)
         )
         self._needstatus = "true" if settings.needstatus else "false"
+        # the send form's fields other than mobile and msg, encoded once (same order and
+        # bytes as urlencode of the whole form)
+        self._form_head = urlencode({"account": settings.account, "pswd": settings.password})
+        self._form_tail = urlencode(
+            {"needstatus": self._needstatus, "product": settings.product, "extno": settings.extno}
+        )
         self._paths: dict[str, str] = {}  # URL -> path as requests sends it (fast path)
         self._fast = None if session is not None else self._fast_transport()
 
@@ -160,25 +166,22 @@ class GatewayClient:
 
     def send_batch(self, mobiles: Sequence[str], text: str) -> SubmitResult:
         """POST one batch; never raises for gateway answers, only classifies them."""
-        form = {
-            "account": self._settings.account,
-            "pswd": self._settings.password,
-            "mobile": ",".join(mobiles),
-            "msg": text,
-            "needstatus": self._needstatus,
-            "product": self._settings.product,
-            "extno": self._settings.extno,
-        }
-        answer = self._post(self._send_url, form)
+        answer = self._post(self._send_url, self.send_form(mobiles, text))
         if isinstance(answer, NotSent | Ambiguous):
             return answer
         status, body = answer
         return self._scrub(parse_submit_response(status, body, self._settings.needstatus))
 
+    def send_form(self, mobiles: Sequence[str], text: str) -> bytes:
+        """The form body of a batch: account, pswd, mobile, msg, needstatus, product,
+        extno, URL-encoded as UTF-8 (the same bytes as `urlencode` of them in this order)."""
+        mobile, msg = quote_plus(",".join(mobiles)), quote_plus(text)
+        return f"{self._form_head}&mobile={mobile}&msg={msg}&{self._form_tail}".encode("ascii")
+
     def query_balance(self) -> BalanceResult:
         """Balance per product: `Balances(products)` or Refused/Ambiguous/NotSent."""
         form = {"account": self._settings.account, "pswd": self._settings.password}
-        answer = self._post(self._balance_url, form)
+        answer = self._post(self._balance_url, urlencode(form).encode("ascii"))
         if isinstance(answer, NotSent | Ambiguous):
             return answer
         status, body = answer
@@ -214,18 +217,18 @@ class GatewayClient:
             host, port, headers, connect_timeout=CONNECT_TIMEOUT, read_timeout=self._timeout[1]
         )
 
-    def _post(self, url: str, form: dict[str, str]) -> tuple[int, str] | NotSent | Ambiguous:
+    def _post(self, url: str, body: bytes) -> tuple[int, str] | NotSent | Ambiguous:
         if self._fast is not None:
-            return self._fast_post(self._fast, self._paths[url], urlencode(form).encode("ascii"))
+            return self._fast_post(self._fast, self._paths[url], body)
         try:
-            response = self._adapter_send(url, urlencode(form).encode("ascii"))
+            response = self._adapter_send(url, body)
             try:
-                body = response.content.decode("utf-8", errors="replace")
+                answer = response.content.decode("utf-8", errors="replace")
             finally:
                 response.close()
         except Exception as exc:  # every failure is classified, none escapes
             return self._scrub(classify_exception(exc))
-        return response.status_code, body
+        return response.status_code, answer
 
     def _fast_post(
         self, fast: FormTransport, path: str, body: bytes
