@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     func,
     select,
@@ -110,7 +111,7 @@ def record_results(
     if not results:
         return 0
     with write(engine) as conn:
-        return _record(conn, campaign_id, worker_id, results)
+        return _record(conn, campaign_id, worker_id, results, count=True)
 
 
 def settle_and_claim(
@@ -255,20 +256,42 @@ RECORD_CHUNK = 200
 
 
 def _record(
-    conn: Connection, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
+    conn: Connection,
+    campaign_id: int,
+    worker_id: str,
+    results: Sequence[BatchResult],
+    *,
+    count: bool = False,
 ) -> int:
     """Write results with one statement per kind (final, released, untouched): a driver
-    call per row would hand the loop's thread to the request threads between rows."""
+    call per row would hand the loop's thread to the request threads between rows.
+
+    With `count`, return how many rows were written (on SQLite, Python's driver reports
+    no row count for a statement that starts with a CTE: it is then asked separately, a
+    driver call the send loop, which does not need the count, goes without)."""
     written = 0
     for start in range(0, len(results), RECORD_CHUNK):
         written += _record_chunk(
-            conn, campaign_id, worker_id, results[start : start + RECORD_CHUNK]
+            conn, campaign_id, worker_id, results[start : start + RECORD_CHUNK], count
         )
     return written
 
 
+def _changed(conn: Connection, result: CursorResult[Any], count: bool) -> int:
+    """Rows the statement of `result` changed (0 when not `count`ed and unknown)."""
+    if result.rowcount >= 0:
+        return result.rowcount
+    if not count:
+        return 0
+    return int(conn.exec_driver_sql("SELECT changes()").scalar_one())
+
+
 def _record_chunk(
-    conn: Connection, campaign_id: int, worker_id: str, results: Sequence[BatchResult]
+    conn: Connection,
+    campaign_id: int,
+    worker_id: str,
+    results: Sequence[BatchResult],
+    count: bool,
 ) -> int:
     sql = claim_statements(conn.dialect.name)
     mine = {"cid": campaign_id, "worker": worker_id}
@@ -286,9 +309,10 @@ def _record_chunk(
     written = 0
     if final:
         params = {**mine, "answers": json.dumps(final), "now": utcnow()}
-        written += conn.execute(sql.settle, params).rowcount
+        written += _changed(conn, conn.execute(sql.settle, params), count)
     if released:  # not sent: back to pending, anyone may claim it again
-        written += conn.execute(sql.release, {**mine, "answers": json.dumps(released)}).rowcount
+        params = {**mine, "answers": json.dumps(released)}
+        written += _changed(conn, conn.execute(sql.release, params), count)
     if untouched:  # claimed, never sent: as it was before the claim
         written += conn.execute(sql.untouched, {**mine, "ids": untouched}).rowcount
     return written
