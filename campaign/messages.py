@@ -113,22 +113,53 @@ class Template:
     ) -> RenderResult:
         """Render every row of `frame` at once (whole-column operations in Arrow).
 
-        With `signature`/`optout_text`, the compliance rules of `apply_compliance` are
-        applied in the same pass (one concatenation instead of three).
+        Each distinct combination of placeholder values is rendered once and the texts
+        are taken back to the rows (a list of a million rows often holds a few hundred
+        thousand distinct texts). With `signature`/`optout_text`, the compliance rules of
+        `apply_compliance` are applied in the same pass (one concatenation instead of three).
         """
         n = len(frame)
+        cells: dict[str, pa.Array] = {}
+        for part in self.placeholders:
+            if part.column not in cells:
+                values = to_arrow(frame[part.column])
+                cells[part.column] = pc.utf8_trim_whitespace(pc.fill_null(values, text_scalar("")))
+        combo = _combination_codes(list(cells.values()), n)
+        first = _first_rows(combo)  # one row of each combination, in order of appearance
+        if len(first) < n:
+            picked = pa.array(first)
+            cells = {column: values.take(picked) for column, values in cells.items()}
+        text, missing = self._render_rows(cells, len(first), signature, optout_text)
+        # the texts' codes on the distinct rows, numbered by first appearance there; a
+        # text's first row is the first row of its earliest combination, so taking them
+        # back keeps the numbering by first appearance among all rows
+        codes = _codes(text)
+        if len(first) < n:
+            taken = pa.array(combo)
+            text, missing, codes = text.take(taken), missing.take(taken), codes[combo]
+        bmp_only = not any(
+            pc.any(pc.match_substring_regex(values, _ASTRAL)).as_py() for values in cells.values()
+        ) and not re.search(_ASTRAL, self.source + signature + optout_text)
+        return RenderResult(
+            to_series(text, frame.index), to_series(missing, frame.index), bmp_only, codes
+        )
+
+    def _render_rows(
+        self, cells: dict[str, pa.Array], n: int, signature: str, optout_text: str
+    ) -> tuple[pa.Array, pa.Array]:
+        """The texts of `n` rows whose trimmed placeholder values are `cells`, and the
+        first column of each row that is empty without a fallback ("" if none)."""
         pieces: list[pa.Array | str] = []
         missing: pa.Array = pa.nulls(n, pa.large_string())
-        cells: dict[str, tuple[pa.Array, pa.Array]] = {}
+        empties: dict[str, pa.Array] = {}
         for part in self.parts:
             if isinstance(part, str):
                 pieces.append(part)
                 continue
-            if part.column not in cells:
-                values = to_arrow(frame[part.column])
-                values = pc.utf8_trim_whitespace(pc.fill_null(values, text_scalar("")))
-                cells[part.column] = (values, pc.equal(values, text_scalar("")))
-            values, empty = cells[part.column]
+            values = cells[part.column]
+            if part.column not in empties:
+                empties[part.column] = pc.equal(values, text_scalar(""))
+            empty = empties[part.column]
             pieces.append(values)
             if part.fallback:  # values are "" where empty: the fallback goes there only
                 pieces.append(pc.if_else(empty, text_scalar(part.fallback), text_scalar("")))
@@ -136,11 +167,9 @@ class Template:
                 missing = pc.if_else(
                     pc.and_(empty, pc.is_null(missing)), text_scalar(part.column), missing
                 )
-        edges_constant = True  # signature and opt-out added to every row, or to none
         if signature:
             signed = _edge_matches(pieces, n, "【", at_end=False, exact=_is_signed)
             pieces.insert(0, _unless(signed, signature))
-            edges_constant = isinstance(pieces[0], str)
         if optout_text:
             ending = _edge_matches(
                 pieces,
@@ -150,67 +179,37 @@ class Template:
                 exact=lambda t: pc.ends_with(t, optout_text),
             )
             pieces.append(_unless(ending, optout_text))
-            edges_constant = edges_constant and isinstance(pieces[-1], str)
-        text = _join(pieces, n)
-        bmp_only = not any(
-            pc.any(pc.match_substring_regex(values, _ASTRAL)).as_py()
-            for values, _ in cells.values()
-        ) and not re.search(_ASTRAL, self.source + signature + optout_text)
-        missing = pc.fill_null(missing, text_scalar(""))
-        values_of = {column: values for column, (values, _) in cells.items()}
-        if edges_constant and self._unambiguous(values_of):
-            codes = self._value_codes(values_of, n)
-        else:
-            codes = _codes(text)
-        return RenderResult(
-            to_series(text, frame.index), to_series(missing, frame.index), bmp_only, codes
-        )
+        return _join(pieces, n), pc.fill_null(missing, text_scalar(""))
 
-    def _unambiguous(self, values_of: dict[str, pa.Array]) -> bool:
-        """True when every text can be split back into its placeholder values: each
-        placeholder but the last is followed by a literal whose first character occurs in
-        none of its values (nor its fallback)."""
-        placeholders = [i for i, part in enumerate(self.parts) if isinstance(part, Placeholder)]
-        for i in placeholders[:-1]:
-            part, after = self.parts[i], self.parts[i + 1]
-            if not isinstance(part, Placeholder) or not isinstance(after, str):
-                return False
-            stop = after[0]
-            if part.fallback and stop in part.fallback:
-                return False
-            if pc.any(pc.match_substring(values_of[part.column], stop)).as_py():
-                return False
-        return True
 
-    def _value_codes(self, values_of: dict[str, pa.Array], n: int) -> np.ndarray:
-        """Codes equal exactly where the tuples of final placeholder values are equal."""
-        key = np.zeros(n, dtype=np.int64)
-        for part in self.placeholders:
-            encoded = pc.dictionary_encode(values_of[part.column])
-            codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-            if part.fallback:  # an empty cell shows the fallback: the same as a cell saying it
-                empty, fallback = (
-                    _index_of(encoded.dictionary, ""),
-                    _index_of(encoded.dictionary, part.fallback),
-                )
-                if empty is not None and fallback is not None:
-                    codes[codes == empty] = fallback
-            size = len(encoded.dictionary) + 1
-            if int(key.max(initial=0)) >= (1 << 62) // size:
-                key = pd.factorize(key)[0].astype(np.int64)
-            key = key * size + codes
-        return pd.factorize(key)[0].astype(np.int64)
+def _combination_codes(columns: list[pa.Array], n: int) -> np.ndarray:
+    """Codes equal exactly where every column's values are equal, numbered by first
+    appearance (all zero without columns)."""
+    key = np.zeros(n, dtype=np.int64)
+    for values in columns:
+        encoded = pc.dictionary_encode(values.cast(pa.string()))  # 32-bit offsets hash faster
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        size = len(encoded.dictionary)
+        if int(key.max(initial=0)) >= (1 << 62) // max(size, 1):
+            key = pd.factorize(key)[0].astype(np.int64)
+        key = key * size + codes
+    return pd.factorize(key)[0].astype(np.int64)
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each code, for codes numbered 0, 1, ... by first appearance."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=new[1:])
+    return np.flatnonzero(new)
 
 
 def _codes(text: pa.Array) -> np.ndarray:
     """Codes equal exactly where the texts are equal (numbered by first appearance)."""
     encoded = pc.dictionary_encode(text.cast(pa.string()))  # 32-bit offsets hash faster
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _index_of(dictionary: pa.Array, value: str) -> int | None:
-    found = pc.index(dictionary, pa.scalar(value, dictionary.type)).as_py()
-    return None if found is None or found < 0 else int(found)
 
 
 def _join(pieces: Sequence[pa.Array | str], n: int) -> pa.Array:
