@@ -13,7 +13,8 @@ Pure and vectorized. The checks, in order of precedence (a row gets the first th
 
 `Plan.fingerprint` identifies the (mobile, text) pairs the list sends, taken before the
 suppression list and the cap rule them out (those change between two sends of one list):
-`campaign send` refuses a list whose fingerprint a stored campaign already has.
+`campaign send` refuses a list whose fingerprint a stored campaign already has. It is
+hashed when first asked for (a plan without a store never needs it).
 
 Batches are numbered "b000001", ... in sending order: groups in order of their first row,
 each group split into equal chunks (sizes differ by at most one) of at most max_batch.
@@ -25,6 +26,7 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, overload
 
 import numpy as np
@@ -230,7 +232,12 @@ class Plan:
     batches: Batches
     template: str
     options: PlanOptions = field(default_factory=PlanOptions)
-    fingerprint: str | None = None  # see the module docstring; None when nothing would be sent
+    sent_pairs: _SentPairs | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def fingerprint(self) -> str | None:
+        """See the module docstring; None when nothing would be sent."""
+        return self.sent_pairs.fingerprint() if self.sent_pairs is not None else None
 
     def outcome_counts(self) -> dict[str, int]:
         counts = self.rows["outcome"].value_counts()
@@ -282,7 +289,7 @@ def make_plan(
     _check_duplicates(frame, mobiles, state)
     candidates = np.flatnonzero(state.ready())  # what the store's lists may still rule out
     _render(frame, template, options, state)
-    fingerprint = _fingerprint(to_arrow(mobiles), state)
+    sent_pairs = _SentPairs.of(to_arrow(mobiles), state)
     _check_suppressed(mobiles, suppressed, state, candidates)
     _check_capped(mobiles, capped or {}, options, state, candidates)
     if not allow_nothing_valid:
@@ -300,7 +307,7 @@ def make_plan(
         },
         index=frame.index,
     )
-    return Plan(contacts, rows, batches, template_text, options, fingerprint)
+    return Plan(contacts, rows, batches, template_text, options, sent_pairs)
 
 
 class _RowState:
@@ -460,26 +467,45 @@ def _render(
     state.set(rows[bad], Outcome.INVALID.value, problems[codes][bad])
 
 
-def _fingerprint(mobiles: pa.Array, state: _RowState) -> str | None:
-    """sha256 of the (mobile, text) pairs of the rows still ready, in an order that does not
-    depend on the input order: the distinct texts sorted, then (mobile, rank of its text) by
-    mobile (a mobile appears once: duplicates are out). None when no row is ready."""
-    rows = np.flatnonzero(state.ready())
-    if not len(rows) or state.rendered is None:
-        return None
-    groups = state.text_group[rows]
-    used = np.flatnonzero(np.bincount(groups, minlength=len(state.group_text)))  # sorted
-    texts = state.rendered.take(pa.array(state.group_text[used]))
-    order = pc.sort_indices(texts).to_numpy()
-    rank_of_group = np.zeros(len(state.group_text), dtype=np.int64)
-    rank_of_group[used[order]] = np.arange(len(used), dtype=np.int64)
-    numbers = pc.cast(mobiles.take(pa.array(rows)), pa.int64()).to_numpy(zero_copy_only=False)
-    by_mobile = np.argsort(numbers, kind="stable")
-    pairs = np.column_stack([numbers[by_mobile], rank_of_group[groups][by_mobile]])
-    digest = hashlib.sha256(_FINGERPRINT_TAG)
-    _hash_texts(digest, texts.take(pa.array(order)))
-    digest.update(pairs.astype("<i8").tobytes())
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class _SentPairs:
+    """The (mobile, text) pairs of the rows ready before the suppression list and the cap
+    had their say, kept to hash them when asked (`Plan.fingerprint`)."""
+
+    mobiles: pa.Array  # of the rows below
+    groups: np.ndarray  # their text groups
+    group_text: np.ndarray  # text group -> a row of its text
+    rendered: pa.Array  # every row's text
+
+    @classmethod
+    def of(cls, mobiles: pa.Array, state: _RowState) -> _SentPairs | None:
+        rows = np.flatnonzero(state.ready())
+        if not len(rows) or state.rendered is None:
+            return None
+        return cls(
+            mobiles.take(pa.array(rows)),
+            state.text_group[rows],
+            state.group_text,
+            state.rendered,
+        )
+
+    def fingerprint(self) -> str:
+        """sha256 of the pairs in an order that does not depend on the input order: the
+        distinct texts sorted, then (mobile, rank of its text) by mobile (a mobile appears
+        once: duplicates are out)."""
+        groups, group_text = self.groups, self.group_text
+        used = np.flatnonzero(np.bincount(groups, minlength=len(group_text)))  # sorted
+        texts = self.rendered.take(pa.array(group_text[used]))
+        order = pc.sort_indices(texts).to_numpy()
+        rank_of_group = np.zeros(len(group_text), dtype=np.int64)
+        rank_of_group[used[order]] = np.arange(len(used), dtype=np.int64)
+        numbers = pc.cast(self.mobiles, pa.int64()).to_numpy(zero_copy_only=False)
+        by_mobile = np.argsort(numbers, kind="stable")
+        pairs = np.column_stack([numbers[by_mobile], rank_of_group[groups][by_mobile]])
+        digest = hashlib.sha256(_FINGERPRINT_TAG)
+        _hash_texts(digest, texts.take(pa.array(order)))
+        digest.update(pairs.astype("<i8").tobytes())
+        return digest.hexdigest()
 
 
 def _hash_texts(digest: Any, texts: pa.Array) -> None:
