@@ -50,10 +50,34 @@ class Placeholder:
 
 @dataclass(frozen=True)
 class RenderResult:
-    text: pd.Series  # the rendered text of each row (holes left empty where `missing`)
-    missing: pd.Series  # the first column whose cell is empty without fallback, "" if none
+    """The texts of a frame's rows, kept once per combination of placeholder values."""
+
+    combos: np.ndarray  # per row: its combination of values, numbered by first appearance
+    combo_text: pa.Array  # per combination: its text (large_string; holes left empty)
+    combo_missing: pa.Array  # per combination: the first empty column without fallback, or ""
+    combo_codes: np.ndarray  # per combination: equal exactly where the texts are equal
+    index: pd.Index
     bmp_only: bool = False  # True: no text has characters beyond the BMP (UTF-16 length = len)
-    codes: np.ndarray | None = None  # per row: equal exactly where the texts are equal
+
+    @property
+    def text(self) -> pd.Series:
+        """The rendered text of each row."""
+        return to_series(self._per_row(self.combo_text), self.index)
+
+    @property
+    def missing(self) -> pd.Series:
+        """Each row's first column whose cell is empty without fallback, "" if none."""
+        return to_series(self._per_row(self.combo_missing), self.index)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Per row: equal exactly where the texts are equal (numbered by first appearance)."""
+        return self.combo_codes[self.combos]
+
+    def _per_row(self, values: pa.Array) -> pa.Array:
+        if len(values) == len(self.combos):  # every row its own combination, in order
+            return values
+        return values.take(pa.array(self.combos))
 
 
 @dataclass(frozen=True)
@@ -113,9 +137,9 @@ class Template:
     ) -> RenderResult:
         """Render every row of `frame` at once (whole-column operations in Arrow).
 
-        Each distinct combination of placeholder values is rendered once and the texts
-        are taken back to the rows (a list of a million rows often holds a few hundred
-        thousand distinct texts). With `signature`/`optout_text`, the compliance rules of
+        Each distinct combination of placeholder values is rendered once; the rows point at
+        their combination (a list of a million rows often holds a few hundred thousand
+        distinct texts). With `signature`/`optout_text`, the compliance rules of
         `apply_compliance` are applied in the same pass (one concatenation instead of three).
         """
         n = len(frame)
@@ -130,19 +154,12 @@ class Template:
             picked = pa.array(first)
             cells = {column: values.take(picked) for column, values in cells.items()}
         text, missing = self._render_rows(cells, len(first), signature, optout_text)
-        # the texts' codes on the distinct rows, numbered by first appearance there; a
-        # text's first row is the first row of its earliest combination, so taking them
-        # back keeps the numbering by first appearance among all rows
-        codes = _codes(text)
-        if len(first) < n:
-            taken = pa.array(combo)
-            text, missing, codes = text.take(taken), missing.take(taken), codes[combo]
         bmp_only = not any(
             pc.any(pc.match_substring_regex(values, _ASTRAL)).as_py() for values in cells.values()
         ) and not re.search(_ASTRAL, self.source + signature + optout_text)
-        return RenderResult(
-            to_series(text, frame.index), to_series(missing, frame.index), bmp_only, codes
-        )
+        # numbered by first appearance among the combinations: a text's first row is the
+        # first row of its earliest combination, so per row they are numbered the same way
+        return RenderResult(combo, text, missing, _codes(text), frame.index, bmp_only)
 
     def _render_rows(
         self, cells: dict[str, pa.Array], n: int, signature: str, optout_text: str

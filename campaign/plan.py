@@ -320,9 +320,9 @@ class _RowState:
         self.segments = np.zeros(n, dtype=np.int64)
         self.batch_id = np.full(n, "", dtype=object)
         self.text_group = np.full(n, -1, dtype=np.int64)  # row -> its text group, -1: none
-        self.rendered: pa.Array | None = None  # row -> its final text (once rendered)
-        self.distinct: pa.Array = pa.array([], pa.large_string())  # what group_text indexes
-        self.group_text = np.zeros(0, dtype=np.int64)  # text group -> a row with its text
+        self.combos: np.ndarray | None = None  # row -> its index in `distinct` (once rendered)
+        self.distinct: pa.Array = pa.array([], pa.large_string())  # the rendered texts
+        self.group_text = np.zeros(0, dtype=np.int64)  # text group -> its index in `distinct`
         self.text_segments = np.zeros(0, dtype=np.int64)  # text group -> segments
 
     def set(self, mask: np.ndarray, outcome: str, reason: Any) -> None:
@@ -430,15 +430,14 @@ def _render(
         return
     # Every row is rendered: cheaper than first copying out the rows still in the running.
     rendered = template.render(frame[template.columns], options.signature, options.optout_text)
-    missing = to_arrow(rendered.missing)
-    has_hole = ready & pc.not_equal(missing, "").to_numpy(zero_copy_only=False)
+    combos = rendered.combos
+    has_hole = ready & pc.not_equal(rendered.combo_missing, "").to_numpy(False)[combos]
     if has_hole.any():
+        holes = rendered.combo_missing.take(pa.array(combos[has_hole]))
         reasons = pc.binary_join_element_wise(
-            text_scalar("empty value in column "), missing, text_scalar("")
+            text_scalar("empty value in column "), holes, text_scalar("")
         )
-        state.set(
-            has_hole, Outcome.INVALID.value, reasons.filter(pa.array(has_hole)).to_numpy(False)
-        )
+        state.set(has_hole, Outcome.INVALID.value, reasons.to_numpy(zero_copy_only=False))
         ready &= ~has_hole
     # a NUL or other control character never goes out (nor into the store): no text either
     control_rows, control_reasons = control_character_rows(frame, template.columns)
@@ -448,21 +447,20 @@ def _render(
         ready[control_rows] = False
     rows = np.flatnonzero(ready)
     # text groups: equal texts, numbered by first appearance among the rows still running
-    assert rendered.codes is not None  # Template.render always sets them
-    codes = pd.factorize(rendered.codes[rows], sort=False)[0].astype(np.int64)
-    first_rows = rows[_first_occurrences(codes)]  # group -> its first row
-    state.rendered = to_arrow(rendered.text)
-    state.distinct = state.rendered
-    state.group_text = first_rows
+    codes = pd.factorize(rendered.combo_codes[combos[rows]], sort=False)[0].astype(np.int64)
+    first_combos = combos[rows[_first_occurrences(codes)]]  # group -> a combination with its text
+    state.combos = combos
+    state.distinct = rendered.combo_text
+    state.group_text = first_combos
     if rendered.bmp_only:
-        lengths = pc.utf8_length(state.rendered).to_numpy(zero_copy_only=False)
-        lengths = lengths.astype(np.int64)[first_rows]
+        lengths = pc.utf8_length(state.distinct).to_numpy(zero_copy_only=False)
+        lengths = lengths.astype(np.int64)[first_combos]
     else:
-        lengths = utf16_lengths(state.rendered.take(pa.array(first_rows)))
+        lengths = utf16_lengths(state.distinct.take(pa.array(first_combos)))
     state.text_segments = segments_for_lengths(lengths)
     state.text_group[rows] = codes
     state.segments[rows] = state.text_segments[codes]
-    problems = _text_problems(state.rendered, first_rows, lengths, options.sensitive_words)
+    problems = _text_problems(state.distinct, first_combos, lengths, options.sensitive_words)
     bad = problems[codes] != ""
     state.set(rows[bad], Outcome.INVALID.value, problems[codes][bad])
 
@@ -474,19 +472,16 @@ class _SentPairs:
 
     mobiles: pa.Array  # of the rows below
     groups: np.ndarray  # their text groups
-    group_text: np.ndarray  # text group -> a row of its text
-    rendered: pa.Array  # every row's text
+    group_text: np.ndarray  # text group -> its index in `texts`
+    texts: pa.Array  # the rendered texts
 
     @classmethod
     def of(cls, mobiles: pa.Array, state: _RowState) -> _SentPairs | None:
         rows = np.flatnonzero(state.ready())
-        if not len(rows) or state.rendered is None:
+        if not len(rows) or state.combos is None:
             return None
         return cls(
-            mobiles.take(pa.array(rows)),
-            state.text_group[rows],
-            state.group_text,
-            state.rendered,
+            mobiles.take(pa.array(rows)), state.text_group[rows], state.group_text, state.distinct
         )
 
     def fingerprint(self) -> str:
@@ -495,7 +490,7 @@ class _SentPairs:
         once: duplicates are out)."""
         groups, group_text = self.groups, self.group_text
         used = np.flatnonzero(np.bincount(groups, minlength=len(group_text)))  # sorted
-        texts = self.rendered.take(pa.array(group_text[used]))
+        texts = self.texts.take(pa.array(group_text[used]))
         order = pc.sort_indices(texts).to_numpy()
         rank_of_group = np.zeros(len(group_text), dtype=np.int64)
         rank_of_group[used[order]] = np.arange(len(used), dtype=np.int64)
@@ -550,10 +545,11 @@ def _text_problems(
 
 def _messages(state: _RowState, index: pd.Index) -> pd.Series:
     """Each row's text where it has one (every row but those ruled out before rendering)."""
-    if state.rendered is None:
+    if state.combos is None:
         return pd.Series("", index=index, dtype="str")
-    has_text = pa.array(state.text_group >= 0)
-    return to_series(pc.if_else(has_text, state.rendered, text_scalar("")), index)
+    texts = pa.concat_arrays([state.distinct, pa.array([""], pa.large_string())])
+    which = np.where(state.text_group >= 0, state.combos, len(state.distinct))  # "": no text
+    return to_series(texts.take(pa.array(which)), index)
 
 
 def refuse_if_nothing_valid(plan: Plan) -> None:
