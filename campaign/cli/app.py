@@ -16,7 +16,10 @@ from typer._click.exceptions import UsageError  # typer >= 0.24 carries its own 
 from typer.core import TyperGroup
 
 import campaign
+from campaign.cli import coercion
 from campaign.cli.help_text import help_not_given_is_false, tidy_help
+
+coercion.install()  # typer's pydantic adapters only for values that need converting
 
 HELP_OPTION_NAMES = ["--help", "-h"]
 _JSON_FLAG = "--json"
