@@ -46,6 +46,13 @@ def test_options_not_given_and_text_build_nothing(built, tmp_path):
     assert built == []
 
 
+def test_file_arguments_and_text_build_nothing(built):
+    result = runner.invoke(app, ["plan", CONTACTS, CONTACTS, "--text", "【店】您好", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"rows": 200' in result.output  # both files read
+    assert built == []
+
+
 def test_values_that_need_converting_get_typers_coercion(built, tmp_path):
     result = runner.invoke(
         app,

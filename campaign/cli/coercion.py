@@ -4,14 +4,15 @@ typer (0.29) builds a pydantic TypeAdapter for each parameter of the command bei
 before it looks at the value, even for an option not given: ~25 ms apiece, a fifth of a
 `campaign status`. Here a parameter gets a stand-in that hands back what needs no
 conversion (an option not given; a str option given a str, which typer's adapter returns
-unchanged) and builds typer's own coercion the first time a value needs it, so every
-conversion and every error message stays typer's.
+unchanged; a list[str] argument given strs, which it returns as a list) and builds typer's
+own coercion the first time a value needs it, so every conversion and every error message
+stays typer's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from typer import core as typer_core
 from typer._click import Context
@@ -26,8 +27,17 @@ class LazyRuntimeParam(RuntimeParam):
     built: list[RuntimeParam] = field(default_factory=list)  # typer's, once built
 
     def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
-        if type(value) is str and self._plain_str():
+        if type(value) is str and self._plain(self.annotation):
             return value
+        annotation: Any = self.annotation
+        if (
+            isinstance(value, (list, tuple))
+            and get_origin(annotation) is list
+            and get_args(annotation) == (str,)
+            and all(type(item) is str for item in value)
+            and self._plain(str)
+        ):
+            return list(value)
         return self.typer_param()._coerce_value(value, param=param, ctx=ctx)
 
     def typer_param(self) -> RuntimeParam:
@@ -36,11 +46,12 @@ class LazyRuntimeParam(RuntimeParam):
             self.built.append(build_runtime_param(self.descriptor))
         return self.built[0]
 
-    def _plain_str(self) -> bool:
+    def _plain(self, annotation: Any) -> bool:
+        """A str (or list of str) parameter without a parser, path, file or choices."""
         descriptor = self.descriptor
         return (
             descriptor is not None
-            and descriptor.annotation is str
+            and annotation is str
             and descriptor.parameter_info.parser is None
             and not (descriptor.is_file or descriptor.is_path or descriptor.is_choice)
         )
