@@ -17,6 +17,11 @@ bench/bench_export.py measures the whole export both ways side by side (BENCHMAR
 
 Only the compressed bytes change: the parts, their names, CRCs and sizes are the same.
 
+Before the zip, xlsxwriter assembles each constant_memory sheet's XML by copying its row
+file (784 MB for a million rows) through text-mode files, decoding and re-encoding the
+UTF-8 64 KB at a time; `FastDeflateWorkbook`'s sheets copy the bytes as they are (the
+same file, byte for byte, in a fraction of the time).
+
 How: xlsxwriter opens its zip through the name `ZipFile` of its module
 `xlsxwriter.workbook` (pinned to 3.3.x in pyproject.toml). That name is bound, once, to
 `_PackageZipFile`: the standard `ZipFile`, except inside `FastDeflateWorkbook.close()` on the
@@ -28,6 +33,8 @@ zlib-deflated (correct, only slower) and tests/test_xlsx_zip.py fails to say so.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import zipfile
 import zlib
@@ -35,6 +42,7 @@ from typing import IO, Any, Literal
 
 import xlsxwriter.workbook
 from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
 from zlib_ng import zlib_ng
 
 DEFLATE_LEVEL = 4  # zlib-ng's level: see the table above
@@ -73,8 +81,29 @@ class _PackageZipFile(zipfile.ZipFile):
 xlsxwriter.workbook.ZipFile = _PackageZipFile
 
 
+class ByteCopyWorksheet(Worksheet):
+    """A worksheet whose constant_memory rows go into the sheet's XML as bytes."""
+
+    def _write_optimized_sheet_data(self) -> None:
+        rows, sheet = self.row_data_fh, self.fh
+        if self.dim_rowmin is None or not (hasattr(rows, "buffer") and hasattr(sheet, "buffer")):
+            super()._write_optimized_sheet_data()  # no rows, or not files: xlsxwriter's way
+            return
+        self._xml_start_tag("sheetData")
+        rows.flush()
+        sheet.flush()
+        rows.seek(0)
+        shutil.copyfileobj(rows.buffer, sheet.buffer, 1 << 20)
+        rows.close()
+        os.unlink(self.row_data_filename)
+        self._xml_end_tag("sheetData")
+
+
 class FastDeflateWorkbook(Workbook):
-    """An xlsxwriter `Workbook` whose package is deflated by zlib-ng at `DEFLATE_LEVEL`."""
+    """An xlsxwriter `Workbook` whose package is deflated by zlib-ng at `DEFLATE_LEVEL`,
+    its constant_memory sheets assembled by copying bytes."""
+
+    worksheet_class = ByteCopyWorksheet
 
     def close(self) -> None:
         _scope.level = DEFLATE_LEVEL
