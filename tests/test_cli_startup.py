@@ -45,18 +45,21 @@ HEAVY = (
 
 # Runs the console script's entry point (`campaign.cli:main`) with ARGS, then writes the
 # top-level names of the modules loaded to OUT; without ARGS it only imports the package.
+# The list is written by an atexit handler: a command like `plan` ends the process from
+# main() once the handlers have run (campaign/cli/quick_exit.py).
 _PROBE = """
-import json, sys
+import atexit, json, sys
 out, args = sys.argv[1], sys.argv[2:]
+
+def write_modules():
+    with open(out, "w", encoding="utf-8") as file:
+        json.dump(sorted({name.split(".")[0] for name in sys.modules}), file)
+
+atexit.register(write_modules)
 from campaign.cli import main
 if args:
     sys.argv = ["campaign", *args]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None), exc.code
-with open(out, "w", encoding="utf-8") as file:
-    json.dump(sorted({name.split(".")[0] for name in sys.modules}), file)
+    main()
 """
 
 

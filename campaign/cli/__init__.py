@@ -24,11 +24,17 @@ from campaign.cli import (  # noqa: F401  (imported for their registrations)
     web,
     user,
 )
+from campaign.cli import quick_exit
 from campaign.cli.app import app
 
 
 def main() -> None:
-    app()
+    quick_exit.allow(False)  # only the command run now can allow it
+    try:
+        app()
+    except SystemExit as exc:
+        quick_exit.exit_now(exc.code)  # a command that allowed it ends here
+        raise
 
 
 __all__ = ["app", "main"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from campaign.cli import render
+from campaign.cli import quick_exit, render
 from campaign.cli.app import app
 from campaign.cli.common import (
     ConfigOption,
@@ -88,6 +88,7 @@ def plan(
         workflow.refuse_if_nothing_valid(planned, out)  # bad input, but the preview shows why
     for warning in summary["warnings"]:
         info(f"warning: {warning}")
+    quick_exit.allow()  # the plan of a long list is much to free, for nothing
     if json_output:
         print_json(summary)
         return
