@@ -194,10 +194,14 @@ def test_a_killed_worker_loses_only_its_requests_in_flight(pg_url, tmp_path):
                 what=f"campaign {cid} finished by the other two",
             )
             codes = pool.stop()
-        assert codes[1:] == [0, 0], pool.stderrs()
     counts = received(read_log(r.log))
     rows = r.batch_rows(cid)
     unknown = [row for row in rows if row.state == BatchState.UNKNOWN]
+    # The survivors end cleanly (0), except the one whose send saw the campaign finished
+    # with the victim's batches already swept to `unknown` (a survivor out of work sweeps
+    # them): 5, "finished, but some batches are unknown", as SPEC says.
+    assert set(codes[1:]) <= {0, 5}, pool.stderrs()
+    assert 5 not in codes[1:] or unknown, pool.stderrs()
     assert len(unknown) <= DEFAULT_CONCURRENCY  # at most the victim's requests in flight
     assert {row.claimed_by for row in unknown} <= runs  # only the victim's
     assert states(rows) == {BatchState.ACCEPTED: SMALL - len(unknown), **states(unknown)}
