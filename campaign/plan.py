@@ -218,6 +218,15 @@ def batch_id(seq: int) -> str:
     return f"b{seq:06d}"
 
 
+def _batch_id_column(seq: np.ndarray, index: pd.Index) -> pd.Series:
+    """batch_id(seq) of each row, "" where seq is 0 (built in Arrow: no Python strings)."""
+    numbers = pc.cast(pa.array(seq), pa.large_string())
+    ids = pc.binary_join_element_wise(
+        text_scalar("b"), pc.utf8_lpad(numbers, width=6, padding="0"), text_scalar("")
+    )
+    return to_series(pc.if_else(pa.array(seq > 0), ids, text_scalar("")), index)
+
+
 def batch_ids(count: int, first: int = 1) -> np.ndarray:
     """batch_id(first), ..., batch_id(count) as an object array (built in Arrow, not per item)."""
     numbers = pc.cast(pa.array(np.arange(first, count + 1, dtype=np.int64)), pa.string())
@@ -303,7 +312,7 @@ def make_plan(
             "reason": state.reason,
             "message": _messages(state, frame.index),
             "segments": state.segments,
-            "batch_id": state.batch_id,
+            "batch_id": _batch_id_column(state.batch_seq, frame.index),
         },
         index=frame.index,
     )
@@ -318,7 +327,7 @@ class _RowState:
         self.reason = np.full(n, "", dtype=object)
         self.carrier = np.full(n, "", dtype=object)
         self.segments = np.zeros(n, dtype=np.int64)
-        self.batch_id = np.full(n, "", dtype=object)
+        self.batch_seq = np.zeros(n, dtype=np.int64)  # row -> its batch's number, 0: none
         self.text_group = np.full(n, -1, dtype=np.int64)  # row -> its text group, -1: none
         self.combos: np.ndarray | None = None  # row -> its index in `distinct` (once rendered)
         self.distinct: pa.Array = pa.array([], pa.large_string())  # the rendered texts
@@ -587,8 +596,7 @@ def _batch(state: _RowState, mobiles: pa.Array, options: PlanOptions) -> Batches
         sizes = np.where(too_small, 0, sizes)
     starts, group_of = _chunk_offsets(sizes, options.max_batch)
     batch_of_row = np.repeat(np.arange(len(group_of)), np.diff(starts))
-    if len(batch_of_row):
-        state.batch_id[ready] = batch_ids(len(group_of))[batch_of_row]
+    state.batch_seq[ready] = batch_of_row + 1
     return Batches(
         ready, starts, group_of, state.distinct, state.group_text, state.text_segments, mobiles
     )
