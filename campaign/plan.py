@@ -325,7 +325,7 @@ class _RowState:
     def __init__(self, n: int) -> None:
         self.outcome = np.full(n, Outcome.READY.value, dtype=object)
         self.reason = np.full(n, "", dtype=object)
-        self.carrier = np.full(n, "", dtype=object)
+        self.carrier = pd.Series("", index=pd.RangeIndex(n), dtype="str")  # per row
         self.segments = np.zeros(n, dtype=np.int64)
         self.batch_seq = np.zeros(n, dtype=np.int64)  # row -> its batch's number, 0: none
         self.text_group = np.full(n, -1, dtype=np.int64)  # row -> its text group, -1: none
@@ -356,8 +356,7 @@ def _check_mobiles(frame: pd.DataFrame, state: _RowState) -> pd.Series:
             ~valid, Outcome.INVALID.value, normalized["reason"].to_numpy(dtype=object)[~valid]
         )
     mobiles = normalized["mobile"]
-    if valid.any():
-        state.carrier[valid] = carriers(mobiles[valid]).to_numpy(dtype=object)
+    state.carrier = carriers(mobiles)  # "" where the number is not valid (mobile is "")
     return mobiles
 
 
