@@ -149,7 +149,7 @@ class Template:
                 values = to_arrow(frame[part.column])
                 cells[part.column] = pc.utf8_trim_whitespace(pc.fill_null(values, text_scalar("")))
         combo = _combination_codes(list(cells.values()), n)
-        first = _first_rows(combo)  # one row of each combination, in order of appearance
+        first = first_occurrences(combo)  # one row of each combination, in order of appearance
         if len(first) < n:
             picked = pa.array(first)
             cells = {column: values.take(picked) for column, values in cells.items()}
@@ -213,14 +213,14 @@ def _combination_codes(columns: list[pa.Array], n: int) -> np.ndarray:
     return pd.factorize(key)[0].astype(np.int64)
 
 
-def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """The first row of each code, for codes numbered 0, 1, ... by first appearance."""
-    if len(codes) == 0:
+def first_occurrences(codes: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each code, for codes numbered by first appearance
+    (a first occurrence is exactly a code larger than every code before it)."""
+    if not len(codes):
         return np.zeros(0, dtype=np.int64)
-    new = np.empty(len(codes), dtype=bool)
-    new[0] = True
-    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=new[1:])
-    return np.flatnonzero(new)
+    is_first = np.ones(len(codes), dtype=bool)
+    is_first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return np.flatnonzero(is_first)
 
 
 def _codes(text: pa.Array) -> np.ndarray:

@@ -49,6 +49,7 @@ from campaign.messages import (
     SensitiveWords,
     Template,
     describe_length,
+    first_occurrences,
     segments_for_lengths,
     text_scalar,
     to_arrow,
@@ -220,18 +221,20 @@ def batch_id(seq: int) -> str:
 
 def _batch_id_column(seq: np.ndarray, index: pd.Index) -> pd.Series:
     """batch_id(seq) of each row, "" where seq is 0 (built in Arrow: no Python strings)."""
-    numbers = pc.cast(pa.array(seq), pa.large_string())
-    ids = pc.binary_join_element_wise(
-        text_scalar("b"), pc.utf8_lpad(numbers, width=6, padding="0"), text_scalar("")
-    )
+    ids = _batch_id_array(pa.array(seq))
     return to_series(pc.if_else(pa.array(seq > 0), ids, text_scalar("")), index)
 
 
 def batch_ids(count: int, first: int = 1) -> np.ndarray:
     """batch_id(first), ..., batch_id(count) as an object array (built in Arrow, not per item)."""
-    numbers = pc.cast(pa.array(np.arange(first, count + 1, dtype=np.int64)), pa.string())
-    padded = pc.utf8_lpad(numbers, width=6, padding="0")
-    return pc.binary_join_element_wise("b", padded, "").to_numpy(zero_copy_only=False)
+    ids = _batch_id_array(pa.array(np.arange(first, count + 1, dtype=np.int64)))
+    return ids.to_numpy(zero_copy_only=False)
+
+
+def _batch_id_array(seq: pa.Array) -> pa.Array:
+    """batch_id of each number, as Arrow strings."""
+    padded = pc.utf8_lpad(pc.cast(seq, pa.large_string()), width=6, padding="0")
+    return pc.binary_join_element_wise(text_scalar("b"), padded, text_scalar(""))
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,7 @@ def make_plan(
     rows = pd.DataFrame(
         {
             "normalized_mobile": mobiles,
-            "carrier": state.carrier,
+            "carrier": carriers(mobiles),  # "" where a number is not valid (its mobile is "")
             "outcome": state.outcome,
             "reason": state.reason,
             "message": _messages(state, frame.index),
@@ -325,7 +328,6 @@ class _RowState:
     def __init__(self, n: int) -> None:
         self.outcome = np.full(n, Outcome.READY.value, dtype=object)
         self.reason = np.full(n, "", dtype=object)
-        self.carrier = pd.Series("", index=pd.RangeIndex(n), dtype="str")  # per row
         self.segments = np.zeros(n, dtype=np.int64)
         self.batch_seq = np.zeros(n, dtype=np.int64)  # row -> its batch's number, 0: none
         self.text_group = np.full(n, -1, dtype=np.int64)  # row -> its text group, -1: none
@@ -355,9 +357,7 @@ def _check_mobiles(frame: pd.DataFrame, state: _RowState) -> pd.Series:
         state.set(
             ~valid, Outcome.INVALID.value, normalized["reason"].to_numpy(dtype=object)[~valid]
         )
-    mobiles = normalized["mobile"]
-    state.carrier = carriers(mobiles)  # "" where the number is not valid (mobile is "")
-    return mobiles
+    return normalized["mobile"]
 
 
 def _check_duplicates(frame: pd.DataFrame, mobiles: pd.Series, state: _RowState) -> None:
@@ -368,7 +368,7 @@ def _check_duplicates(frame: pd.DataFrame, mobiles: pd.Series, state: _RowState)
     numbers = pc.cast(to_arrow(mobiles).take(pa.array(valid)), pa.int64())
     codes = pd.factorize(numbers.to_numpy(zero_copy_only=False), sort=False)[0].astype(np.int64)
     is_first = np.zeros(len(codes), dtype=bool)
-    is_first[_first_occurrences(codes)] = True
+    is_first[first_occurrences(codes)] = True
     if is_first.all():
         return
     first_row = valid[is_first][codes]  # row of the first occurrence of each row's number
@@ -456,7 +456,7 @@ def _render(
     rows = np.flatnonzero(ready)
     # text groups: equal texts, numbered by first appearance among the rows still running
     codes = pd.factorize(rendered.combo_codes[combos[rows]], sort=False)[0].astype(np.int64)
-    first_combos = combos[rows[_first_occurrences(codes)]]  # group -> a combination with its text
+    first_combos = combos[rows[first_occurrences(codes)]]  # group -> a combination with its text
     state.combos = combos
     state.distinct = rendered.combo_text
     state.group_text = first_combos
@@ -520,16 +520,6 @@ def _hash_texts(digest: Any, texts: pa.Array) -> None:
     first, last = offsets[texts.offset], offsets[texts.offset + len(texts)]
     if last > first:
         digest.update(memoryview(texts.buffers()[2])[first:last])
-
-
-def _first_occurrences(codes: np.ndarray) -> np.ndarray:
-    """Positions of the first occurrence of each code, for codes numbered by first appearance
-    (a first occurrence is exactly a code larger than every code before it)."""
-    if not len(codes):
-        return np.zeros(0, dtype=np.int64)
-    is_first = np.ones(len(codes), dtype=bool)
-    is_first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
-    return np.flatnonzero(is_first)
 
 
 def _text_problems(

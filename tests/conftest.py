@@ -10,8 +10,18 @@ import psycopg
 import pytest
 
 from campaign.config import normalize_store_url
+from tests.support.cli_env import CAMPAIGN_ENV
 
 PG_URL = os.environ.get("CAMPAIGN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def isolated_cli(tmp_path, monkeypatch) -> None:
+    """Run in an empty folder without the campaign environment variables: the default
+    store is ./campaign.db there."""
+    monkeypatch.chdir(tmp_path)
+    for name in CAMPAIGN_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -37,12 +37,7 @@ RESULT_COLUMNS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """An empty folder, no campaign environment: the default store is ./campaign.db."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cli")  # empty folder, no campaign env
 
 
 # --- helpers ----------------------------------------------------------------------------------

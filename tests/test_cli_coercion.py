@@ -16,12 +16,7 @@ CONTACTS = str(ROOT / "sample_data" / "contacts.csv")
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Run in an empty folder with no campaign environment variables."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cli")  # empty folder, no campaign env
 
 
 @pytest.fixture

@@ -19,12 +19,7 @@ HEADER = ["姓名", "手机号码", "城市", "积分"]
 TEMPLATE = "{姓名|会员}您好，积分{积分}分，{城市|全国}门店可用"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Run in an empty folder with no campaign environment variables."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cli")  # empty folder, no campaign env
 
 
 def write_xlsx(path: Path, rows: list[list[object]], title: str | None = None) -> Path:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli_env import CAMPAIGN_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTACTS = ROOT / "sample_data" / "contacts.csv"
 
@@ -37,7 +39,7 @@ main()
 def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     marks = tmp_path / "marks.txt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
+    for name in CAMPAIGN_ENV:
         env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(marks), *args],

@@ -35,11 +35,7 @@ MAX_CPU_SECONDS = 5.0
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG", "CAMPAIGN_GATEWAY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cli")  # empty folder, no campaign env
 
 
 def run_cli(*args: object, cwd: Path) -> tuple[int, str, float, float]:

@@ -23,37 +23,30 @@ from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
 class LazyRuntimeParam(RuntimeParam):
     """typer's coercion of one parameter, built on first use."""
 
-    descriptor: TypeDescriptor | None = None
+    descriptor: TypeDescriptor
     built: list[RuntimeParam] = field(default_factory=list)  # typer's, once built
 
     def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
-        if type(value) is str and self._plain(self.annotation):
-            return value
-        annotation: Any = self.annotation
-        if (
-            isinstance(value, (list, tuple))
-            and get_origin(annotation) is list
-            and get_args(annotation) == (str,)
-            and all(type(item) is str for item in value)
-            and self._plain(str)
-        ):
-            return list(value)
-        return self.typer_param()._coerce_value(value, param=param, ctx=ctx)
-
-    def typer_param(self) -> RuntimeParam:
+        if self._text_only():
+            annotation: Any = self.annotation
+            if annotation is str and type(value) is str:
+                return value
+            if (
+                get_origin(annotation) is list
+                and get_args(annotation) == (str,)
+                and isinstance(value, (list, tuple))
+                and all(type(item) is str for item in value)
+            ):
+                return list(value)
         if not self.built:
-            assert self.descriptor is not None
             self.built.append(build_runtime_param(self.descriptor))
-        return self.built[0]
+        return self.built[0]._coerce_value(value, param=param, ctx=ctx)
 
-    def _plain(self, annotation: Any) -> bool:
-        """A str (or list of str) parameter without a parser, path, file or choices."""
+    def _text_only(self) -> bool:
+        """No parser, path, file or choices: typer's adapter leaves a str as it is."""
         descriptor = self.descriptor
-        return (
-            descriptor is not None
-            and annotation is str
-            and descriptor.parameter_info.parser is None
-            and not (descriptor.is_file or descriptor.is_path or descriptor.is_choice)
+        return descriptor.parameter_info.parser is None and not (
+            descriptor.is_file or descriptor.is_path or descriptor.is_choice
         )
 
 
