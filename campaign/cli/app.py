@@ -16,10 +16,14 @@ from typer._click.exceptions import UsageError  # typer >= 0.24 carries its own 
 from typer.core import TyperGroup
 
 import campaign
-from campaign.cli import coercion
 from campaign.cli.help_text import help_not_given_is_false, tidy_help
 
-coercion.install()  # typer's pydantic adapters only for values that need converting
+try:  # typer's pydantic adapters only for values that need converting (typer 0.29)
+    from campaign.cli import coercion
+except ImportError:  # a typer without that machinery: nothing to defer
+    pass
+else:
+    coercion.install()
 
 HELP_OPTION_NAMES = ["--help", "-h"]
 _JSON_FLAG = "--json"

@@ -6,7 +6,8 @@ before it looks at the value, even for an option not given: ~25 ms apiece, a fif
 conversion (an option not given; a str option given a str, which typer's adapter returns
 unchanged; a list[str] argument given strs, which it returns as a list) and builds typer's
 own coercion the first time a value needs it, so every conversion and every error message
-stays typer's.
+stays typer's. A typer without `typer._coercion` (other than 0.29's) makes this module
+fail to import, and the CLI then runs without it (campaign/cli/app.py).
 """
 
 from __future__ import annotations
@@ -59,5 +60,7 @@ def lazy_runtime_param(descriptor: TypeDescriptor) -> RuntimeParam:
 
 
 def install() -> None:
-    """Make typer's commands use `lazy_runtime_param` (see the module docstring)."""
-    typer_core.build_runtime_param = lazy_runtime_param
+    """Make typer's commands use `lazy_runtime_param` (see the module docstring), where
+    typer's parameters build their coercion through `typer.core.build_runtime_param`."""
+    if hasattr(typer_core, "build_runtime_param"):
+        typer_core.build_runtime_param = lazy_runtime_param
