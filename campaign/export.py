@@ -25,6 +25,7 @@ import errno
 import os
 import secrets
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from campaign.export_summary import (
     Formats,
     ResultTally,
     SummaryInputs,
+    read_store_figures,
     sheet_name,
     write_summary_sheets,
 )
@@ -262,19 +264,24 @@ def _write_xlsx(
             "use_zip64": recipient_count(engine, campaign.id) > ZIP64_ROWS,
         },
     )
+    # the summary's own store reads run in a thread while the rows are written
+    figures_reader = ThreadPoolExecutor(1, thread_name_prefix="export-figures")
     try:
+        figures = figures_reader.submit(read_store_figures, engine, campaign.id)
         formats = Formats(book)
         sheets = _ResultSheets(book, formats, campaign.columns, max_rows, fast, lang)
         tally = ResultTally(len(campaign.columns))
         for chunk in _chunks(engine, campaign, lang, chunk_rows, tally):
             sheets.write(chunk)
         names = sheets.finish()
-        inputs = SummaryInputs(campaign, tally, _store_url(engine), lang)
-        names += write_summary_sheets(book, formats, engine, inputs)
+        inputs = SummaryInputs(campaign, tally, _store_url(engine), lang, figures.result())
+        names += write_summary_sheets(book, formats, inputs)
     except BaseException:
         with suppress(Exception):
             book.close()  # releases its temporary row files; the partial file is removed
         raise
+    finally:
+        figures_reader.shutdown(wait=True, cancel_futures=True)
     try:
         book.close()
     except (XlsxWriterException, OSError) as exc:

@@ -289,28 +289,43 @@ def _add_counts(total: dict[str, int], counts: pd.Series | dict[str, int]) -> No
 
 
 @dataclass(frozen=True)
+class StoreFigures:
+    """What the summary sheets read from the store besides the result rows: the reports
+    matching no recipient, and the reports per hour. Independent of the rows, so they can be
+    read (`read_store_figures`, in a thread) while the rows are written."""
+
+    unmatched: int
+    hours: pd.DataFrame
+
+
+def read_store_figures(engine: Engine, campaign_id: int) -> StoreFigures:
+    return StoreFigures(
+        unmatched_reports(engine, campaign_id), reports_per_hour(engine, campaign_id)
+    )
+
+
+@dataclass(frozen=True)
 class SummaryInputs:
     campaign: CampaignRecord
     tally: ResultTally
     store_url: str
     lang: str
+    figures: StoreFigures
 
 
-def write_summary_sheets(
-    book: Workbook, formats: Formats, engine: Engine, inputs: SummaryInputs
-) -> list[str]:
+def write_summary_sheets(book: Workbook, formats: Formats, inputs: SummaryInputs) -> list[str]:
     """Add the summary and breakdown sheets; return their names in order."""
-    cid, lang = inputs.campaign.id, inputs.lang
+    lang = inputs.lang
     names = [sheet_name(n, lang) for n in SHEETS]
     statuses = status_frame(inputs.tally.status_counts(), lang)
     summary = book.add_worksheet(sheet_name(SUMMARY_SHEET, lang))
     status_sheet = book.add_worksheet(sheet_name(STATUS_SHEET, lang))
     failures = _write_status_sheet(status_sheet, formats, statuses, lang)
-    _write_summary(summary, book, formats, engine, inputs, failures)
+    _write_summary(summary, book, formats, inputs, failures)
     for by, name in (("carrier", CARRIER_SHEET), ("source", SOURCE_SHEET)):
         sheet = book.add_worksheet(sheet_name(name, lang))
         _write_breakdown(sheet, formats, inputs.tally.breakdown(by), lang)
-    hours = reports_per_hour(engine, cid)
+    hours = inputs.figures.hours
     _write_hours(book.add_worksheet(sheet_name(HOUR_SHEET, lang)), book, formats, hours, lang)
     return names
 
@@ -319,7 +334,6 @@ def _write_summary(
     sheet: Worksheet,
     book: Workbook,
     formats: Formats,
-    engine: Engine,
     inputs: SummaryInputs,
     failures: int,
 ) -> None:
@@ -384,7 +398,7 @@ def _write_summary(
         ("delivery_rate", _rate(outcomes.get(Outcome.DELIVERED, 0), accepted), formats.percent),
         ("failed_rate", _rate(outcomes.get(Outcome.FAILED, 0), accepted), formats.percent),
         ("pending_rate", _rate(outcomes.get(Outcome.PENDING, 0), accepted), formats.percent),
-        ("unmatched", unmatched_reports(engine, campaign.id), formats.count),
+        ("unmatched", inputs.figures.unmatched, formats.count),
     ]
     for key, value, fmt in figures:
         row += 1
