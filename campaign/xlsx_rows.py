@@ -130,10 +130,16 @@ def _append_utf8(sheet: Worksheet, rows: pa.Array) -> None:
         offset=rows.offset * (8 if wide else 4),
     )
     data = rows.buffers()[2]
+    if data is None:
+        return
+    xml = memoryview(data)[int(offsets[0]) : int(offsets[-1])]
+    append = getattr(sheet, "append_row_bytes", None)
+    if append is not None:  # a sheet that takes its rows as bytes itself (xlsx_zip.py)
+        append(xml)
+        return
     handle = sheet.row_data_fh
     handle.flush()  # text written by xlsxwriter itself (the header row) goes first
-    if data is not None:
-        handle.buffer.write(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+    handle.buffer.write(xml)
 
 
 def _number_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array:

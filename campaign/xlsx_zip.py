@@ -38,6 +38,7 @@ import shutil
 import threading
 import zipfile
 import zlib
+from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 import xlsxwriter.workbook
@@ -45,11 +46,14 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 from zlib_ng import zlib_ng
 
-DEFLATE_LEVEL = 4  # zlib-ng's level: see the table above
-_RAW_DEFLATE = -15  # window bits of a raw deflate stream, as zipfile writes it
-_ZLIB_COMPRESSOR = type(zlib.compressobj())
+from campaign.xlsx_deflate import RAW_DEFLATE, RowDeflater
 
-_scope = threading.local()  # .level: the zlib-ng level inside FastDeflateWorkbook.close()
+DEFLATE_LEVEL = 4  # zlib-ng's level: see the table above
+_ZLIB_COMPRESSOR = type(zlib.compressobj())
+_ZLIB_NG_COMPRESSOR = type(zlib_ng.compressobj())
+
+# inside FastDeflateWorkbook.close(): .level, zlib-ng's level; .splices, sheet XML file -> _Splice
+_scope = threading.local()
 
 
 class _PackageZipFile(zipfile.ZipFile):
@@ -72,42 +76,155 @@ class _PackageZipFile(zipfile.ZipFile):
         level = self.deflate_level
         zlib_deflated = isinstance(getattr(handle, "_compressor", None), _ZLIB_COMPRESSOR)
         if mode == "w" and level is not None and zlib_deflated:
-            compressor = zlib_ng.compressobj(level, zlib_ng.DEFLATED, _RAW_DEFLATE)
+            compressor = zlib_ng.compressobj(level, zlib_ng.DEFLATED, RAW_DEFLATE)
             handle._compressor = compressor  # type: ignore[attr-defined]
             self.fast_entries += 1
         return handle
+
+    def write(
+        self,
+        filename: str | os.PathLike[str],
+        arcname: str | os.PathLike[str] | None = None,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        splices = getattr(_scope, "splices", None)
+        splice = splices.pop(os.fspath(filename), None) if splices else None
+        if splice is None:
+            super().write(filename, arcname, compress_type, compresslevel)
+            return
+        self._write_spliced(os.fspath(filename), arcname, splice)
+
+    def _write_spliced(
+        self, filename: str, arcname: str | os.PathLike[str] | None, splice: _Splice
+    ) -> None:
+        """The sheet's entry: its head, its rows deflated beforehand, its tail (module doc)."""
+        info = zipfile.ZipInfo.from_file(
+            filename, arcname, strict_timestamps=getattr(self, "_strict_timestamps", True)
+        )
+        info.compress_type = self.compression
+        info._compresslevel = self.compresslevel  # type: ignore[attr-defined]
+        info.file_size += splice.rows.size  # decides zip64 as the whole sheet's size does
+        with open(filename, "rb") as src, self.open(info, "w") as dest:
+            dest.write(src.read(splice.offset))
+            if _can_splice(dest):
+                entry: Any = dest
+                head = entry._compressor.flush(zlib_ng.Z_SYNC_FLUSH)
+                entry._fileobj.write(head)
+                splice.rows.copy_to(entry._fileobj)
+                entry._compress_size += len(head) + splice.rows.compressed
+                entry._crc = zlib_ng.crc32_combine(entry._crc, splice.rows.crc, splice.rows.size)
+                entry._file_size += splice.rows.size
+                entry._compressor = zlib_ng.compressobj(
+                    DEFLATE_LEVEL, zlib_ng.DEFLATED, RAW_DEFLATE
+                )
+            else:  # a zipfile this module does not know: the rows inflated and deflated again
+                splice.rows.inflate_to(dest)
+            shutil.copyfileobj(src, dest, 1 << 20)
+        splice.rows.close()
+
+
+def _can_splice(entry: IO[bytes]) -> bool:
+    return (
+        isinstance(getattr(entry, "_compressor", None), _ZLIB_NG_COMPRESSOR)
+        and all(
+            isinstance(getattr(entry, name, None), int)
+            for name in ("_crc", "_file_size", "_compress_size")
+        )
+        and hasattr(entry, "_fileobj")
+    )
 
 
 xlsxwriter.workbook.ZipFile = _PackageZipFile
 
 
 class ByteCopyWorksheet(Worksheet):
-    """A worksheet whose constant_memory rows go into the sheet's XML as bytes."""
+    """A worksheet whose constant_memory rows go into the sheet's XML as bytes.
+
+    Rows handed to `append_row_bytes` (the export's result rows) are deflated in a thread
+    as they come (xlsx_deflate.py) and spliced into the sheet's zip entry by
+    `_PackageZipFile.write`; other rows (the header, the cell API's) are copied as bytes.
+    """
+
+    _deflater: RowDeflater | None = None
+    _xml_path: str | None = None
+
+    def append_row_bytes(self, data: memoryview) -> None:
+        """Append `<row>` XML (UTF-8) below the rows written so far."""
+        if self._deflater is None:
+            self._deflater = RowDeflater(DEFLATE_LEVEL, self.tmpdir or None)
+        self._move_rows_to_deflater()
+        self._deflater.write(data)
+
+    def _move_rows_to_deflater(self) -> None:
+        """Rows xlsxwriter wrote to the row file so far go to the deflater first, in order."""
+        assert self._deflater is not None
+        rows = self.row_data_fh
+        rows.flush()
+        if rows.tell():
+            rows.seek(0)
+            self._deflater.write(rows.buffer.read())
+            rows.seek(0)
+            rows.truncate()
+
+    def _set_xml_writer(self, filename: Any) -> None:
+        super()._set_xml_writer(filename)
+        self._xml_path = filename if isinstance(filename, str) else None
 
     def _write_optimized_sheet_data(self) -> None:
         rows, sheet = self.row_data_fh, self.fh
         if self.dim_rowmin is None or not (hasattr(rows, "buffer") and hasattr(sheet, "buffer")):
+            self._drop_deflater()
             super()._write_optimized_sheet_data()  # no rows, or not files: xlsxwriter's way
             return
         self._xml_start_tag("sheetData")
-        rows.flush()
         sheet.flush()
-        rows.seek(0)
-        shutil.copyfileobj(rows.buffer, sheet.buffer, 1 << 20)
+        if self._deflater is not None and self._xml_path is not None:
+            self._move_rows_to_deflater()
+            self._deflater.finish()
+            splices = getattr(_scope, "splices", None)
+            if splices is not None:
+                splices[self._xml_path] = _Splice(sheet.buffer.tell(), self._deflater)
+            else:  # not inside FastDeflateWorkbook.close(): the rows go in as they were
+                self._deflater.inflate_to(sheet.buffer)
+                self._drop_deflater()
+        else:
+            rows.flush()
+            rows.seek(0)
+            shutil.copyfileobj(rows.buffer, sheet.buffer, 1 << 20)
         rows.close()
         os.unlink(self.row_data_filename)
         self._xml_end_tag("sheetData")
 
+    def _drop_deflater(self) -> None:
+        if self._deflater is not None:
+            self._deflater.close()
+            self._deflater = None
+
+
+@dataclass(frozen=True)
+class _Splice:
+    """Where in a sheet's XML file its deflated rows go, and the rows."""
+
+    offset: int
+    rows: RowDeflater
+
 
 class FastDeflateWorkbook(Workbook):
     """An xlsxwriter `Workbook` whose package is deflated by zlib-ng at `DEFLATE_LEVEL`,
-    its constant_memory sheets assembled by copying bytes."""
+    its constant_memory sheets assembled by copying bytes, its result rows deflated as they
+    are written."""
 
     worksheet_class = ByteCopyWorksheet
 
     def close(self) -> None:
-        _scope.level = DEFLATE_LEVEL
+        _scope.level, _scope.splices = DEFLATE_LEVEL, {}
         try:
             super().close()
         finally:
-            _scope.level = None
+            for splice in _scope.splices.values():
+                splice.rows.close()
+            for sheet in self.worksheets():
+                if isinstance(sheet, ByteCopyWorksheet):
+                    sheet._drop_deflater()
+            _scope.level = _scope.splices = None

@@ -14,12 +14,16 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+import xlsxwriter
 from zlib_ng import zlib_ng
 
 import campaign.export_summary as export_summary
+import campaign.xlsx_rows as xlsx_rows
 import campaign.xlsx_zip as xlsx_zip
 from campaign.export import export_campaign
 from campaign.store import open_store
+from campaign.xlsx_deflate import RowDeflater
+from campaign.xlsx_rows import write_rows_xml
 from tests.support.plans import contact_file, every_outcome_campaign, planned_campaign
 
 # docProps/core.xml holds xlsxwriter's time of writing (to the second): compared without it
@@ -87,7 +91,8 @@ def test_parts_are_those_of_the_zlib_export_byte_for_byte(engine, tmp_path, defl
     assert copied.count(1 << 20) >= 1  # one per sheet with rows (zipfile copies 8 KB)
     fast_parts, slow_parts = _parts(fast), _parts(slow)
     assert list(fast_parts) == list(slow_parts)
-    assert deflates == [xlsx_zip.DEFLATE_LEVEL] * len(fast_parts)  # every part, zlib-ng's
+    # every part, zlib-ng's; the sheet's rows (deflated in a thread) and tail have their own
+    assert deflates == [xlsx_zip.DEFLATE_LEVEL] * (len(fast_parts) + 2)
     for name in fast_parts:
         if name != TIMESTAMPED:
             assert fast_parts[name] == slow_parts[name], name
@@ -145,3 +150,114 @@ def test_libreoffice_opens_the_export(engine, tmp_path):
     command = ["soffice", "--headless", "--convert-to", "csv", "--outdir", str(tmp_path), str(out)]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "r.csv").read_text(encoding="utf-8", errors="replace").count("\n") >= 10
+
+
+# ---------------------------------------------------------------------------------------------
+# The result rows deflated in a thread while the export runs (xlsx_deflate.py), then spliced.
+
+
+def _deflater_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "xlsx-deflate"]
+
+
+def test_row_deflater_stream_splices_between_two_others(tmp_path):
+    rows = b"".join(f'<row r="{i}"><c><v>{i}</v></c></row>'.encode() for i in range(50_000))
+    deflater = RowDeflater(4, str(tmp_path))
+    try:
+        for start in range(0, len(rows), 70_001):  # bytes and memoryviews, as the export gives
+            piece = rows[start : start + 70_001]
+            deflater.write(memoryview(piece) if start % 2 else piece)
+        deflater.write(b"")
+        deflater.finish()
+        assert (deflater.size, deflater.crc) == (len(rows), zlib.crc32(rows))
+        head, tail = (
+            zlib.compressobj(6, zlib.DEFLATED, -15),
+            zlib.compressobj(6, zlib.DEFLATED, -15),
+        )
+        spliced = head.compress(b"<head>") + head.flush(zlib.Z_SYNC_FLUSH)
+        out = tmp_path / "rows.deflate"
+        with out.open("wb") as handle:
+            deflater.copy_to(handle)
+        stream = out.read_bytes()
+        assert len(stream) == deflater.compressed < len(rows) // 5
+        spliced += stream + tail.compress(b"<tail>") + tail.flush()
+        assert zlib.decompress(spliced, -15) == b"<head>" + rows + b"<tail>"
+    finally:
+        deflater.close()
+    assert _deflater_threads() == []
+
+
+def test_row_deflater_raises_a_failure_of_its_thread(tmp_path):
+    class NotBytes:
+        def __len__(self) -> int:
+            return 3
+
+    deflater = RowDeflater(4, str(tmp_path))
+    try:
+        deflater.write(NotBytes())  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            for _ in range(20):  # more than the queue holds: a write raises, none blocks
+                deflater.write(b"<row/>")
+            deflater.finish()
+        with pytest.raises(TypeError):
+            deflater.finish()
+    finally:
+        deflater.close()
+    assert _deflater_threads() == []
+
+
+def test_spliced_sheet_is_the_row_file_sheet_byte_for_byte(engine, tmp_path, monkeypatch):
+    """Rows spliced from the thread's stream, rows inflated back when the zip step cannot
+    splice, rows left in the row file: the same parts."""
+    cid = _campaign(engine, tmp_path)
+    spliced, inflated, plain = (tmp_path / f"{n}.xlsx" for n in ("s", "i", "p"))
+    export_campaign(engine, cid, spliced)
+    with monkeypatch.context() as patch:
+        patch.setattr(xlsx_zip, "_can_splice", lambda entry: False)
+        export_campaign(engine, cid, inflated)
+    with monkeypatch.context() as patch:
+        patch.delattr(xlsx_zip.ByteCopyWorksheet, "append_row_bytes")
+        export_campaign(engine, cid, plain)
+    parts = [_parts(path) for path in (spliced, inflated, plain)]
+    assert list(parts[0]) == list(parts[1]) == list(parts[2])
+    for name in parts[0]:
+        if name != TIMESTAMPED:
+            assert parts[0][name] == parts[1][name] == parts[2][name], name
+    with zipfile.ZipFile(spliced) as archive:
+        assert archive.testzip() is None  # every CRC checks out
+    assert _deflater_threads() == []
+
+
+def test_a_workbook_closed_outside_the_fast_close_inflates_its_rows(tmp_path):
+    book = xlsx_zip.FastDeflateWorkbook(str(tmp_path / "b.xlsx"), {"constant_memory": True})
+    sheet = book.add_worksheet("results")
+    sheet.write_string(0, 0, "head")
+    frame = pd.DataFrame({"a": [f"v{i}" for i in range(100)]})
+    write_rows_xml(sheet, frame, 1)
+    xlsxwriter.Workbook.close(book)  # not FastDeflateWorkbook.close: nothing to splice into
+    opened = openpyxl.load_workbook(tmp_path / "b.xlsx", read_only=True)
+    try:
+        values = [r[0] for r in opened["results"].iter_rows(values_only=True)]
+    finally:
+        opened.close()
+    assert values == ["head", *frame["a"]]
+    assert _deflater_threads() == []
+
+
+def test_a_failed_export_leaves_no_file_and_no_deflate_thread(engine, tmp_path, monkeypatch):
+    cid = _campaign(engine, tmp_path)
+    real = xlsx_rows._rows_array
+    calls = []
+
+    def failing(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(*args)
+
+    monkeypatch.setattr(xlsx_rows, "_rows_array", failing)
+    monkeypatch.setattr(xlsx_rows, "XML_SLICE_ROWS", 1000)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        export_campaign(engine, cid, tmp_path / "r.xlsx")
+    assert not [p for p in tmp_path.iterdir() if ".xlsx" in p.name]
+    assert _deflater_threads() == []
