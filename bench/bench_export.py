@@ -16,12 +16,14 @@ peak memory (ru_maxrss):
   read        iter_results only (the SQL join and the frames; no file)
   to_excel    baseline: every row read into one DataFrame, then
               DataFrame.to_excel(engine="xlsxwriter") (results sheet only)
+  xlsx-before with --before COMMIT: `xlsx` run by COMMIT's package (git archive), on the
+              same store, in the same run
 
 "zip" is the time in xlsxwriter's Workbook._store_workbook (the sheet XML assembled from the
 row file, then every part deflated into the zip): the step the deflate of xlsx_zip.py changes.
 
 Usage: python bench/bench_export.py [--rows 1000000] [--baseline-rows 200000]
-       [--only xlsx,xlsx-zlib,...]
+       [--only xlsx,xlsx-zlib,...] [--before COMMIT]
 The slow variants (xlsx-cells, to_excel) run on --baseline-rows and are extrapolated
 linearly to --rows (marked "extrapolated").
 """
@@ -32,6 +34,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / "bench" / "out" / "export"
 BATCH = 50_000
+BEFORE = "xlsx-before"  # the variant of --before
 COLUMNS = ["姓名", "手机号", "城市", "会员等级", "备注", "注册日期"]
 
 
@@ -213,16 +217,37 @@ def run_variant(variant: str, db: Path, out: Path) -> dict[str, object]:
         extra["zip_seconds"] = round(zipping[0], 2)
     engine.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import campaign
+
+    extra["code"] = str(Path(campaign.__file__).parent.parent)
     return {"variant": variant, "seconds": round(seconds, 2), "peak_mb": round(peak_mb), **extra}
 
 
-def child(variant: str, rows: int) -> dict[str, object]:
-    out = DATA / f"result_{variant}_{rows}"
+def extract(commit: str) -> Path:
+    """The package of `commit` (git archive), under bench/out/export/tree-COMMIT."""
+    tree = DATA / f"tree-{commit}"
+    if not tree.exists():
+        partial = tree.with_name(tree.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "campaign"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive.stdout, check=True)
+        partial.rename(tree)
+    return tree
+
+
+def child(variant: str, rows: int, before: Path | None = None) -> dict[str, object]:
+    out = DATA / f"result_{'xlsx' if variant == BEFORE else variant}_{rows}"
     command = [sys.executable, __file__, "--child", variant, "--rows", str(rows)]
+    if variant == BEFORE:  # the xlsx export of the --before commit's code
+        command = [*command[:3], "xlsx", "--rows", str(rows), "--tree", str(before)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"{variant} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["variant"] = variant
     for suffix in (".xlsx", ".csv"):
         path = out.with_suffix(suffix)
         if path.exists():
@@ -238,7 +263,13 @@ def main() -> None:
     parser.add_argument("--baseline-rows", type=int, default=200_000)
     parser.add_argument("--child")
     parser.add_argument("--only", help="comma-separated variants")
+    parser.add_argument(
+        "--before", metavar="COMMIT", help="also the xlsx export of this commit (xlsx-before)"
+    )
+    parser.add_argument("--tree", help=argparse.SUPPRESS)  # the child's code, if not this tree
     args = parser.parse_args()
+    if args.tree:
+        sys.path[0] = args.tree  # in place of ROOT
     if args.child:
         out = DATA / f"result_{args.child}_{args.rows}"
         print(json.dumps(run_variant(args.child, store_path(args.rows), out)))
@@ -250,12 +281,15 @@ def main() -> None:
         build_store(rows)
         if fresh:
             print(f"built the {rows:,}-row store in {time.perf_counter() - began:.0f} s")
+    before = extract(args.before) if args.before else None
     plan = [
         ("xlsx", args.rows),
+        *([(BEFORE, args.rows)] if before else []),
         ("xlsx-zlib", args.rows),
         ("csv", args.rows),
         ("read", args.rows),
         ("xlsx", args.baseline_rows),
+        *([(BEFORE, args.baseline_rows)] if before else []),
         ("xlsx-zlib", args.baseline_rows),
         ("xlsx-cells", args.baseline_rows),
         ("to_excel", args.baseline_rows),
@@ -265,7 +299,7 @@ def main() -> None:
         plan = [p for p in plan if p[0] in wanted]
     results = []
     for variant, rows in plan:
-        result = child(variant, rows)
+        result = child(variant, rows, before)
         results.append(result)
         print(json.dumps(result), flush=True)
     print()
@@ -292,6 +326,14 @@ def main() -> None:
                 f"({float(new['file_mb']) / float(old['file_mb']) * 100 - 100:+.1f} %); zip step "
                 f"{new['zip_seconds']} s vs {old['zip_seconds']} s "
                 f"({float(old['zip_seconds']) / float(new['zip_seconds']):.2f}x)"
+            )
+    for rows in sorted({args.rows, args.baseline_rows}):
+        new, old = by.get(("xlsx", rows)), by.get((BEFORE, rows))
+        if new and old:
+            print(
+                f"\nat {rows:,} rows: xlsx {new['seconds']} s vs {args.before} "
+                f"{old['seconds']} s -> {float(old['seconds']) / float(new['seconds']):.2f}x "
+                f"faster; file {new['file_mb']} MB vs {old['file_mb']} MB"
             )
     base = by.get(("to_excel", args.baseline_rows))
     mine = by.get(("xlsx", args.baseline_rows))
