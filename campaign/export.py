@@ -302,6 +302,7 @@ class _ResultSheets:
         lang: str,
     ) -> None:
         self._book, self._formats = book, formats
+        self._columns = columns
         self._headers = [*columns, *result_headers(lang)]
         self._sheet_name = sheet_name(RESULTS_SHEET, lang)
         self._numeric = _numeric_positions(columns)
@@ -311,20 +312,22 @@ class _ResultSheets:
         self._rows = 0  # data rows in the current sheet
         self._names: list[str] = []
 
-    def write(self, chunk: pd.DataFrame) -> None:
+    def write(self, chunk: pa.Table) -> None:
         if self._widths is None:
-            self._widths = _column_widths(self._headers, chunk.head(WIDTH_SAMPLE_ROWS))
-        while len(chunk):
+            sample = frame_from_table(chunk.slice(0, WIDTH_SAMPLE_ROWS), self._columns)
+            self._widths = _column_widths(self._headers, sample)
+        while chunk.num_rows:
             if self._sheet is None or self._rows == self._max_rows:
                 self._next_sheet()
             assert self._sheet is not None
-            part = chunk.iloc[: self._max_rows - self._rows]
-            chunk = chunk.iloc[len(part) :]
+            part = chunk.slice(0, self._max_rows - self._rows)
+            chunk = chunk.slice(part.num_rows)
             if self._fast and fast_path_available(self._sheet):
                 write_rows_xml(self._sheet, part, self._rows + 1, self._numeric)
             else:
-                write_rows_cells(self._sheet, part, self._rows + 1, self._numeric)
-            self._rows += len(part)
+                frame = frame_from_table(part, self._columns)
+                write_rows_cells(self._sheet, frame, self._rows + 1, self._numeric)
+            self._rows += part.num_rows
 
     def finish(self) -> list[str]:
         if self._sheet is None:
@@ -369,17 +372,11 @@ def _display_width(text: pd.Series) -> pd.Series:
 
 def _chunks(
     engine: Engine, campaign: CampaignRecord, lang: str, chunk_rows: int, tally: ResultTally
-) -> Iterator[pd.DataFrame]:
-    """The result chunks as frames, counted by `tally` before their values are translated."""
-    if lang == "en":
-        for frame in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang):
-            tally.add(frame)
-            yield frame
-        return
+) -> Iterator[pa.Table]:
+    """The result chunks, counted by `tally` before their values are translated."""
     for table in iter_results(engine, campaign.id, chunk_rows=chunk_rows, lang=lang, arrow=True):
         tally.add(table)
-        table = localize_values(table, len(campaign.columns), lang)
-        yield frame_from_table(table, campaign.columns)
+        yield localize_values(table, len(campaign.columns), lang)
 
 
 def _store_url(engine: Engine) -> str:

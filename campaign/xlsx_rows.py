@@ -74,19 +74,27 @@ def write_rows_cells(
 
 
 def write_rows_xml(
-    sheet: Worksheet, frame: pd.DataFrame, first_row: int, numeric: Collection[int] = ()
+    sheet: Worksheet,
+    frame: pd.DataFrame | pa.Table,
+    first_row: int,
+    numeric: Collection[int] = (),
 ) -> None:
-    """Append the rows of `frame` (sheet rows first_row, first_row+1, ...) as XML."""
-    if frame.empty:
+    """Append the rows of `frame` (sheet rows first_row, first_row+1, ...) as XML.
+
+    `frame`: a DataFrame, or an Arrow table (text columns `string`, number columns integer),
+    which is written without a pandas round trip.
+    """
+    n_rows, n_columns = _shape(frame)
+    if not n_rows:
         return
     if sheet.dim_rowmax is not None and first_row <= sheet.dim_rowmax:
         raise ValueError("rows must be written below the rows already in the sheet")
     sheet._write_single_row(first_row)  # flush a row still held in the cell table (the header)
-    for start in range(0, len(frame), XML_SLICE_ROWS):  # slices bound the memory of the XML
-        part = frame.iloc[start : start + XML_SLICE_ROWS]
+    for start in range(0, n_rows, XML_SLICE_ROWS):  # slices bound the memory of the XML
+        part = _columns(frame, start, XML_SLICE_ROWS, numeric)
         _append_utf8(sheet, _rows_array(part, first_row + start, numeric, sheet.str_table))
-    last_row = first_row + len(frame) - 1
-    last_col = frame.shape[1] - 1
+    last_row = first_row + n_rows - 1
+    last_col = n_columns - 1
     sheet.previous_row = last_row
     if sheet.dim_rowmin is None or first_row < sheet.dim_rowmin:
         sheet.dim_rowmin = first_row
@@ -98,23 +106,61 @@ def write_rows_xml(
         sheet.dim_colmax = last_col
 
 
+def _shape(frame: pd.DataFrame | pa.Table) -> tuple[int, int]:
+    if isinstance(frame, pa.Table):
+        return frame.num_rows, frame.num_columns
+    return frame.shape
+
+
+def _columns(
+    frame: pd.DataFrame | pa.Table, start: int, length: int, numeric: Collection[int]
+) -> list[pa.Array]:
+    """Rows start..start+length of `frame`, one Arrow array per column: numbers as integers or
+    floats (null where empty), the rest as strings ("" where empty)."""
+    if isinstance(frame, pa.Table):
+        part = frame.slice(start, length)
+        columns = [part.column(pos).combine_chunks() for pos in range(part.num_columns)]
+    else:
+        rows = frame.iloc[start : start + length]
+        columns = [
+            pa.array(pd.to_numeric(rows.iloc[:, pos], errors="coerce"), from_pandas=True)
+            if pos in numeric
+            else _text_array(rows.iloc[:, pos])
+            for pos in range(rows.shape[1])
+        ]
+    return [
+        column if pos in numeric else pc.fill_null(column, "") for pos, column in enumerate(columns)
+    ]
+
+
+def _text_array(column: pd.Series) -> pa.Array:
+    try:
+        return pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: show what there is, as text
+        return pa.array(column.astype(str), type=pa.string())
+
+
 def _rows_array(
-    frame: pd.DataFrame, first_row: int, numeric: Collection[int], sst: SharedStringTable | None
+    columns: list[pa.Array],
+    first_row: int,
+    numeric: Collection[int],
+    sst: SharedStringTable | None,
 ) -> pa.Array:
-    """One `<row>` element per row of `frame`, as an Arrow string array.
+    """One `<row>` element per row of `columns`, as an Arrow string array.
 
     With `sst` (the workbook's shared strings), columns of few distinct values refer to
     shared strings: a much smaller sheet, so less to compress.
     """
-    numbers = pc.cast(pa.array(np.arange(first_row + 1, first_row + 1 + len(frame))), pa.string())
+    n_rows = len(columns[0])
+    numbers = pc.cast(pa.array(np.arange(first_row + 1, first_row + 1 + n_rows)), pa.string())
     pieces: list[pa.Array] = [pc.binary_join_element_wise('<row r="', numbers, '">', "")]
-    for pos in range(frame.shape[1]):
-        column, letter = frame.iloc[:, pos], xl_col_to_name(pos)
+    for pos, column in enumerate(columns):
+        letter = xl_col_to_name(pos)
         if pos in numeric:
             pieces.append(_number_cells(column, letter, numbers))
         else:
             pieces.append(_text_cells(column, letter, numbers, sst))
-    pieces.append(pa.array(["</row>"] * len(frame), type=pa.string()))
+    pieces.append(pa.array(["</row>"] * n_rows, type=pa.string()))
     return pc.binary_join_element_wise(*pieces, "")
 
 
@@ -142,22 +188,16 @@ def _append_utf8(sheet: Worksheet, rows: pa.Array) -> None:
     handle.buffer.write(xml)
 
 
-def _number_cells(column: pd.Series, letter: str, numbers: pa.Array) -> pa.Array:
-    values = pa.array(pd.to_numeric(column, errors="coerce"), from_pandas=True)
+def _number_cells(values: pa.Array, letter: str, numbers: pa.Array) -> pa.Array:
     text = pc.cast(values, pa.string())
     cells = pc.binary_join_element_wise(f'<c r="{letter}', numbers, '"><v>', text, "</v></c>", "")
     return pc.fill_null(cells, "")
 
 
 def _text_cells(
-    column: pd.Series, letter: str, numbers: pa.Array, sst: SharedStringTable | None
+    text: pa.Array, letter: str, numbers: pa.Array, sst: SharedStringTable | None
 ) -> pa.Array:
     """Shared or inline strings (`xml:space="preserve"` only where spaces need it)."""
-    try:
-        text = pa.array(column, type=pa.string(), from_pandas=True)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: show what there is, as text
-        text = pa.array(column.astype(str), type=pa.string())
-    text = pc.fill_null(text, "")
     if sst is not None:
         shared = _shared_cells(text, letter, numbers, sst)
         if shared is not None:
