@@ -304,15 +304,16 @@ def make_plan(
     sent_pairs = _SentPairs.of(to_arrow(mobiles), state)
     _check_suppressed(mobiles, suppressed, state, candidates)
     _check_capped(mobiles, capped or {}, options, state, candidates)
-    if not allow_nothing_valid:
-        _refuse_if_nothing_valid(state.outcome, state.reason)
+    if not allow_nothing_valid and state.all_invalid():
+        outcomes = state.outcome_column().to_numpy(zero_copy_only=False)
+        _refuse_if_nothing_valid(outcomes, state.reason_column().to_numpy(zero_copy_only=False))
     batches = _batch(state, to_arrow(mobiles), options)
     rows = pd.DataFrame(
         {
             "normalized_mobile": mobiles,
             "carrier": carriers(mobiles),  # "" where a number is not valid (its mobile is "")
-            "outcome": state.outcome,
-            "reason": state.reason,
+            "outcome": to_series(state.outcome_column(), frame.index),
+            "reason": to_series(state.reason_column(), frame.index),
             "message": _messages(state, frame.index),
             "segments": state.segments,
             "batch_id": _batch_id_column(state.batch_seq, frame.index),
@@ -322,12 +323,21 @@ def make_plan(
     return Plan(contacts, rows, batches, template_text, options, sent_pairs)
 
 
+_OUTCOME_VALUES = tuple(o.value for o in Outcome)  # outcome code -> outcome
+_OUTCOME_CODE = {value: code for code, value in enumerate(_OUTCOME_VALUES)}
+_READY = _OUTCOME_CODE[Outcome.READY.value]
+
+
 class _RowState:
-    """Per-row columns under construction (numpy object arrays, filled by masks)."""
+    """Per-row columns under construction (filled by masks). Outcomes and reasons are kept
+    as small integer codes (a reason's code is its place in `reason_texts`) and become text
+    columns once, in `outcome_column` and `reason_column`."""
 
     def __init__(self, n: int) -> None:
-        self.outcome = np.full(n, Outcome.READY.value, dtype=object)
-        self.reason = np.full(n, "", dtype=object)
+        self.outcome_code = np.full(n, _READY, dtype=np.int8)
+        self.reason_code = np.zeros(n, dtype=np.int32)
+        self.reason_texts: list[str] = [""]
+        self._reason_codes = {"": 0}
         self.segments = np.zeros(n, dtype=np.int64)
         self.batch_seq = np.zeros(n, dtype=np.int64)  # row -> its batch's number, 0: none
         self.text_group = np.full(n, -1, dtype=np.int64)  # row -> its text group, -1: none
@@ -336,14 +346,40 @@ class _RowState:
         self.group_text = np.zeros(0, dtype=np.int64)  # text group -> its index in `distinct`
         self.text_segments = np.zeros(0, dtype=np.int64)  # text group -> segments
 
-    def set(self, mask: np.ndarray, outcome: str, reason: Any) -> None:
-        self.outcome[mask] = outcome
-        self.reason[mask] = reason
+    def set(self, mask: np.ndarray, outcome: str, reason: str | np.ndarray) -> None:
+        """`reason`: one text for every row of `mask`, or one text per row."""
+        self.outcome_code[mask] = _OUTCOME_CODE[outcome]
+        if isinstance(reason, str):
+            self.reason_code[mask] = self._reason(reason)
+            return
+        codes, texts = pd.factorize(np.asarray(reason, dtype=object), use_na_sentinel=False)
+        table = np.array([self._reason(t if isinstance(t, str) else "") for t in texts], np.int32)
+        self.reason_code[mask] = table[codes] if len(codes) else codes
+
+    def _reason(self, text: str) -> int:
+        code = self._reason_codes.get(text)
+        if code is None:
+            code = self._reason_codes[text] = len(self.reason_texts)
+            self.reason_texts.append(text)
+        return code
 
     def ready(self) -> np.ndarray:
-        return self.outcome == Outcome.READY
+        return self.outcome_code == _READY
 
-    def rule_out(self, rows: np.ndarray, outcome: str, reason: Any) -> None:
+    def has(self, rows: np.ndarray, outcome: str) -> np.ndarray:
+        """Which of `rows` have `outcome`."""
+        return self.outcome_code[rows] == _OUTCOME_CODE[outcome]
+
+    def all_invalid(self) -> bool:
+        return bool((self.outcome_code == _OUTCOME_CODE[Outcome.INVALID.value]).all())
+
+    def outcome_column(self) -> pa.Array:
+        return pa.array(_OUTCOME_VALUES, pa.large_string()).take(pa.array(self.outcome_code))
+
+    def reason_column(self) -> pa.Array:
+        return pa.array(self.reason_texts, pa.large_string()).take(pa.array(self.reason_code))
+
+    def rule_out(self, rows: np.ndarray, outcome: str, reason: str | np.ndarray) -> None:
         """Rows rendered as candidates that are not sent after all: no message, no group."""
         self.set(rows, outcome, reason)
         self.text_group[rows] = -1
@@ -407,7 +443,7 @@ def _check_capped(
     limit = options.max_per_recipient
     if limit is None or not capped or not len(candidates):
         return
-    candidates = candidates[state.outcome[candidates] != Outcome.SUPPRESSED]
+    candidates = candidates[~state.has(candidates, Outcome.SUPPRESSED.value)]
     numbers = pa.array(list(capped), pa.large_string())
     counts = np.fromiter(capped.values(), dtype=np.int64, count=len(capped))
     found = pc.index_in(to_arrow(mobiles).take(pa.array(candidates)), value_set=numbers)
