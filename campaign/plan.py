@@ -240,11 +240,18 @@ def _batch_id_array(seq: pa.Array) -> pa.Array:
 @dataclass(frozen=True)
 class Plan:
     contacts: ContactList
-    rows: pd.DataFrame  # aligned with contacts.frame; columns ROW_COLUMNS
+    columns: PlanColumns = field(repr=False)  # the per-row results; `rows` is their frame
     batches: Batches
     template: str
     options: PlanOptions = field(default_factory=PlanOptions)
     sent_pairs: _SentPairs | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        """One row per contact row, aligned with contacts.frame; columns ROW_COLUMNS.
+
+        Built on first use: `plan --json` (summary and sample only) never builds it."""
+        return self.columns.frame()
 
     @cached_property
     def fingerprint(self) -> str | None:
@@ -252,20 +259,19 @@ class Plan:
         return self.sent_pairs.fingerprint() if self.sent_pairs is not None else None
 
     def outcome_counts(self) -> dict[str, int]:
-        counts = self.rows["outcome"].value_counts()
-        return {str(outcome): int(counts.get(outcome, 0)) for outcome in PLAN_OUTCOMES}
+        return self.columns.outcome_counts()
 
     def summary(self) -> dict[str, Any]:
         """The `plan --json` object of SPEC."""
-        ready = self.rows["outcome"] == Outcome.READY
+        ready = self.columns.ready()
         sizes = self.batches.sizes()
         return {
-            "rows": len(self.rows),
+            "rows": len(ready),
             "blank_rows": sum(f.blank_rows for f in self.contacts.files),
             "outcomes": self.outcome_counts(),
             "recipients": int(ready.sum()),
             "requests": len(self.batches),
-            "segments": int(self.rows["segments"][ready].sum()),
+            "segments": int(self.columns.segments[ready].sum()),
             "files": [
                 {"source": f.source, "rows": f.rows, "blank_rows": f.blank_rows}
                 for f in self.contacts.files
@@ -273,6 +279,51 @@ class Plan:
             "largest_batch": int(sizes.max()) if len(sizes) else 0,
             "smallest_batch": int(sizes.min()) if len(sizes) else 0,
         }
+
+
+class PlanColumns:
+    """A plan's per-row results as arrays (what make_plan decided), and their frame."""
+
+    def __init__(self, index: pd.Index, mobiles: pd.Series, state: _RowState) -> None:
+        self._index, self._mobiles, self._state = index, mobiles, state
+
+    @property
+    def segments(self) -> np.ndarray:
+        return self._state.segments
+
+    def ready(self) -> np.ndarray:
+        return self._state.ready()
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Rows per outcome, every outcome of PLAN_OUTCOMES present."""
+        counts = np.bincount(self._state.outcome_code, minlength=len(_OUTCOME_VALUES))
+        return {str(o): int(counts[_OUTCOME_CODE[str(o)]]) for o in PLAN_OUTCOMES}
+
+    def first_ready(self) -> tuple[str, str, int] | None:
+        """(normalized mobile, message, segments) of the first ready row; None if none is."""
+        ready = np.flatnonzero(self._state.ready())
+        if not len(ready):
+            return None
+        row, state = int(ready[0]), self._state
+        text = ""
+        if state.combos is not None and state.text_group[row] >= 0:
+            text = state.distinct[int(state.combos[row])].as_py()
+        return str(self._mobiles.iloc[row]), text, int(state.segments[row])
+
+    def frame(self) -> pd.DataFrame:
+        state, mobiles, index = self._state, self._mobiles, self._index
+        return pd.DataFrame(
+            {
+                "normalized_mobile": mobiles,
+                "carrier": carriers(mobiles),  # "" where a number is not valid (mobile "")
+                "outcome": to_series(state.outcome_column(), index),
+                "reason": to_series(state.reason_column(), index),
+                "message": _messages(state, index),
+                "segments": state.segments,
+                "batch_id": _batch_id_column(state.batch_seq, index),
+            },
+            index=index,
+        )
 
 
 def make_plan(
@@ -308,19 +359,8 @@ def make_plan(
         outcomes = state.outcome_column().to_numpy(zero_copy_only=False)
         _refuse_if_nothing_valid(outcomes, state.reason_column().to_numpy(zero_copy_only=False))
     batches = _batch(state, to_arrow(mobiles), options)
-    rows = pd.DataFrame(
-        {
-            "normalized_mobile": mobiles,
-            "carrier": carriers(mobiles),  # "" where a number is not valid (its mobile is "")
-            "outcome": to_series(state.outcome_column(), frame.index),
-            "reason": to_series(state.reason_column(), frame.index),
-            "message": _messages(state, frame.index),
-            "segments": state.segments,
-            "batch_id": _batch_id_column(state.batch_seq, frame.index),
-        },
-        index=frame.index,
-    )
-    return Plan(contacts, rows, batches, template_text, options, sent_pairs)
+    columns = PlanColumns(frame.index, mobiles, state)
+    return Plan(contacts, columns, batches, template_text, options, sent_pairs)
 
 
 _OUTCOME_VALUES = tuple(o.value for o in Outcome)  # outcome code -> outcome

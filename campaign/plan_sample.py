@@ -31,16 +31,11 @@ def mask_mobile(mobile: str) -> str:
 def sample_message(plan: Plan) -> dict[str, Any] | None:
     """The first ready recipient's message: {mobile (masked), text, segments}; None when
     nobody is ready."""
-    rows = plan.rows
-    ready = rows.index[rows["outcome"] == "ready"]
-    if not len(ready):
+    first = plan.columns.first_ready()
+    if first is None:
         return None
-    row = rows.loc[ready[0]]
-    return {
-        "mobile": mask_mobile(str(row["normalized_mobile"])),
-        "text": str(row["message"]),
-        "segments": int(row["segments"]),
-    }
+    mobile, text, segments = first
+    return {"mobile": mask_mobile(mobile), "text": text, "segments": segments}
 
 
 def is_signed(text: str) -> bool:
