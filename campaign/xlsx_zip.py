@@ -173,8 +173,10 @@ class ByteCopyWorksheet(Worksheet):
 
     def _write_optimized_sheet_data(self) -> None:
         rows, sheet = self.row_data_fh, self.fh
-        if self.dim_rowmin is None or not (hasattr(rows, "buffer") and hasattr(sheet, "buffer")):
-            self._drop_deflater()
+        files = hasattr(rows, "buffer") and hasattr(sheet, "buffer")
+        if self._deflater is not None and not (files and self._xml_path is not None):
+            self._rows_back_to_file()  # nowhere to splice them (not a sheet file)
+        if self.dim_rowmin is None or not files:
             super()._write_optimized_sheet_data()  # no rows, or not files: xlsxwriter's way
             return
         self._xml_start_tag("sheetData")
@@ -195,6 +197,18 @@ class ByteCopyWorksheet(Worksheet):
         rows.close()
         os.unlink(self.row_data_filename)
         self._xml_end_tag("sheetData")
+
+    def _rows_back_to_file(self) -> None:
+        """The rows given to the deflater, inflated back into the row file, in order."""
+        assert self._deflater is not None
+        rows = self.row_data_fh
+        self._move_rows_to_deflater()
+        self._deflater.finish()
+        rows.seek(0)
+        rows.truncate()
+        self._deflater.inflate_to(rows.buffer)
+        rows.buffer.flush()
+        self._drop_deflater()
 
     def _drop_deflater(self) -> None:
         if self._deflater is not None:

@@ -15,6 +15,7 @@ import openpyxl
 import pandas as pd
 import pytest
 import xlsxwriter
+from xlsxwriter.worksheet import Worksheet
 from zlib_ng import zlib_ng
 
 import campaign.export_summary as export_summary
@@ -208,22 +209,31 @@ def test_row_deflater_raises_a_failure_of_its_thread(tmp_path):
 
 def test_spliced_sheet_is_the_row_file_sheet_byte_for_byte(engine, tmp_path, monkeypatch):
     """Rows spliced from the thread's stream, rows inflated back when the zip step cannot
-    splice, rows left in the row file: the same parts."""
+    splice or the sheet has no file to splice into, rows left in the row file: the same
+    parts."""
     cid = _campaign(engine, tmp_path)
-    spliced, inflated, plain = (tmp_path / f"{n}.xlsx" for n in ("s", "i", "p"))
-    export_campaign(engine, cid, spliced)
+    paths = [tmp_path / f"{n}.xlsx" for n in ("spliced", "inflated", "no-file", "plain")]
+    export_campaign(engine, cid, paths[0])
     with monkeypatch.context() as patch:
         patch.setattr(xlsx_zip, "_can_splice", lambda entry: False)
-        export_campaign(engine, cid, inflated)
+        export_campaign(engine, cid, paths[1])
+    with monkeypatch.context() as patch:  # the sheet's XML file unknown: rows back to the file
+        patch.setattr(xlsx_zip.ByteCopyWorksheet, "_set_xml_writer", Worksheet._set_xml_writer)
+        back, real = [], xlsx_zip.ByteCopyWorksheet._rows_back_to_file
+        patch.setattr(
+            xlsx_zip.ByteCopyWorksheet, "_rows_back_to_file", lambda s: (back.append(1), real(s))
+        )
+        export_campaign(engine, cid, paths[2])
+        assert back == [1]
     with monkeypatch.context() as patch:
         patch.delattr(xlsx_zip.ByteCopyWorksheet, "append_row_bytes")
-        export_campaign(engine, cid, plain)
-    parts = [_parts(path) for path in (spliced, inflated, plain)]
-    assert list(parts[0]) == list(parts[1]) == list(parts[2])
+        export_campaign(engine, cid, paths[3])
+    parts = [_parts(path) for path in paths]
+    assert all(list(p) == list(parts[0]) for p in parts)
     for name in parts[0]:
         if name != TIMESTAMPED:
-            assert parts[0][name] == parts[1][name] == parts[2][name], name
-    with zipfile.ZipFile(spliced) as archive:
+            assert all(p[name] == parts[0][name] for p in parts), name
+    with zipfile.ZipFile(paths[0]) as archive:
         assert archive.testzip() is None  # every CRC checks out
     assert _deflater_threads() == []
 
