@@ -14,7 +14,9 @@ Pure and vectorized. The checks, in order of precedence (a row gets the first th
 `Plan.fingerprint` identifies the (mobile, text) pairs the list sends, taken before the
 suppression list and the cap rule them out (those change between two sends of one list):
 `campaign send` refuses a list whose fingerprint a stored campaign already has. It is
-hashed when first asked for (a plan without a store never needs it).
+hashed when first asked for (a plan without a store never needs it). Likewise the per-row
+frame `Plan.rows` is built from the decided arrays (`PlanColumns`) when first read: the
+summary and the sample of `plan --json` come from the arrays.
 
 Batches are numbered "b000001", ... in sending order: groups in order of their first row,
 each group split into equal chunks (sizes differ by at most one) of at most max_batch.
