@@ -29,6 +29,7 @@ from sqlalchemy import (
     Connection,
     CursorResult,
     Engine,
+    Select,
     func,
     select,
     update,
@@ -136,6 +137,9 @@ def settle_and_claim(
         with engine.connect() as conn:
             return ClaimRound([], _state(conn, campaign_id))
     with write(engine) as conn:
+        one_statement = _one_statement_round(conn, results, limit, max_mobiles, pace)
+        if one_statement is not None:
+            return _pop_round(conn, campaign_id, worker_id, results, limit, one_statement)
         _record(conn, campaign_id, worker_id, results)
         if limit <= 0:
             return ClaimRound([], _state(conn, campaign_id))
@@ -146,6 +150,44 @@ def settle_and_claim(
             return ClaimRound([], state)
         candidates = _parsed(row.found, max_mobiles)
         return _paced_claim(conn, campaign_id, worker_id, candidates, pace, state)
+
+
+def _one_statement_round(
+    conn: Connection,
+    results: Sequence[BatchResult],
+    limit: int,
+    max_mobiles: int | None,
+    pace: Pace | None,
+) -> Select[Any] | None:
+    """The statement that records `results` and claims in one round trip (PostgreSQL),
+    when the round needs nothing else: only final answers (a group of them at most), no
+    budget limit on the mobiles, no shared pace to take tokens from. Else None."""
+    sql = claim_statements(conn.dialect.name)
+    if sql.pop is None or sql.settle_and_pop is None or limit <= 0:
+        return None
+    if max_mobiles is not None or (pace is not None and pace.limited):
+        return None
+    if len(results) > RECORD_CHUNK or any(r.state == BatchState.PENDING for r in results):
+        return None
+    return sql.settle_and_pop if results else sql.pop
+
+
+def _pop_round(
+    conn: Connection,
+    campaign_id: int,
+    worker_id: str,
+    results: Sequence[BatchResult],
+    limit: int,
+    statement: Select[Any],
+) -> ClaimRound:
+    params: dict[str, Any] = {"cid": campaign_id, "worker": worker_id, "lim": limit}
+    params["now"] = utcnow()
+    if results:
+        final = [(r.batch_id, r.state, r.msgid, r.submit_code, r.detail) for r in results]
+        params["answers"] = json.dumps(final)
+    row = conn.execute(statement, params).one()
+    claimed = sorted((_Candidate(*values) for values in row.found or []), key=lambda c: c.seq)
+    return ClaimRound(_claimed(campaign_id, claimed, taken=True), str(row.state or ""))
 
 
 def _state(conn: Connection, campaign_id: int) -> str:
@@ -224,6 +266,14 @@ def _take(
     won = set(ids)
     if conn.execute(sql.take, {**params, "now": utcnow()}).rowcount != len(ids):
         won = set(conn.execute(sql.taken, params).scalars())
+    return _claimed(campaign_id, [row for row in candidates if row.batch_id in won])
+
+
+def _claimed(
+    campaign_id: int, rows: Sequence[_Candidate], *, taken: bool = False
+) -> list[ClaimedBatch]:
+    """The claimed batches of candidate rows (their attempts as read before the claim, or
+    after it when `taken`)."""
     return [
         ClaimedBatch(
             campaign_id,
@@ -233,10 +283,9 @@ def _take(
             int(row.segments),
             int(row.size),
             tuple(row.mobiles.split(",")) if row.mobiles else (),
-            int(row.attempts) + 1,
+            int(row.attempts) + (0 if taken else 1),
         )
-        for row in candidates
-        if row.batch_id in won
+        for row in rows
     ]
 
 

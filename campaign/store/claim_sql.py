@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from campaign.outcomes import BatchState
+from campaign.outcomes import BatchState, CampaignState
 from campaign.store.schema import batches, campaigns
 
 #: The columns a claim reads of each candidate, in this order.
@@ -52,6 +52,11 @@ class ClaimStatements:
     settle: Update  # final answers (accepted, rejected, unknown)
     release: Update  # not sent: back to pending for anyone
     untouched: Update  # claimed, never sent: back to pending as before the claim
+    # PostgreSQL only (else None): a whole round in one statement, `settled` (rows the final
+    # `answers` wrote), `state` and `found` (the batches claimed, CANDIDATE_COLUMNS arrays
+    # with their new attempts); `pop` the same without answers
+    settle_and_pop: Select[Any] | None
+    pop: Select[Any] | None
 
 
 @cache
@@ -63,6 +68,17 @@ def claim_statements(dialect: str) -> ClaimStatements:
     released = _answers(dialect, "new_code", "new_detail")
     campaign_state = select(campaigns.c.state).where(campaigns.c.id == bindparam("cid"))
     candidates = _candidates(dialect)
+    settle = (
+        update(batches)
+        .where(mine, batches.c.batch_id == answers.c.bid)
+        .values(
+            state=answers.c.new_state,
+            msgid=answers.c.new_msgid,
+            submit_code=answers.c.new_code,
+            detail=answers.c.new_detail,
+            answered_at=bindparam("now"),
+        )
+    )
     return ClaimStatements(
         state=campaign_state,
         candidates=candidates,
@@ -89,15 +105,7 @@ def claim_statements(dialect: str) -> ClaimStatements:
             state == BatchState.SENDING,
             batches.c.claimed_by == bindparam("worker"),
         ),
-        settle=update(batches)
-        .where(mine, batches.c.batch_id == answers.c.bid)
-        .values(
-            state=answers.c.new_state,
-            msgid=answers.c.new_msgid,
-            submit_code=answers.c.new_code,
-            detail=answers.c.new_detail,
-            answered_at=bindparam("now"),
-        ),
+        settle=settle,
         release=update(batches)
         .where(mine, batches.c.batch_id == released.c.bid)
         .values(
@@ -111,7 +119,53 @@ def claim_statements(dialect: str) -> ClaimStatements:
         untouched=update(batches)
         .where(mine, ids)
         .values(state=BatchState.PENDING, claimed_by=None, attempts=batches.c.attempts - 1),
+        settle_and_pop=_pop(campaign_state, settle) if dialect == "postgresql" else None,
+        pop=_pop(campaign_state, None) if dialect == "postgresql" else None,
     )
+
+
+def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
+    """PostgreSQL: record the final answers (when `settle`), then lock the next `lim`
+    pending batches (others' locks skipped) and set them `sending`, in ONE statement: a
+    claim round is one round trip and a commit. Data-modifying CTEs run on one snapshot;
+    the answers touch this worker's `sending`/`unknown` batches, the claim `pending` ones,
+    so neither sees the other's rows. Nothing is claimed unless the campaign is `sending`."""
+    state = campaign_state.scalar_subquery()
+    locked = (
+        select(batches.c.campaign_id, batches.c.batch_id)
+        .where(
+            batches.c.campaign_id == bindparam("cid"),
+            batches.c.state == BatchState.PENDING,
+            state == CampaignState.SENDING,
+        )
+        .order_by(batches.c.seq)
+        .limit(bindparam("lim"))
+        .with_for_update(skip_locked=True)
+        .cte("locked")
+    )
+    took = (
+        update(batches)
+        .where(
+            batches.c.campaign_id == locked.c.campaign_id,
+            batches.c.batch_id == locked.c.batch_id,
+        )
+        .values(
+            state=BatchState.SENDING,
+            claimed_by=bindparam("worker"),
+            attempts=batches.c.attempts + 1,
+            submitted_at=bindparam("now"),
+            answered_at=None,
+        )
+        .returning(*(batches.c[name] for name in CANDIDATE_COLUMNS))
+        .cte("took")
+    )
+    row = [took.c[name] for name in CANDIDATE_COLUMNS]
+    found = select(func.json_agg(func.json_build_array(*row))).select_from(took)
+    columns = [state.label("state"), found.scalar_subquery().label("found")]
+    if settle is not None:
+        settled = settle.returning(batches.c.batch_id).cte("settled")
+        columns.append(select(func.count()).select_from(settled).scalar_subquery().label("settled"))
+    return select(*columns)
 
 
 def _not_an_index(column: Any, dialect: str) -> ColumnElement[Any]:
