@@ -166,7 +166,8 @@ def campaign_without_rows(engine: Engine, columns: Sequence[str]) -> int:
         contacts = read_contacts([path])
     plan = make_plan(contacts, "hello", allow_nothing_valid=True)
     contacts = replace(contacts, frame=contacts.frame.iloc[:0])
-    empty = replace(plan, contacts=contacts, rows=plan.rows.iloc[:0])
+    empty = replace(plan, contacts=contacts)
+    empty.__dict__["rows"] = plan.rows.iloc[:0]  # Plan.rows is a cached property: preset it
     return create_campaign(engine, empty, name="no rows", settings_snapshot={})
 
 
