@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 
 from campaign.config import normalize_store_url
+from campaign.store import open_store
 from tests.support.cli_env import CAMPAIGN_ENV
 
 PG_URL = os.environ.get("CAMPAIGN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -64,6 +66,14 @@ def store_url(request) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(store_url) -> Iterator[Engine]:
+    """An open store on each of `store_url`'s stores, disposed of afterwards."""
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
 
 
 # Files whose tests measure time (rates, "within 2 s", time bounds of hostile files) or

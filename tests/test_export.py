@@ -40,13 +40,6 @@ SOURCE_ROWS = [*range(2, 10), 2, 3]  # rows 1-8 in contacts.xlsx, 9-10 in more.c
 
 
 @pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def sqlite_engine(sqlite_url):
     engine = open_store(sqlite_url)
     yield engine

@@ -13,13 +13,6 @@ from campaign.store import open_store
 from campaign.store import suppression as sup
 
 
-@pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
-
-
 def test_add_counts_only_new_numbers(engine):
     assert sup.add(engine, ["13800138000", "13900139000"], "manual") == 2
     assert sup.add(engine, ["13800138000", "13700137000", "13700137000"], "import", "x.csv") == 1

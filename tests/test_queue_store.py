@@ -52,13 +52,6 @@ from tests.support.plans import small_plan
 WHO = "alice@desk"
 
 
-@pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
-
-
 def _new(engine, n: int = 10, per_batch: int = 3, name: str = "spring") -> int:
     """A planned campaign: n rows (row 1 invalid), `per_batch` mobiles a batch."""
     return create_campaign(engine, small_plan(n, per_batch), name=name, settings_snapshot={})

@@ -6,7 +6,6 @@ import pytest
 from campaign.errors import NotFoundError
 from campaign.outcomes import CampaignState
 from campaign.result_rows import iter_results, report_status_breakdown
-from campaign.store import open_store
 from campaign.store.batches import claim_batches
 from campaign.store.breakdowns import outcome_breakdown, reports_per_hour
 from campaign.store.campaigns import create_campaign, set_state
@@ -29,13 +28,6 @@ from tests.support.plans import (
     planned_campaign,
     push_reports,
 )
-
-
-@pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
 
 
 def all_results(engine, cid, **kw) -> pd.DataFrame:

@@ -22,7 +22,6 @@ from campaign.send.pacing import RateLimiter, initial_burst
 from campaign.send.policy import DAILY_LIMIT, INTERRUPTED, SendPolicy
 from campaign.send.window import GateDecision, WindowGate, next_opening
 from campaign.sender import send_campaign
-from campaign.store import open_store
 from campaign.store.batches import batch_state_counts
 from campaign.store.campaigns import create_campaign, get_campaign
 from campaign.timeutil import CHINA
@@ -238,13 +237,6 @@ class Client:
         if self.on_send:
             self.on_send(len(self.sent))
         return Accepted(str(len(self.sent)), "20260101000000")
-
-
-@pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
 
 
 def _campaign(engine, tmp_path: Path, n: int) -> int:

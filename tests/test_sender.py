@@ -36,13 +36,6 @@ QUICK = SendPolicy(
 
 
 @pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def sim():
     with running_simulator() as sim:
         yield sim

@@ -43,13 +43,6 @@ from tests.support.plans import small_plan
 fake_plan = small_plan
 
 
-@pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
-
-
 def _new(engine, plan=None, name="spring") -> int:
     return create_campaign(
         engine, plan or small_plan(), name=name, settings_snapshot={"gateway": {"rate": 5}}

@@ -11,7 +11,6 @@ import pytest
 from campaign import workflow
 from campaign.config import GatewaySettings, Settings
 from campaign.errors import ExitCode, RepeatError
-from campaign.store import open_store
 
 MOBILES = [f"1390000{i:04d}" for i in range(6)]
 
@@ -25,13 +24,6 @@ def _contacts(tmp_path, mobiles=MOBILES, name="vip.csv"):
     lines = ["name,mobile", *(f"客户{m[-2:]},{m}" for m in mobiles), "坏号码,123"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def engine(store_url):
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
 
 
 def test_plan_create_send_status_export_round_trip(store_url, engine, tmp_path):

@@ -92,13 +92,7 @@ def claim_statements(dialect: str) -> ClaimStatements:
             ids,
             state == BatchState.PENDING,  # compare-and-set: only what is pending
         )
-        .values(
-            state=BatchState.SENDING,
-            claimed_by=bindparam("worker"),
-            attempts=batches.c.attempts + 1,
-            submitted_at=bindparam("now"),
-            answered_at=None,
-        ),
+        .values(**_claimed()),
         taken=select(batches.c.batch_id).where(
             batches.c.campaign_id == bindparam("cid"),
             ids,
@@ -122,6 +116,17 @@ def claim_statements(dialect: str) -> ClaimStatements:
         settle_and_pop=_pop(campaign_state, settle) if dialect == "postgresql" else None,
         pop=_pop(campaign_state, None) if dialect == "postgresql" else None,
     )
+
+
+def _claimed() -> dict[str, Any]:
+    """What a claim sets: `sending`, by `worker`, one attempt more, submitted `now`."""
+    return {
+        "state": BatchState.SENDING,
+        "claimed_by": bindparam("worker"),
+        "attempts": batches.c.attempts + 1,
+        "submitted_at": bindparam("now"),
+        "answered_at": None,
+    }
 
 
 def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
@@ -149,13 +154,7 @@ def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
             batches.c.campaign_id == locked.c.campaign_id,
             batches.c.batch_id == locked.c.batch_id,
         )
-        .values(
-            state=BatchState.SENDING,
-            claimed_by=bindparam("worker"),
-            attempts=batches.c.attempts + 1,
-            submitted_at=bindparam("now"),
-            answered_at=None,
-        )
+        .values(**_claimed())
         .returning(*(batches.c[name] for name in CANDIDATE_COLUMNS))
         .cte("took")
     )
