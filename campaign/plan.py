@@ -306,11 +306,12 @@ class PlanColumns:
         ready = np.flatnonzero(self._state.ready())
         if not len(ready):
             return None
-        row, state = int(ready[0]), self._state
-        text = ""
-        if state.combos is not None and state.text_group[row] >= 0:
-            text = state.distinct[int(state.combos[row])].as_py()
-        return str(self._mobiles.iloc[row]), text, int(state.segments[row])
+        row, state = ready[:1], self._state
+        text = state.message_texts().take(pa.array(state.message_index(row)))[0].as_py()
+        return str(self._mobiles.iloc[int(row[0])]), text, int(state.segments[row[0]])
+
+    def refuse_if_nothing_valid(self) -> None:
+        _refuse_if_nothing_valid(self._state)
 
     def frame(self) -> pd.DataFrame:
         state, mobiles, index = self._state, self._mobiles, self._index
@@ -357,9 +358,8 @@ def make_plan(
     sent_pairs = _SentPairs.of(to_arrow(mobiles), state)
     _check_suppressed(mobiles, suppressed, state, candidates)
     _check_capped(mobiles, capped or {}, options, state, candidates)
-    if not allow_nothing_valid and state.all_invalid():
-        outcomes = state.outcome_column().to_numpy(zero_copy_only=False)
-        _refuse_if_nothing_valid(outcomes, state.reason_column().to_numpy(zero_copy_only=False))
+    if not allow_nothing_valid:
+        _refuse_if_nothing_valid(state)
     batches = _batch(state, to_arrow(mobiles), options)
     columns = PlanColumns(frame.index, mobiles, state)
     return Plan(contacts, columns, batches, template_text, options, sent_pairs)
@@ -414,6 +414,17 @@ class _RowState:
 
     def all_invalid(self) -> bool:
         return bool((self.outcome_code == _OUTCOME_CODE[Outcome.INVALID.value]).all())
+
+    def message_texts(self) -> pa.Array:
+        """The rendered texts, then "" (the message of a row without one)."""
+        return pa.concat_arrays([self.distinct, pa.array([""], pa.large_string())])
+
+    def message_index(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Each of `rows`' message as an index into `message_texts()` (every row has a text
+        but those ruled out before rendering)."""
+        if self.combos is None:
+            return np.zeros(len(self.text_group[rows]), dtype=np.int64)  # "" (no text at all)
+        return np.where(self.text_group[rows] >= 0, self.combos[rows], len(self.distinct))
 
     def outcome_column(self) -> pa.Array:
         return pa.array(_OUTCOME_VALUES, pa.large_string()).take(pa.array(self.outcome_code))
@@ -623,25 +634,27 @@ def _messages(state: _RowState, index: pd.Index) -> pd.Series:
     """Each row's text where it has one (every row but those ruled out before rendering)."""
     if state.combos is None:
         return pd.Series("", index=index, dtype="str")
-    texts = pa.concat_arrays([state.distinct, pa.array([""], pa.large_string())])
-    which = np.where(state.text_group >= 0, state.combos, len(state.distinct))  # "": no text
-    return to_series(texts.take(pa.array(which)), index)
+    which = state.message_index(slice(None))
+    return to_series(state.message_texts().take(pa.array(which)), index)
 
 
 def refuse_if_nothing_valid(plan: Plan) -> None:
     """The InputError of a plan whose every row is invalid (see make_plan)."""
-    rows = plan.rows
-    _refuse_if_nothing_valid(rows["outcome"].to_numpy(dtype=object), rows["reason"].to_numpy())
+    plan.columns.refuse_if_nothing_valid()
 
 
-def _refuse_if_nothing_valid(outcome: np.ndarray, reason: np.ndarray) -> None:
-    if not (outcome == Outcome.INVALID).all():
+def _refuse_if_nothing_valid(state: _RowState) -> None:
+    """InputError naming the five most frequent reasons (ties in order of first appearance)
+    when no row is anything but invalid."""
+    if not state.all_invalid():
         return
-    counts = pd.Series(reason).value_counts()
-    shown = [f"{n} {reason}" for reason, n in counts.head(5).items()]
-    more = f", and {len(counts) - 5} other reasons" if len(counts) > 5 else ""
+    codes, first, counts = np.unique(state.reason_code, return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))
+    shown = [f"{counts[i]} {state.reason_texts[codes[i]]}" for i in order[:5]]
+    more = f", and {len(codes) - 5} other reasons" if len(codes) > 5 else ""
     raise InputError(
-        f"no valid recipients: all {len(outcome)} rows are invalid ({'; '.join(shown)}{more})"
+        f"no valid recipients: all {len(state.reason_code)} rows are invalid "
+        f"({'; '.join(shown)}{more})"
     )
 
 
