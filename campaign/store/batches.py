@@ -180,14 +180,11 @@ def _pop_round(
     limit: int,
     statement: Select[Any],
 ) -> ClaimRound:
-    params: dict[str, Any] = {"cid": campaign_id, "worker": worker_id, "lim": limit}
-    params["now"] = utcnow()
+    params = {"cid": campaign_id, "worker": worker_id, "lim": limit, "now": utcnow()}
     if results:
-        final = [(r.batch_id, r.state, r.msgid, r.submit_code, r.detail) for r in results]
-        params["answers"] = json.dumps(final)
+        params["answers"] = _final_answers(results)
     row = conn.execute(statement, params).one()
-    claimed = sorted((_Candidate(*values) for values in row.found or []), key=lambda c: c.seq)
-    return ClaimRound(_claimed(campaign_id, claimed, taken=True), str(row.state or ""))
+    return ClaimRound(_claimed(campaign_id, _parsed(row.found, None)), str(row.state or ""))
 
 
 def _state(conn: Connection, campaign_id: int) -> str:
@@ -269,11 +266,8 @@ def _take(
     return _claimed(campaign_id, [row for row in candidates if row.batch_id in won])
 
 
-def _claimed(
-    campaign_id: int, rows: Sequence[_Candidate], *, taken: bool = False
-) -> list[ClaimedBatch]:
-    """The claimed batches of candidate rows (their attempts as read before the claim, or
-    after it when `taken`)."""
+def _claimed(campaign_id: int, rows: Sequence[_Candidate]) -> list[ClaimedBatch]:
+    """The claimed batches of candidate rows (their attempts as read before the claim)."""
     return [
         ClaimedBatch(
             campaign_id,
@@ -283,7 +277,7 @@ def _claimed(
             int(row.segments),
             int(row.size),
             tuple(row.mobiles.split(",")) if row.mobiles else (),
-            int(row.attempts) + (0 if taken else 1),
+            int(row.attempts) + 1,
         )
         for row in rows
     ]
@@ -344,11 +338,7 @@ def _record_chunk(
 ) -> int:
     sql = claim_statements(conn.dialect.name)
     mine = {"cid": campaign_id, "worker": worker_id}
-    final = [
-        (r.batch_id, r.state, r.msgid, r.submit_code, r.detail)
-        for r in results
-        if r.state != BatchState.PENDING
-    ]
+    final = [r for r in results if r.state != BatchState.PENDING]
     released = [
         (r.batch_id, r.submit_code, r.detail)
         for r in results
@@ -357,7 +347,7 @@ def _record_chunk(
     untouched = [r.batch_id for r in results if r.untouched]
     written = 0
     if final:
-        params = {**mine, "answers": json.dumps(final), "now": utcnow()}
+        params = {**mine, "answers": _final_answers(final), "now": utcnow()}
         written += _changed(conn, conn.execute(sql.settle, params), count)
     if released:  # not sent: back to pending, anyone may claim it again
         params = {**mine, "answers": json.dumps(released)}
@@ -365,6 +355,11 @@ def _record_chunk(
     if untouched:  # claimed, never sent: as it was before the claim
         written += conn.execute(sql.untouched, {**mine, "ids": untouched}).rowcount
     return written
+
+
+def _final_answers(results: Sequence[BatchResult]) -> str:
+    """The `answers` parameter of the statements that record final answers."""
+    return json.dumps([(r.batch_id, r.state, r.msgid, r.submit_code, r.detail) for r in results])
 
 
 def reset_unknown(engine: Engine, campaign_id: int, *, live: Collection[str] = ()) -> int:

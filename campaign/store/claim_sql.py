@@ -136,18 +136,14 @@ def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
     the answers touch this worker's `sending`/`unknown` batches, the claim `pending` ones,
     so neither sees the other's rows. Nothing is claimed unless the campaign is `sending`."""
     state = campaign_state.scalar_subquery()
-    locked = (
-        select(batches.c.campaign_id, batches.c.batch_id)
-        .where(
-            batches.c.campaign_id == bindparam("cid"),
-            batches.c.state == BatchState.PENDING,
-            state == CampaignState.SENDING,
-        )
-        .order_by(batches.c.seq)
-        .limit(bindparam("lim"))
-        .with_for_update(skip_locked=True)
-        .cte("locked")
-    )
+    locked = _next_pending(
+        batches.c.campaign_id, batches.c.batch_id, sending=state == CampaignState.SENDING
+    ).cte("locked")
+    # the claimed batches as the candidates read them: their attempts before this claim
+    returned = [
+        (batches.c.attempts - 1).label(name) if name == "attempts" else batches.c[name]
+        for name in CANDIDATE_COLUMNS
+    ]
     took = (
         update(batches)
         .where(
@@ -155,13 +151,13 @@ def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
             batches.c.batch_id == locked.c.batch_id,
         )
         .values(**_claimed())
-        .returning(*(batches.c[name] for name in CANDIDATE_COLUMNS))
+        .returning(*returned)
         .cte("took")
     )
-    row = [took.c[name] for name in CANDIDATE_COLUMNS]
-    found = select(func.json_agg(func.json_build_array(*row))).select_from(took)
-    columns = [state.label("state"), found.scalar_subquery().label("found")]
+    found = _json_rows("postgresql", [took.c[name] for name in CANDIDATE_COLUMNS])
+    columns = [state.label("state"), found.select_from(took).scalar_subquery().label("found")]
     if settle is not None:
+        # rendered (and so run) only when the query refers to it: the count of what it wrote
         settled = settle.returning(batches.c.batch_id).cte("settled")
         columns.append(select(func.count()).select_from(settled).scalar_subquery().label("settled"))
     return select(*columns)
@@ -192,20 +188,28 @@ def _candidates(dialect: str) -> Select[Any]:
     """The next `lim` pending batches (lowest seq first), locked (on PostgreSQL those
     another worker has locked are skipped), as one row: a JSON array of
     CANDIDATE_COLUMNS arrays."""
-    pending = (
-        select(*(batches.c[name] for name in CANDIDATE_COLUMNS))
-        .where(batches.c.campaign_id == bindparam("cid"), batches.c.state == BatchState.PENDING)
+    pending = _next_pending(*(batches.c[name] for name in CANDIDATE_COLUMNS)).subquery()
+    return _json_rows(dialect, [pending.c[name] for name in CANDIDATE_COLUMNS]).select_from(pending)
+
+
+def _next_pending(*columns: Any, sending: ColumnElement[bool] | None = None) -> Select[Any]:
+    """`columns` of the campaign's next `lim` pending batches (lowest seq first), locked, those
+    another worker has locked skipped (PostgreSQL); none unless `sending` holds, if given."""
+    where = [batches.c.campaign_id == bindparam("cid"), batches.c.state == BatchState.PENDING]
+    return (
+        select(*columns)
+        .where(*where, *([] if sending is None else [sending]))
         .order_by(batches.c.seq)
         .limit(bindparam("lim"))
         .with_for_update(skip_locked=True)
-        .subquery()
     )
-    row = [pending.c[name] for name in CANDIDATE_COLUMNS]
+
+
+def _json_rows(dialect: str, row: list[Any]) -> Select[Any]:
+    """One row: a JSON array with one array of `row`'s values per row it is selected from."""
     if dialect == "postgresql":
-        aggregate = func.json_agg(func.json_build_array(*row))
-    else:
-        aggregate = func.json_group_array(func.json_array(*row))
-    return select(aggregate).select_from(pending)
+        return select(func.json_agg(func.json_build_array(*row)))
+    return select(func.json_group_array(func.json_array(*row)))
 
 
 def _answers(dialect: str, *names: str) -> CTE:
