@@ -44,6 +44,8 @@ class RowDeflater:
         self._thread.start()
 
     def write(self, data: bytes | memoryview) -> None:
+        if self._finished:
+            raise ValueError("write to a finished RowDeflater")
         if self._error is not None:
             self.finish()  # raises the thread's error
         if len(data):
@@ -51,10 +53,7 @@ class RowDeflater:
 
     def finish(self) -> None:
         """Wait until every byte written is deflated (flushed to a byte boundary)."""
-        if not self._finished:
-            self._finished = True
-            self._slices.put(_STOP)
-            self._thread.join()
+        self._stop()
         if self._error is not None:
             raise self._error
 
@@ -71,11 +70,14 @@ class RowDeflater:
             out.write(inflater.decompress(block))
 
     def close(self) -> None:
+        self._stop()
+        self._stream.close()
+
+    def _stop(self) -> None:
         if not self._finished:
             self._finished = True
             self._slices.put(_STOP)
             self._thread.join()
-        self._stream.close()
 
     def _run(self) -> None:
         compressor = zlib_ng.compressobj(self._level, zlib_ng.DEFLATED, RAW_DEFLATE)

@@ -235,9 +235,7 @@ class FastDeflateWorkbook(Workbook):
         _scope.level, _scope.splices = DEFLATE_LEVEL, {}
         try:
             super().close()
-        finally:
-            for splice in _scope.splices.values():
-                splice.rows.close()
+        finally:  # every splice's rows are its sheet's deflater
             for sheet in self.worksheets():
                 if isinstance(sheet, ByteCopyWorksheet):
                     sheet._drop_deflater()
