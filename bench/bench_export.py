@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trees import git_archive  # noqa: E402  (bench/, the script's folder)
+
 DATA = ROOT / "bench" / "out" / "export"
 BATCH = 50_000
 BEFORE = "xlsx-before"  # the variant of --before
@@ -230,11 +232,7 @@ def extract(commit: str) -> Path:
         partial = tree.with_name(tree.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit, "campaign"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive.stdout, check=True)
-        partial.rename(tree)
+        git_archive(commit, partial, "campaign").rename(tree)
     return tree
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from trees import git_archive
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {  # seconds (issue 16)
     "campaign --help": 0.25,
@@ -120,10 +122,7 @@ def main() -> None:
         if args.before:
             before = work / "before"
             before.mkdir()
-            archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", args.before], capture_output=True, check=True
-            )
-            subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+            git_archive(args.before, before)
             trees = {f"before ({args.before})": before, "after": ROOT}
         cases = [
             Case(command, tree, mode)
