@@ -1,6 +1,6 @@
 """GatewayClient's two transports behave the same, against real servers over loopback.
 
-Each behaviour runs once with the http.client transport (a default client on a plain
+Each behaviour runs once with the httptools transport (a default client on a plain
 http URL) and once with requests (the same client given a `requests.Session`).
 `RawGateway` is a tiny socketserver HTTP/1.1 server that records the raw requests and
 the connections, and can close a keep-alive connection after answering.
@@ -40,7 +40,7 @@ from tests.support.simulator import PushReceiver, free_port, gateway_settings, r
 
 SECRET = "Sd123456-secret"
 MOBILE = "13800138000"
-TRANSPORTS: list[TransportName] = ["http.client", "requests"]
+TRANSPORTS: list[TransportName] = ["httptools", "requests"]
 PROXY_VARIABLES = ["http_proxy", "https_proxy", "all_proxy", "no_proxy"]
 
 OpenClient = Callable[[GatewaySettings], GatewayClient]
@@ -60,7 +60,7 @@ def transport(request: pytest.FixtureRequest) -> TransportName:
 
 @pytest.fixture
 def open_client(transport: TransportName) -> Iterator[OpenClient]:
-    """Clients on `transport`: requests when given a session, else http.client."""
+    """Clients on `transport`: requests when given a session, else httptools."""
     opened: list[tuple[GatewayClient, requests.Session | None]] = []
 
     def open_(settings: GatewaySettings) -> GatewayClient:
@@ -92,8 +92,11 @@ class RawGateway:
 
     mode: "keep" (keep-alive), "close" (answers without saying so, then closes),
     "connection-close" (answers with `Connection: close`, then closes), "gzip" or
-    "chunked" (keep-alive, the answer so encoded). With `together=N` the first N requests
-    are answered only once all N have arrived (so they are on N connections).
+    "chunked" (keep-alive, the answer so encoded), "interim" (a `100 Continue` first),
+    "until-close" (no length: the body runs until the server closes), "trailing" (bytes
+    after the answer), "short" (closes halfway through the body), "not-http" (garbage).
+    With `together=N` the first N requests are answered only once all N have arrived (so
+    they are on N connections).
     """
 
     mode: str = "keep"
@@ -151,13 +154,21 @@ class RawGateway:
             extra = "Connection: close\r\n"
         elif self.mode == "gzip":
             text, extra = gzip.compress(text), "Content-Encoding: gzip\r\n"
+        if self.mode == "not-http":
+            return b"SSH-2.0-OpenSSH_9.2\r\n\r\n"
         if self.mode == "chunked":
             payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(text), text)
             extra += "Transfer-Encoding: chunked\r\n"
+        elif self.mode == "until-close":
+            payload = text
+        elif self.mode == "short":
+            payload, extra = text[:5], extra + f"Content-Length: {len(text)}\r\n"
         else:
             payload, extra = text, extra + f"Content-Length: {len(text)}\r\n"
         start = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{extra}\r\n"
-        return start.encode("ascii") + payload
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n" if self.mode == "interim" else b""
+        trailing = b"HTTP/1.1 200 OK\r\n" if self.mode == "trailing" else b""
+        return interim + start.encode("ascii") + payload + trailing
 
 
 class _RawServer(socketserver.ThreadingTCPServer):
@@ -185,7 +196,7 @@ class _RawHandler(socketserver.StreamRequestHandler):
                 (int(h.split(":")[1]) for h in head if h.lower().startswith("content-length:")), 0
             )
             self.wfile.write(gateway.answer(head, self.rfile.read(length)))
-            if gateway.mode in ("close", "connection-close"):
+            if gateway.mode in ("close", "connection-close", "until-close", "short", "not-http"):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 gateway.record("closed by the server")
                 return
@@ -221,8 +232,8 @@ def test_both_transports_send_the_same_request() -> None:
                 session.close()
             heads = [[head[0], *sorted(head[1:])] for head in gateway.heads[-2:]]
             seen[name] = (heads, gateway.bodies[-2:])
-    assert seen["http.client"] == seen["requests"]
-    heads, _ = seen["http.client"]
+    assert seen["httptools"] == seen["requests"]
+    heads, _ = seen["httptools"]
     assert heads[0][0] == "POST /msg/HttpBatchSendSM HTTP/1.1"
     assert "Content-Type: application/x-www-form-urlencoded" in heads[0]
     assert not any(SECRET in line for head in heads for line in head)
@@ -260,6 +271,37 @@ def test_encoded_answers_are_read_whole(open_client: OpenClient, mode: str) -> N
         assert client.send_batch([MOBILE], "hi") == Accepted("1234567890101", "20110725160412")
         assert client.query_balance() == Balances({"1001": 500}, "20130303180000")
         assert gateway.count("opened") == 1
+
+
+@pytest.mark.parametrize("mode", ["interim", "until-close", "trailing"])
+def test_unusual_but_whole_answers_are_read(open_client: OpenClient, mode: str) -> None:
+    """A 1xx first, a body until the close, bytes after the answer: Accepted each time; the
+    connection is kept only when nothing odd came after the answer."""
+    with RawGateway(mode) as gateway:
+        client = open_client(GatewaySettings(url=gateway.url, account="a", password=SECRET))
+        for number in range(1, 3):
+            result = client.send_batch([MOBILE], "hi")
+            assert result == Accepted(str(1234567890100 + number), "20110725160412")
+        kept = mode == "interim" or (mode == "trailing" and client.transport == "requests")
+        assert gateway.count("opened") == (1 if kept else 2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [("short", "IncompleteRead"), ("not-http", "HttpParser")],
+)
+def test_broken_answers_are_ambiguous(open_client: OpenClient, mode: str, words: str) -> None:
+    with RawGateway(mode) as gateway:
+        client = open_client(GatewaySettings(url=gateway.url, account="a", password=SECRET))
+        result = client.send_batch([MOBILE], "hi")
+        assert isinstance(result, Ambiguous), result
+        assert result.reason.startswith("the connection failed after sending (")
+        if client.transport == "httptools":  # requests names its own exceptions
+            assert words in result.reason
+        assert "SSH" not in result.reason  # what the server sent is not a reason
+        assert reason_zh(result.reason) != result.reason
+        assert isinstance(client.send_batch([MOBILE], "hi"), Ambiguous)  # connects anew
+        assert gateway.count("opened") == 2
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -372,7 +414,7 @@ def test_one_keep_alive_connection_per_thread(open_client: OpenClient) -> None:
 @pytest.mark.parametrize(
     ("url_of", "expected"),
     [
-        (lambda gateway: gateway.url, "http.client"),
+        (lambda gateway: gateway.url, "httptools"),
         (lambda gateway: gateway.url.replace("http://", "http://user:pw@"), "requests"),
     ],
     ids=["plain", "credentials"],
@@ -404,8 +446,8 @@ def test_close_closes_every_threads_connection(
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("http://127.0.0.1:9/msg", "http.client"),
-        ("http://gateway.example.com/msg/", "http.client"),
+        ("http://127.0.0.1:9/msg", "httptools"),
+        ("http://gateway.example.com/msg/", "httptools"),
         ("https://gateway.example.com/msg", "requests"),
         ("http://user:pw@gateway.example.com/msg", "requests"),
         ("http:///msg", "requests"),
@@ -425,7 +467,7 @@ def test_an_injected_session_keeps_requests() -> None:
 
 @pytest.mark.parametrize(
     ("no_proxy", "expected"),
-    [(None, "requests"), ("127.0.0.1", "http.client"), ("example.com", "requests")],
+    [(None, "requests"), ("127.0.0.1", "httptools"), ("example.com", "requests")],
 )
 def test_a_proxy_from_the_environment_keeps_requests(
     monkeypatch: pytest.MonkeyPatch, no_proxy: str | None, expected: TransportName
@@ -448,14 +490,14 @@ def test_the_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_netrc_entry_keeps_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """requests adds the Authorization of a ~/.netrc entry; http.client would not."""
+    """requests adds the Authorization of a ~/.netrc entry; httptools would not."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login user password pw\n")
     monkeypatch.setenv("NETRC", str(netrc))
     with GatewayClient(GatewaySettings(url="http://127.0.0.1:9/msg")) as client:
         assert client.transport == "requests"
     with GatewayClient(GatewaySettings(url="http://127.0.0.2:9/msg")) as client:
-        assert client.transport == "http.client"
+        assert client.transport == "httptools"
 
 
 # --------------------------------------------------------------------------- classification
