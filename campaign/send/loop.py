@@ -30,7 +30,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
@@ -48,6 +47,7 @@ from campaign.gateway.protocol import (
 from campaign.outcomes import CampaignState, StopCause
 from campaign.redact import Redactor
 from campaign.send.budget import SendBudget
+from campaign.send.dispatch import Job, RequestPool
 from campaign.send.interrupt import Interruption
 from campaign.send.pacing import RateLimiter, initial_burst, pace_for
 from campaign.send.policy import (
@@ -82,6 +82,11 @@ class NotStarted:
 
 
 NOT_STARTED = NotStarted()
+
+#: A request: its claimed batch and the time.monotonic() it may leave.
+Request = tuple[ClaimedBatch, float]
+#: A request queued in (or done by) the loop's pool.
+RequestJob = Job[Request, SubmitResult | NotStarted]
 
 
 def claim_group(wanted: int, recipients: int, requests: int) -> int:
@@ -138,7 +143,7 @@ class SendLoop:
         )
         self.state_read = self.now()  # monotonic: when a claim last read the state
         # queued or running requests: their batch and when they may leave (time.monotonic)
-        self.in_flight: dict[Future[SubmitResult | NotStarted], tuple[ClaimedBatch, float]] = {}
+        self.in_flight: set[RequestJob] = set()
         self.ahead: deque[tuple[ClaimedBatch, float]] = deque()  # claimed, taken back
         self.answers: list[BatchResult] = []  # to record with the next transaction
         self.answered_since = 0.0  # monotonic: when the oldest of them came
@@ -176,7 +181,8 @@ class SendLoop:
 
     def run(self, worker_id: str) -> LoopOutcome:
         self.worker_id = worker_id
-        with ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="send") as pool:
+        pool: RequestPool[Request, SubmitResult | NotStarted]
+        with RequestPool(self.policy.concurrency, self._send_at, self._answered) as pool:
             self.pool = pool
             try:
                 while self._step():
@@ -263,9 +269,7 @@ class SendLoop:
             self._stop(StopCause.DAILY_LIMIT, DAILY_LIMIT)
             return
         self._note_sent()
-        future = self.pool.submit(self._send_at, deadline, batch)
-        self.in_flight[future] = (batch, deadline)
-        future.add_done_callback(self._answered)
+        self.in_flight.add(self.pool.submit((batch, deadline)))
 
     def _submit_ahead(self) -> None:
         """Queue again the requests taken back during a hold (lowest seq first)."""
@@ -278,26 +282,24 @@ class SendLoop:
 
     def _take_back_queued(self) -> None:
         """The queued requests that have not left go back to `ahead` (still claimed)."""
-        taken = [(future, entry) for future, entry in self.in_flight.items() if future.cancel()]
-        for future, (batch, _) in taken:
-            del self.in_flight[future]
-            self.budget.refund(batch.size)
-        back = sorted((entry for _, entry in taken), key=lambda entry: entry[0].seq)
+        taken = [job for job in self.in_flight if self.pool.take_back(job)]
+        for job in taken:
+            self.in_flight.discard(job)
+            self.budget.refund(job.payload[0].size)
+        back = sorted((job.payload for job in taken), key=lambda entry: entry[0].seq)
         self.ahead.extendleft(reversed(back))
 
     # -- waking: the pool's threads tell the loop when it has work
 
-    def _answered(self, future: Future[SubmitResult | NotStarted]) -> None:
+    def _answered(self, job: RequestJob) -> None:
         """A request is done (in a pool thread): wake the loop when enough are done for
         its next turn, or at once when the answer is not an acceptance. An answer that
         ends the run or waits for a window also holds the queue: nothing queued leaves
         before the loop has decided. (A busy gateway does not hold it: what leaves before
         the loop backs off counts in the same episode, as the requests in flight do.)"""
-        if future.cancelled():
-            return
         with self.wake_lock:
             self.unseen += 1
-            outcome = _outcome(future)
+            outcome = job.result
             if not isinstance(outcome, Accepted):
                 if isinstance(outcome, Refused) and outcome.action in HOLDING_ACTIONS:
                     self.hold_queue.set()
@@ -327,10 +329,11 @@ class SendLoop:
             return 0
         return self.budget.limit(limit)
 
-    def _send_at(self, deadline: float, batch: ClaimedBatch) -> SubmitResult | NotStarted:
+    def _send_at(self, request: Request) -> SubmitResult | NotStarted:
         """The request of `batch`, sent once its slot of the shared pace (a time.monotonic
         deadline, at most Pace.ahead away) has come; in a thread of the pool. Not sent
         while the loop holds the queue (`NOT_STARTED`: it stays claimed, queued again)."""
+        batch, deadline = request
         wait = deadline - time.monotonic()
         if wait > 0:
             time.sleep(wait)
@@ -425,14 +428,16 @@ class SendLoop:
         with self.wake_lock:
             self.unseen = 0
             self.wake.clear()
-        finished = [f for f in self.in_flight if f.done()]
-        back: list[tuple[ClaimedBatch, float]] = []
-        for future in finished:
-            batch, deadline = self.in_flight.pop(future)
-            outcome = _result_of(future)
+        finished = self.pool.finished()
+        back: list[Request] = []
+        for job in finished:
+            self.in_flight.discard(job)
+            batch = job.payload[0]
+            outcome = job.result
+            assert outcome is not None  # a finished job has its result
             if isinstance(outcome, NotStarted):
                 self.budget.refund(batch.size)
-                back.append((batch, deadline))
+                back.append(job.payload)
                 continue
             self.sent += 1
             result = self._handle(batch, outcome)
@@ -599,19 +604,4 @@ class SendLoop:
                 rate=rate,
                 eta=left / rate if rate > 0 else None,
             )
-        )
-
-
-def _outcome(future: Future[SubmitResult | NotStarted]) -> object:
-    """What a done future holds: its result, or the exception it raised."""
-    return future.exception() or future.result()
-
-
-def _result_of(future: Future[SubmitResult | NotStarted]) -> SubmitResult | NotStarted:
-    """The client never raises; should it, the request may have left: unknown."""
-    try:
-        return future.result()
-    except Exception as exc:
-        return Ambiguous(
-            f"the send failed unexpectedly ({type(exc).__name__}); it may have been sent"
         )
