@@ -534,3 +534,45 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
     assert counts["sending"] == 0 and counts["unknown"] == 0
     assert counts["accepted"] == len(sim.received()) > 0
     assert get_campaign(engine, cid).state == ("stopped" if counts["pending"] else "finished")
+
+
+def test_the_loops_store_connection_killed_mid_run_is_replaced(pg_url, sim, monkeypatch):
+    """The loop holds one store connection for its rounds (no checkout or ping per round).
+    PostgreSQL ends it mid-run: that round fails, the run stops resumably on a fresh
+    connection with every answer written, and the resume sends each batch once."""
+    import psycopg
+
+    import campaign.send.loop as loop_module
+    from tests.conftest import PG_URL
+
+    engine = open_store(pg_url)
+    try:
+        cid = _campaign(engine, n=41, per_batch=1)  # 40 requests
+        sim.inject_delay(10_000, seconds=0.01)
+        real = loop_module.settle_and_claim
+        seen: list[object] = []
+
+        def settle(bind, *args, **kwargs):
+            seen.append(bind)
+            if len(seen) == 3:  # PostgreSQL ends the loop's connection
+                pid = bind.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+                bind.rollback()
+                with psycopg.connect(PG_URL, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            return real(bind, *args, **kwargs)
+
+        monkeypatch.setattr(loop_module, "settle_and_claim", settle)
+        policy = replace(QUICK, concurrency=2, claim_group=4)
+        report = _send(engine, cid, sim, policy=policy)
+        assert report.stop_cause is StopCause.STORE, report
+        assert isinstance(seen[0], sa.Connection) and seen[1] is seen[0]
+        assert seen[-1] is not seen[0]  # a fresh connection after the failure
+        counts = batch_state_counts(engine, cid)
+        assert counts["sending"] == 0 and counts["unknown"] == 0  # every answer written
+        assert counts["accepted"] == report.requests_sent == len(sim.received()) < 40
+        monkeypatch.undo()
+        again = _send(engine, cid, sim, policy=policy)
+        assert again.state == "finished" and again.count("accepted") == 40
+        assert all(count == 1 for count in _taken(sim).values())
+    finally:
+        engine.dispose()

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from campaign.config import Settings
 from campaign.errors import StoreError
@@ -166,6 +166,7 @@ class SendLoop:
         self.recent: deque[float] = deque()
         self.last_progress = 0.0
         self.store_failures = 0  # settle_and_claim failures in a row
+        self.conn: Connection | None = None  # the loop's store connection (its rounds)
         self.started = self.now()
         figures = batch_figures(engine, campaign_id)
         self.total = sum(f["batches"] for f in figures.values())
@@ -189,6 +190,7 @@ class SendLoop:
                     pass
             finally:
                 self._take_back_queued()  # an error: nothing queued leaves after it
+                self._drop_connection()
         self._progress(force=True)
         return LoopOutcome(self.stop, self.sent)
 
@@ -350,8 +352,10 @@ class SendLoop:
         answers = self.answers
         ahead = sum(batch.size for batch, _ in self.ahead)
         try:
+            if self.conn is None:
+                self.conn = self.engine.connect()
             claim_round = settle_and_claim(
-                self.engine,
+                self.conn,
                 self.campaign_id,
                 self.worker_id,
                 answers,
@@ -363,6 +367,7 @@ class SendLoop:
                 pace=self.pace,
             )
         except StoreFailure as exc:
+            self._drop_connection()  # the next round takes a fresh (checked) one
             self.store_failures += 1
             reason = f"the store failed: {first_line(exc)}"
             if self.store_failures > STORE_ATTEMPTS:
@@ -382,6 +387,15 @@ class SendLoop:
             self.limiter.take()
         now = time.monotonic()
         return [(batch, now + delay) for batch, delay in claimed]
+
+    def _drop_connection(self) -> None:
+        """Give the loop's store connection back (a broken one is discarded by the pool)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except StoreFailure:
+                conn.invalidate()
 
     def _claimed(self, claim_round: ClaimRound, limit: int) -> list[tuple[ClaimedBatch, float]]:
         """The batches of a claim; a state other than `sending` stops the run (whoever

@@ -116,7 +116,7 @@ def record_results(
 
 
 def settle_and_claim(
-    engine: Engine,
+    engine: Engine | Connection,
     campaign_id: int,
     worker_id: str,
     results: Sequence[BatchResult],
@@ -132,10 +132,12 @@ def settle_and_claim(
     claimed; none taken when nothing is claimed). With `max_mobiles`, the claimed batches
     (in seq order) hold at most that many mobiles in all. The claims are committed when
     this returns, before any of their requests leaves.
+
+    `engine` may be a Connection the caller holds for its rounds (the send loop: no pool
+    checkout, and on PostgreSQL no ping, per round); it has no transaction between calls.
     """
     if not results and limit <= 0:
-        with engine.connect() as conn:
-            return ClaimRound([], _state(conn, campaign_id))
+        return ClaimRound([], _read_state(engine, campaign_id))
     with write(engine) as conn:
         one_statement = _one_statement_round(conn, results, limit, max_mobiles, pace)
         if one_statement is not None:
@@ -185,6 +187,17 @@ def _pop_round(
         params["answers"] = _final_answers(results)
     row = conn.execute(statement, params).one()
     return ClaimRound(_claimed(campaign_id, _parsed(row.found, None)), str(row.state or ""))
+
+
+def _read_state(bind: Engine | Connection, campaign_id: int) -> str:
+    """The campaign's state, read in a transaction of its own."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return _state(conn, campaign_id)
+    try:
+        return _state(bind, campaign_id)
+    finally:
+        bind.rollback()  # the read's transaction, begun by the query, ends here
 
 
 def _state(conn: Connection, campaign_id: int) -> str:
