@@ -515,6 +515,8 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
     """`campaign run` sends on the main thread: Ctrl-C while waiting for answers stops the
     run after the requests in flight, their answers recorded (not left to become unknown),
     and then goes on as a KeyboardInterrupt."""
+    import time as time_module
+
     import campaign.send.interrupt as interrupt_module
 
     real_wait = interrupt_module.wait_for_answers
@@ -523,6 +525,10 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
     def interrupted_wait(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
+            # once a request has reached the gateway (else Ctrl-C takes them all back)
+            deadline = time_module.monotonic() + 5
+            while not sim.received() and time_module.monotonic() < deadline:
+                time_module.sleep(0.001)
             raise KeyboardInterrupt
         return real_wait(*args, **kwargs)
 
