@@ -543,9 +543,10 @@ def test_ctrl_c_on_the_main_thread_records_the_answers_in_flight(engine, sim, mo
 
 
 def test_the_loops_store_connection_killed_mid_run_is_replaced(pg_url, sim, monkeypatch):
-    """The loop holds one store connection for its rounds (no checkout or ping per round).
-    PostgreSQL ends it mid-run: that round fails, the run stops resumably on a fresh
-    connection with every answer written, and the resume sends each batch once."""
+    """The loop holds its store connections for its rounds (no checkout or ping per round;
+    on PostgreSQL a second one in autocommit mode for rounds of one statement). PostgreSQL
+    ends them mid-run: that round fails, the run stops resumably on fresh connections with
+    every answer written, and the resume sends each batch once."""
     import psycopg
 
     import campaign.send.loop as loop_module
@@ -560,11 +561,16 @@ def test_the_loops_store_connection_killed_mid_run_is_replaced(pg_url, sim, monk
 
         def settle(bind, *args, **kwargs):
             seen.append(bind)
-            if len(seen) == 3:  # PostgreSQL ends the loop's connection
-                pid = bind.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            auto = kwargs.get("autocommit")
+            assert auto is not None and auto is not bind  # one-statement rounds: autocommit
+            if len(seen) == 3:  # PostgreSQL ends the loop's connections
+                pids = [
+                    c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in (bind, auto)
+                ]
                 bind.rollback()
                 with psycopg.connect(PG_URL, autocommit=True) as admin:
-                    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+                    for pid in pids:
+                        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
             return real(bind, *args, **kwargs)
 
         monkeypatch.setattr(loop_module, "settle_and_claim", settle)

@@ -167,6 +167,8 @@ class SendLoop:
         self.last_progress = 0.0
         self.store_failures = 0  # settle_and_claim failures in a row
         self.conn: Connection | None = None  # the loop's store connection (its rounds)
+        # PostgreSQL: a second one in autocommit mode, for rounds that are one statement
+        self.autocommit: Connection | None = None
         self.started = self.now()
         figures = batch_figures(engine, campaign_id)
         self.total = sum(f["batches"] for f in figures.values())
@@ -354,6 +356,9 @@ class SendLoop:
         try:
             if self.conn is None:
                 self.conn = self.engine.connect()
+            if self.autocommit is None and self.engine.dialect.name == "postgresql":
+                self.autocommit = self.engine.connect()
+                self.autocommit.execution_options(isolation_level="AUTOCOMMIT")
             claim_round = settle_and_claim(
                 self.conn,
                 self.campaign_id,
@@ -365,6 +370,7 @@ class SendLoop:
                 if self.budget.remaining is None
                 else max(0, self.budget.remaining - ahead),
                 pace=self.pace,
+                autocommit=self.autocommit,
             )
         except StoreFailure as exc:
             self._drop_connection()  # the next round takes a fresh (checked) one
@@ -389,13 +395,15 @@ class SendLoop:
         return [(batch, now + delay) for batch, delay in claimed]
 
     def _drop_connection(self) -> None:
-        """Give the loop's store connection back (a broken one is discarded by the pool)."""
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except StoreFailure:
-                conn.invalidate()
+        """Give the loop's store connections back (a broken one is discarded by the pool)."""
+        held = (self.conn, self.autocommit)
+        self.conn = self.autocommit = None
+        for conn in held:
+            if conn is not None:
+                try:
+                    conn.close()
+                except StoreFailure:
+                    conn.invalidate()
 
     def _claimed(self, claim_round: ClaimRound, limit: int) -> list[tuple[ClaimedBatch, float]]:
         """The batches of a claim; a state other than `sending` stops the run (whoever

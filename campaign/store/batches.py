@@ -124,6 +124,7 @@ def settle_and_claim(
     *,
     max_mobiles: int | None = None,
     pace: Pace | None = None,
+    autocommit: Connection | None = None,
 ) -> ClaimRound:
     """Record `results` and claim up to `limit` more, in one committed transaction.
 
@@ -135,11 +136,16 @@ def settle_and_claim(
 
     `engine` may be a Connection the caller holds for its rounds (the send loop: no pool
     checkout, and on PostgreSQL no ping, per round); it has no transaction between calls.
+    `autocommit`: a connection of the same store in autocommit mode, for a round that is
+    one statement (its own transaction: no BEGIN and COMMIT round trips around it).
     """
     if not results and limit <= 0:
         return ClaimRound([], _read_state(engine, campaign_id))
+    dialect = engine.dialect.name
+    one_statement = _one_statement_round(dialect, results, limit, max_mobiles, pace)
+    if one_statement is not None and autocommit is not None:
+        return _pop_round(autocommit, campaign_id, worker_id, results, limit, one_statement)
     with write(engine) as conn:
-        one_statement = _one_statement_round(conn, results, limit, max_mobiles, pace)
         if one_statement is not None:
             return _pop_round(conn, campaign_id, worker_id, results, limit, one_statement)
         _record(conn, campaign_id, worker_id, results)
@@ -155,7 +161,7 @@ def settle_and_claim(
 
 
 def _one_statement_round(
-    conn: Connection,
+    dialect: str,
     results: Sequence[BatchResult],
     limit: int,
     max_mobiles: int | None,
@@ -164,7 +170,7 @@ def _one_statement_round(
     """The statement that records `results` and claims in one round trip (PostgreSQL),
     when the round needs nothing else: only final answers (a group of them at most), no
     budget limit on the mobiles, no shared pace to take tokens from. Else None."""
-    sql = claim_statements(conn.dialect.name)
+    sql = claim_statements(dialect)
     if sql.pop is None or sql.settle_and_pop is None or limit <= 0:
         return None
     if max_mobiles is not None or (pace is not None and pace.limited):
