@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -262,9 +263,13 @@ def test_the_page_stream_carries_the_progress_part_rendered_once(
 
     monkeypatch.setattr(pages_campaigns, "shared_text", counted)
 
-    def stream(client: httpx.Client) -> dict[str, str]:
+    viewers = threading.Barrier(3)
+
+    def stream(client: httpx.Client, together: threading.Barrier | None = None) -> dict[str, str]:
         with client.stream("GET", f"/campaigns/{quiet}/events", timeout=20) as answer:
             assert answer.status_code == 200
+            if together is not None:  # every viewer watches before the first one leaves
+                together.wait(20)
             return sse_events(answer, "progress-html")
 
     with (
@@ -273,7 +278,7 @@ def test_the_page_stream_carries_the_progress_part_rendered_once(
         http_signed_in(console, "viewer") as (c, _),
         ThreadPoolExecutor(3) as pool,
     ):
-        seen = list(pool.map(stream, [a, b, c]))
+        seen = list(pool.map(lambda client: stream(client, viewers), [a, b, c]))
         part = a.get(f"/campaigns/{quiet}/parts/progress").text  # what a fetch would get
     assert renders == ["partials/campaign_progress.html"]
     html = seen[0]["progress-html"]
