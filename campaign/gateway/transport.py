@@ -164,10 +164,7 @@ class FormTransport:
 
 def _host_header(host: str, port: int) -> str:
     """`Host` as http.client (and so requests) writes it: IDNA, [IPv6], the port unless 80."""
-    try:
-        name = host.encode("ascii").decode("ascii")
-    except UnicodeEncodeError:
-        name = host.encode("idna").decode("ascii")
+    name = host if host.isascii() else host.encode("idna").decode("ascii")
     if ":" in name:
         name = f"[{name}]"
     return name if port == http.client.HTTP_PORT else f"{name}:{port}"

@@ -109,7 +109,9 @@ class RequestPool(Generic[_P, _R]):
                 job.state = STARTED
             try:
                 job.result = self._send(job.payload)
-            except Exception as exc:  # the client never raises; should it, it may have left
+            except BaseException as exc:  # `send` should not raise; should it, the
+                # request may have left, and the job is reported all the same (the loop
+                # waits for every job it queued)
                 job.result = Ambiguous(
                     f"the send failed unexpectedly ({type(exc).__name__}); it may have been sent"
                 )

@@ -144,7 +144,7 @@ class SendLoop:
         self.state_read = self.now()  # monotonic: when a claim last read the state
         # queued or running requests: their batch and when they may leave (time.monotonic)
         self.in_flight: set[RequestJob] = set()
-        self.ahead: deque[tuple[ClaimedBatch, float]] = deque()  # claimed, taken back
+        self.ahead: deque[Request] = deque()  # claimed, taken back
         self.answers: list[BatchResult] = []  # to record with the next transaction
         self.answered_since = 0.0  # monotonic: when the oldest of them came
         self.exhausted = False  # the last claim found fewer pending batches than it asked
@@ -167,7 +167,14 @@ class SendLoop:
         self.last_progress = 0.0
         self.store_failures = 0  # settle_and_claim failures in a row
         self.conn: Connection | None = None  # the loop's store connection (its rounds)
-        # PostgreSQL: a second one in autocommit mode, for rounds that are one statement
+        # PostgreSQL, when its rounds can be one statement (no shared pace to take tokens
+        # from, no budget on the mobiles: store/batches.py): a second connection, in
+        # autocommit mode, for them
+        self.single_rounds = (
+            engine.dialect.name == "postgresql"
+            and not (self.pace is not None and self.pace.limited)
+            and budget.remaining is None
+        )
         self.autocommit: Connection | None = None
         self.started = self.now()
         figures = batch_figures(engine, campaign_id)
@@ -346,7 +353,7 @@ class SendLoop:
         self.sent_at[batch.batch_id] = self.now()
         return self.client.send_batch(batch.mobiles, batch.text)
 
-    def _settle_and_claim(self, limit: int) -> list[tuple[ClaimedBatch, float]]:
+    def _settle_and_claim(self, limit: int) -> list[Request]:
         """Record the answers and claim more; when the store fails, keep the answers to
         write them again, claim nothing more and stop the run once the requests in flight
         are answered (their answers are kept too). Raise StoreError when it keeps failing.
@@ -356,7 +363,7 @@ class SendLoop:
         try:
             if self.conn is None:
                 self.conn = self.engine.connect()
-            if self.autocommit is None and self.engine.dialect.name == "postgresql":
+            if self.autocommit is None and self.single_rounds:
                 self.autocommit = self.engine.connect()
                 self.autocommit.execution_options(isolation_level="AUTOCOMMIT")
             claim_round = settle_and_claim(
@@ -405,7 +412,7 @@ class SendLoop:
                 except StoreFailure:
                     conn.invalidate()
 
-    def _claimed(self, claim_round: ClaimRound, limit: int) -> list[tuple[ClaimedBatch, float]]:
+    def _claimed(self, claim_round: ClaimRound, limit: int) -> list[Request]:
         """The batches of a claim; a state other than `sending` stops the run (whoever
         changed it wrote the state and its reason), an empty shared pace makes it wait."""
         self.state_read = self.now()
