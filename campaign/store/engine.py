@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from campaign.errors import StoreError
 from campaign.patterns import first_line
 from campaign.store.schema import SCHEMA_VERSION, campaigns, meta, metadata
+from campaign.store.sqlite_memstatus import memory_statistics_off
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -155,6 +156,7 @@ def _require_sqlite_file(url: str) -> None:
 def _create_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
+            memory_statistics_off()  # before our first connection: see sqlite_memstatus
             engine = create_engine(
                 url,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

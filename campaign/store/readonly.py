@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from campaign.errors import StoreError
 from campaign.store.engine import first_line, safe_url
+from campaign.store.sqlite_memstatus import memory_statistics_off
 
 T = TypeVar("T")
 
@@ -27,6 +28,8 @@ def read_existing(
     """read(conn) on the store at `url`; `default` when it or one of `tables` does not exist."""
     if not store_exists(url):
         return default
+    if url.startswith("sqlite"):
+        memory_statistics_off()  # before a first connection: see sqlite_memstatus
     try:
         engine = create_engine(url)
     except (ArgumentError, ImportError, ValueError) as exc:
