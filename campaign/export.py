@@ -48,7 +48,8 @@ from campaign.export_summary import (
     sheet_name,
     write_summary_sheets,
 )
-from campaign.patterns import FORMULA_PREFIXES, neutralise_formula
+from campaign.formula_cells import neutralise_formulas
+from campaign.patterns import neutralise_formula
 from campaign.result_rows import (
     DEFAULT_CHUNK_ROWS,
     LANGS,
@@ -67,7 +68,6 @@ MAX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header row
 RESULTS_SHEET = "results"
 ZIP64_ROWS = 2_000_000  # beyond this many rows the workbook may pass 4 GB before compression
 NUMERIC_RESULT_COLUMNS = ("source_row", "segments")
-_FORMULA_BYTES = pa.array([p.encode() for p in FORMULA_PREFIXES], pa.binary())  # all ASCII
 WIDTH_SAMPLE_ROWS = 2_000
 #: result columns whose values are words of the tool, translated for `--lang zh`
 _TRANSLATED_VALUES = {"outcome": OUTCOMES_ZH, "carrier": CARRIERS_ZH}
@@ -224,16 +224,6 @@ def _csv_table(chunk: pa.Table, schema: pa.Schema, numeric: set[int]) -> pa.Tabl
         for pos, column in enumerate(chunk.columns)
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def neutralise_formulas(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Cells starting like a formula (=, +, -, @, tab, CR) get a leading `'` (OWASP)."""
-    # the first byte is one of the (ASCII) prefixes: a cheaper test than an anchored regex
-    first = pc.binary_slice(pc.cast(text, pa.binary()), 0, 1)
-    risky = pc.is_in(first, value_set=_FORMULA_BYTES)
-    if not pc.any(risky).as_py():
-        return text
-    return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
 
 
 def _numeric_positions(columns: list[str]) -> set[int]:

@@ -35,20 +35,21 @@ def iter_result_columns(
     Columns: those of `campaign.store.json_transport.FETCHED` (text `string`, the numbers
     `int64`; null where empty). Chunks without rows are skipped.
     """
-    for lo, payload in _raw_chunks(engine, campaign_id, chunk_rows):
-        raw = _chunk_columns(engine, campaign_id, lo, lo + chunk_rows, payload)
-        if raw:
-            yield raw
+    for columns in _read_ahead(engine, campaign_id, chunk_rows):
+        if columns:
+            yield columns
 
 
-def _raw_chunks(
+def _read_ahead(
     engine: Engine, campaign_id: int, chunk_rows: int
-) -> Iterator[tuple[int, bytes | dict[str, pa.Array]]]:
-    """`results_select` chunk by chunk (first row_no, then JSON lines or Arrow columns).
+) -> Iterator[dict[str, pa.Array]]:
+    """`results_select` chunk by chunk, each as Arrow columns ({} when it has no rows).
 
-    The next READ_AHEAD chunks are read in threads (SQLite works without the GIL) while the
-    caller works on this one; the JSON lines are parsed by `_chunk_columns`, in the caller's
-    thread. Errors are raised in the caller; stopping early waits for the reads in progress.
+    The next READ_AHEAD chunks are read in threads while the caller works on this one: SQLite
+    runs the query and Arrow parses its JSON lines, both without holding the GIL (measured:
+    parsing in these threads rather than the caller's, which also converts and writes each
+    chunk, takes the 1,000,000-row CSV export from 4.6-4.8 s to 4.2-4.5 s). Errors are raised
+    in the caller; stopping early waits for the reads in progress.
     """
     refresh_statistics(engine, campaign_id)
     with engine.connect() as conn:
@@ -59,7 +60,7 @@ def _raw_chunks(
         return
     starts = iter(range(0, top + 1, chunk_rows))
     pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="results-read-ahead")
-    pending: deque[Future[bytes | dict[str, pa.Array]]] = deque()
+    pending: deque[Future[dict[str, pa.Array]]] = deque()
 
     def fill() -> None:
         while len(pending) < READ_AHEAD and (lo := next(starts, None)) is not None:
@@ -67,37 +68,26 @@ def _raw_chunks(
 
     try:
         fill()
-        lo = 0
         while pending:
-            payload = pending.popleft().result()
+            columns = pending.popleft().result()
             fill()
-            if payload:
-                yield lo, payload
-            lo += chunk_rows
+            yield columns
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_chunk(engine: Engine, campaign_id: int, lo: int, hi: int) -> bytes | dict[str, pa.Array]:
+def _read_chunk(engine: Engine, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array]:
+    """Rows lo..hi-1: on SQLite as JSON lines parsed by Arrow; as tuples where SQLite or
+    Arrow would not take them, and on other stores."""
     with engine.connect() as conn:
-        payload: bytes | dict[str, pa.Array] | None = None
         if engine.dialect.name == "sqlite":
-            payload = _json_blob(conn, results_select(campaign_id, lo, hi))
-        if payload is None:
-            payload = _tuple_chunk(conn, campaign_id, lo, hi)
-    return payload
-
-
-def _chunk_columns(
-    engine: Engine, campaign_id: int, lo: int, hi: int, payload: bytes | dict[str, pa.Array]
-) -> dict[str, pa.Array]:
-    if isinstance(payload, dict):
-        return payload
-    raw = _json_columns(payload)
-    if raw is None:  # lines Arrow would not take: read this chunk again, as tuples
-        with engine.connect() as conn:
-            raw = _tuple_chunk(conn, campaign_id, lo, hi)
-    return raw
+            blob = _json_blob(conn, results_select(campaign_id, lo, hi))
+            if blob == b"":
+                return {}
+            columns = None if blob is None else _json_columns(blob)
+            if columns is not None:
+                return columns
+        return _tuple_chunk(conn, campaign_id, lo, hi)
 
 
 def _tuple_chunk(conn: Connection, campaign_id: int, lo: int, hi: int) -> dict[str, pa.Array]:
