@@ -40,9 +40,7 @@ def iter_result_columns(
             yield columns
 
 
-def _read_ahead(
-    engine: Engine, campaign_id: int, chunk_rows: int
-) -> Iterator[dict[str, pa.Array]]:
+def _read_ahead(engine: Engine, campaign_id: int, chunk_rows: int) -> Iterator[dict[str, pa.Array]]:
     """`results_select` chunk by chunk, each as Arrow columns ({} when it has no rows).
 
     The next READ_AHEAD chunks are read in threads while the caller works on this one: SQLite
