@@ -23,13 +23,17 @@ _OFFSET_TYPES = {pa.string(): np.int32, pa.large_string(): np.int64}
 
 
 def neutralise_formulas(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """`text` (string, no nulls) with a `'` before every cell that starts like a formula."""
+    """`text` (no nulls) with a `'` before every cell that starts like a formula; string
+    and large_string keep their type, other types come back as string."""
     if isinstance(text, pa.ChunkedArray):
-        return pa.chunked_array([_neutralised(chunk) for chunk in text.chunks], text.type)
+        kind = text.type if text.type in _OFFSET_TYPES else pa.string()
+        return pa.chunked_array([_neutralised(chunk) for chunk in text.chunks], kind)
     return _neutralised(text)
 
 
 def _neutralised(text: pa.Array) -> pa.Array:
+    if text.type not in _OFFSET_TYPES:  # another text type (none comes from the store)
+        text = text.cast(pa.string())
     risky = _risky(text)
     if not risky.any():
         return text
@@ -38,14 +42,11 @@ def _neutralised(text: pa.Array) -> pa.Array:
 
 
 def _risky(text: pa.Array) -> np.ndarray:
-    offset_type = _OFFSET_TYPES.get(text.type)
-    if offset_type is None:  # another text type: Arrow's kernels
-        first = pc.binary_slice(pc.cast(text, pa.binary()), 0, 1)
-        found = pc.is_in(first, value_set=pa.array([p.encode() for p in FORMULA_PREFIXES]))
-        return np.asarray(pc.fill_null(found, False), dtype=bool)
+    """True where a cell's first byte is a formula prefix (`text`: string or large_string)."""
     _, offsets_buffer, data_buffer = text.buffers()
     if len(text) == 0 or data_buffer is None or data_buffer.size == 0:
         return np.zeros(len(text), dtype=bool)
+    offset_type = _OFFSET_TYPES[text.type]
     width = np.dtype(offset_type).itemsize
     offsets = np.frombuffer(
         offsets_buffer, dtype=offset_type, count=len(text) + 1, offset=width * text.offset

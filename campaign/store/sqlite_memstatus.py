@@ -41,7 +41,10 @@ def memory_statistics_off() -> bool:
     with _lock:
         if not _tried:
             _tried = True
-            _off = _turn_off()
+            try:
+                _off = _turn_off()
+            except (sqlite3.Error, OSError, ValueError):  # an optimisation: never a failure
+                _off = False
         return _off
 
 
