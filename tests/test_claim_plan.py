@@ -31,6 +31,22 @@ def test_take_and_taken_search_the_primary_key(tmp_path):
         engine.dispose()
 
 
+def test_the_one_statement_claim_finds_the_next_by_seq_and_sets_them_by_key(tmp_path):
+    """SQLite's claim of a plain round (UPDATE ... RETURNING): the next pending batches in
+    seq order straight from ix_batches_state (no sort of every pending batch), then each set
+    by its primary key."""
+    engine = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        claim = claim_statements("sqlite").claim
+        assert claim is not None
+        plan = _query_plan(engine, claim)
+        assert "SEARCH batches USING COVERING INDEX sqlite_autoindex_batches_1" in plan, plan
+        assert "SEARCH next USING INDEX ix_batches_state (campaign_id=? AND state=?)" in plan
+        assert "TEMP B-TREE" not in plan and "SCAN" not in plan, plan
+    finally:
+        engine.dispose()
+
+
 def test_postgresql_statements_compare_the_state_plainly():
     text = str(claim_statements("postgresql").take)
     assert "batches.state = " in text and "+" not in text.split("WHERE", 1)[1]

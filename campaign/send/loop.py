@@ -66,7 +66,7 @@ from campaign.store.batches import (
     batch_figures,
     settle_and_claim,
 )
-from campaign.store.engine import StoreFailure, first_line
+from campaign.store.engine import StoreFailure, autocommit, first_line
 
 #: Refusals after which no queued request leaves before the loop decides.
 HOLDING_ACTIONS = frozenset({Action.STOP_RUN, Action.WAIT_WINDOW})
@@ -167,13 +167,11 @@ class SendLoop:
         self.last_progress = 0.0
         self.store_failures = 0  # settle_and_claim failures in a row
         self.conn: Connection | None = None  # the loop's store connection (its rounds)
-        # PostgreSQL, when its rounds can be one statement (no shared pace to take tokens
-        # from, no budget on the mobiles: store/batches.py): a second connection, in
-        # autocommit mode, for them
+        # when its rounds can be plain (no shared pace to take tokens from, no budget on the
+        # mobiles: store/batches.py): a second connection, in autocommit mode, for them (one
+        # statement a round on PostgreSQL, two on SQLite, no BEGIN and COMMIT)
         self.single_rounds = (
-            engine.dialect.name == "postgresql"
-            and not (self.pace is not None and self.pace.limited)
-            and budget.remaining is None
+            not (self.pace is not None and self.pace.limited) and budget.remaining is None
         )
         self.autocommit: Connection | None = None
         self.started = self.now()
@@ -364,8 +362,7 @@ class SendLoop:
             if self.conn is None:
                 self.conn = self.engine.connect()
             if self.autocommit is None and self.single_rounds:
-                self.autocommit = self.engine.connect()
-                self.autocommit.execution_options(isolation_level="AUTOCOMMIT")
+                self.autocommit = autocommit(self.engine)
             claim_round = settle_and_claim(
                 self.conn,
                 self.campaign_id,

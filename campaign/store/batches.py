@@ -136,12 +136,17 @@ def settle_and_claim(
 
     `engine` may be a Connection the caller holds for its rounds (the send loop: no pool
     checkout, and on PostgreSQL no ping, per round); it has no transaction between calls.
-    `autocommit`: a connection of the same store in autocommit mode, for a round that is
-    one statement (its own transaction: no BEGIN and COMMIT round trips around it).
+    `autocommit`: a connection of the same store from `engine.autocommit`, for a plain
+    round (`_plain_round`): on PostgreSQL one statement, its own transaction (no BEGIN and
+    COMMIT round trips around it); on SQLite the answers and the claim as two statements
+    that commit themselves (`_autocommit_round`). The claims are committed all the same.
     """
     if not results and limit <= 0:
         return ClaimRound([], _read_state(engine, campaign_id))
     dialect = engine.dialect.name
+    plain = _plain_round(results, limit, max_mobiles, pace)
+    if autocommit is not None and dialect == "sqlite" and plain:
+        return _autocommit_round(autocommit, campaign_id, worker_id, results, limit)
     one_statement = _one_statement_round(dialect, results, limit, max_mobiles, pace)
     if one_statement is not None and autocommit is not None:
         return _pop_round(autocommit, campaign_id, worker_id, results, limit, one_statement)
@@ -160,6 +165,17 @@ def settle_and_claim(
         return _paced_claim(conn, campaign_id, worker_id, candidates, pace, state)
 
 
+def _plain_round(
+    results: Sequence[BatchResult], limit: int, max_mobiles: int | None, pace: Pace | None
+) -> bool:
+    """True when the round needs nothing but a claim and its final answers: only final
+    answers (a group of them at most), no budget limit on the mobiles, no shared pace to
+    take tokens from (a round of one statement on PostgreSQL, two on SQLite)."""
+    if limit <= 0 or max_mobiles is not None or (pace is not None and pace.limited):
+        return False
+    return len(results) <= RECORD_CHUNK and all(r.state != BatchState.PENDING for r in results)
+
+
 def _one_statement_round(
     dialect: str,
     results: Sequence[BatchResult],
@@ -168,16 +184,39 @@ def _one_statement_round(
     pace: Pace | None,
 ) -> Select[Any] | None:
     """The statement that records `results` and claims in one round trip (PostgreSQL),
-    when the round needs nothing else: only final answers (a group of them at most), no
-    budget limit on the mobiles, no shared pace to take tokens from. Else None."""
+    when the round is plain (`_plain_round`). Else None."""
     sql = claim_statements(dialect)
-    if sql.pop is None or sql.settle_and_pop is None or limit <= 0:
+    if sql.pop is None or sql.settle_and_pop is None:
         return None
-    if max_mobiles is not None or (pace is not None and pace.limited):
-        return None
-    if len(results) > RECORD_CHUNK or any(r.state == BatchState.PENDING for r in results):
+    if not _plain_round(results, limit, max_mobiles, pace):
         return None
     return sql.settle_and_pop if results else sql.pop
+
+
+def _autocommit_round(
+    conn: Connection,
+    campaign_id: int,
+    worker_id: str,
+    results: Sequence[BatchResult],
+    limit: int,
+) -> ClaimRound:
+    """SQLite, a plain round (`_plain_round`) on a connection of `engine.autocommit`: the
+    final answers, then the claim, each a statement that commits itself (the claim before
+    this returns: its rows are read to the end). Two driver calls and no BEGIN or COMMIT: the
+    loop's thread takes the interpreter back fewer times while the request threads want it.
+    The answers and the claim need not be one transaction: answers written twice change
+    nothing the second time (they only touch this worker's `sending` batches), and a claim
+    that fails after them leaves nothing claimed."""
+    sql = claim_statements("sqlite")
+    assert sql.claim is not None
+    mine = {"cid": campaign_id, "worker": worker_id, "now": utcnow()}
+    if results:
+        conn.execute(sql.settle, {**mine, "answers": _final_answers(results)})
+    rows = conn.execute(sql.claim, {**mine, "lim": limit}).all()
+    if not rows:  # nothing pending, or the campaign is not `sending`: which one
+        return ClaimRound([], _state(conn, campaign_id))
+    candidates = sorted((_Candidate(*row) for row in rows), key=lambda c: c.seq)
+    return ClaimRound(_claimed(campaign_id, candidates), CampaignState.SENDING)
 
 
 def _pop_round(

@@ -57,6 +57,10 @@ class ClaimStatements:
     # with their new attempts); `pop` the same without answers
     settle_and_pop: Select[Any] | None
     pop: Select[Any] | None
+    # SQLite only (else None): the claim of a round in one statement, whose rows are the
+    # batches claimed (CANDIDATE_COLUMNS, their attempts before the claim); none unless the
+    # campaign is `sending`. With `settle` before it, a round of two autocommit statements.
+    claim: Update | None
 
 
 @cache
@@ -115,6 +119,7 @@ def claim_statements(dialect: str) -> ClaimStatements:
         .values(state=BatchState.PENDING, claimed_by=None, attempts=batches.c.attempts - 1),
         settle_and_pop=_pop(campaign_state, settle) if dialect == "postgresql" else None,
         pop=_pop(campaign_state, None) if dialect == "postgresql" else None,
+        claim=_claim(campaign_state) if dialect == "sqlite" else None,
     )
 
 
@@ -139,11 +144,7 @@ def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
     locked = _next_pending(
         batches.c.campaign_id, batches.c.batch_id, sending=state == CampaignState.SENDING
     ).cte("locked")
-    # the claimed batches as the candidates read them: their attempts before this claim
-    returned = [
-        (batches.c.attempts - 1).label(name) if name == "attempts" else batches.c[name]
-        for name in CANDIDATE_COLUMNS
-    ]
+    returned = _as_read()  # the claimed batches as the candidates read them
     took = (
         update(batches)
         .where(
@@ -161,6 +162,39 @@ def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
         settled = settle.returning(batches.c.batch_id).cte("settled")
         columns.append(select(func.count()).select_from(settled).scalar_subquery().label("settled"))
     return select(*columns)
+
+
+def _claim(campaign_state: Select[Any]) -> Update:
+    """SQLite: set the next `lim` pending batches `sending` and return them, in ONE
+    statement (the whole of it runs under the write lock: a compare-and-set needs no
+    re-check); nothing is claimed unless the campaign is `sending`. The batches are named by
+    their primary keys, found by seq through ix_batches_state (tests/test_claim_plan.py)."""
+    pending = batches.alias("next")
+    chosen = (
+        select(pending.c.batch_id)
+        .where(
+            pending.c.campaign_id == bindparam("cid"),
+            pending.c.state == BatchState.PENDING,
+            campaign_state.scalar_subquery() == CampaignState.SENDING,
+        )
+        .order_by(pending.c.seq)
+        .limit(bindparam("lim"))
+    )
+    return (
+        update(batches)
+        .where(batches.c.campaign_id == bindparam("cid"), batches.c.batch_id.in_(chosen))
+        .values(**_claimed())
+        .returning(*_as_read())
+    )
+
+
+def _as_read() -> list[ColumnElement[Any]]:
+    """CANDIDATE_COLUMNS of the batches a claim has just set (returned by it) as the
+    candidates read them before: their attempts one fewer."""
+    return [
+        (batches.c.attempts - 1).label(name) if name == "attempts" else batches.c[name]
+        for name in CANDIDATE_COLUMNS
+    ]
 
 
 def _not_an_index(column: Any, dialect: str) -> ColumnElement[Any]:

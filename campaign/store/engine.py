@@ -32,6 +32,9 @@ R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The execution option that marks a write transaction (set by `write`, read by _sqlite_begin).
 WRITE_OPTION = "campaign_write"
+#: A Connection with this execution option set runs each statement as its own transaction
+#: on SQLite (no BEGIN: the driver is in autocommit mode; see `autocommit`).
+AUTOCOMMIT_OPTION = "campaign_autocommit"
 
 
 def _upgrade_1_to_2(conn: Connection) -> None:
@@ -201,13 +204,34 @@ def write(bind: Engine | Connection) -> Iterator[Connection]:
         bind.execution_options(**{WRITE_OPTION: False})
 
 
+def autocommit(engine: Engine) -> Connection:
+    """A connection of `engine` on which each statement is its own transaction, committed
+    when it has run (its result read to the end): a round of the send loop that is one or
+    two statements needs no BEGIN and COMMIT around them.
+
+    PostgreSQL: the AUTOCOMMIT isolation level. SQLite: the driver is always in autocommit
+    mode here (`_sqlite_pragmas`); the connection only tells `_sqlite_begin` not to begin
+    (SQLAlchemy's own AUTOCOMMIT level would set pysqlite's isolation level back to a
+    deferred BEGIN of its own when the connection goes back to the pool)."""
+    conn = engine.connect()
+    if conn.dialect.name == "sqlite":
+        conn.execution_options(**{AUTOCOMMIT_OPTION: True})
+    else:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
 def _sqlite_begin(conn: Connection) -> None:
     """A write transaction (`write`) takes the write lock at once: BEGIN IMMEDIATE. Any other
     transaction, the store's reads (`engine.connect()`, begun by SQLAlchemy on the first
     statement), is a deferred BEGIN: in WAL mode it reads its snapshot while a writer works,
     so `status` or an export never queue behind a send. Public API only: the `begin` event
-    and the connection's execution options (no subclass of Connection)."""
-    if conn.get_execution_options().get(WRITE_OPTION, False):
+    and the connection's execution options (no subclass of Connection). A connection of
+    `autocommit` begins nothing: each of its statements commits itself."""
+    options = conn.get_execution_options()
+    if options.get(AUTOCOMMIT_OPTION, False):
+        return
+    if options.get(WRITE_OPTION, False):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
@@ -283,6 +307,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "OperationalError",
     "StoreFailure",
+    "autocommit",
     "first_line",
     "is_sqlite",
     "open_store",
