@@ -97,17 +97,21 @@ def test_nothing_is_claimed_from_a_paused_campaign_but_the_answers_are_kept(engi
     assert (counts["accepted"], counts["pending"], counts["sending"]) == (1, 11, 0)
 
 
-def test_workers_claiming_at_once_never_share_a_batch(pg_engine):
-    engine = pg_engine
-    cid = _sending(engine, n=401)  # 400 batches
-    claimed: dict[str, list[str]] = {"w1": [], "w2": [], "w3": []}
+def _claim_at_once(engine, cid: int, autocommitted: dict[str, bool]) -> dict[str, list[str]]:
+    """Claimers (their names: whether in plain autocommit rounds) claiming and answering
+    until nothing is left, each round begun at once in all of them; the batches each took."""
+    claimed: dict[str, list[str]] = {worker: [] for worker in autocommitted}
     errors: list[BaseException] = []
+    rounds = threading.Barrier(len(autocommitted))
 
     def work(worker: str) -> None:
         answers: list[BatchResult] = []
+        auto = autocommit(engine) if autocommitted[worker] else None
         try:
             while True:
-                round_ = settle_and_claim(engine, cid, worker, answers, 7)
+                with contextlib.suppress(threading.BrokenBarrierError):  # one is done
+                    rounds.wait(10)
+                round_ = settle_and_claim(engine, cid, worker, answers, 7, autocommit=auto)
                 answers = [
                     BatchResult(b.batch_id, BatchState.ACCEPTED, f"m-{b.batch_id}", "0")
                     for b in round_.batches
@@ -117,6 +121,10 @@ def test_workers_claiming_at_once_never_share_a_batch(pg_engine):
                     return
         except BaseException as exc:  # reported below
             errors.append(exc)
+        finally:
+            rounds.abort()
+            if auto is not None:
+                auto.close()
 
     threads = [threading.Thread(target=work, args=(w,)) for w in claimed]
     for thread in threads:
@@ -124,6 +132,13 @@ def test_workers_claiming_at_once_never_share_a_batch(pg_engine):
     for thread in threads:
         thread.join(60)
     assert not errors
+    return claimed
+
+
+def test_workers_claiming_at_once_never_share_a_batch(pg_engine):
+    engine = pg_engine
+    cid = _sending(engine, n=401)  # 400 batches
+    claimed = _claim_at_once(engine, cid, {"w1": False, "w2": False, "w3": False})
     every = [batch for ids in claimed.values() for batch in ids]
     assert len(every) == len(set(every)) == 400
     assert batch_state_counts(engine, cid)["accepted"] == 400
@@ -249,38 +264,7 @@ def test_sqlite_claimers_at_once_never_share_a_batch(sqlite_engine):
     transactions (BEGIN IMMEDIATE): the claim's one statement is a compare-and-set."""
     engine = sqlite_engine
     cid = _sending(engine, n=301)  # 300 batches
-    claimed: dict[str, list[str]] = {"w1": [], "w2": [], "w3": []}
-    errors: list[BaseException] = []
-    rounds = threading.Barrier(3)  # each round begins at once in the three
-
-    def work(worker: str) -> None:
-        answers: list[BatchResult] = []
-        auto = autocommit(engine) if worker != "w3" else None
-        try:
-            while True:
-                with contextlib.suppress(threading.BrokenBarrierError):  # one is done
-                    rounds.wait(10)
-                round_ = settle_and_claim(engine, cid, worker, answers, 7, autocommit=auto)
-                answers = [
-                    BatchResult(b.batch_id, BatchState.ACCEPTED, f"m-{b.batch_id}", "0")
-                    for b in round_.batches
-                ]
-                claimed[worker] += [b.batch_id for b in round_.batches]
-                if not round_.batches:
-                    return
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            rounds.abort()
-            if auto is not None:
-                auto.close()
-
-    threads = [threading.Thread(target=work, args=(w,)) for w in claimed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
+    claimed = _claim_at_once(engine, cid, {"w1": True, "w2": True, "w3": False})
     every = [batch for ids in claimed.values() for batch in ids]
     assert len(every) == len(set(every)) == 300
     assert all(claimed.values())  # each of them claimed some
