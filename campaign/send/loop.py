@@ -170,7 +170,7 @@ class SendLoop:
         # when its rounds can be plain (no shared pace to take tokens from, no budget on the
         # mobiles: store/batches.py): a second connection, in autocommit mode, for them (one
         # statement a round on PostgreSQL, two on SQLite, no BEGIN and COMMIT)
-        self.single_rounds = (
+        self.plain_rounds = (
             not (self.pace is not None and self.pace.limited) and budget.remaining is None
         )
         self.autocommit: Connection | None = None
@@ -361,7 +361,7 @@ class SendLoop:
         try:
             if self.conn is None:
                 self.conn = self.engine.connect()
-            if self.autocommit is None and self.single_rounds:
+            if self.autocommit is None and self.plain_rounds:
                 self.autocommit = autocommit(self.engine)
             claim_round = settle_and_claim(
                 self.conn,

@@ -145,9 +145,9 @@ def settle_and_claim(
         return ClaimRound([], _read_state(engine, campaign_id))
     dialect = engine.dialect.name
     plain = _plain_round(results, limit, max_mobiles, pace)
-    if autocommit is not None and dialect == "sqlite" and plain:
+    if plain and autocommit is not None and dialect == "sqlite":
         return _autocommit_round(autocommit, campaign_id, worker_id, results, limit)
-    one_statement = _one_statement_round(dialect, results, limit, max_mobiles, pace)
+    one_statement = _one_statement_round(dialect, results) if plain else None
     if one_statement is not None and autocommit is not None:
         return _pop_round(autocommit, campaign_id, worker_id, results, limit, one_statement)
     with write(engine) as conn:
@@ -176,20 +176,10 @@ def _plain_round(
     return len(results) <= RECORD_CHUNK and all(r.state != BatchState.PENDING for r in results)
 
 
-def _one_statement_round(
-    dialect: str,
-    results: Sequence[BatchResult],
-    limit: int,
-    max_mobiles: int | None,
-    pace: Pace | None,
-) -> Select[Any] | None:
-    """The statement that records `results` and claims in one round trip (PostgreSQL),
-    when the round is plain (`_plain_round`). Else None."""
+def _one_statement_round(dialect: str, results: Sequence[BatchResult]) -> Select[Any] | None:
+    """The statement that records the final answers `results` and claims in one round trip
+    (PostgreSQL), for a plain round (`_plain_round`). None on SQLite."""
     sql = claim_statements(dialect)
-    if sql.pop is None or sql.settle_and_pop is None:
-        return None
-    if not _plain_round(results, limit, max_mobiles, pace):
-        return None
     return sql.settle_and_pop if results else sql.pop
 
 
