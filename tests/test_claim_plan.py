@@ -4,10 +4,18 @@ for each claim of a few dozen."""
 
 from __future__ import annotations
 
+import json
 import re
 
+from campaign.outcomes import CampaignState
 from campaign.store import open_store
+from campaign.store.batches import BatchResult, settle_and_claim
+from campaign.store.campaigns import create_campaign, set_state
 from campaign.store.claim_sql import claim_statements
+from campaign.store.engine import autocommit
+from campaign.store.statistics import forget_checks, refresh_statistics
+from campaign.timeutil import utcnow
+from tests.support.plans import small_plan
 
 
 def _query_plan(engine, statement) -> str:
@@ -50,3 +58,43 @@ def test_the_one_statement_claim_finds_the_next_by_seq_and_sets_them_by_key(tmp_
 def test_postgresql_statements_compare_the_state_plainly():
     text = str(claim_statements("postgresql").take)
     assert "batches.state = " in text and "+" not in text.split("WHERE", 1)[1]
+
+
+def _pg_plan(engine, statement, params: dict) -> str:
+    """EXPLAIN (not run) of `statement` with `params` on PostgreSQL."""
+    compiled = statement.compile(dialect=engine.dialect)
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        rows = raw.execute("EXPLAIN " + str(compiled), compiled.construct_params(params))
+        return "\n".join(row[0] for row in rows.fetchall())
+
+
+def test_answers_find_their_batches_by_primary_key_on_postgresql(pg_url):
+    """The answers' UPDATE names its batches: the primary key searched for the array of
+    their ids, never a bitmap scan of ix_batches_state (campaign_id, state), which reads
+    the dead index entry each earlier answer left, so each round read more than the last."""
+    engine = open_store(pg_url)
+    try:
+        cid = create_campaign(engine, small_plan(600, 1), name="plan", settings_snapshot={})
+        set_state(engine, cid, CampaignState.SENDING)
+        forget_checks()
+        assert refresh_statistics(engine, cid)  # as the send loop does before its rounds
+        ac = autocommit(engine)
+        claimed: list = []
+        for _ in range(12):  # answered rounds leave dead index entries behind
+            answers = [BatchResult(b.batch_id, "accepted", f"m{b.seq}", "0") for b in claimed]
+            claimed = settle_and_claim(ac, cid, "w1", answers, 32, autocommit=ac).batches
+        ac.close()
+        statements = claim_statements("postgresql")
+        answers = json.dumps([[b.batch_id, "accepted", "m", "0", None] for b in claimed])
+        params = {"cid": cid, "worker": "w1", "lim": 32, "now": utcnow(), "answers": answers}
+        for statement in (statements.settle, statements.settle_and_pop):
+            plan = _pg_plan(engine, statement, params)
+            assert "Bitmap Index Scan on ix_batches_state" not in plan, plan
+            by_key = (
+                r"on batches_pkey.*\n\s+"
+                r"Index Cond: \(\(campaign_id = \d+\) AND \(\(batch_id\)::text = ANY"
+            )
+            assert re.search(by_key, plan), plan
+    finally:
+        engine.dispose()

@@ -588,3 +588,36 @@ def test_the_loops_store_connection_killed_mid_run_is_replaced(pg_url, sim, monk
         assert all(count == 1 for count in _taken(sim).values())
     finally:
         engine.dispose()
+
+
+def test_a_send_on_postgresql_analyzes_a_new_campaign_before_its_first_round(
+    pg_url, sim, monkeypatch
+):
+    """The rounds' statements are planned once per connection: the planner must know the
+    campaign before the first (its answers find their batches by primary key only when it
+    knows how many batches the campaign holds; tests/test_claim_plan.py)."""
+    import campaign.send.loop as loop_module
+    from campaign.store.statistics import forget_checks
+
+    engine = open_store(pg_url)
+    try:
+        cid = _campaign(engine, n=601, per_batch=1)  # 600 requests: the planner must know
+        order: list[object] = []
+        refresh, rounds = loop_module.refresh_statistics, loop_module.settle_and_claim
+
+        def refreshed(*args, **kwargs):
+            order.append(refresh(*args, **kwargs))
+            return order[-1]
+
+        def claimed(*args, **kwargs):
+            order.append("round")
+            return rounds(*args, **kwargs)
+
+        monkeypatch.setattr(loop_module, "refresh_statistics", refreshed)
+        monkeypatch.setattr(loop_module, "settle_and_claim", claimed)
+        forget_checks()
+        report = _send(engine, cid, sim)
+        assert report.state == "finished" and report.count("accepted") == 600
+        assert "batches" in order[0] and set(order[1:]) == {"round"}, order[:3]
+    finally:
+        engine.dispose()

@@ -67,6 +67,7 @@ from campaign.store.batches import (
     settle_and_claim,
 )
 from campaign.store.engine import StoreFailure, autocommit, first_line
+from campaign.store.statistics import refresh_statistics
 
 #: Refusals after which no queued request leaves before the loop decides.
 HOLDING_ACTIONS = frozenset({Action.STOP_RUN, Action.WAIT_WINDOW})
@@ -175,6 +176,10 @@ class SendLoop:
         )
         self.autocommit: Connection | None = None
         self.started = self.now()
+        # PostgreSQL: the planner learns the campaign before the rounds' statements are
+        # planned (their answers find the batches by primary key, not by a scan of all of
+        # the campaign's; claim_sql._by_key)
+        refresh_statistics(engine, campaign_id)
         figures = batch_figures(engine, campaign_id)
         self.total = sum(f["batches"] for f in figures.values())
         self.recipients_total = sum(f["recipients"] for f in figures.values())

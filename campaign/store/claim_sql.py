@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Update,
     and_,
+    any_,
     bindparam,
     cast,
     func,
@@ -65,7 +66,7 @@ class ClaimStatements:
 
 @cache
 def claim_statements(dialect: str) -> ClaimStatements:
-    mine = _mine()
+    mine = _mine(dialect)
     ids = batches.c.batch_id.in_(bindparam("ids", expanding=True))
     state = _not_an_index(batches.c.state, dialect)  # the batches are found by their ids
     answers = _answers(dialect, "new_state", "new_msgid", "new_code", "new_detail")
@@ -74,7 +75,7 @@ def claim_statements(dialect: str) -> ClaimStatements:
     candidates = _candidates(dialect)
     settle = (
         update(batches)
-        .where(mine, batches.c.batch_id == answers.c.bid)
+        .where(mine, batches.c.batch_id == answers.c.bid, *_by_key(dialect, answers))
         .values(
             state=answers.c.new_state,
             msgid=answers.c.new_msgid,
@@ -207,10 +208,31 @@ def _not_an_index(column: Any, dialect: str) -> ColumnElement[Any]:
     return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
-def _mine() -> ColumnElement[bool]:
+def _by_key(dialect: str, answers: CTE) -> list[ColumnElement[bool]]:
+    """PostgreSQL: the answered batch ids as an array the primary key is searched for
+    (`batch_id = ANY(ARRAY(SELECT bid FROM answers))`, an index condition beside the
+    campaign): without it the planner joined the answers to every batch of the campaign."""
+    if dialect != "postgresql":
+        return []
+    return [batches.c.batch_id == any_(func.array(select(answers.c.bid).scalar_subquery()))]
+
+
+def _no_state_index(column: Any) -> ColumnElement[Any]:
+    """PostgreSQL: `column` || '', which no index matches. Without statistics the planner
+    took ix_batches_state (campaign_id, state) to find a worker's `sending` batches for
+    their answers, in a bitmap scan, which reads every index entry of the state, dead ones
+    included: every earlier version of every batch answered so far (an update that changes
+    the state leaves one), so each round read more (17,664 entries and 721 pages at 18,000
+    batches sent, 1.2 ms of a 2 ms round) instead of the dozens of primary keys it names."""
+    return column.op("||")(literal("", String))
+
+
+def _mine(dialect: str) -> ColumnElement[bool]:
     """Batches this worker claimed: `sending`, or `unknown` if another run took it for an
-    orphan meanwhile (the real answer is better)."""
-    state = batches.c.state
+    orphan meanwhile (the real answer is better). The statements that use it name their
+    batches by id: on PostgreSQL the state is kept from the planner's index choices
+    (`_no_state_index`)."""
+    state = _no_state_index(batches.c.state) if dialect == "postgresql" else batches.c.state
     return and_(
         batches.c.campaign_id == bindparam("cid"),
         batches.c.claimed_by == bindparam("worker"),
