@@ -289,3 +289,28 @@ def test_an_autocommit_connection_leaves_the_pool_as_it_was(sqlite_engine):
         assert raw.in_transaction
     assert seen[0] == "BEGIN IMMEDIATE" and "BEGIN" in seen
     assert raw.isolation_level is None  # SQLAlchemy issues the BEGINs, not the driver
+
+
+def test_rounds_on_postgresql_keep_their_generic_plan_on_a_connection_of_their_own(pg_engine):
+    """The round is prepared by the driver after five runs; on the loop's autocommit
+    connection it keeps its generic plan (no planning per round), a setting that never
+    reaches the connections of the pool."""
+    engine = pg_engine
+    cid = _sending(engine, n=40)
+    conn = autocommit(engine)
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    claimed: list = []
+    for _ in range(8):
+        answers = [BatchResult(b.batch_id, BatchState.ACCEPTED, f"m{b.seq}", "0") for b in claimed]
+        claimed = settle_and_claim(conn, cid, "w1", answers, 3, autocommit=conn).batches
+    plans = conn.exec_driver_sql(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+        " WHERE starts_with(statement, 'WITH locked AS')"
+    ).all()
+    assert plans and all(generic >= 2 and custom == 0 for generic, custom in plans), plans
+    conn.close()
+    with engine.connect() as other:
+        assert other.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
+        backends = other.exec_driver_sql("SELECT pid FROM pg_stat_activity").scalars().all()
+    assert pid not in backends  # closed, not back in the pool
+    assert batch_state_counts(engine, cid)["accepted"] == 21

@@ -149,8 +149,9 @@ def _pop(campaign_state: Select[Any], settle: Update | None) -> Select[Any]:
     took = (
         update(batches)
         .where(
-            batches.c.campaign_id == locked.c.campaign_id,
+            batches.c.campaign_id == bindparam("cid"),
             batches.c.batch_id == locked.c.batch_id,
+            _any_of(locked.c.batch_id),
         )
         .values(**_claimed())
         .returning(*returned)
@@ -209,12 +210,16 @@ def _not_an_index(column: Any, dialect: str) -> ColumnElement[Any]:
 
 
 def _by_key(dialect: str, answers: CTE) -> list[ColumnElement[bool]]:
-    """PostgreSQL: the answered batch ids as an array the primary key is searched for
-    (`batch_id = ANY(ARRAY(SELECT bid FROM answers))`, an index condition beside the
-    campaign): without it the planner joined the answers to every batch of the campaign."""
-    if dialect != "postgresql":
-        return []
-    return [batches.c.batch_id == any_(func.array(select(answers.c.bid).scalar_subquery()))]
+    """PostgreSQL: the answered batches searched by primary key (`_any_of`)."""
+    return [_any_of(answers.c.bid)] if dialect == "postgresql" else []
+
+
+def _any_of(ids: ColumnElement[Any]) -> ColumnElement[bool]:
+    """PostgreSQL: `batch_id = ANY(ARRAY(SELECT ids))`, the batch ids of a CTE as an array
+    the primary key is searched for beside the campaign. A join on the ids alone is planned
+    by the CTE's estimated rows: with a generic plan (a prepared round: its `lim` unknown)
+    or without statistics the planner hashed every batch of the campaign instead."""
+    return batches.c.batch_id == any_(func.array(select(ids).scalar_subquery()))
 
 
 def _no_state_index(column: Any) -> ColumnElement[Any]:
