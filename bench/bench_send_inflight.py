@@ -18,7 +18,11 @@ of requests in flight:
 Printed: requests/s of each, the ratios the issue's targets speak of: lean / send
 (target <= 1.5) and bare / send (the bookkeeping; target <= 1.25), and the bookkeeping in
 absolute terms: the wall time per request send adds to the bare client (1/send - 1/bare,
-µs; a faster client makes the ratio larger for the same bookkeeping).
+µs; a faster client makes the ratio larger for the same bookkeeping). Then the CPU time
+per request of bare and of each send: this process (the client and its store), the
+simulator, and the local PostgreSQL server (its processes read from /proc, exited
+backends included; "-" where they cannot be read): on a machine of two cores the three
+share them, so the server's work per request costs requests/s as the client's does.
 """
 
 from __future__ import annotations
@@ -55,6 +59,46 @@ from campaign.plan import PlanOptions, make_plan  # noqa: E402
 from campaign.sender import SendPolicy, send_campaign  # noqa: E402
 from campaign.store import open_store  # noqa: E402
 from campaign.store.campaigns import create_campaign  # noqa: E402
+
+
+def _ticks(stat: str) -> float:
+    """Seconds of CPU in a /proc/PID/stat line: its own and its reaped children's."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float | None:
+    """CPU seconds of the local PostgreSQL server's processes so far (None: unreadable)."""
+    total, seen = 0.0, False
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().startswith("postgres"):
+                total, seen = total + _ticks((entry / "stat").read_text()), True
+        except OSError:
+            continue
+    return total if seen else None
+
+
+class CpuMeter:
+    """CPU seconds per request of this process, the simulator and PostgreSQL in a span."""
+
+    def __init__(self, simulator_pid: int) -> None:
+        self.stat = Path(f"/proc/{simulator_pid}/stat")
+
+    def sample(self) -> tuple[float, float | None, float | None]:
+        try:
+            simulator: float | None = _ticks(self.stat.read_text())
+        except OSError:
+            simulator = None
+        return time.process_time(), simulator, postgres_cpu()
+
+    def per_request(self, before: tuple, after: tuple, requests: int) -> str:
+        """`client / simulator / PostgreSQL` µs per request."""
+        parts = [
+            "-" if a is None or b is None else f"{1e6 * (a - b) / requests:.0f}"
+            for b, a in zip(before, after, strict=True)
+        ]
+        return " / ".join(parts)
 
 
 def lean_loop(gateway: GatewaySettings, jobs: list[tuple[list[str], str]], inflight: int) -> float:
@@ -95,17 +139,23 @@ def lean_loop(gateway: GatewaySettings, jobs: list[tuple[list[str], str]], infli
     return len(bodies) / elapsed
 
 
-def timed_send(url: str, plan: object, gateway: GatewaySettings, inflight: int) -> float:
+def timed_send(
+    url: str, plan: object, gateway: GatewaySettings, inflight: int, meter: CpuMeter
+) -> tuple[float, str]:
+    """requests/s of the send, and its CPU per request (CpuMeter.per_request) from the
+    start of send_campaign to its end (the campaign's creation not included)."""
     engine = open_store(url)
     try:
         campaign_id = create_campaign(engine, plan, name="bench", settings_snapshot={})
         settings = Settings(gateway=replace(gateway, rate=0.0))
         with GatewayClient(settings.gateway) as client:
+            before = meter.sample()
             report = send_campaign(
                 engine, campaign_id, client, settings, policy=SendPolicy(concurrency=inflight)
             )
+            cpu = meter.per_request(before, meter.sample(), report.requests_sent)
         assert report.state == "finished", report
-        return report.rate
+        return report.rate, cpu
     finally:
         engine.dispose()
 
@@ -128,22 +178,27 @@ def main() -> None:
         jobs = [(list(b.mobiles), b.text) for b in plan.batches]
         sim = SimulatorProcess(None)
         gateway = GatewaySettings(url=sim.url, account="demo", password="demo-secret")
-        rows = []
+        rows, cpu_rows = [], []
+        meter = CpuMeter(sim.process.pid)
         try:
             for inflight in levels:
                 lean = lean_loop(gateway, jobs, inflight)
+                start = meter.sample()
                 bare = bare_loop(gateway, plan, len(jobs), inflight)
-                sqlite = timed_send(
-                    f"sqlite:///{folder / f's{inflight}.db'}", plan, gateway, inflight
-                )
+                cpu = [meter.per_request(start, meter.sample(), len(jobs))]
+                sqlite_url = f"sqlite:///{folder / f's{inflight}.db'}"
+                sqlite, sqlite_cpu = timed_send(sqlite_url, plan, gateway, inflight, meter)
+                cpu.append(sqlite_cpu)
                 pg = None
                 schema = None if args.no_pg else pg_schema_url()
                 if schema:
                     try:
-                        pg = timed_send(schema[0], plan, gateway, inflight)
+                        pg, pg_cpu = timed_send(schema[0], plan, gateway, inflight, meter)
+                        cpu.append(pg_cpu)
                     finally:
                         drop_schema(schema[1])
                 rows.append((inflight, lean, bare, sqlite, pg))
+                cpu_rows.append((inflight, cpu))
                 print(f"  in flight {inflight}: done", flush=True)
         finally:
             sim.close()
@@ -163,6 +218,12 @@ def main() -> None:
             f"| {lean / sqlite:.2f}x | {bare / sqlite:.2f}x | {pg_ratios} "
             f"| {_cost(bare, sqlite)} µs | {pg_cost} |"
         )
+    print()
+    print("CPU µs per request: client / simulator / PostgreSQL server")
+    print("| in flight | bare | send SQLite | send PostgreSQL |")
+    print("|---:|---:|---:|---:|")
+    for inflight, cpu in cpu_rows:
+        print(f"| {inflight} | {' | '.join(cpu + ['-'] * (3 - len(cpu)))} |")
     print(
         f"load average at the end {os.getloadavg()[0]:.2f}; targets: lean / send <= 1.5x, "
         "bare / send <= 1.25x; bookkeeping: the wall time a request of send takes beyond one "
