@@ -106,7 +106,7 @@ def claim_statements(dialect: str) -> ClaimStatements:
         ),
         settle=settle,
         release=update(batches)
-        .where(mine, batches.c.batch_id == released.c.bid)
+        .where(mine, batches.c.batch_id == released.c.bid, *_by_key(dialect, released))
         .values(
             state=BatchState.PENDING,
             msgid=None,
@@ -200,12 +200,21 @@ def _as_read() -> list[ColumnElement[Any]]:
 
 
 def _not_an_index(column: Any, dialect: str) -> ColumnElement[Any]:
-    """On SQLite, `column` behind a unary "+", which keeps the planner from searching an
-    index on it: without ANALYZE statistics it took ix_batches_state (campaign_id, state)
-    for the claim, reading every pending batch of the campaign for each claim (slower and
-    slower as the campaign grows) instead of the dozens of primary keys it names."""
-    if dialect != "sqlite":
-        return column
+    """`column` in a form no index matches, for statements that name their batches by id
+    (the primary key is what they should search).
+
+    SQLite: behind a unary "+". Without ANALYZE statistics the planner took
+    ix_batches_state (campaign_id, state) for the claim, reading every pending batch of the
+    campaign for each claim (slower and slower as the campaign grows) instead of the dozens
+    of primary keys it names.
+
+    PostgreSQL: `column || ''`. Without statistics the planner took ix_batches_state to
+    find a worker's `sending` batches for their answers, in a bitmap scan, which reads
+    every index entry of the state, dead ones included: every earlier version of every
+    batch answered so far (an update that changes the state leaves one), so each round read
+    more (17,664 entries and 721 pages at 18,000 batches sent, 1.2 ms of a 2 ms round)."""
+    if dialect == "postgresql":
+        return column.op("||")(literal("", String))
     return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
@@ -222,22 +231,14 @@ def _any_of(ids: ColumnElement[Any]) -> ColumnElement[bool]:
     return batches.c.batch_id == any_(func.array(select(ids).scalar_subquery()))
 
 
-def _no_state_index(column: Any) -> ColumnElement[Any]:
-    """PostgreSQL: `column` || '', which no index matches. Without statistics the planner
-    took ix_batches_state (campaign_id, state) to find a worker's `sending` batches for
-    their answers, in a bitmap scan, which reads every index entry of the state, dead ones
-    included: every earlier version of every batch answered so far (an update that changes
-    the state leaves one), so each round read more (17,664 entries and 721 pages at 18,000
-    batches sent, 1.2 ms of a 2 ms round) instead of the dozens of primary keys it names."""
-    return column.op("||")(literal("", String))
-
-
 def _mine(dialect: str) -> ColumnElement[bool]:
     """Batches this worker claimed: `sending`, or `unknown` if another run took it for an
     orphan meanwhile (the real answer is better). The statements that use it name their
     batches by id: on PostgreSQL the state is kept from the planner's index choices
-    (`_no_state_index`)."""
-    state = _no_state_index(batches.c.state) if dialect == "postgresql" else batches.c.state
+    (`_not_an_index`; SQLite, which updates rows in place, finds the few `sending` ones)."""
+    state: ColumnElement[Any] = batches.c.state
+    if dialect == "postgresql":
+        state = _not_an_index(state, dialect)
     return and_(
         batches.c.campaign_id == bindparam("cid"),
         batches.c.claimed_by == bindparam("worker"),
