@@ -226,7 +226,8 @@ def autocommit(engine: Engine) -> Connection:
         return conn
     conn.execution_options(isolation_level="AUTOCOMMIT")
     conn.detach()
-    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+    if (conn.dialect.server_version_info or (0,)) >= (12,):  # the setting came in 12
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
     return conn
 
 
