@@ -51,6 +51,7 @@ from bench_send import (  # noqa: E402
     make_csv,
     pg_schema_url,
 )
+from bench_workers import cpu_seconds  # noqa: E402
 
 from campaign.config import GatewaySettings, Settings  # noqa: E402
 from campaign.contacts import read_contacts  # noqa: E402
@@ -61,36 +62,27 @@ from campaign.store import open_store  # noqa: E402
 from campaign.store.campaigns import create_campaign  # noqa: E402
 
 
-def _ticks(stat: str) -> float:
-    """Seconds of CPU in a /proc/PID/stat line: its own and its reaped children's."""
-    fields = stat.rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 def postgres_cpu() -> float | None:
-    """CPU seconds of the local PostgreSQL server's processes so far (None: unreadable)."""
-    total, seen = 0.0, False
+    """CPU seconds of the local PostgreSQL server's processes so far, exited backends
+    included (None: none found)."""
+    pids = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             if (entry / "comm").read_text().startswith("postgres"):
-                total, seen = total + _ticks((entry / "stat").read_text()), True
+                pids.append(int(entry.name))
         except OSError:
             continue
-    return total if seen else None
+    return sum(cpu_seconds(pid, children=True) for pid in pids) if pids else None
 
 
 class CpuMeter:
     """CPU seconds per request of this process, the simulator and PostgreSQL in a span."""
 
     def __init__(self, simulator_pid: int) -> None:
-        self.stat = Path(f"/proc/{simulator_pid}/stat")
+        self.simulator = simulator_pid
 
-    def sample(self) -> tuple[float, float | None, float | None]:
-        try:
-            simulator: float | None = _ticks(self.stat.read_text())
-        except OSError:
-            simulator = None
-        return time.process_time(), simulator, postgres_cpu()
+    def sample(self) -> tuple[float, float, float | None]:
+        return time.process_time(), cpu_seconds(self.simulator), postgres_cpu()
 
     def per_request(self, before: tuple, after: tuple, requests: int) -> str:
         """`client / simulator / PostgreSQL` µs per request."""

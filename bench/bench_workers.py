@@ -70,13 +70,14 @@ class Run:
     cpu: dict[str, float]  # CPU ms per request (workers, postgres, simulator), mid-run
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process so far (0 when it is gone)."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of a live process so far (0 when it is gone); with
+    `children`, those of its children it has reaped too (a server's exited backends)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def backends() -> list[int]:

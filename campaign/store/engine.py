@@ -227,7 +227,11 @@ def autocommit(engine: Engine) -> Connection:
     conn.execution_options(isolation_level="AUTOCOMMIT")
     conn.detach()
     if (conn.dialect.server_version_info or (0,)) >= (12,):  # the setting came in 12
-        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        try:
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        except StoreFailure:
+            conn.close()  # detached: nobody else would close it
+            raise
     return conn
 
 
